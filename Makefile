@@ -1,0 +1,42 @@
+# text2sql_mlops — `make repro` runs the pipeline, `make test` runs the tests.
+# Both create .venv and install everything first (fast and idempotent when nothing changed).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Our machines keep the CPU torch wheel in /opt/wheels; elsewhere pip uses PyPI.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q $(FIND_LINKS)
+
+.PHONY: setup test repro ui bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) --upgrade pip setuptools wheel
+	$(PIP_INSTALL) -c constraints.txt -e .
+	@touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+repro: setup
+	$(BIN)/dvc repro
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+# Re-resolve the pinned versions after a dependency change in pyproject.toml.
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > constraints.txt.new
+	@(echo "# Reproducible installs: exact versions resolved on Python 3.11 / Linux x86_64 (CPU torch)."; \
+	  echo "# Regenerate with \`make lock\` after changing dependencies in pyproject.toml."; \
+	  cat constraints.txt.new) > constraints.txt && rm constraints.txt.new
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,58 @@
+"""Shared fixtures: small real SQLite databases and the optional Spider train split."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SPIDER_TRAIN = REPO.parent / "shared" / "spider-train"
+
+
+@pytest.fixture
+def spider_train() -> Path:
+    """The real Spider train split (139 databases); users' machines won't have it."""
+    if not (SPIDER_TRAIN / "train_spider.json").is_file():
+        pytest.skip(f"Spider train split not found at {SPIDER_TRAIN} (only on the project's machines)")
+    return SPIDER_TRAIN
+
+
+def make_db(path: Path, script: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.executescript(script)
+    conn.commit()
+    conn.close()
+    return path
+
+
+CONCERT_SQL = """
+CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, country TEXT, age INTEGER);
+CREATE TABLE concert (concert_id INTEGER PRIMARY KEY, concert_name TEXT, year INTEGER);
+CREATE TABLE singer_in_concert (concert_id INTEGER REFERENCES concert(concert_id),
+                                singer_id INTEGER REFERENCES singer(singer_id),
+                                PRIMARY KEY (concert_id, singer_id));
+INSERT INTO singer VALUES (1, 'Joe', 'France', 52), (2, 'Timbaland', 'United States', 32), (3, 'Justin', 'France', 29);
+INSERT INTO concert VALUES (1, 'Auditions', 2014), (2, 'Super bootcamp', 2015);
+INSERT INTO singer_in_concert VALUES (1, 1), (1, 2), (2, 3);
+"""
+
+
+@pytest.fixture
+def spider_layout(tmp_path: Path) -> Path:
+    """A minimal Spider-layout folder: one database, train and dev files, tables.json."""
+    import json
+
+    root = tmp_path / "spider"
+    make_db(root / "database" / "concert_singer" / "concert_singer.sqlite", CONCERT_SQL)
+    train = [
+        {"db_id": "concert_singer", "question": "How many singers are there?", "query": "SELECT count(*) FROM singer"},
+        {"db_id": "concert_singer", "question": "List singer names.", "query": "SELECT name FROM singer"},
+    ]
+    dev = [{"db_id": "concert_singer", "question": "What is the average age?", "query": "SELECT avg(age) FROM singer"}]
+    (root / "train_spider.json").write_text(json.dumps(train))
+    (root / "dev.json").write_text(json.dumps(dev))
+    (root / "tables.json").write_text(json.dumps([{"db_id": "concert_singer", "table_names_original": ["singer", "concert", "singer_in_concert"]}]))
+    return root

@@ -1,0 +1,140 @@
+"""Dataset ingestion: formats, aliases, stable ids, clear errors, import-spider."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from text2sql_mlops.data import import_spider, load_examples, validate_spider_layout
+from text2sql_mlops.errors import UserError
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "text2sql_mlops.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_spider_layout_folder_loads_each_split(spider_layout: Path):
+    train = load_examples(spider_layout, split="train")
+    dev = load_examples(spider_layout, split="dev")
+    assert [ex.question for ex in train] == ["How many singers are there?", "List singer names."]
+    assert len(dev) == 1 and dev[0].query == "SELECT avg(age) FROM singer"
+    assert Path(train[0].db_path) == (spider_layout / "database" / "concert_singer" / "concert_singer.sqlite").resolve()
+
+
+def test_aliases_and_jsonl_give_the_same_stable_ids(spider_layout: Path, tmp_path: Path):
+    spider = load_examples(spider_layout / "train_spider.json")
+    db = spider_layout / "database" / "concert_singer" / "concert_singer.sqlite"
+    aliased = tmp_path / "aliased.jsonl"
+    aliased.write_text(
+        json.dumps({"utterance": "How many singers are there?", "gold_sql": "SELECT count(*) FROM singer", "db_id": "concert_singer", "sqlite_path": str(db)}) + "\n\n"
+        + json.dumps({"nl": "List singer names.", "sql": "SELECT name FROM singer", "database_path": str(db)}) + "\n"
+    )
+    loaded = load_examples(aliased)
+    assert [ex.id for ex in loaded] == [ex.id for ex in spider]
+    assert loaded[1].db_id == "concert_singer"  # derived from the file name when absent
+
+
+def test_stable_id_ignores_whitespace_but_not_content(spider_layout: Path, tmp_path: Path):
+    base = load_examples(spider_layout / "train_spider.json")[0]
+    variant = tmp_path / "v.json"
+    variant.write_text(json.dumps([
+        {"db_id": "concert_singer", "question": "How many  singers are there?", "query": "SELECT count(*)\nFROM singer"},
+        {"db_id": "concert_singer", "question": "How many singers are there?", "query": "SELECT count(*) FROM singer WHERE 1"},
+    ]))
+    same, different = load_examples(variant, spider_layout / "database")
+    assert same.id == base.id and different.id != base.id
+
+
+def test_flat_db_root_layout(tmp_path: Path, spider_layout: Path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "concert_singer.sqlite").write_bytes((spider_layout / "database/concert_singer/concert_singer.sqlite").read_bytes())
+    (ex,) = load_examples(spider_layout / "dev.json", flat)
+    assert ex.db_path == str((flat / "concert_singer.sqlite").resolve())
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ('[{"db_id": "concert_singer", "query": "SELECT 1"}]', r"\[index 0\]: missing field 'question' \(accepted names: question, utterance, nl\)"),
+        ('[{"db_id": "concert_singer", "question": "q"}]', r"\[index 0\]: missing field 'query'"),
+        ('[{"db_id": "concert_singer", "question": "q", "sql": {"sel": 1}}]', r"field 'sql' must be a non-empty string.*WikiSQL"),
+        ('[{"question": "q", "query": "SELECT 1"}]', r"missing field 'db_id'"),
+        ('[1]', r"\[index 0\]: expected a JSON object"),
+        ('[{"db_id": "nope", "question": "q", "query": "SELECT 1"}]', r"database for db_id 'nope' not found; tried: .*nope/nope.sqlite, .*nope.sqlite"),
+    ],
+)
+def test_bad_json_records_name_file_index_and_field(spider_layout: Path, tmp_path: Path, content: str, expected: str):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    with pytest.raises(UserError, match=expected) as info:
+        load_examples(bad, spider_layout / "database")
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_jsonl_line_is_named(tmp_path: Path, spider_layout: Path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"db_id": "concert_singer", "question": "q", "query": "SELECT 1"}\n{"db_id": "concert_singer", "question": \n')
+    with pytest.raises(UserError, match=r"bad.jsonl:2: invalid JSON"):
+        load_examples(bad, spider_layout / "database")
+
+
+def test_cli_error_is_one_line_nonzero_and_writes_nothing(tmp_path: Path, spider_layout: Path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"db_id": "missing_db", "question": "q", "query": "SELECT 1"}]')
+    out = tmp_path / "summary.json"
+    result = run_cli("data", "validate", str(bad), "--db-root", str(spider_layout / "database"), "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and "missing_db" in result.stderr
+    assert not out.exists()
+
+
+def test_cli_validate_writes_summary(tmp_path: Path, spider_layout: Path):
+    out = tmp_path / "summary.json"
+    result = run_cli("data", "validate", str(spider_layout), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(out.read_text())
+    assert summary["examples"] == 2 and summary["databases"] == 1 and summary["duplicate_ids"] == 0
+
+
+def test_import_spider_from_folder_and_zip(tmp_path: Path, spider_layout: Path):
+    dest = tmp_path / "data" / "spider"
+    summary = import_spider(spider_layout, dest)
+    assert summary.databases == 1 and summary.splits == {"train": 2, "dev": 1}
+    assert (dest / "database/concert_singer/concert_singer.sqlite").is_file()
+    with pytest.raises(UserError, match="already exists; pass --force"):
+        import_spider(spider_layout, dest)
+
+    archive = tmp_path / "spider.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in spider_layout.rglob("*"):
+            zf.write(file, Path("spider") / file.relative_to(spider_layout))
+    summary = import_spider(archive, dest, force=True)
+    assert summary.splits == {"train": 2, "dev": 1}
+    assert not [p for p in dest.parent.iterdir() if p.name != "spider"], "no temporary folders left behind"
+
+
+def test_import_spider_refuses_missing_database_and_leaves_nothing(tmp_path: Path, spider_layout: Path):
+    (spider_layout / "dev.json").write_text(json.dumps([{"db_id": "ghost_db", "question": "q", "query": "SELECT 1"}]))
+    dest = tmp_path / "out" / "spider"
+    with pytest.raises(UserError, match=r"dev.json\[index 0\]: database for db_id 'ghost_db' not found"):
+        import_spider(spider_layout, dest)
+    assert not dest.exists()
+
+
+def test_import_spider_cli_summary(tmp_path: Path, spider_layout: Path):
+    result = run_cli("data", "import-spider", str(spider_layout), "--dest", str(tmp_path / "imported"))
+    assert result.returncode == 0, result.stderr
+    assert "databases: 1" in result.stdout and "train: 2 questions, dev: 1 questions" in result.stdout
+
+
+def test_real_spider_train_layout(spider_train: Path):
+    summary = validate_spider_layout(spider_train)
+    assert summary.databases == 139 and summary.splits == {"train": 6890}
+    examples = load_examples(spider_train)
+    assert len({ex.id for ex in examples}) == 6882  # Spider repeats 8 (db, question, SQL) triples verbatim

@@ -1,0 +1,59 @@
+"""``text2sql-mlops``: one subcommand per stage; this file only dispatches.
+
+Each subcommand lives in its own module, which defines ``make_parser(prog)``
+and ``main(argv) -> int``; arguments are defined once, there. Modules are
+imported only when their subcommand runs, so commands that need no model
+(``exec``, ``score``, ``schema-recall``, ``data``) never import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, one-line help). Order is the order of the data flow.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("text2sql_mlops.data", "import, validate and generate datasets (import-spider, demo, validate)"),
+    "exec": ("text2sql_mlops.sandbox", "run one SQL query in the read-only sandbox; prints one JSON object"),
+    "score": ("text2sql_mlops.scoring", "execution accuracy with the official Spider semantics"),
+    "schema-recall": ("text2sql_mlops.schema", "gold-table recall of a schema retrieval mode"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: text2sql-mlops <command> [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `text2sql-mlops <command> --help` for the options of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        from . import __version__
+
+        print(f"text2sql-mlops {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    from .errors import UserError
+
+    try:
+        return int(module.main(rest, prog=f"text2sql-mlops {name}") or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
