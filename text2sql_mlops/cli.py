@@ -13,6 +13,7 @@ import sys
 
 # subcommand -> (module, one-line help). Order is the order of the data flow.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "model": ("text2sql_mlops.model", "prepare the base model folder (the embedded SmolLM2-135M-Instruct by default)"),
     "data": ("text2sql_mlops.data", "import, validate and generate datasets (import-spider, demo, validate)"),
     "exec": ("text2sql_mlops.sandbox", "run one SQL query in the read-only sandbox; prints one JSON object"),
     "score": ("text2sql_mlops.scoring", "execution accuracy with the official Spider semantics"),

@@ -1,0 +1,69 @@
+"""The CLI as users meet it: help, unknown commands, and model-free commands staying light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "transformers", "peft", "trl", "mlflow", "pandas")
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "text2sql_mlops.cli", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_help_lists_every_command():
+    from text2sql_mlops.cli import COMMANDS
+
+    result = run("--help")
+    assert result.returncode == 0
+    for name in COMMANDS:
+        assert f"  {name}" in result.stdout
+
+
+def test_unknown_command_is_one_line_and_nonzero():
+    result = run("frobnicate")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "unknown command 'frobnicate'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["exec", "--db", "{db}", "--sql", "SELECT name FROM singer"],
+        ["data", "validate", "{root}"],
+        ["score", "--gold", "{gold}", "--pred", "{gold_sql_only}", "--db", "{root}/database"],
+        ["schema-recall", "--dataset", "{root}/train_spider.json", "--db-root", "{root}/database", "--mode", "bm25_fk", "--top-k", "2"],
+    ],
+    ids=["exec", "data", "score", "schema-recall"],
+)
+def test_model_free_commands_never_import_torch(spider_layout: Path, tmp_path: Path, argv: list[str]):
+    examples = json.loads((spider_layout / "train_spider.json").read_text())
+    gold = tmp_path / "gold.sql"
+    gold.write_text("".join(f"{ex['query']}\t{ex['db_id']}\n" for ex in examples))
+    preds = tmp_path / "pred.sql"
+    preds.write_text("".join(f"{ex['query']}\n" for ex in examples))
+    fill = {"db": str(spider_layout / "database/concert_singer/concert_singer.sqlite"), "root": str(spider_layout), "gold": str(gold), "gold_sql_only": str(preds)}
+    args = [a.format(**fill) for a in argv]
+    probe = (
+        "import sys; from text2sql_mlops.cli import main; code = main(%r); "
+        "heavy = [m for m in %r if m in sys.modules]; print('HEAVY', heavy, file=sys.stderr); sys.exit(code)" % (args, HEAVY)
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr
+
+
+def test_exec_answers_in_under_a_second(spider_layout: Path):
+    db = spider_layout / "database/concert_singer/concert_singer.sqlite"
+    run("exec", "--db", str(db), "--sql", "SELECT 1")  # warm the OS file cache
+    start = time.perf_counter()
+    result = run("exec", "--db", str(db), "--sql", "SELECT name FROM singer ORDER BY name")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["rows"] == [["Joe"], ["Justin"], ["Timbaland"]]
+    assert elapsed < 1.0, f"exec took {elapsed:.2f}s"

