@@ -1,0 +1,441 @@
+"""Database catalogs, schema text for prompts, gold tables, and the ``schema-recall`` stage.
+
+A ``Catalog`` is what one SQLite file declares (tables, columns, declared
+types, primary and foreign keys), optionally enriched by Spider's tables.json:
+natural-language names ("student name" for ``Sname``) and foreign keys that
+Spider declares but the file lacks. Catalogs are cached per file and
+modification time, and the file is only ever opened read-only.
+
+``schema-recall`` measures how many gold tables a retrieval mode (see
+``retrieval.py``) puts in front of the model:
+
+    text2sql-mlops schema-recall --dataset train_spider.json --db-root database \\
+        --tables tables.json --mode bm25_fk --top-k 6 --fk-hops 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import re
+import sqlite3
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.scope import traverse_scope
+from tqdm import tqdm
+
+from .data import load_examples
+from .errors import UserError
+from .fileio import write_json
+from .records import Example
+from .retrieval import DEFAULT_FK_HOPS, DEFAULT_TOP_K, MODES, select_tables
+from .sandbox import database_uri
+
+# --------------------------------------------------------------------------- catalog
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = ""  # declared type as written ("VARCHAR(20)"); "" when none is declared
+    natural_name: str = ""  # tables.json ``column_names`` entry; "" without tables.json
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``columns`` of the owning table reference ``ref_columns`` of ``ref_table``."""
+
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    natural_name: str = ""  # tables.json ``table_names`` entry
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The tables of one database, in the order SQLite created them."""
+
+    db_id: str
+    db_path: str
+    tables: tuple[Table, ...]
+
+    @functools.cached_property
+    def table_names(self) -> tuple[str, ...]:
+        return tuple(table.name for table in self.tables)
+
+    @functools.cached_property
+    def _by_lower_name(self) -> dict[str, Table]:
+        return {table.name.lower(): table for table in self.tables}
+
+    def resolve(self, name: str) -> str | None:
+        """The catalog's spelling of table ``name`` (matched case-insensitively), or None."""
+        table = self._by_lower_name.get(name.lower())
+        return table.name if table else None
+
+    def table(self, name: str) -> Table:
+        """The table called ``name``, matched case-insensitively; KeyError when absent."""
+        try:
+            return self._by_lower_name[name.lower()]
+        except KeyError:
+            raise KeyError(f"no table {name!r} in database {self.db_id!r}") from None
+
+    def linked_tables(self, name: str) -> frozenset[str]:
+        """Tables joined to ``name`` by a foreign key, in either direction."""
+        return self._links[self.table(name).name]
+
+    @functools.cached_property
+    def _links(self) -> dict[str, frozenset[str]]:
+        links: dict[str, set[str]] = {name: set() for name in self.table_names}
+        for table in self.tables:
+            for key in table.foreign_keys:
+                target = self.resolve(key.ref_table)
+                if target and target != table.name:
+                    links[table.name].add(target)
+                    links[target].add(table.name)
+        return {name: frozenset(linked) for name, linked in links.items()}
+
+
+def load_catalog(db_path: str | os.PathLike, tables_json: str | os.PathLike | None = None, db_id: str | None = None) -> Catalog:
+    """The catalog of the SQLite file ``db_path``, enriched by ``tables_json`` when given.
+
+    ``db_id`` (default: the file name without extension, as in Spider's
+    ``database/<db_id>/<db_id>.sqlite``) picks the tables.json entry; a
+    database that tables.json does not list is used as SQLite declares it.
+    """
+    path = Path(db_path).resolve()
+    if not path.is_file():
+        raise UserError(f"database not found: {path}; check --db-root or the example's db_path")
+    spider_key = None
+    if tables_json is not None:
+        tables_path = Path(tables_json).resolve()
+        if not tables_path.is_file():
+            raise UserError(f"tables.json not found: {tables_path}")
+        spider_key = (str(tables_path), tables_path.stat().st_mtime_ns)
+    return _cached_catalog(str(path), path.stat().st_mtime_ns, db_id or path.stem, spider_key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_catalog(path: str, mtime_ns: int, db_id: str, spider_key: tuple[str, int] | None) -> Catalog:
+    # mtime_ns is only part of the key: a database rebuilt in place is read again.
+    tables = _read_sqlite(path)
+    entry = _spider_entries(*spider_key).get(db_id) if spider_key else None
+    if entry:
+        try:
+            tables = _with_spider_entry(tables, entry)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise UserError(f"{spider_key[0]}: the entry of {db_id!r} is not in Spider's tables.json format ({exc!r})") from None
+    return Catalog(db_id=db_id, db_path=path, tables=tuple(tables))
+
+
+def connect_read_only(db_path: str | os.PathLike) -> sqlite3.Connection:
+    # The sandbox's URI: mode=ro, percent-encoded path, and immutable for a
+    # WAL file, which mode=ro alone would give -wal and -shm companions.
+    return sqlite3.connect(database_uri(Path(db_path).resolve()), uri=True)
+
+
+def _read_sqlite(path: str) -> list[Table]:
+    try:
+        with contextlib.closing(connect_read_only(path)) as conn:
+            names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY rowid")]
+            tables = [_read_table(conn, name) for name in names]
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"cannot read database {path}: {exc}") from None
+    return _resolve_references(tables)
+
+
+def _read_table(conn: sqlite3.Connection, name: str) -> Table:
+    info = conn.execute("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (name,)).fetchall()
+    primary_key = tuple(column for column, _, position in sorted(info, key=lambda row: row[2]) if position)
+    # One row per column pair; rows sharing an id form one (composite) key.
+    # SQLite numbers keys last-declared first, so descending ids give declaration order.
+    rows = conn.execute('SELECT id, "table", "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id DESC, seq', (name,)).fetchall()
+    grouped: dict[int, list[tuple]] = {}
+    for key_id, *pair in rows:
+        grouped.setdefault(key_id, []).append(pair)
+    foreign_keys = tuple(
+        ForeignKey(columns=tuple(pair[1] for pair in pairs), ref_table=pairs[0][0], ref_columns=tuple(pair[2] for pair in pairs))
+        for pairs in grouped.values()
+    )
+    columns = tuple(Column(name=column, type=declared or "") for column, declared, _ in info)
+    return Table(name=name, columns=columns, primary_key=primary_key, foreign_keys=foreign_keys)
+
+
+def _resolve_references(tables: list[Table]) -> list[Table]:
+    """Spell referenced tables as the catalog does; fill implicit targets with their primary key.
+
+    ``REFERENCES people`` without columns means people's primary key, and
+    PRAGMA reports its target columns as NULL.
+    """
+    by_lower = {table.name.lower(): table for table in tables}
+    resolved = []
+    for table in tables:
+        keys = []
+        for key in table.foreign_keys:
+            target = by_lower.get(key.ref_table.lower())
+            if target is not None:
+                ref_columns = key.ref_columns if all(key.ref_columns) else target.primary_key
+                key = ForeignKey(key.columns, target.name, ref_columns)
+            keys.append(key)
+        resolved.append(dataclasses.replace(table, foreign_keys=tuple(keys)))
+    return resolved
+
+
+@functools.lru_cache(maxsize=16)
+def _spider_entries(path: str, mtime_ns: int) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entries = json.load(handle)
+        return {entry["db_id"]: entry for entry in entries}
+    except (OSError, json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}: not a Spider tables.json (a JSON list of objects with db_id): {exc}") from None
+
+
+def _with_spider_entry(tables: list[Table], entry: dict[str, Any]) -> list[Table]:
+    """Add tables.json's natural names and the foreign keys it declares that the file lacks.
+
+    Names are matched case-insensitively; tables.json tables or columns that
+    the file does not have are ignored.
+    """
+    position = {table.name.lower(): index for index, table in enumerate(tables)}
+    spelling = {(index, column.name.lower()): column.name for index, table in enumerate(tables) for column in table.columns}
+
+    def locate(column_index: int) -> tuple[int, str] | None:
+        """A tables.json column as (position of its table, column spelled as in the file)."""
+        table_index, column = entry["column_names_original"][column_index]
+        table = position.get(entry["table_names_original"][table_index].lower()) if table_index >= 0 else None
+        spelled = spelling.get((table, column.lower()))
+        return (table, spelled) if spelled else None
+
+    natural_tables = {original.lower(): natural for original, natural in zip(entry["table_names_original"], entry["table_names"])}
+    natural_columns = {found: natural for index, (_, natural) in enumerate(entry["column_names"]) if (found := locate(index))}
+
+    keys = [list(table.foreign_keys) for table in tables]
+    linked = {  # (table position, column, referenced table, referenced column), lowercased
+        (index, column.lower(), key.ref_table.lower(), ref_column.lower())
+        for index, table_keys in enumerate(keys)
+        for key in table_keys
+        for column, ref_column in zip(key.columns, key.ref_columns)
+        if ref_column  # NULL when the referenced table does not exist
+    }
+    for source_index, target_index in entry["foreign_keys"]:
+        source, target = locate(source_index), locate(target_index)
+        if source is None or target is None:
+            continue
+        target_table = tables[target[0]].name
+        link = (source[0], source[1].lower(), target_table.lower(), target[1].lower())
+        if link not in linked:
+            linked.add(link)
+            keys[source[0]].append(ForeignKey((source[1],), target_table, (target[1],)))
+
+    return [
+        dataclasses.replace(
+            table,
+            columns=tuple(dataclasses.replace(c, natural_name=natural_columns.get((index, c.name), "")) for c in table.columns),
+            foreign_keys=tuple(keys[index]),
+            natural_name=natural_tables.get(table.name.lower(), ""),
+        )
+        for index, table in enumerate(tables)
+    ]
+
+
+# --------------------------------------------------------------------------- schema text
+
+# Names SQLite refuses (or may refuse) as bare identifiers. Quoting one more
+# name than needed is harmless; quoting one less breaks the model's SQL.
+_RESERVED = frozenset(
+    """ALL ALTER AND AS BETWEEN BY CASE CHECK COLLATE COLUMN CONSTRAINT CREATE CROSS DEFAULT
+    DELETE DISTINCT DROP ELSE END ESCAPE EXCEPT EXISTS FOREIGN FROM FULL GLOB GROUP HAVING IN
+    INDEX INNER INSERT INTERSECT INTO IS ISNULL JOIN LEFT LIKE LIMIT NATURAL NOT NOTNULL NULL
+    OFFSET ON OR ORDER OUTER PRIMARY REFERENCES REGEXP RIGHT SELECT SET TABLE THEN TO UNION
+    UNIQUE UPDATE USING VALUES WHEN WHERE WITH""".split()
+)
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SAMPLE_CELL_CHARS = 50  # long texts are cut so that sample rows stay one short line
+
+
+def quote_name(name: str) -> str:
+    """``name`` as it must be written in SQLite: bare when it can be, else in double quotes."""
+    if _PLAIN_NAME.fullmatch(name) and name.upper() not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create_table_sql(table: Table) -> str:
+    """A CREATE TABLE statement with column types, PRIMARY KEY and FOREIGN KEY lines."""
+
+    def names(columns: Iterable[str]) -> str:
+        return ", ".join(quote_name(column) for column in columns)
+
+    lines = [f"{quote_name(c.name)} {c.type}".rstrip() for c in table.columns]
+    if table.primary_key:
+        lines.append(f"PRIMARY KEY ({names(table.primary_key)})")
+    for key in table.foreign_keys:
+        lines.append(f"FOREIGN KEY ({names(key.columns)}) REFERENCES {quote_name(key.ref_table)}({names(key.ref_columns)})")
+    body = ",\n".join(f"  {line}" for line in lines)
+    return f"CREATE TABLE {quote_name(table.name)} (\n{body}\n);"
+
+
+def _sample_comment(catalog: Catalog, table: Table, limit: int) -> str:
+    """The first ``limit`` rows of ``table`` as a SQL comment.
+
+    Rows come in storage order, which is the same on every call for a given file.
+    """
+    with contextlib.closing(connect_read_only(catalog.db_path)) as conn:
+        rows = conn.execute(f"SELECT * FROM {quote_name(table.name)} LIMIT ?", (limit,)).fetchall()
+    lines = [f"Sample rows from {table.name}:", " | ".join(c.name for c in table.columns)]
+    lines += [" | ".join(_cell(value) for value in row) for row in rows]
+    return "/*\n" + "\n".join(lines) + "\n*/"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    text = re.sub(r"[\r\n\t]", " ", str(value))
+    return text if len(text) <= _SAMPLE_CELL_CHARS else text[: _SAMPLE_CELL_CHARS - 3] + "..."
+
+
+def schema_text(catalog: Catalog, tables: Iterable[str] | None = None, sample_rows: int = 0) -> str:
+    """The schema shown in a prompt: one CREATE TABLE per table, blank-line separated.
+
+    ``tables`` (default: all) are matched case-insensitively and written in
+    catalog order, whatever order they are given in, so the same selection
+    always gives the same text. ``sample_rows`` > 0 adds that many rows per
+    table as a ``/* ... */`` comment. FOREIGN KEY lines are kept even when the
+    referenced table is not shown.
+    """
+    wanted = set(catalog.table_names) if tables is None else {catalog.table(name).name for name in tables}
+    blocks = []
+    for table in catalog.tables:
+        if table.name in wanted:
+            block = create_table_sql(table)
+            if sample_rows > 0:
+                block += "\n" + _sample_comment(catalog, table, sample_rows)
+            blocks.append(block)
+    return "\n\n".join(blocks)
+
+
+# --------------------------------------------------------------------------- gold tables
+
+
+def gold_tables(sql: str, catalog: Catalog) -> set[str]:
+    """The catalog tables that ``sql`` reads, spelled as in the catalog.
+
+    Walks every scope sqlglot finds (subqueries, CTEs, set operations), so a
+    CTE name is never taken for a table, yet a table that a CTE of the same
+    name reads is. Aliases need no resolving: a source's table name is kept
+    apart from its alias. Names the catalog lacks are dropped; SQL that does
+    not parse gives the empty set.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+        names = {source.name for scope in traverse_scope(tree) for source in scope.sources.values() if isinstance(source, exp.Table)}
+    except SqlglotError:
+        return set()
+    return {resolved for name in names if (resolved := catalog.resolve(name))}
+
+
+# --------------------------------------------------------------------------- schema-recall stage
+
+
+def schema_recall(
+    examples: list[Example],
+    mode: str,
+    top_k: int = DEFAULT_TOP_K,
+    fk_hops: int = DEFAULT_FK_HOPS,
+    tables_json: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """How many gold tables ``mode`` selects, over ``examples``.
+
+    ``recall_micro`` is found gold tables / all gold tables; ``recall_macro``
+    averages each example's recall; ``full_recall`` is the share of examples
+    whose every gold table was selected. Examples whose gold SQL names no
+    catalog table (it does not parse, or names a table the file lacks) are
+    counted in ``examples_without_gold_tables`` and left out of the averages.
+    """
+    gold_total = found_total = selected_total = complete = 0
+    per_example: list[float] = []
+    for example in tqdm(examples, desc=f"schema-recall {mode}", file=sys.stderr, disable=not progress):
+        catalog = load_catalog(example.db_path, tables_json, example.db_id)
+        selected = select_tables(catalog, example.question, mode, top_k, fk_hops)
+        selected_total += len(selected)
+        gold = gold_tables(example.query, catalog)
+        if not gold:
+            continue
+        found = len(gold & set(selected))
+        gold_total += len(gold)
+        found_total += found
+        complete += found == len(gold)
+        per_example.append(found / len(gold))
+    scored = len(per_example)
+    return {
+        "mode": mode,
+        "top_k": top_k,
+        "fk_hops": fk_hops,
+        "examples": len(examples),
+        "examples_without_gold_tables": len(examples) - scored,
+        "gold_tables": gold_total,
+        "recall_micro": found_total / gold_total if gold_total else 0.0,
+        "recall_macro": sum(per_example) / scored if scored else 0.0,
+        "full_recall": complete / scored if scored else 0.0,
+        "avg_tables_selected": selected_total / len(examples) if examples else 0.0,
+    }
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def make_parser(prog: str = "text2sql-mlops schema-recall") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Gold-table recall of a schema retrieval mode; prints one JSON object.")
+    parser.add_argument("--dataset", required=True, help="JSON list, JSONL or Spider-layout folder of examples")
+    parser.add_argument("--db-root", help="folder holding <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
+    parser.add_argument("--mode", choices=list(MODES), default="bm25_fk", help="retrieval mode (default: %(default)s)")
+    parser.add_argument("--top-k", type=_at_least(1), default=DEFAULT_TOP_K, help="tables a ranking mode picks (default: %(default)s)")
+    parser.add_argument("--fk-hops", type=_at_least(0), default=DEFAULT_FK_HOPS, help="foreign-key hops for bm25_fk (default: %(default)s)")
+    parser.add_argument("--tables", help="Spider tables.json: natural names and extra foreign keys")
+    parser.add_argument("--split", default="train", choices=("train", "dev"), help="split, when --dataset is a Spider-layout folder")
+    parser.add_argument("--out", help="also write the JSON report to this file (atomically)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recall") -> int:
+    args = make_parser(prog).parse_args(argv)
+    examples = load_examples(args.dataset, args.db_root, args.split)
+    # A bar only where a run takes long enough to wonder about it.
+    report = schema_recall(examples, args.mode, args.top_k, args.fk_hops, args.tables, progress=len(examples) >= 500)
+    report["dataset"] = str(args.dataset)
+    report["tables_json"] = args.tables
+    if args.out:
+        write_json(args.out, report)
+    print(json.dumps(report, indent=2))
+    return 0
