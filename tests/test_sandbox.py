@@ -107,6 +107,12 @@ class Target:
                 folders[str(folder)] = sorted(name for name in os.listdir(folder) if "etilqs" in name)
         return folders
 
+    def created_since(self, before: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Files that appeared since ``before``. Only additions count: other processes'
+        SQLite temp files in the shared /tmp and /var/tmp may come and go meanwhile."""
+        after = self.listing()
+        return {folder: sorted(set(names) - set(before.get(folder, []))) for folder, names in after.items() if set(names) - set(before.get(folder, []))}
+
 
 def _build_db(path: Path) -> None:
     conn = sqlite3.connect(path)
@@ -178,7 +184,7 @@ def test_hostile_sql_in_process(case, sandbox, target, monkeypatch):
     assert time.monotonic() - start < TIMEOUT + 1
     _assert_outcome(_strict_json(json.dumps(result.to_json(), allow_nan=False)), case["expect"])
     assert target.sha256() == digest
-    assert target.listing() == listing
+    assert target.created_since(listing) == {}
 
 
 @dataclass
@@ -234,7 +240,7 @@ def test_hostile_sql_through_exec(case, target):
     assert set(result) == {"ok", "rows", "error", "elapsed_ms", "truncated", "columns"}
     _assert_outcome(result, case["expect"])
     assert target.sha256() == digest
-    assert target.listing() == listing
+    assert target.created_since(listing) == {}
 
 
 # --- one statement, text unchanged ------------------------------------------------------

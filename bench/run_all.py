@@ -1,0 +1,47 @@
+"""`make bench`: run every benchmark whose inputs are present, and say why others are skipped.
+
+Benchmarks measure; tests check. Each script also runs on its own with --help.
+Inputs: ../shared/spider-train (the project's machines), a prepared model folder
+(`text2sql-mlops model prepare`), and for the scorer comparison a checkout of
+the official Spider evaluator named by OFFICIAL_EVAL=/path/to/test-suite-sql-eval.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SPIDER = REPO.parent / "shared" / "spider-train"
+MODEL = REPO / "models" / "smollm2-135m-instruct"
+
+
+def plan() -> list[tuple[str, list[str] | None, str]]:
+    """(name, argv or None when skipped, reason)."""
+    official = os.environ.get("OFFICIAL_EVAL")
+    have_spider = (SPIDER / "train_spider.json").is_file()
+    return [
+        ("sandbox", ["bench_sandbox.py"] if have_spider else None, f"needs {SPIDER}"),
+        ("scoring", ["bench_scoring.py", "--official", official] if have_spider and official else None,
+         "needs OFFICIAL_EVAL=<checkout of the official evaluator> and the Spider train split"),
+        ("generation", ["bench_generation.py", "--model", str(MODEL)] if have_spider and MODEL.is_dir() else None,
+         f"needs {MODEL} (`text2sql-mlops model prepare`) and the Spider train split"),
+    ]
+
+
+def main() -> int:
+    failed = 0
+    for name, argv, reason in plan():
+        if argv is None:
+            print(f"== {name}: skipped ({reason})", flush=True)
+            continue
+        print(f"== {name}: {' '.join(argv)}", flush=True)
+        failed += subprocess.call([sys.executable, str(BENCH / argv[0]), *argv[1:]], cwd=REPO) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
