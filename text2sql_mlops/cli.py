@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("text2sql_mlops.sandbox", "run one SQL query in the read-only sandbox; prints one JSON object"),
     "score": ("text2sql_mlops.scoring", "execution accuracy with the official Spider semantics"),
     "schema-recall": ("text2sql_mlops.schema", "gold-table recall of a schema retrieval mode"),
+    "rollout": ("text2sql_mlops.rollout", "multi-turn generation with execution feedback and repair; `rollout merge` joins shards"),
 }
 
 

@@ -472,6 +472,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if not Path(args.db).is_dir():
         raise UserError(f"database root {args.db} is not a folder; point --db at the folder holding <db_id>/ folders")
     pairs = read_pairs(args.gold, args.pred)
+    from .sandbox import CLI_HEAP_LIMIT, limit_sqlite_heap
+
+    # This process exists to run untrusted predictions: cap SQLite's memory for all of it,
+    # so a worker abandoned at its deadline cannot keep allocating.
+    limit_sqlite_heap(CLI_HEAP_LIMIT)
     with Scorer(matcher=args.matcher, keep_distinct=args.keep_distinct, timeout=args.timeout) as scorer:
         records = score_pairs(pairs, args.db, scorer, progress=not args.no_progress)
     print(format_table(summarise(records)))
