@@ -1,0 +1,451 @@
+"""Generators: the hf backend on a tiny random Llama, openai against a fake server, vllm against a fake engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from text2sql_mlops.errors import UserError
+from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator, generator_names
+from text2sql_mlops.generation.chat import encode, render_completion, render_prompt
+
+from tiny_model import build_tiny_llama
+
+QUESTIONS = [
+    "How many singers are there?",
+    "List the names of all singers from France, ordered by age from the oldest to the youngest.",
+    "Count concerts.",
+    "What is the average age of the students in each country, and which stadiums host concerts in 2014 or 2015?",
+    "hi",
+    "Show the names of the stadiums.",
+]
+
+
+def chat(question: str) -> GenerationRequest:
+    return GenerationRequest(messages=[{"role": "system", "content": "Write one SQL query."}, {"role": "user", "content": question}])
+
+
+REQUESTS = [chat(question) for question in QUESTIONS]
+GREEDY = SamplingParams(max_new_tokens=12)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model's matrices are too small to share between threads, and when other
+    processes busy the cores, OpenMP threads mostly wait for each other (10x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama")
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
+    """A LoRA adapter on all linear layers with random, non-zero A and B (peft starts B at zero)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    path = tmp_path_factory.mktemp("tiny") / "adapter"
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+def texts(results) -> list[list[str]]:
+    return [[completion.text for completion in samples] for samples in results]
+
+
+# --- chat rendering, shared with training ---------------------------------------------------
+
+
+def test_render_prompt_ends_at_the_assistant_turn(tokenizer):
+    prompt = render_prompt(tokenizer, REQUESTS[0].messages)
+    assert prompt == "<|im_start|>system\nWrite one SQL query.<|im_end|>\n<|im_start|>user\nHow many singers are there?<|im_end|>\n<|im_start|>assistant\n"
+    assert render_completion(tokenizer, "SELECT 1") == "SELECT 1<|im_end|>"
+    ids = encode(tokenizer, prompt)
+    assert ids.count(tokenizer.bos_token_id) == 3 and tokenizer.decode(ids) == prompt  # one per turn, none added
+
+
+def test_render_prompt_without_chat_template_is_a_user_error(tokenizer):
+    bare = SimpleNamespace(chat_template=None, name_or_path="base-model")
+    with pytest.raises(UserError, match="no chat template"):
+        render_prompt(bare, REQUESTS[0].messages)
+
+
+def test_chat_and_remote_backends_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "import text2sql_mlops.generation.chat, text2sql_mlops.generation.openai_compat, text2sql_mlops.generation.vllm_backend\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- hf --------------------------------------------------------------------------------------
+
+
+def hf(tiny_model, **options):
+    return create_generator("hf", model_path=str(tiny_model), progress=False, **options)
+
+
+def test_hf_batches_give_the_same_greedy_output_in_the_callers_order(tiny_model):
+    one_at_a_time = [hf(tiny_model, batch_size=1).generate([request], GREEDY)[0] for request in REQUESTS]
+    batched = hf(tiny_model, batch_size=4).generate(REQUESTS, GREEDY)  # 6 prompts: a full batch and a partial one
+    assert texts(batched) == texts(one_at_a_time)
+    left_padded = hf(tiny_model, batch_size=4)
+    left_padded.reuse_prefixes = False  # as for models with sliding-window layers
+    assert texts(left_padded.generate(REQUESTS, GREEDY)) == texts(one_at_a_time)
+    assert len({samples[0].text for samples in batched}) == len(REQUESTS)  # distinct, so the order check means something
+    assert all(samples[0].num_tokens == GREEDY.max_new_tokens for samples in batched)  # no EOS from random weights
+
+
+def test_batch_order_groups_shared_prefixes_longest_first():
+    from text2sql_mlops.generation.hf import batch_order
+
+    schema_a, schema_b = [1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]
+    prompts = [schema_a + [20], schema_b + [21, 22], schema_a + [23, 24, 25], schema_b + [26], [30]]
+    assert batch_order(prompts) == [2, 0, 1, 3, 4]
+
+
+def test_hf_computes_a_shared_schema_once_per_batch(tiny_model, tokenizer):
+    schemas = [
+        "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, country TEXT, age INTEGER);",
+        "CREATE TABLE concert (concert_id INTEGER PRIMARY KEY, concert_name TEXT, year INTEGER, stadium_id INTEGER);",
+    ]
+    # Interleaved on purpose: the generator must group them by schema and restore this order.
+    requests = [chat(f"{schema}\n\nQuestion: {question}") for question in QUESTIONS[:3] for schema in schemas]
+    one_at_a_time = [hf(tiny_model, batch_size=1).generate([request], GREEDY)[0] for request in requests]
+    schema_tokens = min(len(encode(tokenizer, schema)) for schema in schemas)
+    # batch_size 3: one batch per schema; 6: one batch holding both schemas, each computed once.
+    for batch_size, prefixes_per_batch in [(3, [1, 1]), (6, [2])]:
+        generator = hf(tiny_model, batch_size=batch_size)
+        prefixes = []  # per batch: the lengths of the distinct prefixes it computed
+        compute_prefixes = generator._prefix_cache
+        generator._prefix_cache = lambda rows, width: prefixes.append({len(p) for p, _ in rows}) or compute_prefixes(rows, width)
+        assert texts(generator.generate(requests, GREEDY)) == texts(one_at_a_time)
+        assert [len(lengths) for lengths in prefixes] == prefixes_per_batch
+        assert min(min(lengths) for lengths in prefixes) > schema_tokens
+
+
+def test_hf_greedy_samples_are_copies(tiny_model):
+    (samples,) = hf(tiny_model).generate(REQUESTS[:1], SamplingParams(num_samples=3, max_new_tokens=6))
+    assert len(samples) == 3 and len({s.text for s in samples}) == 1 and samples[0] is not samples[1]
+
+
+def test_hf_sampling_is_seeded(tiny_model):
+    generator = hf(tiny_model, batch_size=4)
+    params = SamplingParams(num_samples=3, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=7)
+    first = generator.generate(REQUESTS, params)
+    assert [len(samples) for samples in first] == [3] * len(REQUESTS)
+    assert all(len({s.text for s in samples}) > 1 for samples in first)
+    assert texts(generator.generate(REQUESTS, params)) == texts(first)
+    assert texts(generator.generate(REQUESTS, SamplingParams(num_samples=3, temperature=1.0, max_new_tokens=8, seed=8))) != texts(first)
+
+
+def test_hf_loads_a_lora_adapter(tiny_model, tiny_adapter):
+    base = hf(tiny_model).generate(REQUESTS, GREEDY)
+    adapted = hf(tiny_model, adapter_path=str(tiny_adapter)).generate(REQUESTS, GREEDY)
+    assert texts(adapted) != texts(base)
+
+
+def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_model, tokenizer):
+    """A scripted model: each row's first token depends on its prompt, every later one on the
+    token before, so row 0 stops after 3 tokens, row 1 after 2 and row 2 runs to max_new_tokens."""
+    import torch
+
+    eos = tokenizer.eos_token_id
+    first = {encode(tokenizer, letter)[0]: token for letter, token in [("a", 5), ("b", 7), ("c", 8)]}
+    script = {5: 6, 6: eos, 7: eos, 8: 9, 9: 10, 10: 11, 11: 12}
+    generator = hf(tiny_model, batch_size=3)
+    generator.reuse_prefixes = False  # the scripted model keeps no cache
+    rows_per_step = []
+
+    class Scripted(torch.nn.Module):
+        config = generator.model.config
+
+        def forward(self, input_ids, **_):
+            rows_per_step.append(len(input_ids))
+            if input_ids.shape[1] > 1:  # the prompts: the first token depends on the letter each holds
+                following = [next(first[token] for token in row if token in first) for row in input_ids.tolist()]
+            else:
+                following = [script[token] for token in input_ids[:, -1].tolist()]
+            return SimpleNamespace(logits=torch.nn.functional.one_hot(torch.tensor(following), len(tokenizer)).float()[:, None])
+
+    generator.model = Scripted()
+    requests = [GenerationRequest([{"role": "user", "content": text}]) for text in ("a", "b", "c")]
+    results = generator.generate(requests, SamplingParams(max_new_tokens=4))
+    assert [(samples[0].text, samples[0].num_tokens) for samples in results] == [
+        (tokenizer.decode([5, 6]), 3),
+        (tokenizer.decode([7]), 2),
+        (tokenizer.decode([8, 9, 10, 11]), 4),
+    ]
+    assert rows_per_step == [3, 3, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "needs model_path"),
+        ({"model_path": "no/such/folder"}, "no/such/folder has no config.json; run `text2sql-mlops model prepare"),
+        ({"model_path": ".", "temperature": 0.5}, "unknown option"),
+    ],
+)
+def test_hf_option_errors(options, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        create_generator("hf", **options)
+
+
+def test_hf_missing_adapter_and_bad_dtype(tiny_model, tmp_path):
+    with pytest.raises(UserError, match="has no adapter_config.json"):
+        hf(tiny_model, adapter_path=str(tmp_path))
+    with pytest.raises(UserError, match="unknown dtype 'fp8'"):
+        hf(tiny_model, dtype="fp8")
+
+
+# --- openai ----------------------------------------------------------------------------------
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 that answers each request after ``delay`` seconds.
+
+    It fails its first request with HTTP 500 (``fail_first``), can ignore ``n`` as Ollama
+    does, answers 404 for model ``missing``, and records bodies, headers and the most
+    requests it had in flight at once.
+    """
+
+    def __init__(self, fail_first: bool = True, ignore_n: bool = False, delay: float = 0.05):
+        self.fail_first, self.ignore_n, self.delay = fail_first, ignore_n, delay
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 10  # a stuck client cannot hold a server thread forever
+
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with fake.lock:
+                    fake.bodies.append(body)
+                    fake.auth.append(self.headers.get("Authorization"))
+                    first = len(fake.bodies) == 1
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                time.sleep(fake.delay)
+                with fake.lock:
+                    fake.in_flight -= 1
+                if self.path != "/v1/chat/completions" or body["model"] == "missing":
+                    return self._send(404, {"error": {"message": f"model {body['model']} not found"}})
+                if first and fake.fail_first:
+                    return self._send(500, {"error": {"message": "warming up"}})
+                question = body["messages"][-1]["content"]
+                n = 1 if fake.ignore_n else body["n"]
+                choices = [{"index": i, "message": {"role": "assistant", "content": f"{question} | seed {body['seed']} #{i}"}} for i in range(n)]
+                self._send(200, {"choices": choices, "usage": {"completion_tokens": 5 * n}})
+
+            def _send(self, status: int, payload: dict):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def fake_openai():
+    servers = []
+
+    def start(**options) -> FakeOpenAI:
+        servers.append(FakeOpenAI(**options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def openai(server: FakeOpenAI, **options):
+    return create_generator("openai", base_url=server.base_url, model="tiny", backoff_s=0.01, **options)
+
+
+def test_openai_retries_keeps_order_and_bounds_concurrency(fake_openai, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = fake_openai()
+    questions = [f"question {i}" for i in range(12)]
+    results = openai(server, max_concurrency=3).generate([chat(q) for q in questions], GREEDY)
+    assert [samples[0].text for samples in results] == [f"{q} | seed 0 #0" for q in questions]
+    assert all(samples[0].num_tokens == 5 for samples in results)
+    assert len(server.bodies) == len(questions) + 1  # the failed first request, retried
+    assert 2 <= server.max_in_flight <= 3
+    assert server.auth == [None] * len(server.bodies)  # no key in the environment: none sent
+    body = server.bodies[-1]
+    assert (body["n"], body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (1, 0.0, 1.0, 12, 0)
+
+
+def test_openai_samples_with_n_and_sends_the_key(fake_openai, monkeypatch):
+    monkeypatch.setenv("TINY_KEY", "secret")
+    server = fake_openai(fail_first=False)
+    params = SamplingParams(num_samples=3, temperature=0.8, top_p=0.9, max_new_tokens=32, seed=5)
+    (samples,) = openai(server, api_key_env="TINY_KEY").generate([chat("q")], params)
+    assert [s.text for s in samples] == ["q | seed 5 #0", "q | seed 5 #1", "q | seed 5 #2"]
+    assert [s.num_tokens for s in samples] == [5, 5, 5]
+    assert len(server.bodies) == 1 and server.auth == ["Bearer secret"]
+
+
+def test_openai_asks_again_when_the_server_ignores_n(fake_openai):
+    server = fake_openai(fail_first=False, ignore_n=True)
+    (samples,) = openai(server).generate([chat("q")], SamplingParams(num_samples=3, temperature=1.0, seed=5))
+    assert [s.text for s in samples] == ["q | seed 5 #0", "q | seed 6 #0", "q | seed 7 #0"]
+    assert [body["n"] for body in server.bodies] == [3, 2, 1]
+
+
+def test_openai_client_errors_fail_at_once(fake_openai):
+    server = fake_openai(fail_first=False)
+    generator = create_generator("openai", base_url=server.base_url, model="missing", backoff_s=0.01)
+    with pytest.raises(UserError, match="HTTP 404: .*model missing not found"):
+        generator.generate([chat("q")], GREEDY)
+    assert len(server.bodies) == 1
+
+
+def test_openai_gives_up_on_a_closed_port():
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    generator = create_generator("openai", base_url=f"http://127.0.0.1:{port}/v1", model="tiny", max_retries=2, backoff_s=0.01)
+    with pytest.raises(UserError, match="no answer after 3 attempts .*is the server running"):
+        generator.generate([chat("q")], GREEDY)
+
+
+def test_openai_option_errors():
+    with pytest.raises(UserError, match="needs base_url"):
+        create_generator("openai", model="tiny")
+    with pytest.raises(UserError, match="unknown option.*batch_size"):
+        create_generator("openai", base_url="http://127.0.0.1:1/v1", model="tiny", batch_size=4)
+
+
+# --- vllm ------------------------------------------------------------------------------------
+
+
+class FakeLLM:
+    """Stands in for ``vllm.LLM``: records its options and calls, answers with the prompt length."""
+
+    def __init__(self, tokenizer, **options):
+        self.tokenizer, self.options, self.calls = tokenizer, options, []
+
+    def get_tokenizer(self):
+        return self.tokenizer
+
+    def generate(self, prompts, sampling, lora_request=None, use_tqdm=True):
+        self.calls.append(SimpleNamespace(prompts=prompts, sampling=sampling, lora_request=lora_request))
+        return [
+            SimpleNamespace(outputs=[SimpleNamespace(text=f"{len(p['prompt_token_ids'])} tokens #{i}", token_ids=[1] * (i + 2)) for i in range(sampling["n"])])
+            for p in prompts
+        ]
+
+
+@pytest.fixture
+def fake_vllm(tokenizer):
+    from text2sql_mlops.generation.vllm_backend import VllmApi
+
+    engines = []
+
+    def make_llm(**options):
+        engines.append(FakeLLM(tokenizer, **options))
+        return engines[-1]
+
+    api = VllmApi(LLM=make_llm, SamplingParams=dict, LoRARequest=lambda *args: ("lora", *args))
+    return api, engines
+
+
+def test_vllm_passes_rendered_token_ids_and_sampling(tiny_model, tokenizer, fake_vllm):
+    api, engines = fake_vllm
+    generator = create_generator("vllm", model_path=str(tiny_model), api=api, progress=False)
+    params = SamplingParams(num_samples=2, temperature=0.7, top_p=0.9, max_new_tokens=64, seed=3)
+    results = generator.generate(REQUESTS[:2], params)
+    (engine,) = engines
+    assert engine.options == {"model": str(tiny_model), "dtype": "bfloat16", "gpu_memory_utilization": 0.9}
+    (call,) = engine.calls
+    expected = [encode(tokenizer, render_prompt(tokenizer, r.messages)) for r in REQUESTS[:2]]
+    assert [p["prompt_token_ids"] for p in call.prompts] == expected
+    assert call.sampling == {"n": 2, "temperature": 0.7, "top_p": 0.9, "max_tokens": 64, "seed": 3} and call.lora_request is None
+    assert texts(results) == [[f"{len(ids)} tokens #0", f"{len(ids)} tokens #1"] for ids in expected]
+    assert [s.num_tokens for s in results[0]] == [2, 3]
+
+
+def test_vllm_greedy_asks_once_and_copies(tiny_model, fake_vllm):
+    api, engines = fake_vllm
+    results = create_generator("vllm", model_path=str(tiny_model), api=api).generate(REQUESTS[:1], SamplingParams(num_samples=3))
+    assert engines[0].calls[0].sampling["n"] == 1 and engines[0].calls[0].sampling["temperature"] == 0.0
+    assert len(results[0]) == 3 and len({s.text for s in results[0]}) == 1
+
+
+def test_vllm_serves_a_lora_adapter(tiny_model, tiny_adapter, fake_vllm):
+    api, engines = fake_vllm
+    generator = create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tiny_adapter), api=api)
+    generator.generate(REQUESTS[:1], GREEDY)
+    assert engines[0].options["enable_lora"] is True and engines[0].options["max_lora_rank"] == 8  # r=4 rounded up
+    assert engines[0].calls[0].lora_request == ("lora", "adapter", 1, str(tiny_adapter))
+
+
+def test_vllm_option_errors(tiny_model, tmp_path, fake_vllm):
+    api, _ = fake_vllm
+    with pytest.raises(UserError, match="model folder not found"):
+        create_generator("vllm", model_path=str(tmp_path / "missing"), api=api)
+    with pytest.raises(UserError, match="has no adapter_config.json"):
+        create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tmp_path), api=api)
+    with pytest.raises(UserError, match="unknown option.*batch_size"):
+        create_generator("vllm", model_path=str(tiny_model), batch_size=8, api=api)
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+def test_registry_lists_every_backend_and_rejects_unknown_names():
+    assert {"mock", "hf", "openai", "vllm"} <= set(generator_names())
+    with pytest.raises(UserError, match="unknown generator 'gpt'; choose one of: .*hf.*openai.*vllm"):
+        create_generator("gpt")

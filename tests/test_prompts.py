@@ -1,0 +1,66 @@
+"""Chat messages, the answer format and reading SQL back out of model text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import CONCERT_SQL, make_db
+from text2sql_mlops.prompts import (
+    REPAIR_INSTRUCTION, SYSTEM_PROMPT, PromptConfig, build_messages, extract_sql, format_answer, prompt_schema,
+)
+from text2sql_mlops.retrieval import select_tables
+from text2sql_mlops.schema import load_catalog, schema_text
+
+
+def test_first_turn_is_system_then_schema_and_question():
+    messages = build_messages("CREATE TABLE t (a INT);", "How many rows?")
+    assert messages == [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": "Database schema:\nCREATE TABLE t (a INT);\n\nQuestion: How many rows?"},
+    ]
+
+
+def test_repair_turns_alternate_answer_and_feedback():
+    history = [("SELECT b FROM t;", "no such column: b"), ("SELECT a FROM t", "The query ran.")]
+    messages = build_messages("CREATE TABLE t (a INT);", "q?", history)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[2]["content"] == "```sql\nSELECT b FROM t\n```"
+    assert messages[3]["content"] == f"no such column: b\n\n{REPAIR_INSTRUCTION}"
+    assert messages[:2] == build_messages("CREATE TABLE t (a INT);", "q?")  # earlier turns never change
+
+
+def test_format_answer_is_what_extract_sql_reads_back():
+    sql = "SELECT name FROM singer WHERE country = 'a;b'"
+    assert format_answer(sql + " ;") == f"```sql\n{sql}\n```"
+    assert extract_sql(format_answer(sql)) == sql
+
+
+@pytest.mark.parametrize(
+    ("text", "sql"),
+    [
+        ("```sql\nSELECT 1\n```", "SELECT 1"),
+        ("Here you go:\n```SQLite\nSELECT a FROM t;\n```\nThis selects a.", "SELECT a FROM t"),
+        ("```\nSELECT a FROM t\n```", "SELECT a FROM t"),
+        ("```sql\nSELECT a FROM t WHERE b = 'x", "SELECT a FROM t WHERE b = 'x"),  # cut off by max_new_tokens
+        ("The answer is SELECT a FROM t; it returns a.", "SELECT a FROM t"),  # prose after the statement
+        ("```sql\nSELECT 'a;b' FROM t; SELECT 2\n```", "SELECT 'a;b' FROM t"),  # only the first statement
+        ("with x as (select 1) select * from x", "with x as (select 1) select * from x"),
+        ("I don't know.", ""),
+        ("", ""),
+    ],
+)
+def test_extract_sql(text: str, sql: str):
+    assert extract_sql(text) == sql
+
+
+def test_prompt_schema_lists_the_tables_it_shows(tmp_path: Path):
+    db = make_db(tmp_path / "concert_singer.sqlite", CONCERT_SQL)
+    catalog = load_catalog(db)
+    question = "Which singers performed in concerts in 2014?"
+    chosen = prompt_schema(str(db), question, PromptConfig(schema_mode="bm25", top_k_tables=2))
+    assert set(chosen.tables) == set(select_tables(catalog, question, "bm25", top_k=2, fk_hops=1)) and len(chosen.tables) == 2
+    assert chosen.text == schema_text(catalog, chosen.tables)
+    everything = prompt_schema(str(db), "anything", PromptConfig(schema_mode="full"))
+    assert everything.tables == ("singer", "concert", "singer_in_concert")  # catalog order

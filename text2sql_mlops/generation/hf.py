@@ -1,0 +1,267 @@
+"""``hf``: generation with transformers, batched across examples.
+
+Prompts are rendered with the chat template shared with training (``chat.py``) and
+tokenized once. A decoding step reads all the weights however many rows it extends,
+so rows are generated ``batch_size`` at a time (on 2 CPU cores, a step for 16 rows
+takes about 3 times as long as for one); results come back in the caller's order.
+
+Reading a prompt (prefill) costs as much in a batch as alone, and Spider prompts are
+mostly schema: every question on a database starts with the same system message and
+CREATE TABLE text. So prompts sharing most of their tokens (a group) are batched
+together, and a batch reads each group's shared prefix once, at batch size 1, and
+copies its cache into the group's rows: vLLM's prefix caching, in small. A prompt
+alone in its group is read the same way, so a long prompt costs no padding. Groups
+run longest first, so that rows of similar length share a batch, and on a GPU the
+biggest batch runs first: running out of memory shows at once, not at the end.
+
+Decoding is a short loop of our own rather than ``model.generate``: a row that ends
+leaves the batch at once, so the remaining steps compute only the rows still going
+(with ``generate`` every row runs until the longest ends, and SmolLM2's answers to
+Spider prompts run from 15 tokens to past a 128-token cap). It applies ``SamplingParams`` and nothing else: the model folder's
+own sampling defaults (e.g. Qwen's ``top_k=20, repetition_penalty=1.05``) are
+ignored, as with an explicit vLLM ``SamplingParams``, so that backends agree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from ..errors import UserError
+from .base import Completion, GenerationRequest, Generator, SamplingParams
+from .chat import encode, render_prompt
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """``auto``: bf16 on a GPU (half the memory, tensor cores); fp32 on CPU, where bf16 matmuls are slow."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in DTYPES:
+        raise UserError(f"hf generator: unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def same_group(a: list[int], b: list[int]) -> bool:
+    """Whether two prompts share more than half their tokens (in practice: one schema)."""
+    return 2 * common_prefix(a, b) > min(len(a), len(b))
+
+
+def runs(prompts: list[list[int]]) -> list[list[int]]:
+    """Indices of ``prompts`` cut into runs of neighbours in the same group."""
+    groups: list[list[int]] = []
+    for index, prompt in enumerate(prompts):
+        if groups and same_group(prompts[groups[-1][-1]], prompt):
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def batch_order(prompts: list[list[int]]) -> list[int]:
+    """Prompt indices in generation order: each group's prompts next to each other (sorting
+    by tokens puts shared prefixes side by side), the group with the longest prompt first,
+    longest first within a group."""
+    by_tokens = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    groups = [[by_tokens[i] for i in run] for run in runs([prompts[i] for i in by_tokens])]
+    groups.sort(key=lambda group: -max(len(prompts[i]) for i in group))
+    return [index for group in groups for index in sorted(group, key=lambda i: -len(prompts[i]))]
+
+
+def next_tokens(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """One token per row of ``[rows, vocab]`` logits: the most likely at temperature 0, else
+    a sample at ``temperature`` from the smallest set of tokens whose probability reaches ``top_p``."""
+    if params.greedy:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    sorted_probs[sorted_probs.cumsum(dim=-1) - sorted_probs >= params.top_p] = 0  # the first token always stays
+    return order.gather(-1, torch.multinomial(sorted_probs, 1)).squeeze(-1)
+
+
+class HFGenerator(Generator):
+    """A transformers causal LM from ``model_path``, optionally with the LoRA adapter at ``adapter_path``."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        adapter_path: str | None = None,
+        batch_size: int = 16,
+        dtype: str = "auto",
+        device: str = "auto",
+        progress: bool = True,
+        **unknown: object,
+    ) -> None:
+        if unknown:
+            raise UserError(f"hf generator: unknown option(s) {', '.join(sorted(unknown))}; known: model_path, adapter_path, batch_size, dtype, device, progress")
+        if not model_path:
+            raise UserError("hf generator needs model_path (a Hugging Face model folder, e.g. models/smollm2-135m-instruct)")
+        model_dir = Path(model_path)
+        if not (model_dir / "config.json").is_file():
+            raise UserError(f"model folder not found: {model_dir} has no config.json; run `text2sql-mlops model prepare --out {model_dir}` or pass another model folder")
+        if batch_size < 1:
+            raise UserError(f"hf generator: batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.progress = progress
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(dtype, self.device))
+        if adapter_path:
+            model = self._with_adapter(model, Path(adapter_path))
+        self.model = model.to(self.device).eval()
+
+        # Stop at any end-of-turn id the model declares (Qwen lists two) or the tokenizer's EOS.
+        declared = self.model.generation_config.eos_token_id
+        declared = declared if isinstance(declared, list) else [declared]
+        self.stop_ids = [i for i in dict.fromkeys([*declared, self.tokenizer.eos_token_id]) if i is not None]
+        if not self.stop_ids:
+            raise UserError(f"{model_dir}: neither the tokenizer nor generation_config.json names an EOS token")
+        self.stop_tensor = torch.tensor(self.stop_ids, device=self.device)
+        pad = self.tokenizer.pad_token_id  # any id would do: padding is masked out
+        self.pad_id = pad if pad is not None else self.stop_ids[0]
+        # Prefix caches are reused only where a cached position is a plain key/value pair:
+        # not in sliding-window or linear-attention layers.
+        layers = DynamicCache(config=self.model.config)
+        self.reuse_prefixes = not any(layers.is_sliding) and not any(layers.is_linear)
+
+    @staticmethod
+    def _with_adapter(model, adapter_dir: Path):
+        if not (adapter_dir / "adapter_config.json").is_file():
+            raise UserError(f"LoRA adapter not found: {adapter_dir} has no adapter_config.json")
+        from peft import PeftModel
+
+        # Merged weights generate as fast as the base model; the adapter is never trained from here.
+        return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+
+    def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:
+        prompts = [encode(self.tokenizer, render_prompt(self.tokenizer, request.messages)) for request in requests]
+        order = batch_order(prompts)
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        if not params.greedy:
+            # Same seed, requests and batch_size -> same samples (batch composition matters).
+            torch.manual_seed(params.seed)
+        results: list[list[Completion]] = [[] for _ in requests]
+        for batch in tqdm(batches, desc="hf generate", unit="batch", file=sys.stderr, disable=not self.progress):
+            for index, completions in zip(batch, self._generate_batch([prompts[index] for index in batch], params)):
+                results[index] = completions
+        return results
+
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        # Each group computes its shared prefix once (a lone prompt: all but its last token,
+        # so that it is read at batch size 1, without padding). Every prompt keeps at least
+        # one token of its own: the first batched forward pass predicts from it.
+        prefixes: list[list[int]] = [[] for _ in prompts]
+        if self.reuse_prefixes:
+            for group in runs(prompts):
+                first = prompts[group[0]]
+                shared = min(min(common_prefix(first, prompts[i]) for i in group), min(len(prompts[i]) for i in group) - 1)
+                for index in group:
+                    prefixes[index] = first[:shared]
+            if not all(prefixes):  # a one-token prompt: nothing to cache, so plain left padding
+                prefixes = [[] for _ in prompts]
+
+        # One row per sample, a prompt's samples next to each other. Greedy samples are all
+        # the same sequence: compute it once, copy it below.
+        copies = 1 if params.greedy else params.num_samples
+        rows = [(prefix, prompt[len(prefix) :]) for prefix, prompt in zip(prefixes, prompts) for _ in range(copies)]
+        # Layout: [pads, prefix, pads, own tokens]; plain left padding when nothing is
+        # cached. Every row's next token is generated at the same column, and positions are
+        # counted from the attention mask, so the pads shift nothing.
+        prefix_width = max(len(prefix) for prefix, _ in rows)
+        own_width = max(len(own) for _, own in rows)
+        input_ids, attention_mask = [], []
+        for prefix, own in rows:
+            prefix_pads, own_pads = prefix_width - len(prefix), own_width - len(own)
+            input_ids.append([self.pad_id] * prefix_pads + prefix + [self.pad_id] * own_pads + own)
+            attention_mask.append([0] * prefix_pads + [1] * len(prefix) + [0] * own_pads + [1] * len(own))
+        cache = self._prefix_cache(rows, prefix_width) if prefix_width else DynamicCache(config=self.model.config)
+        generated = self._decode(
+            torch.tensor(input_ids, device=self.device),
+            torch.tensor(attention_mask, device=self.device),
+            cache,
+            prefix_width,
+            params,
+        )
+
+        stop_ids = set(self.stop_ids)
+        answers = [ids[:-1] if ids and ids[-1] in stop_ids else ids for ids in generated]
+        texts = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
+        # num_tokens counts the stop token, as vLLM does.
+        completions = [Completion(text=text, num_tokens=len(ids)) for text, ids in zip(texts, generated)]
+        if params.greedy:
+            return [[Completion(row.text, row.num_tokens) for _ in range(params.num_samples)] for row in completions]
+        return [completions[start : start + copies] for start in range(0, len(completions), copies)]
+
+    @torch.inference_mode()
+    def _decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: DynamicCache, cached: int, params: SamplingParams) -> list[list[int]]:
+        """The generated token ids of each row, up to and including its stop token, at most
+        ``max_new_tokens``. The first ``cached`` columns are in ``cache`` already. A row that
+        stops leaves the batch (and the cache), so later steps compute only the others."""
+        positions = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
+        output = self.model(
+            input_ids=input_ids[:, cached:],
+            attention_mask=attention_mask,
+            position_ids=positions[:, cached:],
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        next_position = positions[:, -1:] + 1
+        live = list(range(len(input_ids)))  # the original row of each row still in the batch
+        generated: list[list[int]] = [[] for _ in live]
+        for step in range(params.max_new_tokens):
+            tokens = next_tokens(output.logits[:, -1], params)
+            for row, token in zip(live, tokens.tolist()):
+                generated[row].append(token)
+            going = ~torch.isin(tokens, self.stop_tensor)
+            if step + 1 == params.max_new_tokens or not going.any():
+                break
+            if not going.all():
+                keep = going.nonzero().squeeze(-1)
+                live = [live[i] for i in keep.tolist()]
+                tokens, attention_mask, next_position = tokens[keep], attention_mask[keep], next_position[keep]
+                cache.batch_select_indices(keep)
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(live), 1)], dim=-1)
+            output = self.model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=next_position, cache=cache, use_cache=True)
+            next_position = next_position + 1
+        return generated
+
+    @torch.inference_mode()
+    def _prefix_cache(self, rows: list[tuple[list[int], list[int]]], width: int) -> DynamicCache:
+        """The attention cache of every row's prefix, left-padded to ``width``: each distinct
+        prefix is computed once, at batch size 1, and copied into the rows that share it."""
+        computed: dict[tuple[int, ...], DynamicCache] = {}
+        for prefix, _ in rows:
+            if tuple(prefix) not in computed:
+                cache = computed[tuple(prefix)] = DynamicCache(config=self.model.config)
+                # logits_to_keep=1: nothing reads the prefix's logits, and the vocabulary projection is costly.
+                self.model(input_ids=torch.tensor([prefix], device=self.device), cache=cache, use_cache=True, logits_to_keep=1)
+        merged = DynamicCache(config=self.model.config)
+        for layer in range(len(merged.layers)):
+            # Cached states are [batch, heads, positions, head_dim]: pad positions on the left.
+            padded = [(computed[tuple(prefix)].layers[layer], (0, 0, width - len(prefix), 0)) for prefix, _ in rows]
+            keys = torch.cat([torch.nn.functional.pad(states.keys, pads) for states, pads in padded])
+            values = torch.cat([torch.nn.functional.pad(states.values, pads) for states, pads in padded])
+            merged.update(keys, values, layer)
+        return merged
