@@ -1,0 +1,380 @@
+"""The rollout end to end with the mock generator on real SQLite files.
+
+The mock answers turn 1 with the gold SQL's first table renamed (``no such table``)
+and later turns with the gold SQL itself; with two samples, sample 1 of turn 1 is
+gold too. So every summary number below is worked out by hand from the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CONCERT_SQL, make_db
+from text2sql_mlops.cli import main as cli_main
+from text2sql_mlops.errors import UserError
+from text2sql_mlops.generation.mock import MockGenerator, broken_variant
+from text2sql_mlops.query_plan import PlanFlags
+from text2sql_mlops.rewards import cost_reward, rule_reward
+from text2sql_mlops.rollout import RolloutConfig, generator_options, run_rollout
+from text2sql_mlops.rollout_store import WORK_FILE
+
+GOLD = [
+    "SELECT count(*) FROM singer",
+    "SELECT name FROM singer WHERE country = 'France'",
+    "SELECT name FROM singer ORDER BY age",  # its plan sorts: cost reward -0.02
+    "SELECT T2.concert_name FROM singer_in_concert AS T1 JOIN concert AS T2 ON T1.concert_id = T2.concert_id",
+    "SELECT nme FROM singer",  # bad gold: no such column
+]
+N, BAD = len(GOLD), 1
+OUTPUTS = ("run.json", "trajectories.jsonl", "grpo_rollouts.jsonl")
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    make_db(tmp_path / "database" / "concert_singer" / "concert_singer.sqlite", CONCERT_SQL)
+    examples = [{"db_id": "concert_singer", "question": f"Question {i}?", "query": sql} for i, sql in enumerate(GOLD)]
+    path = tmp_path / "questions.json"
+    path.write_text(json.dumps(examples))
+    return path
+
+
+def rollout(dataset: Path, out: Path, generator=None, **settings) -> dict:
+    config = RolloutConfig(dataset_path=str(dataset), output_dir=str(out), progress=False, **settings)
+    return run_rollout(config, generator=generator)
+
+
+def read(out: Path, name: str) -> list[dict]:
+    return [json.loads(line) for line in (out / name).read_text().splitlines()]
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    for name in OUTPUTS:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    summaries = [json.loads((folder / "summary.json").read_text()) for folder in (a, b)]
+    assert [{k: v for k, v in s.items() if k != "timing"} for s in summaries][0] == {k: v for k, v in summaries[1].items() if k != "timing"}
+    assert not (a / WORK_FILE).exists() and not (b / WORK_FILE).exists()
+
+
+def mock_tokens(sql: str) -> int:
+    return len(f"```sql\n{sql}\n```".split())
+
+
+class Recording(MockGenerator):
+    """The mock, remembering how many requests each generate call carried."""
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def generate(self, requests, params):
+        self.batches.append(len(requests))
+        return super().generate(requests, params)
+
+
+class Crashing(MockGenerator):
+    """The mock, failing on its (calls + 1)-th generate call, as a dying process would."""
+
+    def __init__(self, calls: int):
+        self.left = calls
+
+    def generate(self, requests, params):
+        if self.left == 0:
+            raise RuntimeError("injected crash")
+        self.left -= 1
+        return super().generate(requests, params)
+
+
+# --------------------------------------------------------------------------- every number
+
+
+def test_verified_three_turns_every_number(dataset: Path, tmp_path: Path):
+    recording = Recording()
+    s = rollout(dataset, tmp_path / "out", recording, max_turns=3, repair_scope="verified", feedback_mode="error_only")
+    good = N - BAD
+    candidates = 2 * good + 3 * BAD  # good: broken, gold; bad gold: three failures
+    assert recording.batches == [N, N, BAD]  # every active example of a turn in ONE generate call
+    assert s["examples"] == N and s["candidates"] == candidates
+    assert s["configuration"] == {"repair_scope": "verified", "feedback_mode": "error_only", "feedback_detail": "minimal",
+                                  "max_turns": 3, "num_samples": 1, "uses_gold": True}
+    assert s["first_turn_ex"] == 0.0
+    assert s["final_ex_oracle"] == good / N
+    assert "stops at the first candidate that matches gold" in s["final_ex_oracle_configuration"]
+    # error_only feedback is gold-free, so the online run's answers can be read off this one
+    assert s["final_ex_strict"] == good / N and s["final_ex_strict_configuration"].startswith("online scope")
+    assert s["first_turn_candidate_ex"] == 0.0
+    assert s["candidate_ex"] == good / candidates
+    assert s["executable_rate"] == s["schema_valid_rate"] == good / candidates
+    assert s["first_turn_executable_rate"] == 0.0 and s["final_executable_rate"] == good / N
+    assert s["repair"] == {"first_turn_failed": N, "repaired": good, "repair_success_rate": good / N}
+    zero = dict.fromkeys(s["error_types"]["first_turn"], 0)
+    assert s["error_types"] == {
+        "first_turn": {**zero, "no_such_table": N},
+        "all_candidates": {**zero, "no_such_table": N, "no_such_column": 2 * BAD},
+        "final": {**zero, "no_such_column": BAD},
+    }
+    assert s["bad_gold"] == BAD
+    assert s["turns"] == {"mean": candidates / N, "histogram": {"2": good, "3": BAD}, "stop_reasons": {"correct": good, "max_turns": BAD}}
+    rule = -0.2 * N + 0.7 * good - 0.2 * BAD - 0.5 * BAD  # turn 1 errors, turn 2 fixes; bad gold: error, then wrong at the last turn
+    assert s["rewards"]["mean_reward"] == pytest.approx(rule / candidates)
+    assert s["rewards"]["mean_cost_reward"] == pytest.approx(-0.02 / candidates)
+    assert s["rewards"]["mean_total_reward"] == pytest.approx((rule - 0.02) / candidates)
+    assert s["generated_tokens"] == sum(mock_tokens(broken_variant(g)) for g in GOLD) + sum(mock_tokens(g) for g in GOLD) + mock_tokens(GOLD[-1])
+    assert s["gold_fallback_targets"] == 0
+    assert s["config"]["repair_scope"] == "verified" and s["config"]["examples"] == N
+    assert s["timing"]["examples_per_s"] > 0 and s["timing"]["resumed_chunks"] == 0
+    checked = {"examples", "candidates", "configuration", "first_turn_ex", "final_ex_oracle", "final_ex_oracle_configuration",
+               "final_ex_strict", "final_ex_strict_configuration", "first_turn_candidate_ex", "candidate_ex", "executable_rate",
+               "schema_valid_rate", "first_turn_executable_rate", "final_executable_rate", "repair", "error_types", "bad_gold",
+               "turns", "rewards", "generated_tokens", "gold_fallback_targets", "config", "timing"}
+    assert set(s) == checked  # a new number needs its expectation here
+
+
+def test_trajectory_and_grpo_records(dataset: Path, tmp_path: Path):
+    rollout(dataset, tmp_path / "out", max_turns=3, repair_scope="verified", feedback_mode="oracle_rows", feedback_detail="column")
+    trajectories = read(tmp_path / "out", "trajectories.jsonl")
+    assert [t["index"] for t in trajectories] == list(range(N)) and [t["gold"] for t in trajectories] == GOLD
+    first = trajectories[1]
+    assert first["gold_row_count"] == 2 and first["gold_error"] is None and first["schema_tables"]
+    turn1, turn2 = first["turns"]
+    assert turn1["candidates"][0]["sql"] == broken_variant(GOLD[1])
+    assert turn1["candidates"][0] | {"text": None} == {
+        "text": None, "sql": broken_variant(GOLD[1]), "num_tokens": mock_tokens(broken_variant(GOLD[1])), "executed": False,
+        "error": "no such table: singer_missing", "error_type": "no_such_table", "row_count": None, "truncated": False,
+        "schema_valid": False, "plan": None, "signals": ["error", "schema_invalid"], "correct": False,
+        "reward": -0.2, "cost_reward": 0.0, "total_reward": -0.2,
+    }
+    assert turn1["feedback"].startswith("The query failed with an error: no such table: singer_missing\nInvalid identifier")
+    # the next prompt is the first one plus the answer and the feedback
+    assert turn2["messages"][:2] == turn1["messages"]
+    assert turn2["messages"][2] == {"role": "assistant", "content": f"```sql\n{broken_variant(GOLD[1])}\n```"}
+    assert turn2["messages"][3]["content"].startswith(turn1["feedback"])
+    assert turn2["candidates"][0]["correct"] and turn2["candidates"][0]["row_count"] == 2 and turn2["feedback"] is None
+    assert (first["final_sql"], first["final_correct"], first["stop_reason"]) == (GOLD[1], True, "correct")
+    assert first["target"] == {"sql": GOLD[1], "source": "model"}
+    bad = trajectories[-1]
+    assert bad["gold_error"] and bad["gold_row_count"] is None and bad["target"] is None and len(bad["turns"]) == 3
+
+    groups = read(tmp_path / "out", "grpo_rollouts.jsonl")
+    assert len(groups) == sum(len(t["turns"]) for t in trajectories)
+    assert groups[0] == {"id": trajectories[0]["id"], "turn": 1, "prompt": trajectories[0]["turns"][0]["messages"],
+                         "completions": [trajectories[0]["turns"][0]["candidates"][0]["text"]], "rewards": [-0.2]}
+
+
+def test_two_samples_example_level_is_any_correct(dataset: Path, tmp_path: Path):
+    s = rollout(dataset, tmp_path / "out", max_turns=3, repair_scope="verified", num_samples=2, temperature=0.7)
+    good = N - BAD
+    candidates = 2 * N + 2 * 2 * BAD  # turn 1 for all; the bad gold goes on for two more turns
+    assert s["first_turn_ex"] == s["final_ex_oracle"] == good / N  # sample 1 is gold at turn 1
+    assert s["first_turn_candidate_ex"] == good / (2 * N)
+    assert s["candidate_ex"] == good / candidates
+    assert s["final_ex_strict"] is None  # sampling: the online run cannot be read off this one
+    assert s["turns"]["histogram"] == {"1": good, "3": BAD}
+    groups = read(tmp_path / "out", "grpo_rollouts.jsonl")
+    assert all(len(g["completions"]) == len(g["rewards"]) == 2 for g in groups)
+    assert groups[0]["rewards"] == [-0.2, 1.0]
+
+
+# --------------------------------------------------------------------------- strict vs oracle
+
+
+def test_strict_run_reports_strict_only(dataset: Path, tmp_path: Path):
+    s = rollout(dataset, tmp_path / "out", max_turns=3, repair_scope="online", feedback_mode="error_only")
+    assert s["configuration"]["uses_gold"] is False
+    assert s["final_ex_strict"] == (N - BAD) / N and "strict" in s["final_ex_strict_configuration"]
+    assert s["final_ex_oracle"] is None and s["final_ex_oracle_configuration"] is None
+    assert s["turns"]["stop_reasons"] == {"executed": N - BAD, "max_turns": BAD}
+
+
+@pytest.mark.parametrize(("scope", "mode"), [("online", "error_only"), ("online", "online_visible"), ("online_guarded", "online_visible")])
+def test_strict_feedback_carries_no_gold(dataset: Path, tmp_path: Path, scope: str, mode: str):
+    rollout(dataset, tmp_path / "out", max_turns=3, repair_scope=scope, feedback_mode=mode)
+    feedback = [turn["feedback"] for t in read(tmp_path / "out", "trajectories.jsonl") for turn in t["turns"] if turn["feedback"]]
+    assert feedback and not any("expected" in text for text in feedback)
+
+
+@pytest.mark.parametrize(("scope", "mode"), [("verified", "result_status"), ("online_guarded", "oracle_rows"), ("online", "result_status")])
+def test_oracle_run_reports_oracle_only(dataset: Path, tmp_path: Path, scope: str, mode: str):
+    s = rollout(dataset, tmp_path / "out", max_turns=3, repair_scope=scope, feedback_mode=mode)
+    assert s["configuration"]["uses_gold"] is True
+    assert s["final_ex_oracle"] == (N - BAD) / N and "oracle" in s["final_ex_oracle_configuration"]
+    assert s["final_ex_strict"] is None and s["final_ex_strict_configuration"] is None
+
+
+def test_one_shot_gold_fallback_is_never_a_prediction(dataset: Path, tmp_path: Path):
+    s = rollout(dataset, tmp_path / "out", max_turns=1, use_gold_when_failed=True)
+    assert s["first_turn_ex"] == s["final_ex_strict"] == s["final_ex_oracle"] == 0.0
+    assert s["gold_fallback_targets"] == N - BAD and s["rewards"]["mean_reward"] == -0.5
+    for trajectory in read(tmp_path / "out", "trajectories.jsonl"):
+        assert trajectory["final_sql"] == broken_variant(trajectory["gold"]) and not trajectory["final_correct"]
+        expected = None if trajectory["gold_error"] else {"sql": trajectory["gold"], "source": "gold"}
+        assert trajectory["target"] == expected
+
+
+# --------------------------------------------------------------------------- resume, shards, merge
+
+
+def test_resume_after_a_crash_gives_identical_files(dataset: Path, tmp_path: Path):
+    rollout(dataset, tmp_path / "reference", chunk_size=2, repair_scope="verified")
+    with pytest.raises(RuntimeError, match="injected crash"):
+        rollout(dataset, tmp_path / "out", Crashing(calls=3), chunk_size=2, repair_scope="verified")  # dies in chunk 1, turn 2
+    work = tmp_path / "out" / WORK_FILE
+    assert [json.loads(line)["chunk"] for line in work.read_text().splitlines()] == [0]
+    with open(work, "ab") as handle:  # and the kill came in the middle of appending chunk 1
+        handle.write(b'{"chunk": 1, "ids": ["')
+    recording = Recording()
+    s = rollout(dataset, tmp_path / "out", recording, chunk_size=2, repair_scope="verified")
+    assert recording.batches == [2, 2, 1, 1, 1]  # chunks 1 and 2 only
+    assert s["timing"]["resumed_chunks"] == 1
+    assert_same_outputs(tmp_path / "out", tmp_path / "reference")
+
+
+def test_resume_after_kill_9(dataset: Path, tmp_path: Path):
+    rollout(dataset, tmp_path / "reference", chunk_size=2, repair_scope="verified")
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import time
+        from text2sql_mlops.generation.mock import MockGenerator
+        from text2sql_mlops.rollout import RolloutConfig, generator_options, run_rollout
+
+        class Stalls(MockGenerator):
+            calls = 0
+            def generate(self, requests, params):
+                Stalls.calls += 1
+                if Stalls.calls == 3:  # chunk 1, turn 1: wait for the kill
+                    time.sleep(600)
+                return super().generate(requests, params)
+
+        run_rollout(RolloutConfig(dataset_path={str(dataset)!r}, output_dir={str(out)!r}, progress=False,
+                                  chunk_size=2, repair_scope="verified"), generator=Stalls())
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent)
+    deadline = time.monotonic() + 60
+    while not ((out / WORK_FILE).exists() and (out / WORK_FILE).read_bytes().endswith(b"\n")):
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "summary.json").exists()
+    rollout(dataset, out, chunk_size=2, repair_scope="verified")
+    assert_same_outputs(out, tmp_path / "reference")
+
+
+def test_offset_limit_and_shard_pick_examples_by_position(dataset: Path, tmp_path: Path):
+    rollout(dataset, tmp_path / "a", offset=1, limit=3)
+    assert [t["index"] for t in read(tmp_path / "a", "trajectories.jsonl")] == [1, 2, 3]
+    rollout(dataset, tmp_path / "b", offset=1, limit=3, shard="2/2")
+    assert [t["index"] for t in read(tmp_path / "b", "trajectories.jsonl")] == [2]
+
+
+def test_a_finished_run_is_not_redone_and_other_settings_are_refused(dataset: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    first = rollout(dataset, out)
+    recording = Recording()
+    assert rollout(dataset, out, recording) == first and recording.batches == []
+    with pytest.raises(UserError, match=r"other settings \(max_turns: 3 -> 2\)"):
+        rollout(dataset, out, max_turns=2)
+    assert rollout(dataset, out, max_turns=2, overwrite=True)["configuration"]["max_turns"] == 2
+
+
+def test_shards_merge_into_the_unsharded_run(dataset: Path, tmp_path: Path):
+    rollout(dataset, tmp_path / "whole", chunk_size=2, repair_scope="verified")
+    for i in (1, 2):
+        s = rollout(dataset, tmp_path / f"shard{i}", chunk_size=2, repair_scope="verified", shard=f"{i}/2")
+        assert s["examples"] == (3 if i == 1 else 2)
+    assert cli_main(["rollout", "merge", "--inputs", str(tmp_path / "shard2"), str(tmp_path / "shard1"),
+                     "--output_dir", str(tmp_path / "merged")]) == 0
+    assert_same_outputs(tmp_path / "merged", tmp_path / "whole")
+
+
+def test_merge_refuses_incomplete_or_mixed_shards(dataset: Path, tmp_path: Path):
+    from text2sql_mlops.rollout import merge_runs
+
+    rollout(dataset, tmp_path / "a1", shard="1/2")
+    rollout(dataset, tmp_path / "b2", shard="2/2", max_turns=2)
+    with pytest.raises(UserError, match="shards missing: 2/2"):
+        merge_runs([str(tmp_path / "a1")], str(tmp_path / "m"))
+    with pytest.raises(UserError, match="shard of another rollout"):
+        merge_runs([str(tmp_path / "a1"), str(tmp_path / "b2")], str(tmp_path / "m"))
+    with pytest.raises(UserError, match="given twice"):
+        merge_runs([str(tmp_path / "a1"), str(tmp_path / "a1")], str(tmp_path / "m"))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: --dataset_path"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--shard", "3/2"], "--shard 3/2: i must be between 1 and n"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--feedback_mode", "gold"], "--feedback_mode 'gold' is not one of"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--generator", "gpt"], "--generator 'gpt' is not one of"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--max_turns", "0"], "--max_turns must be at least 1"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--max-turns", "x"], "argument --max_turns"),
+        (["--dataset_path", "{out}/none.json", "--output_dir", "{out}"], "dataset not found"),
+        (["merge", "--inputs", "{out}", "--output_dir", "{out}/m"], "is not a finished rollout"),
+    ],
+)
+def test_cli_errors_are_one_line(dataset: Path, tmp_path: Path, capsys, argv: list[str], message: str):
+    args = [arg.format(dataset=dataset, out=tmp_path / "out") for arg in argv]
+    assert cli_main(["rollout", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "out" / "run.json").exists()
+
+
+def test_cli_on_the_demo_train_split_never_imports_torch(tmp_path: Path):
+    from text2sql_mlops.demo_data import build_demo
+
+    build_demo(tmp_path / "demo")
+    argv = ["rollout", "--dataset-path", str(tmp_path / "demo"), "--output-dir", str(tmp_path / "out"), "--limit", "40",
+            "--max_turns", "3", "--repair_scope", "online_guarded", "--feedback_mode", "online_visible", "--no_progress"]
+    probe = ("import sys; from text2sql_mlops.cli import main; code = main(%r); "
+             "print('TORCH', 'torch' in sys.modules, file=sys.stderr); sys.exit(code)" % argv)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "TORCH False" in result.stderr
+    headline = json.loads(result.stdout)
+    assert headline["examples"] == 40 and headline["first_turn_ex"] == 0.0 and headline["final_ex_strict"] == 1.0
+    assert headline["final_ex_oracle"] is None
+
+
+# --------------------------------------------------------------------------- rewards
+
+
+@pytest.mark.parametrize(
+    ("correct", "executable", "turn", "max_turns", "reward"),
+    [
+        (True, True, 1, 3, 1.0), (True, True, 2, 3, 0.7), (True, True, 3, 3, 0.6), (True, True, 4, 5, 0.5),
+        (False, True, 1, 3, 0.2), (False, False, 2, 3, -0.2), (False, True, 3, 3, -0.5), (False, False, 3, 3, -0.5),
+        (True, True, 1, 1, 1.0), (False, True, 1, 1, -0.5),
+    ],
+)
+def test_rule_reward(correct: bool, executable: bool, turn: int, max_turns: int, reward: float):
+    assert rule_reward(correct, executable, turn, max_turns) == reward
+
+
+def test_cost_reward():
+    assert cost_reward(None) == 0.0
+    assert cost_reward(PlanFlags(full_scans=1)) == 0.0  # one full scan is how small tables are read
+    assert cost_reward(PlanFlags(full_scans=2, inner_full_scans=1, temp_btrees=1)) == -0.12
+    assert cost_reward(PlanFlags(full_scans=9, inner_full_scans=5, looped_full_scans=2)) == -0.3
+
+
+
+def test_generator_options_are_the_ones_given():
+    config = RolloutConfig(dataset_path="d", output_dir="o", generator="hf", model_path="m", batch_size=8,
+                           generator_option=("progress=false", "dtype=float32", "device=cpu"))
+    assert generator_options(config) == {"model_path": "m", "batch_size": 8, "progress": False, "dtype": "float32", "device": "cpu"}
+    served = RolloutConfig(dataset_path="d", output_dir="o", generator="openai", model_name="qwen", base_url="http://h/v1", max_concurrency=4)
+    assert generator_options(served) == {"model": "qwen", "base_url": "http://h/v1", "max_concurrency": 4}
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        generator_options(RolloutConfig(dataset_path="d", output_dir="o", generator_option=("oops",)))

@@ -1,0 +1,358 @@
+"""``text2sql-mlops rollout``: multi-turn, execution-guided generation over a dataset.
+
+    text2sql-mlops rollout --dataset_path data/demo --split train --output_dir runs/mock \\
+        --generator mock --max_turns 3 --feedback_detail minimal
+    text2sql-mlops rollout --dataset_path data/spider --output_dir runs/s1 --shard 1/2 ...
+    text2sql-mlops rollout merge --inputs runs/s1 runs/s2 --output_dir runs/all
+
+Flow: load the examples, keep ``[offset, offset + limit)``, keep every n-th one
+for ``--shard i/n`` (positions i-1, i-1+n, ...), cut them into chunks of
+``--chunk_size``. Each chunk goes through every turn of the repair loop
+(``rollout_loop.py``) and is appended durably to the run folder
+(``rollout_store.py``), so a killed run restarted with the same arguments
+continues where it stopped. At the end the final files are written from those
+records, with summary.json computed from the trajectories alone
+(``rollout_metrics.py``); ``merge`` does the same from the shards' trajectories,
+so shards merged equal the unsharded run.
+
+Strict vs oracle: a configuration uses gold when its repair scope is ``verified``
+or its feedback mode is ``result_status`` or ``oracle_rows``; summary.json keeps
+``final_ex_oracle`` and ``final_ex_strict`` apart and names the configuration
+behind each (see ``rollout_metrics.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .rollout_store import RunFolder
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Every setting of a rollout; the defaults are the command line's."""
+
+    dataset_path: str  # JSON list, JSONL or Spider-layout folder
+    output_dir: str
+    db_root: str | None = None  # default: <dataset folder>/database
+    split: str = "train"  # for a Spider-layout folder
+    tables_json: str | None = None  # default: tables.json next to the dataset, when there is one
+    # generation
+    generator: str = "mock"  # mock | hf | openai | vllm
+    model_path: str | None = None  # hf / vllm: a model folder
+    adapter_path: str | None = None  # hf / vllm: a LoRA adapter folder
+    model_name: str | None = None  # openai: the model name the server serves
+    base_url: str | None = None  # openai: e.g. http://localhost:8000/v1
+    api_key_env: str | None = None  # openai: the variable holding the API key
+    max_concurrency: int | None = None  # openai: requests in flight
+    batch_size: int | None = None  # hf: prompts per forward pass (backend default when unset)
+    generator_option: tuple[str, ...] = ()  # further KEY=VALUE backend options
+    num_samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    # the repair loop
+    max_turns: int = 3  # 1 = one-shot
+    feedback_detail: str = "minimal"  # basic | column | minimal
+    feedback_mode: str = "error_only"  # error_only | online_visible | result_status | oracle_rows
+    repair_scope: str = "online"  # verified | online | online_guarded
+    timeout_sec: float = 10.0  # per query
+    use_gold_when_failed: bool = False  # gold SQL as the training target of unsolved examples
+    # the prompt's schema
+    schema_mode: str = "bm25_fk"  # full | retrieved | bm25 | bm25_fk
+    top_k_tables: int = 6
+    fk_hops: int = 1
+    sample_rows: int = 0
+    # which examples, in what pieces
+    offset: int = 0
+    limit: int | None = None
+    shard: str | None = None  # "i/n"
+    chunk_size: int = 64  # examples per durable step; also the most requests in one generate call
+    # not part of the results
+    progress: bool = True
+    overwrite: bool = False
+
+
+# Settings that never change a trajectory, left out of the run identity.
+NOT_IN_IDENTITY = ("output_dir", "progress", "overwrite", "api_key_env", "max_concurrency")
+
+
+def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any]:
+    """What makes two runs the same run: result-changing settings and the examples selected
+    (before sharding, so every shard of a run shares it with the unsharded run)."""
+    identity = {key: value for key, value in asdict(config).items() if key not in NOT_IN_IDENTITY}
+    identity["generator_option"] = list(config.generator_option)
+    identity["examples"] = len(example_ids)
+    identity["examples_sha256"] = hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
+    return identity
+
+
+def generator_options(config: RolloutConfig) -> dict[str, Any]:
+    """Backend options: the ones given on the command line, under the names backends take."""
+    given = {
+        "model_path": config.model_path, "adapter_path": config.adapter_path, "model": config.model_name,
+        "base_url": config.base_url, "api_key_env": config.api_key_env,
+        "max_concurrency": config.max_concurrency, "batch_size": config.batch_size,
+    }
+    options = {key: value for key, value in given.items() if value is not None}
+    for item in config.generator_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--generator_option must look like KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)  # numbers, true/false, null
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def default_tables_json(dataset_path: str) -> str | None:
+    path = Path(dataset_path)
+    candidate = (path if path.is_dir() else path.parent) / "tables.json"
+    return str(candidate) if candidate.is_file() else None
+
+
+def check(config: RolloutConfig) -> None:
+    """One-line errors for settings no run could use."""
+    from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
+    from .generation import generator_names
+    from .retrieval import MODES
+    from .rollout_loop import REPAIR_SCOPES
+
+    for name, value, minimum in (
+        ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
+        ("top_k_tables", config.top_k_tables, 1), ("fk_hops", config.fk_hops, 0), ("sample_rows", config.sample_rows, 0),
+        ("offset", config.offset, 0), ("limit", config.limit if config.limit is not None else 0, 0), ("chunk_size", config.chunk_size, 1),
+    ):
+        if value < minimum:
+            raise UserError(f"--{name} must be at least {minimum}, got {value}")
+    if config.temperature < 0 or not 0 < config.top_p <= 1 or config.timeout_sec <= 0:
+        raise UserError("--temperature must be >= 0, --top_p in (0, 1] and --timeout_sec > 0")
+    if config.generator not in generator_names():
+        raise UserError(f"--generator {config.generator!r} is not one of: {', '.join(generator_names())}")
+    for name, value, choices in (("feedback_detail", config.feedback_detail, DETAIL_LEVELS), ("feedback_mode", config.feedback_mode, FEEDBACK_MODES),
+                                 ("repair_scope", config.repair_scope, REPAIR_SCOPES), ("schema_mode", config.schema_mode, MODES)):
+        if value not in choices:
+            raise UserError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tuple[int, Any]]]]:
+    """The run identity and the chunks of (dataset index, example) pairs this run processes."""
+    from .data import load_examples
+    from .rollout_store import parse_shard
+
+    examples = load_examples(config.dataset_path, config.db_root, config.split)
+    end = None if config.limit is None else config.offset + config.limit
+    selected = list(enumerate(examples))[config.offset:end]
+    identity = run_identity(config, [example.id for _, example in selected])
+    if config.shard:
+        index, count = parse_shard(config.shard)
+        selected = selected[index - 1::count]
+    # Fixed slices of the selection: a resumed run cuts exactly the same chunks.
+    return identity, [selected[start:start + config.chunk_size] for start in range(0, len(selected), config.chunk_size)]
+
+
+def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
+    """Run (or resume, or find complete) the rollout ``config`` describes; returns summary.json.
+
+    ``generator`` replaces the one ``config.generator`` names (tests pass wrappers).
+    """
+    from tqdm import tqdm
+
+    from .generation import create_generator
+    from .rollout_loop import RolloutEngine
+    from .rollout_store import RunFolder
+
+    started = time.perf_counter()
+    check(config)
+    config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path))
+    identity, chunks = select_examples(config)
+    folder = RunFolder(config.output_dir)
+    finished = folder.prepare(identity, config.overwrite)
+    if finished is None:
+        print(f"rollout: {config.output_dir} is complete; nothing to do", file=sys.stderr)
+        return folder.summary()
+    done = {record["chunk"]: record for record in finished}
+    for number, record in done.items():
+        if number >= len(chunks) or record["ids"] != [example.id for _, example in chunks[number]]:
+            raise UserError(f"{folder.work}: chunk {number} does not belong to this run; delete the file to start over")
+    print(f"rollout: {json.dumps(identity)}", file=sys.stderr)
+    if config.num_samples > 1 and config.temperature == 0:
+        print("rollout: note: temperature 0 is greedy, so all samples of a prompt are the same", file=sys.stderr)
+
+    own_generator = generator is None
+    generator = generator or create_generator(config.generator, **generator_options(config))
+    # Only now that the model loaded: a run that could not start leaves the folder as it was.
+    folder.claim(identity, config.overwrite)
+    engine = RolloutEngine(config, generator, config.tables_json)
+    bar = tqdm(total=sum(map(len, chunks)), initial=sum(len(r["ids"]) for r in done.values()), unit="ex",
+               desc="rollout", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
+    try:
+        for number, chunk in enumerate(chunks):
+            if number in done:
+                continue
+            chunk_start = time.perf_counter()
+            trajectories, generation_s = engine.run_chunk(chunk)
+            done[number] = {"chunk": number, "ids": [example.id for _, example in chunk],
+                            "elapsed_s": time.perf_counter() - chunk_start, "generation_s": generation_s,
+                            "trajectories": [trajectory.to_dict() for trajectory in trajectories]}
+            folder.append_chunk(done[number])
+            bar.set_postfix(EX=_running_ex(done), refresh=False)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        engine.close()
+        if own_generator:
+            generator.close()
+    return _finish(folder, identity, [done[number] for number in sorted(done)], started, resumed=len(finished))
+
+
+def _running_ex(done: dict[int, dict]) -> str:
+    """Final EX so far (at least one correct candidate in the last turn), for the progress bar."""
+    finals = [any(c["correct"] for c in t["turns"][-1]["candidates"]) for r in done.values() for t in r["trajectories"]]
+    return f"{sum(finals) / len(finals):.3f}"
+
+
+def _finish(folder: "RunFolder", identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> dict[str, Any]:
+    """Write the final files from the chunk records (or shards' timing records); returns summary.json."""
+    from .rollout_metrics import summarize, timing
+
+    trajectories = [t for record in records for t in record["trajectories"]]
+    summary = summarize(trajectories, identity)
+    summary["timing"] = timing(
+        examples=len(trajectories), tokens=summary["generated_tokens"],
+        rollout_s=sum(r["elapsed_s"] for r in records), generation_s=sum(r["generation_s"] for r in records),
+        wall_s=time.perf_counter() - started, resumed_chunks=resumed,
+    )
+    folder.finish(trajectories, summary)
+    return summary
+
+
+def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> dict[str, Any]:
+    """Recombine finished shards into the files the unsharded run writes; returns summary.json."""
+    from .rollout_store import RunFolder, shards_of
+
+    started = time.perf_counter()
+    folders = [RunFolder(path) for path in inputs]
+    for folder in folders:
+        folder.check_complete()
+    identity = shards_of(folders)
+    trajectories = sorted((t for folder in folders for t in folder.trajectories()), key=lambda t: t["index"])
+    if len({t["index"] for t in trajectories}) != len(trajectories) or len(trajectories) != identity["examples"]:
+        raise UserError(f"the shards hold {len(trajectories)} trajectories for {identity['examples']} examples; "
+                        "were they run with the same dataset?")
+    # One record holding every trajectory, timed as the sum of the shards' times.
+    timings = [folder.summary()["timing"] for folder in folders]
+    record = {"trajectories": trajectories, "elapsed_s": sum(t["rollout_s"] for t in timings),
+              "generation_s": sum(t["generation_s"] for t in timings)}
+    out = RunFolder(output_dir)
+    out.prepare(identity, overwrite)
+    out.claim(identity, overwrite)
+    return _finish(out, identity, [record], started, resumed=0)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``UserError``), like every other error of the CLI."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **options) -> None:
+    """``--name`` plus its dash spelling (``--dataset_path`` and ``--dataset-path``)."""
+    spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}", *aliases])
+    parser.add_argument(*spellings, dest=name, **options)
+
+
+def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
+    d = {f.name: f.default for f in fields(RolloutConfig)}
+    parser = _Parser(prog=prog, allow_abbrev=False, description=(
+        "Generate SQL, execute it, feed errors back and repair, up to --max_turns; write trajectories.jsonl, "
+        "grpo_rollouts.jsonl and summary.json. Resumable: run it again with the same arguments. "
+        f"`{prog} merge --inputs DIR ... --output_dir OUT` recombines --shard runs."))
+    _flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
+    _flag(parser, "output_dir", required=True, help="folder for run.json and the outputs")
+    _flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
+    _flag(parser, "split", default=d["split"], help="split of a Spider-layout folder (default: %(default)s)")
+    _flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
+    _flag(parser, "generator", default=d["generator"], help="mock, hf, openai or vllm (default: %(default)s)")
+    _flag(parser, "model_path", "--model", help="hf/vllm: model folder")
+    _flag(parser, "adapter_path", help="hf/vllm: LoRA adapter folder")
+    _flag(parser, "model_name", help="openai: the model name the server serves")
+    _flag(parser, "base_url", help="openai: endpoint, e.g. http://localhost:8000/v1")
+    _flag(parser, "api_key_env", help="openai: environment variable holding the API key")
+    _flag(parser, "max_concurrency", type=int, help="openai: requests in flight")
+    _flag(parser, "batch_size", type=int, help="hf: prompts per forward pass (backend default when unset)")
+    _flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE", help="another backend option (repeatable)")
+    _flag(parser, "num_samples", type=int, default=d["num_samples"], help="candidates per prompt (default: %(default)s)")
+    _flag(parser, "temperature", type=float, default=d["temperature"], help="0 = greedy (default: %(default)s)")
+    _flag(parser, "top_p", type=float, default=d["top_p"], help="(default: %(default)s)")
+    _flag(parser, "max_new_tokens", type=int, default=d["max_new_tokens"], help="(default: %(default)s)")
+    _flag(parser, "seed", type=int, default=d["seed"], help="sampling seed (default: %(default)s)")
+    _flag(parser, "max_turns", type=int, default=d["max_turns"], help="1 = one-shot (default: %(default)s)")
+    _flag(parser, "feedback_detail", default=d["feedback_detail"], help="basic, column or minimal (default: %(default)s)")
+    _flag(parser, "feedback_mode", default=d["feedback_mode"],
+          help="error_only, online_visible (gold-free), result_status, oracle_rows (use gold) (default: %(default)s)")
+    _flag(parser, "repair_scope", default=d["repair_scope"],
+          help="verified (uses gold), online, online_guarded (default: %(default)s)")
+    _flag(parser, "timeout_sec", type=float, default=d["timeout_sec"], help="seconds per query (default: %(default)s)")
+    _flag(parser, "use_gold_when_failed", action="store_true", help="gold SQL as the training target of unsolved examples (never a prediction)")
+    _flag(parser, "schema_mode", default=d["schema_mode"], help="full, retrieved, bm25 or bm25_fk (default: %(default)s)")
+    _flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")
+    _flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
+    _flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
+    _flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
+    _flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
+    _flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
+    _flag(parser, "chunk_size", type=int, default=d["chunk_size"], help="examples per durable step (default: %(default)s)")
+    _flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
+    _flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
+    return parser
+
+
+def make_merge_parser(prog: str | None = "text2sql-mlops rollout merge") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, allow_abbrev=False, description="Recombine the output folders of --shard i/n runs "
+                     "into the files the unsharded run writes (summary recomputed from the trajectories).")
+    _flag(parser, "inputs", nargs="+", required=True, metavar="DIR", help="the shards' --output_dir folders")
+    _flag(parser, "output_dir", required=True, help="folder for the merged outputs")
+    _flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RolloutConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(RolloutConfig) if hasattr(args, f.name)}
+    return RolloutConfig(**{**values, "generator_option": tuple(args.generator_option), "progress": not args.no_progress})
+
+
+HEADLINE = ("examples", "first_turn_ex", "final_ex_strict", "final_ex_oracle", "candidate_ex", "executable_rate", "bad_gold")
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops rollout") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        args = make_merge_parser(f"{prog} merge").parse_args(argv[1:])
+        summary = merge_runs(args.inputs, args.output_dir, args.overwrite)
+    else:
+        args = make_parser(prog).parse_args(argv)
+        summary = run_rollout(config_from_args(args))
+    print(json.dumps({"output_dir": args.output_dir, **{key: summary[key] for key in HEADLINE}, "timing": summary["timing"]}))
+    return 0
