@@ -162,7 +162,7 @@ class HFGenerator(Generator):
             # Same seed, requests and batch_size -> same samples (batch composition matters).
             torch.manual_seed(params.seed)
         results: list[list[Completion]] = [[] for _ in requests]
-        for batch in tqdm(batches, desc="hf generate", unit="batch", file=sys.stderr, disable=not self.progress):
+        for batch in tqdm(batches, desc="hf generate", unit="batch", file=sys.stderr, disable=not self.progress, leave=False):
             for index, completions in zip(batch, self._generate_batch([prompts[index] for index in batch], params)):
                 results[index] = completions
         return results
