@@ -27,7 +27,6 @@ from text2sql_mlops.errors import UserError
 from text2sql_mlops.sandbox import Sandbox, execute_readonly, split_first_statement
 
 CORPUS = Path(__file__).parent / "sandbox_corpus"
-SPIDER = Path(__file__).resolve().parents[1].parent / "shared" / "spider-train"
 TIMEOUT = 0.5  # seconds; every call must answer within TIMEOUT + 1
 # `exec` measures its own elapsed_ms; the wall clock also counts interpreter
 # start and exit, which a loaded test machine can slow down.
@@ -499,14 +498,13 @@ KNOWN_GOLD_ERRORS = {
 
 
 @pytest.mark.spider
-@pytest.mark.skipif(not (SPIDER / "train_gold.sql").is_file(), reason=f"Spider train data not found at {SPIDER}")
-def test_every_spider_train_gold_query_runs():
-    with open(SPIDER / "train_gold.sql", encoding="utf-8") as handle:
+def test_every_spider_train_gold_query_runs(spider_train):
+    with open(spider_train / "train_gold.sql", encoding="utf-8") as handle:
         gold = [line.rstrip("\n").split("\t") for line in handle if line.strip()]
     errors = {}
     with Sandbox(timeout=10, max_rows=None) as own:
         for index, (sql, db_id) in enumerate(gold):
-            result = own.execute(SPIDER / "database" / db_id / f"{db_id}.sqlite", sql)
+            result = own.execute(spider_train / "database" / db_id / f"{db_id}.sqlite", sql)
             if not result.ok:
                 errors[index] = result.error
     assert len(gold) == 6890

@@ -29,7 +29,6 @@ from text2sql_mlops.scoring import (
 
 FIXTURES = Path(__file__).parent / "fixtures" / "scoring"
 CASES = [json.loads(line) for line in (FIXTURES / "cases.jsonl").read_text().splitlines() if line.strip()]
-SPIDER_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "spider-train"
 
 
 def build(path: Path, script: str) -> Path:
@@ -245,14 +244,12 @@ def test_read_pairs_follows_the_official_file_format(tmp_path):
 
 
 @pytest.mark.spider
-def test_spider_train_gold_matches_itself(tmp_path):
-    if not (SPIDER_TRAIN / "train_gold.sql").is_file():
-        pytest.skip(f"Spider train split not found at {SPIDER_TRAIN} (only on the project's machines)")
-    gold = SPIDER_TRAIN / "train_gold.sql"
+def test_spider_train_gold_matches_itself(tmp_path, spider_train):
+    gold = spider_train / "train_gold.sql"
     pred = tmp_path / "pred.sql"
     pred.write_text("".join(line.split("\t")[0] + "\n" for line in gold.read_text().splitlines()))
     out = tmp_path / "out.jsonl"
-    assert cli.main(["score", "--gold", str(gold), "--pred", str(pred), "--db", str(SPIDER_TRAIN / "database"),
+    assert cli.main(["score", "--gold", str(gold), "--pred", str(pred), "--db", str(spider_train / "database"),
                      "--per-example", str(out), "--no-progress"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     misses = [r for r in records if not r["match"]]
