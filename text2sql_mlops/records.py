@@ -38,3 +38,127 @@ class Example:
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> "Example":
         return cls(**{k: record[k] for k in ("id", "db_id", "question", "query", "db_path")}, extra=record.get("extra", {}))
+
+
+# --------------------------------------------------------------------------- rollout (rollout_loop.py writes them)
+
+
+@dataclass
+class Candidate:
+    """One sampled answer, executed and scored."""
+
+    text: str  # the completion as generated
+    sql: str  # what extract_sql found in it: the SQL executed and scored
+    num_tokens: int
+    executed: bool  # ran without error in the sandbox
+    error: str | None
+    error_type: str | None  # feedback.ERROR_TYPES; None when correct
+    row_count: int | None  # None when it did not run
+    truncated: bool
+    schema_valid: bool
+    plan: dict[str, int] | None  # query_plan.PlanFlags
+    signals: list[str]  # guard signals that fired (gold-free)
+    correct: bool  # official EX against gold
+    reward: float  # rule reward
+    cost_reward: float
+    total_reward: float
+
+
+@dataclass
+class Turn:
+    turn: int
+    messages: list[dict[str, str]]  # the exact chat prompt
+    candidates: list[Candidate]
+    selected: int  # the candidate the repair continues from, or the final answer
+    feedback: str | None = None  # shown in the next turn; None when the episode ended here
+
+
+@dataclass
+class Trajectory:
+    index: int  # position in the dataset; outputs are in this order
+    id: str
+    db_id: str
+    question: str
+    gold: str
+    gold_error: str | None  # the gold SQL fails: a bad-gold example, never correct
+    gold_row_count: int | None
+    schema_tables: list[str]  # the tables the prompt shows
+    turns: list[Turn] = field(default_factory=list)
+    stop_reason: str = "max_turns"
+    final_sql: str = ""  # the model's own answer: the selected candidate of the last turn
+    final_correct: bool = False
+    # What a training stage should learn for this example: the first correct candidate
+    # (source "model"), else the gold SQL with --use_gold_when_failed (source "gold").
+    # A gold target is never a prediction: no metric reads it.
+    target: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- preference pairs (pairs/ writes them)
+
+# Natural pair types are mined from trajectories (pairs/mine.py); synthetic ones are
+# "synthetic_<mutation>" (pairs/synth.py). Order: most to least preferred by mining.
+NATURAL_PAIR_TYPES = (
+    "repair_correct_vs_repair_failed",
+    "self_repair_success_vs_failed_attempt",
+    "first_turn_correct_sample_vs_failed_sample",
+    "gold_vs_failed_attempt",
+    "correct_low_cost_vs_correct_high_cost",
+)
+SYNTHETIC_PREFIX = "synthetic_"
+
+# meta keys every pair carries (synthetic pairs add "mutation"):
+PAIR_META_KEYS = (
+    "pair_type",  # one of NATURAL_PAIR_TYPES or SYNTHETIC_PREFIX + mutation
+    "source",  # "natural" (mined) or "synthetic" (mutated gold)
+    "gold_fallback",  # chosen is the gold SQL (gold_vs_failed_attempt, synthetic): a target, never a prediction
+    "example_id", "db_id", "question", "gold_sql",
+    "chosen_sql", "rejected_sql",
+    "chosen_reward", "rejected_reward", "reward_margin",  # total rewards (rule + cost), margin = chosen - rejected
+    "turn",  # the turn whose prompt the pair uses (1 = first turn)
+    "chosen_executable", "rejected_executable",
+    "rejected_error_type",  # feedback.ERROR_TYPES of the rejected side; None when it is correct (cost pairs)
+)
+
+
+def pair_id(prompt: list[dict[str, str]], chosen: str, rejected: str) -> str:
+    """Stable id of a pair: the same prompt, chosen and rejected always hash the same,
+    so exact duplicates share an id."""
+    import json
+
+    key = json.dumps([prompt, chosen, rejected], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Pair:
+    """One DPO preference pair, in TRL's column names.
+
+    ``prompt`` is the chat exactly as the model saw it (``prompts.build_messages``);
+    ``chosen`` and ``rejected`` are assistant answers in the exact format the model is
+    asked to produce (``prompts.format_answer``), so training and inference agree.
+    """
+
+    id: str
+    prompt: list[dict[str, str]]
+    chosen: str
+    rejected: str
+    meta: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def create(cls, prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, **meta: Any) -> "Pair":
+        """A pair from two SQL strings; fills the answer texts, chosen/rejected SQL, margin and id."""
+        from .prompts import format_answer
+
+        chosen, rejected = format_answer(chosen_sql), format_answer(rejected_sql)
+        meta = {"chosen_sql": chosen_sql, "rejected_sql": rejected_sql, **meta}
+        meta["reward_margin"] = round(meta["chosen_reward"] - meta["rejected_reward"], 10)
+        missing = [key for key in PAIR_META_KEYS if key not in meta]
+        if missing:
+            raise ValueError(f"pair meta lacks {missing}")
+        return cls(id=pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen, rejected=rejected, meta=meta)

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cliutil import ArgParser, flag
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -270,71 +271,58 @@ def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> d
 # --------------------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line (``UserError``), like every other error of the CLI."""
-
-    def error(self, message: str):
-        raise UserError(f"{self.prog}: {message} (see --help)")
-
-
-def _flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **options) -> None:
-    """``--name`` plus its dash spelling (``--dataset_path`` and ``--dataset-path``)."""
-    spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}", *aliases])
-    parser.add_argument(*spellings, dest=name, **options)
-
-
 def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
     d = {f.name: f.default for f in fields(RolloutConfig)}
-    parser = _Parser(prog=prog, allow_abbrev=False, description=(
+    parser = ArgParser(prog=prog, description=(
         "Generate SQL, execute it, feed errors back and repair, up to --max_turns; write trajectories.jsonl, "
         "grpo_rollouts.jsonl and summary.json. Resumable: run it again with the same arguments. "
         f"`{prog} merge --inputs DIR ... --output_dir OUT` recombines --shard runs."))
-    _flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
-    _flag(parser, "output_dir", required=True, help="folder for run.json and the outputs")
-    _flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
-    _flag(parser, "split", default=d["split"], help="split of a Spider-layout folder (default: %(default)s)")
-    _flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
-    _flag(parser, "generator", default=d["generator"], help="mock, hf, openai or vllm (default: %(default)s)")
-    _flag(parser, "model_path", "--model", help="hf/vllm: model folder")
-    _flag(parser, "adapter_path", help="hf/vllm: LoRA adapter folder")
-    _flag(parser, "model_name", help="openai: the model name the server serves")
-    _flag(parser, "base_url", help="openai: endpoint, e.g. http://localhost:8000/v1")
-    _flag(parser, "api_key_env", help="openai: environment variable holding the API key")
-    _flag(parser, "max_concurrency", type=int, help="openai: requests in flight")
-    _flag(parser, "batch_size", type=int, help="hf: prompts per forward pass (backend default when unset)")
-    _flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE", help="another backend option (repeatable)")
-    _flag(parser, "num_samples", type=int, default=d["num_samples"], help="candidates per prompt (default: %(default)s)")
-    _flag(parser, "temperature", type=float, default=d["temperature"], help="0 = greedy (default: %(default)s)")
-    _flag(parser, "top_p", type=float, default=d["top_p"], help="(default: %(default)s)")
-    _flag(parser, "max_new_tokens", type=int, default=d["max_new_tokens"], help="(default: %(default)s)")
-    _flag(parser, "seed", type=int, default=d["seed"], help="sampling seed (default: %(default)s)")
-    _flag(parser, "max_turns", type=int, default=d["max_turns"], help="1 = one-shot (default: %(default)s)")
-    _flag(parser, "feedback_detail", default=d["feedback_detail"], help="basic, column or minimal (default: %(default)s)")
-    _flag(parser, "feedback_mode", default=d["feedback_mode"],
+    flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
+    flag(parser, "output_dir", required=True, help="folder for run.json and the outputs")
+    flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
+    flag(parser, "split", default=d["split"], help="split of a Spider-layout folder (default: %(default)s)")
+    flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
+    flag(parser, "generator", default=d["generator"], help="mock, hf, openai or vllm (default: %(default)s)")
+    flag(parser, "model_path", "--model", help="hf/vllm: model folder")
+    flag(parser, "adapter_path", help="hf/vllm: LoRA adapter folder")
+    flag(parser, "model_name", help="openai: the model name the server serves")
+    flag(parser, "base_url", help="openai: endpoint, e.g. http://localhost:8000/v1")
+    flag(parser, "api_key_env", help="openai: environment variable holding the API key")
+    flag(parser, "max_concurrency", type=int, help="openai: requests in flight")
+    flag(parser, "batch_size", type=int, help="hf: prompts per forward pass (backend default when unset)")
+    flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE", help="another backend option (repeatable)")
+    flag(parser, "num_samples", type=int, default=d["num_samples"], help="candidates per prompt (default: %(default)s)")
+    flag(parser, "temperature", type=float, default=d["temperature"], help="0 = greedy (default: %(default)s)")
+    flag(parser, "top_p", type=float, default=d["top_p"], help="(default: %(default)s)")
+    flag(parser, "max_new_tokens", type=int, default=d["max_new_tokens"], help="(default: %(default)s)")
+    flag(parser, "seed", type=int, default=d["seed"], help="sampling seed (default: %(default)s)")
+    flag(parser, "max_turns", type=int, default=d["max_turns"], help="1 = one-shot (default: %(default)s)")
+    flag(parser, "feedback_detail", default=d["feedback_detail"], help="basic, column or minimal (default: %(default)s)")
+    flag(parser, "feedback_mode", default=d["feedback_mode"],
           help="error_only, online_visible (gold-free), result_status, oracle_rows (use gold) (default: %(default)s)")
-    _flag(parser, "repair_scope", default=d["repair_scope"],
+    flag(parser, "repair_scope", default=d["repair_scope"],
           help="verified (uses gold), online, online_guarded (default: %(default)s)")
-    _flag(parser, "timeout_sec", type=float, default=d["timeout_sec"], help="seconds per query (default: %(default)s)")
-    _flag(parser, "use_gold_when_failed", action="store_true", help="gold SQL as the training target of unsolved examples (never a prediction)")
-    _flag(parser, "schema_mode", default=d["schema_mode"], help="full, retrieved, bm25 or bm25_fk (default: %(default)s)")
-    _flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")
-    _flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
-    _flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
-    _flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
-    _flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
-    _flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
-    _flag(parser, "chunk_size", type=int, default=d["chunk_size"], help="examples per durable step (default: %(default)s)")
-    _flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
-    _flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
+    flag(parser, "timeout_sec", type=float, default=d["timeout_sec"], help="seconds per query (default: %(default)s)")
+    flag(parser, "use_gold_when_failed", action="store_true", help="gold SQL as the training target of unsolved examples (never a prediction)")
+    flag(parser, "schema_mode", default=d["schema_mode"], help="full, retrieved, bm25 or bm25_fk (default: %(default)s)")
+    flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")
+    flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
+    flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
+    flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
+    flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
+    flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
+    flag(parser, "chunk_size", type=int, default=d["chunk_size"], help="examples per durable step (default: %(default)s)")
+    flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
+    flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
     return parser
 
 
 def make_merge_parser(prog: str | None = "text2sql-mlops rollout merge") -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, allow_abbrev=False, description="Recombine the output folders of --shard i/n runs "
+    parser = ArgParser(prog=prog, description="Recombine the output folders of --shard i/n runs "
                      "into the files the unsharded run writes (summary recomputed from the trajectories).")
-    _flag(parser, "inputs", nargs="+", required=True, metavar="DIR", help="the shards' --output_dir folders")
-    _flag(parser, "output_dir", required=True, help="folder for the merged outputs")
-    _flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
+    flag(parser, "inputs", nargs="+", required=True, metavar="DIR", help="the shards' --output_dir folders")
+    flag(parser, "output_dir", required=True, help="folder for the merged outputs")
+    flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
     return parser
 
 

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .feedback import FEEDBACK_MODES, Diagnosis, Execution, GoldResult, build_feedback, classify_error, is_schema_valid, observe
 from .generation import GenerationRequest, Generator, SamplingParams
 from .prompts import PromptConfig, PromptSchema, build_messages, extract_sql, prompt_schema
-from .records import Example
+from .records import Candidate, Example, Trajectory, Turn
 from .rewards import cost_reward, rule_reward
 from .sandbox import Sandbox
 from .schema import Catalog, load_catalog
@@ -46,62 +46,6 @@ if TYPE_CHECKING:
     from .rollout import RolloutConfig
 
 MAX_ROWS = 10_000  # rows fetched per query; row counts above it are reported as "more than"
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class Candidate:
-    """One sampled answer, executed and scored."""
-
-    text: str  # the completion as generated
-    sql: str  # what extract_sql found in it: the SQL executed and scored
-    num_tokens: int
-    executed: bool  # ran without error in the sandbox
-    error: str | None
-    error_type: str | None  # feedback.ERROR_TYPES; None when correct
-    row_count: int | None  # None when it did not run
-    truncated: bool
-    schema_valid: bool
-    plan: dict[str, int] | None  # query_plan.PlanFlags
-    signals: list[str]  # guard signals that fired (gold-free)
-    correct: bool  # official EX against gold
-    reward: float  # rule reward
-    cost_reward: float
-    total_reward: float
-
-
-@dataclass
-class Turn:
-    turn: int
-    messages: list[dict[str, str]]  # the exact chat prompt
-    candidates: list[Candidate]
-    selected: int  # the candidate the repair continues from, or the final answer
-    feedback: str | None = None  # shown in the next turn; None when the episode ended here
-
-
-@dataclass
-class Trajectory:
-    index: int  # position in the dataset; outputs are in this order
-    id: str
-    db_id: str
-    question: str
-    gold: str
-    gold_error: str | None  # the gold SQL fails: a bad-gold example, never correct
-    gold_row_count: int | None
-    schema_tables: list[str]  # the tables the prompt shows
-    turns: list[Turn] = field(default_factory=list)
-    stop_reason: str = "max_turns"
-    final_sql: str = ""  # the model's own answer: the selected candidate of the last turn
-    final_correct: bool = False
-    # What a training stage should learn for this example: the first correct candidate
-    # (source "model"), else the gold SQL with --use_gold_when_failed (source "gold").
-    # A gold target is never a prediction: no metric reads it.
-    target: dict[str, str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # --------------------------------------------------------------------------- repair scopes
 
