@@ -56,3 +56,16 @@ def spider_layout(tmp_path: Path) -> Path:
     (root / "dev.json").write_text(json.dumps(dev))
     (root / "tables.json").write_text(json.dumps([{"db_id": "concert_singer", "table_names_original": ["singer", "concert", "singer_in_concert"]}]))
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory) -> Path:
+    """The embedded demo dataset (Spider layout: train on 4 databases, dev on 2 others), built once.
+
+    Read-only for tests: copy it before changing anything.
+    """
+    from text2sql_mlops.demo_data import build_demo
+
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    build_demo(root)
+    return root

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("text2sql_mlops.scoring", "execution accuracy with the official Spider semantics"),
     "schema-recall": ("text2sql_mlops.schema", "gold-table recall of a schema retrieval mode"),
     "rollout": ("text2sql_mlops.rollout", "multi-turn generation with execution feedback and repair; `rollout merge` joins shards"),
+    "pairs": ("text2sql_mlops.pairs", "preference pairs: mine, synth (hard negatives), merge (filter/balance), report (dashboard)"),
 }
 
 

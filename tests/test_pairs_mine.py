@@ -1,0 +1,157 @@
+"""pairs mine: every pair type from crafted trajectories, and end to end from a mock rollout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from text2sql_mlops.cli import main as cli
+from text2sql_mlops.pairs.mine import MineConfig, mine, mine_trajectory
+from text2sql_mlops.prompts import format_answer
+from text2sql_mlops.records import NATURAL_PAIR_TYPES, PAIR_META_KEYS, pair_id
+from text2sql_mlops.rollout import RolloutConfig, run_rollout
+
+GOLD = "SELECT name FROM singer WHERE age > 30"
+
+
+def cand(sql: str, correct: bool, executed: bool = True, reward: float = 0.0, cost: float = 0.0, error_type=None):
+    return {"sql": sql, "correct": correct, "executed": executed, "total_reward": reward, "cost_reward": cost,
+            "error_type": None if correct else (error_type or ("wrong_result" if executed else "no_such_column"))}
+
+
+def turn(number: int, candidates: list[dict], selected: int = 0) -> dict:
+    return {"turn": number, "messages": [{"role": "user", "content": f"prompt of turn {number}"}],
+            "candidates": candidates, "selected": selected, "feedback": None}
+
+
+def trajectory(*turns: dict, gold_error=None) -> dict:
+    return {"index": 0, "id": "ex1", "db_id": "concert", "question": "Who is older than 30?", "gold": GOLD,
+            "gold_error": gold_error, "turns": list(turns)}
+
+
+def types(pairs) -> list[str]:
+    return [p.meta["pair_type"] for p in pairs]
+
+
+def test_repair_correct_vs_repair_failed_uses_the_repair_prompt():
+    t = trajectory(
+        turn(1, [cand("SELECT nme FROM singer", False, executed=False, reward=-0.2)] * 2),
+        turn(2, [cand(GOLD, True, reward=0.7), cand("SELECT name FROM singer", False, reward=0.2),
+                 cand("SELECT name FROM singer", False, reward=0.2)], selected=0),
+    )
+    pairs = [p for p in mine_trajectory(t, MineConfig()) if p.meta["pair_type"] == "repair_correct_vs_repair_failed"]
+    assert len(pairs) == 1  # the two identical failed samples make one pair
+    pair = pairs[0]
+    assert pair.prompt == t["turns"][1]["messages"] and pair.meta["turn"] == 2
+    assert pair.chosen == format_answer(GOLD) and pair.rejected == format_answer("SELECT name FROM singer")
+    assert pair.meta["reward_margin"] == pytest.approx(0.5)
+    assert pair.meta["rejected_error_type"] == "wrong_result" and pair.meta["source"] == "natural"
+    assert set(PAIR_META_KEYS) <= set(pair.meta)
+    assert pair.id == pair_id(pair.prompt, pair.chosen, pair.rejected)
+
+
+def test_self_repair_pairs_each_failed_attempt_with_the_repaired_sql():
+    t = trajectory(
+        turn(1, [cand("SELECT nme FROM singer", False, executed=False, reward=-0.2)]),
+        turn(2, [cand("SELECT name FROM singer", False, reward=0.2)]),
+        turn(3, [cand(GOLD, True, reward=0.6)]),
+    )
+    pairs = mine_trajectory(t, MineConfig())
+    assert types(pairs) == ["self_repair_success_vs_failed_attempt"] * 2
+    assert [p.meta["turn"] for p in pairs] == [1, 2]
+    assert [p.meta["rejected_sql"] for p in pairs] == ["SELECT nme FROM singer", "SELECT name FROM singer"]
+    assert all(p.meta["chosen_sql"] == GOLD and p.meta["chosen_reward"] == 0.6 for p in pairs)
+    assert [p.meta["rejected_executable"] for p in pairs] == [False, True]
+
+
+def test_first_turn_samples_and_no_self_repair_when_solved_at_turn_one():
+    t = trajectory(turn(1, [cand("SELECT name FROM singer", False, reward=0.2), cand(GOLD, True, reward=1.0)], selected=1))
+    pairs = mine_trajectory(t, MineConfig())
+    assert types(pairs) == ["first_turn_correct_sample_vs_failed_sample"]
+    assert pairs[0].meta["chosen_reward"] == 1.0 and pairs[0].meta["reward_margin"] == pytest.approx(0.8)
+
+
+def test_gold_pairs_only_when_asked_and_never_for_bad_gold_or_solved_examples():
+    unsolved = trajectory(turn(1, [cand("SELECT x FROM singer", False, executed=False, reward=-0.5)]))
+    assert mine_trajectory(unsolved, MineConfig()) == []
+    pairs = mine_trajectory(unsolved, MineConfig(use_gold_when_failed=True))
+    assert types(pairs) == ["gold_vs_failed_attempt"]
+    assert pairs[0].meta["gold_fallback"] is True and pairs[0].meta["chosen_sql"] == GOLD
+    assert pairs[0].meta["reward_margin"] == pytest.approx(1.5)
+    bad_gold = trajectory(turn(1, [cand("SELECT x FROM singer", False, executed=False)]), gold_error="no such table")
+    assert mine_trajectory(bad_gold, MineConfig(use_gold_when_failed=True)) == []
+
+
+def test_cost_pairs_need_the_gap():
+    cheap, costly = cand(GOLD, True, reward=1.0, cost=0.0), cand(GOLD + " ORDER BY name", True, reward=0.88, cost=-0.12)
+    t = trajectory(turn(1, [costly, cheap]))
+    pairs = mine_trajectory(t, MineConfig(min_cost_reward_gap=0.1))
+    assert types(pairs) == ["correct_low_cost_vs_correct_high_cost"]
+    assert pairs[0].meta["chosen_sql"] == GOLD and pairs[0].meta["rejected_error_type"] is None
+    assert mine_trajectory(t, MineConfig(min_cost_reward_gap=0.2)) == []
+
+
+def test_priority_order_cap_and_type_selection():
+    t = trajectory(
+        turn(1, [cand("SELECT nme FROM singer", False, executed=False, reward=-0.2), cand("SELECT age FROM singer", False, reward=0.2)]),
+        turn(2, [cand(GOLD, True, reward=0.7), cand("SELECT name FROM singer", False, reward=-0.5)]),
+    )
+    pairs = mine_trajectory(t, MineConfig())
+    assert types(pairs) == ["repair_correct_vs_repair_failed", "self_repair_success_vs_failed_attempt"]
+    assert types(mine_trajectory(t, MineConfig(max_pairs_per_example=1))) == ["repair_correct_vs_repair_failed"]
+    only = MineConfig(pair_types=("self_repair_success_vs_failed_attempt",))
+    assert types(mine_trajectory(t, only)) == ["self_repair_success_vs_failed_attempt"]
+
+
+def test_identical_chosen_and_rejected_sql_is_never_a_pair():
+    t = trajectory(turn(1, [cand(GOLD, True, reward=1.0), cand(GOLD + " ;", False, reward=0.2)]))
+    assert mine_trajectory(t, MineConfig()) == []
+
+
+def test_mock_rollout_to_pairs_end_to_end(demo_dataset: Path, tmp_path: Path):
+    """The mock's broken first turn + gold repair gives exactly one self-repair pair per example."""
+    run = tmp_path / "run"
+    summary = run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(run), generator="mock",
+                                        max_turns=3, limit=60, progress=False))
+    out = tmp_path / "pairs.jsonl"
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(out)]) == 0
+    pairs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(pairs) == summary["examples"] - summary["bad_gold"]
+    assert {p["meta"]["pair_type"] for p in pairs} == {"self_repair_success_vs_failed_attempt"}
+    trajectories = {t["id"]: t for t in map(json.loads, (run / "trajectories.jsonl").read_text().splitlines())}
+    for pair in pairs:
+        t = trajectories[pair["meta"]["example_id"]]
+        assert pair["prompt"] == t["turns"][0]["messages"]  # the chat exactly as the model saw it
+        assert pair["meta"]["chosen_sql"] == t["turns"][1]["candidates"][0]["sql"]
+    assert mine([t for t in trajectories.values()], MineConfig()) == pairs
+
+
+def test_guard_refuses_evaluation_trajectories_and_writes_nothing(demo_dataset: Path, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(run), generator="mock", max_turns=2, limit=5, progress=False))
+    out = tmp_path / "pairs.jsonl"
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(out), "--eval_dataset", str(demo_dataset)]) == 0  # dev: clean
+    out.unlink()
+    capsys.readouterr()
+    code = cli(["pairs", "mine", "--trajectories", str(run), "--out", str(out), "--eval_dataset", str(demo_dataset), "--eval_split", "train"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "evaluation set" in err[0] and not out.exists()
+
+
+@pytest.mark.parametrize("content, message", [("{\"id\": 1}\n", "is not a trajectory"), ("not json\n", "invalid JSON")])
+def test_bad_trajectory_files_give_one_line(tmp_path: Path, capsys, content: str, message: str):
+    bad = tmp_path / "trajectories.jsonl"
+    bad.write_text(content)
+    assert cli(["pairs", "mine", "--trajectories", str(bad), "--out", str(tmp_path / "p.jsonl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert cli(["pairs", "mine", "--trajectories", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p.jsonl")]) == 2
+    assert cli(["pairs", "mine", "--trajectories", str(bad), "--out", "x", "--pair_types", "bogus"]) == 2
+
+
+def test_every_natural_type_has_a_miner():
+    from text2sql_mlops.pairs.mine import MINERS
+
+    assert tuple(MINERS) == NATURAL_PAIR_TYPES

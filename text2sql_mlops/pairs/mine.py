@@ -1,0 +1,240 @@
+"""``pairs mine``: natural DPO pairs from verified rollout trajectories.
+
+    text2sql-mlops pairs mine --trajectories runs/train --out pairs/natural.jsonl \\
+        --use_gold_when_failed --eval_dataset data/demo --eval_split dev
+
+Every pair contrasts two answers to ONE prompt (the chat exactly as the model saw
+it at that turn); correctness comes from the rollout's official-EX verdicts.
+
+  ==========================================  ===============================================
+  repair_correct_vs_repair_failed             at a repair turn (turn >= 2), a correct sample vs
+                                              a failed sample of the same repair prompt
+  self_repair_success_vs_failed_attempt       the prompt of a failed attempt (the answer the
+                                              loop repaired): the SQL the repair reached vs
+                                              that attempt
+  first_turn_correct_sample_vs_failed_sample  turn 1: a correct sample vs a failed sample
+  gold_vs_failed_attempt                      only with --use_gold_when_failed, for examples
+                                              never solved: gold SQL vs the first attempt
+  correct_low_cost_vs_correct_high_cost       two correct samples of one prompt whose
+                                              EXPLAIN cost rewards differ by at least
+                                              --min_cost_reward_gap
+  ==========================================  ===============================================
+
+With ``--max_pairs_per_example`` the pairs of an example are kept in that order, so
+a repair-prompt pair is preferred whenever one exists. Rewards in ``meta`` are the
+candidates' total rewards (rule + cost); gold as chosen counts as a first-turn
+success (1.0) and is flagged ``gold_fallback``: a training target, never a prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..cliutil import ArgParser, flag
+from ..errors import UserError
+from ..records import NATURAL_PAIR_TYPES, Pair
+
+TRAJECTORY_KEYS = ("id", "db_id", "question", "gold", "turns")
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    """Settings of ``pairs mine``; the defaults are the command line's."""
+
+    use_gold_when_failed: bool = False  # emit gold_vs_failed_attempt for examples no candidate solved
+    min_cost_reward_gap: float = 0.1  # smallest cost-reward difference of a low/high-cost pair
+    max_pairs_per_example: int | None = None  # keep at most this many per example, in type order
+    pair_types: tuple[str, ...] = NATURAL_PAIR_TYPES  # which types to mine
+
+
+# --------------------------------------------------------------------------- one trajectory
+
+
+def _norm(sql: str) -> str:
+    return " ".join(sql.split()).rstrip(";").strip().lower()
+
+
+def _distinct(candidates: list[dict]) -> list[dict]:
+    """Candidates with distinct SQL (first occurrence kept): identical samples make one pair."""
+    seen, out = set(), []
+    for candidate in candidates:
+        if _norm(candidate["sql"]) not in seen:
+            seen.add(_norm(candidate["sql"]))
+            out.append(candidate)
+    return out
+
+
+def _best(candidates: list[dict]) -> dict:
+    """The highest-reward candidate, the first one on ties."""
+    return max(candidates, key=lambda c: c["total_reward"])  # max keeps the first maximum
+
+
+def _pair(trajectory: dict, turn: dict, pair_type: str, chosen: dict, rejected: dict, gold_fallback: bool = False) -> Pair | None:
+    if _norm(chosen["sql"]) == _norm(rejected["sql"]):
+        return None
+    return Pair.create(
+        turn["messages"], chosen["sql"], rejected["sql"],
+        pair_type=pair_type, source="natural", gold_fallback=gold_fallback,
+        example_id=trajectory["id"], db_id=trajectory["db_id"], question=trajectory["question"], gold_sql=trajectory["gold"],
+        chosen_reward=chosen["total_reward"], rejected_reward=rejected["total_reward"], turn=turn["turn"],
+        chosen_executable=chosen["executed"], rejected_executable=rejected["executed"],
+        rejected_error_type=rejected["error_type"],
+    )
+
+
+def _correct_vs_failed(trajectory: dict, turn: dict, pair_type: str) -> Iterator[Pair | None]:
+    correct = [c for c in turn["candidates"] if c["correct"]]
+    failed = [c for c in _distinct(turn["candidates"]) if not c["correct"]]
+    if correct:
+        chosen = _best(correct)
+        for rejected in failed:
+            yield _pair(trajectory, turn, pair_type, chosen, rejected)
+
+
+def repair_correct_vs_repair_failed(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
+    for turn in trajectory["turns"][1:]:
+        yield from _correct_vs_failed(trajectory, turn, "repair_correct_vs_repair_failed")
+
+
+def self_repair_success_vs_failed_attempt(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
+    turns = trajectory["turns"]
+    solved = next((k for k, turn in enumerate(turns) if any(c["correct"] for c in turn["candidates"])), None)
+    if not solved:  # never solved, or solved at turn 1: nothing was repaired
+        return
+    chosen = _best([c for c in turns[solved]["candidates"] if c["correct"]])
+    for turn in turns[:solved]:
+        yield _pair(trajectory, turn, "self_repair_success_vs_failed_attempt", chosen, turn["candidates"][turn["selected"]])
+
+
+def first_turn_correct_sample_vs_failed_sample(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
+    yield from _correct_vs_failed(trajectory, trajectory["turns"][0], "first_turn_correct_sample_vs_failed_sample")
+
+
+def gold_vs_failed_attempt(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
+    turns = trajectory["turns"]
+    if not config.use_gold_when_failed or trajectory.get("gold_error") or any(c["correct"] for t in turns for c in t["candidates"]):
+        return
+    first = turns[0]
+    gold = {"sql": trajectory["gold"], "total_reward": 1.0, "executed": True}
+    yield _pair(trajectory, first, "gold_vs_failed_attempt", gold, first["candidates"][first["selected"]], gold_fallback=True)
+
+
+def correct_low_cost_vs_correct_high_cost(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
+    for turn in trajectory["turns"]:
+        correct = [c for c in _distinct(turn["candidates"]) if c["correct"]]
+        if len(correct) < 2:
+            continue
+        cheap = max(correct, key=lambda c: c["cost_reward"])
+        costly = min(correct, key=lambda c: c["cost_reward"])
+        if cheap["cost_reward"] - costly["cost_reward"] >= config.min_cost_reward_gap - 1e-12:
+            yield _pair(trajectory, turn, "correct_low_cost_vs_correct_high_cost", cheap, costly)
+
+
+MINERS: dict[str, Callable[[dict, MineConfig], Iterator[Pair | None]]] = {
+    miner.__name__: miner
+    for miner in (repair_correct_vs_repair_failed, self_repair_success_vs_failed_attempt,
+                  first_turn_correct_sample_vs_failed_sample, gold_vs_failed_attempt, correct_low_cost_vs_correct_high_cost)
+}
+assert tuple(MINERS) == NATURAL_PAIR_TYPES
+
+
+def mine_trajectory(trajectory: dict, config: MineConfig) -> list[Pair]:
+    """The pairs of one trajectory, in type priority order, without duplicates."""
+    pairs, seen = [], set()
+    for pair_type in NATURAL_PAIR_TYPES:
+        if pair_type not in config.pair_types:
+            continue
+        for pair in MINERS[pair_type](trajectory, config):
+            if pair is not None and pair.id not in seen:
+                seen.add(pair.id)
+                pairs.append(pair)
+    return pairs[:config.max_pairs_per_example] if config.max_pairs_per_example is not None else pairs
+
+
+def mine(trajectories: list[dict], config: MineConfig) -> list[dict]:
+    """Pairs of every trajectory, in trajectory order; an id mined twice is kept once."""
+    out, seen = [], set()
+    for trajectory in trajectories:
+        for pair in mine_trajectory(trajectory, config):
+            if pair.id not in seen:
+                seen.add(pair.id)
+                out.append(pair.to_dict())
+    return out
+
+
+# --------------------------------------------------------------------------- I/O
+
+
+def trajectories_file(path: str) -> Path:
+    """A rollout folder's trajectories.jsonl, or the file itself."""
+    given = Path(path)
+    file = given / "trajectories.jsonl" if given.is_dir() else given
+    if not file.is_file():
+        raise UserError(f"no trajectories at {path}: give a finished rollout folder or its trajectories.jsonl")
+    return file
+
+
+def read_trajectories(paths: list[str]) -> list[dict]:
+    from ..fileio import read_jsonl
+
+    trajectories = []
+    for path in paths:
+        file = trajectories_file(path)
+        for lineno, record in enumerate(read_jsonl(file), start=1):
+            missing = [key for key in TRAJECTORY_KEYS if key not in record]
+            if missing or not record.get("turns"):
+                raise UserError(f"{file}: record {lineno} is not a trajectory (missing {missing or ['turns']}); "
+                                "give the trajectories.jsonl a rollout wrote")
+            trajectories.append(record)
+    return trajectories
+
+
+def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
+    d = {f.name: f.default for f in fields(MineConfig)}
+    parser = ArgParser(prog=prog, description="Mine natural DPO preference pairs from rollout trajectories.")
+    flag(parser, "trajectories", nargs="+", required=True, metavar="PATH", help="rollout folders or trajectories.jsonl files")
+    flag(parser, "out", "--output", required=True, help="pairs JSONL to write")
+    flag(parser, "use_gold_when_failed", action="store_true", help="gold_vs_failed_attempt pairs for unsolved examples")
+    flag(parser, "min_cost_reward_gap", type=float, default=d["min_cost_reward_gap"], help="(default: %(default)s)")
+    flag(parser, "max_pairs_per_example", type=int, help="keep at most N pairs per example, in type order (default: all)")
+    flag(parser, "pair_types", nargs="+", default=list(NATURAL_PAIR_TYPES), metavar="TYPE", help="types to mine (default: all)")
+    flag(parser, "eval_dataset", help="refuse trajectories from this evaluation set (the clean-split guard)")
+    flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine") -> int:
+    from ..fileio import write_jsonl
+    from ..split_guard import load_eval_split, refuse_leaks
+
+    args = make_parser(prog).parse_args(argv)
+    unknown = sorted(set(args.pair_types) - set(NATURAL_PAIR_TYPES))
+    if unknown:
+        raise UserError(f"--pair_types: unknown {unknown}; choose from {', '.join(NATURAL_PAIR_TYPES)}")
+    if args.max_pairs_per_example is not None and args.max_pairs_per_example < 1:
+        raise UserError(f"--max_pairs_per_example must be at least 1, got {args.max_pairs_per_example}")
+    config = MineConfig(args.use_gold_when_failed, args.min_cost_reward_gap, args.max_pairs_per_example, tuple(args.pair_types))
+    started = time.perf_counter()
+    trajectories = read_trajectories(args.trajectories)
+    eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split) if args.eval_dataset else None
+    refuse_leaks(trajectories, eval_split, "pairs mine", "trajectories")
+    pairs = mine(trajectories, config)
+    write_jsonl(args.out, pairs)
+    summary: dict[str, Any] = {
+        "out": args.out, "trajectories": len(trajectories), "pairs": len(pairs),
+        "examples_with_pairs": len({p["meta"]["example_id"] for p in pairs}),
+        "pair_types": dict(Counter(p["meta"]["pair_type"] for p in pairs)),
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
+    print(json.dumps(summary))
+    if not pairs:
+        print("pairs mine: note: no pairs: a pair needs a correct and a failed answer to one example "
+              "(more samples, more turns or --use_gold_when_failed help)", file=sys.stderr)
+    return 0
