@@ -1,0 +1,351 @@
+"""``text2sql-mlops pairs report``: the pair-quality dashboard.
+
+    text2sql-mlops pairs report --datasets Raw=raw.jsonl Filtered=merged.jsonl --out DIR
+
+Reads pair files (``records.Pair`` JSONL) and writes, side by side with one column
+per dataset in the order given:
+
+    DIR/pair_quality.json   the numbers (``pair_quality`` of each dataset)
+    DIR/pair_quality.md     the same as Markdown tables
+    DIR/pair_quality.html   one self-contained page: tables and plots inlined as base64 PNG
+    DIR/pair_types.png, reward_margin.png, edit_ratio.png   the plots, for MLflow
+
+DIR is built in a temporary folder and renamed into place, so a failed run leaves
+nothing behind. The PNGs carry no timestamp or version, so identical inputs give
+identical bytes (DVC sees no change). Prints a one-line JSON summary on stdout.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..cliutil import ArgParser, flag
+from ..errors import UserError
+from ..feedback import ERROR_TYPES
+from ..fileio import atomic_path, read_jsonl, write_json
+from ..records import NATURAL_PAIR_TYPES
+from .similarity import edit_distance_ratio
+
+PLOTS = ("pair_types.png", "reward_margin.png", "edit_ratio.png")
+OUTPUTS = ("pair_quality.json", "pair_quality.md", "pair_quality.html", *PLOTS)
+CORRECT = "correct"  # the rejected side's "error type" when it is correct (cost pairs)
+HIST_BINS = 20
+
+# meta fields the report reads -> the check each value must pass
+_META_CHECKS = {
+    "pair_type": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "source": (lambda v: v in ("natural", "synthetic"), '"natural" or "synthetic"'),
+    "gold_fallback": (lambda v: isinstance(v, bool), "true or false"),
+    "chosen_sql": (lambda v: isinstance(v, str), "a string"),
+    "rejected_sql": (lambda v: isinstance(v, str), "a string"),
+    "reward_margin": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                      "a finite number"),
+    "chosen_executable": (lambda v: isinstance(v, bool), "true or false"),
+    "rejected_executable": (lambda v: isinstance(v, bool), "true or false"),
+    "rejected_error_type": (lambda v: v is None or (isinstance(v, str) and v != ""), "a string or null"),
+}
+
+# the rows of the summary table: (label, key in pair_quality, number format)
+ROWS = (
+    ("pairs", "pairs", "d"), ("natural pairs", "natural_pairs", "d"), ("synthetic pairs", "synthetic_pairs", "d"),
+    ("synthetic fraction", "synthetic_fraction", ".3f"), ("gold-fallback pairs", "gold_fallback_pairs", "d"),
+    ("duplicate pairs", "duplicate_pairs", "d"), ("duplicate rate", "duplicate_rate", ".3f"),
+    ("mean reward margin", "mean_reward_margin", ".3f"), ("mean SQL edit-distance ratio", "mean_edit_ratio", ".3f"),
+    ("chosen executable rate", "chosen_executable_rate", ".3f"),
+    ("executable hard-negative rate", "executable_hard_negative_rate", ".3f"),
+)
+
+
+# --------------------------------------------------------------------------- the numbers (pure)
+
+
+def check_pair(record: dict[str, Any]) -> str | None:
+    """What is wrong with a pair record for the report, or None when it is usable."""
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        return 'field "id" must be a non-empty string'
+    meta = record.get("meta")
+    if not isinstance(meta, dict):
+        return 'field "meta" must be an object'
+    for key, (ok, wanted) in _META_CHECKS.items():
+        if key not in meta:
+            return f'meta lacks "{key}"'
+        if not ok(meta[key]):
+            return f'meta "{key}" must be {wanted}, got {json.dumps(meta[key])}'
+    return None
+
+
+def pair_series(pairs: list[dict]) -> dict[str, list[float]]:
+    """Per-pair values the averages and histograms use, in file order."""
+    return {
+        "reward_margin": [float(p["meta"]["reward_margin"]) for p in pairs],
+        "edit_ratio": [edit_distance_ratio(p["meta"]["chosen_sql"], p["meta"]["rejected_sql"]) for p in pairs],
+    }
+
+
+def _order(keys, first=()) -> list[str]:
+    """``first`` in its own order, then the rest sorted."""
+    keys = set(keys)
+    return [k for k in first if k in keys] + sorted(keys - set(first))
+
+
+def pair_quality(pairs: list[dict], series: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """The quality numbers of one dataset (``check_pair``-valid records). Rates are over all
+    pairs, duplicates included; with no pairs they are None and the counts 0."""
+    series = series if series is not None else pair_series(pairs)
+    n = len(pairs)
+    metas = [p["meta"] for p in pairs]
+
+    def rate(count: int) -> float | None:
+        return round(count / n, 6) if n else None
+
+    def mean(values: list[float]) -> float | None:
+        return round(math.fsum(values) / n, 6) if n else None
+
+    seen: set[str] = set()
+    duplicates = 0
+    types: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for pair, meta in zip(pairs, metas):
+        duplicates += pair["id"] in seen
+        seen.add(pair["id"])
+        types[meta["pair_type"]] = types.get(meta["pair_type"], 0) + 1
+        error = meta["rejected_error_type"] or CORRECT
+        errors[error] = errors.get(error, 0) + 1
+    synthetic = sum(m["source"] == "synthetic" for m in metas)
+    type_order = _order(types, NATURAL_PAIR_TYPES)
+    return {
+        "pairs": n,
+        "natural_pairs": n - synthetic,
+        "synthetic_pairs": synthetic,
+        "synthetic_fraction": rate(synthetic),
+        "gold_fallback_pairs": sum(m["gold_fallback"] for m in metas),
+        "duplicate_pairs": duplicates,
+        "duplicate_rate": rate(duplicates),
+        "mean_reward_margin": mean(series["reward_margin"]),
+        "mean_edit_ratio": mean(series["edit_ratio"]),
+        "chosen_executable_rate": rate(sum(m["chosen_executable"] for m in metas)),
+        "executable_hard_negative_rate": rate(sum(m["rejected_executable"] for m in metas)),
+        "pair_types": {t: types[t] for t in type_order},
+        "pair_type_fractions": {t: rate(types[t]) for t in type_order},
+        "rejected_error_types": {e: errors[e] for e in _order(errors, (*ERROR_TYPES, CORRECT))},
+    }
+
+
+def build_report(datasets: dict[str, tuple[str, list[dict]]], series: dict[str, dict] | None = None) -> dict:
+    """``{"datasets": [names in order], "paths": {name: path}, "quality": {name: pair_quality}}``."""
+    series = series or {}
+    return {
+        "datasets": list(datasets),
+        "paths": {name: path for name, (path, _) in datasets.items()},
+        "quality": {name: pair_quality(pairs, series.get(name)) for name, (_, pairs) in datasets.items()},
+    }
+
+
+# --------------------------------------------------------------------------- rendering (pure)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of each table: one column per dataset, in order."""
+    names, quality = report["datasets"], [report["quality"][n] for n in report["datasets"]]
+    header = ["metric", *names]
+    summary = [[label, *(_cell(q[key], fmt) for q in quality)] for label, key, fmt in ROWS]
+    types = _order({t for q in quality for t in q["pair_types"]}, NATURAL_PAIR_TYPES)
+
+    def type_cell(q: dict, t: str) -> str:  # "count (fraction)"; an empty dataset has no fractions
+        fraction = q["pair_type_fractions"].get(t, 0.0 if q["pairs"] else None)
+        return f"{q['pair_types'].get(t, 0)} ({_cell(fraction, '.1%')})"
+
+    type_rows = [[t, *(type_cell(q, t) for q in quality)] for t in types]
+    errors = _order({e for q in quality for e in q["rejected_error_types"]}, (*ERROR_TYPES, CORRECT))
+    error_rows = [[e, *(str(q["rejected_error_types"].get(e, 0)) for q in quality)] for e in errors]
+    return [("Summary", header, summary), ("Pair types (count, fraction)", ["pair type", *names], type_rows),
+            ("Rejected side: error type", ["error type", *names], error_rows)]
+
+
+def render_markdown(report: dict) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    out = ["# Pair quality", ""]
+    out += [f"- **{name}**: `{report['paths'][name]}`" for name in report["datasets"]]
+    for title, header, rows in _tables(report):
+        out += ["", f"## {title}", "", line(header), line(["---"] + ["---:"] * (len(header) - 1))]
+        out += [line(row) for row in rows]
+    out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in PLOTS]
+    return "\n".join(out) + "\n"
+
+
+_CSS = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+        "th,td{border:1px solid #ccc;padding:.3em .7em}td+td,th+th{text-align:right}th{background:#f3f3f3}"
+        "img{max-width:100%;display:block;margin:1em 0}code{background:#f3f3f3}")
+
+
+def render_html(report: dict, images: dict[str, bytes]) -> str:
+    """One self-contained page: no external resources, plots as ``data:`` URIs."""
+    esc = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>Pair quality</title>',
+           f"<style>{_CSS}</style></head><body>", "<h1>Pair quality</h1>", "<ul>"]
+    out += [f"<li><b>{esc(n)}</b>: <code>{esc(report['paths'][n])}</code></li>" for n in report["datasets"]]
+    out.append("</ul>")
+    for title, header, rows in _tables(report):
+        out += [f"<h2>{esc(title)}</h2>", "<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+        out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows]
+        out.append("</table>")
+    out.append("<h2>Plots</h2>")
+    for name, data in images.items():
+        encoded = base64.b64encode(data).decode("ascii")
+        out.append(f'<img alt="{esc(Path(name).stem)}" src="data:image/png;base64,{encoded}">')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dict[str, bytes]:
+    """The three PNGs, by file name. Drawn on an explicit Agg canvas with matplotlib's default
+    style (no global backend switch, no user matplotlibrc) and saved without metadata, so the
+    bytes depend only on the data (and the matplotlib/FreeType versions)."""
+    import matplotlib.style
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = report["datasets"]
+    quality = report["quality"]
+    labels = {n: f"{n} (n={quality[n]['pairs']})" for n in names}
+
+    def png(draw) -> bytes:
+        with matplotlib.style.context("default"):
+            fig = Figure(figsize=(8, 4.5), dpi=100)
+            FigureCanvasAgg(fig)
+            draw(fig.add_subplot())
+            fig.tight_layout()
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", metadata={"Software": None})
+        return buffer.getvalue()
+
+    def no_data(ax) -> bool:
+        if any(quality[n]["pairs"] for n in names):
+            return False
+        ax.text(0.5, 0.5, "no pairs", ha="center", va="center", transform=ax.transAxes)
+        return True
+
+    def pair_types(ax):
+        types = _order({t for n in names for t in quality[n]["pair_types"]}, NATURAL_PAIR_TYPES)
+        height = 0.8 / max(len(names), 1)
+        for i, name in enumerate(names):
+            fractions = [quality[name]["pair_type_fractions"].get(t) or 0.0 for t in types]
+            ax.barh(np.arange(len(types)) + i * height, fractions, height=height, label=labels[name])
+        ax.set_yticks(np.arange(len(types)) + height * (len(names) - 1) / 2, types, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("fraction of pairs")
+        ax.set_title("Pair types")
+        if not no_data(ax):
+            ax.legend()
+
+    def histogram(key: str, title: str, xlabel: str, fixed: tuple[float, float] | None):
+        def draw(ax):
+            values = [v for n in names for v in series[n][key]]
+            lo, hi = fixed or ((min(values), max(values)) if values else (0.0, 1.0))
+            if lo == hi:
+                lo, hi = lo - 0.5, hi + 0.5
+            bins = np.linspace(lo, hi, HIST_BINS + 1)
+            for name in names:
+                data = series[name][key]
+                if data:  # fraction of the dataset's pairs per bin, so sizes compare
+                    ax.hist(data, bins=bins, weights=[1 / len(data)] * len(data), histtype="step",
+                            linewidth=1.5, label=labels[name])
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("fraction of pairs")
+            ax.set_title(title)
+            if not no_data(ax):
+                ax.legend()
+        return draw
+
+    return {
+        "pair_types.png": png(pair_types),
+        "reward_margin.png": png(histogram("reward_margin", "Reward margin (chosen - rejected)",
+                                           "reward margin", None)),
+        "edit_ratio.png": png(histogram("edit_ratio", "SQL edit-distance ratio (chosen vs rejected)",
+                                        "token edit distance / longer length", (0.0, 1.0))),
+    }
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_datasets(specs: list[str]) -> dict[str, str]:
+    datasets: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise UserError(f"--datasets takes NAME=PATH, got {spec!r}; e.g. --datasets Raw=pairs.jsonl")
+        if name in datasets:
+            raise UserError(f"--datasets names {name!r} twice; give each dataset its own name")
+        datasets[name] = path
+    return datasets
+
+
+def load_pairs(path: str) -> list[dict]:
+    if not Path(path).exists():
+        raise UserError(f"pair file not found: {path}")
+    if Path(path).is_dir():
+        raise UserError(f"{path} is a folder; --datasets takes pair files (JSONL)")
+    pairs = list(read_jsonl(path))
+    for index, record in enumerate(pairs, start=1):
+        problem = check_pair(record)
+        if problem:
+            raise UserError(f"{path}: record {index}: {problem}; pair files come from `pairs mine/synth/merge`")
+    return pairs
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace anything that is not a previous report."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS) if out.is_dir() else []
+    if foreign:
+        raise UserError(f"--out {out} holds other files ({', '.join(foreign[:3])}); choose a new or empty folder")
+
+
+def make_parser(prog: str | None = None) -> ArgParser:
+    parser = ArgParser(prog=prog, description="Pair-quality dashboard: JSON, Markdown and a self-contained HTML page "
+                                              "with plots, one column per pair file.")
+    flag(parser, "datasets", nargs="+", required=True, metavar="NAME=PATH",
+         help="pair files (JSONL of records.Pair), each with a column name, e.g. Raw=raw.jsonl Filtered=merged.jsonl")
+    flag(parser, "out", "--output_dir", "--output-dir", required=True, metavar="DIR",
+         help="folder for the report; replaced as a whole (only a previous report may be there)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs report") -> int:
+    args = make_parser(prog).parse_args(argv)
+    out = Path(args.out).resolve()
+    _check_out(out)
+    datasets = {name: (path, load_pairs(path)) for name, path in parse_datasets(args.datasets).items()}
+    series = {name: pair_series(pairs) for name, (_, pairs) in datasets.items()}
+    report = build_report(datasets, series)
+    images = render_plots(report, series)
+    with atomic_path(out) as staged:
+        staged.mkdir()
+        write_json(staged / "pair_quality.json", report)
+        (staged / "pair_quality.md").write_text(render_markdown(report), encoding="utf-8")
+        (staged / "pair_quality.html").write_text(render_html(report, images), encoding="utf-8")
+        for name, data in images.items():
+            (staged / name).write_bytes(data)
+    keys = ("pairs", "synthetic_fraction", "duplicate_rate", "mean_reward_margin", "mean_edit_ratio")
+    print(json.dumps({"out": args.out, "datasets": {name: {k: q[k] for k in keys}
+                                                    for name, q in report["quality"].items()}}))
+    return 0
