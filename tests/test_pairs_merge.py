@@ -1,0 +1,313 @@
+"""``pairs merge``: each filter, the exact fraction caps, determinism, the guard and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from text2sql_mlops.cli import main as cli_main
+from text2sql_mlops.errors import UserError
+from text2sql_mlops.pairs.merge import MergeConfig, merge_pairs, parse_type_values, read_pairs, solve_counts
+from text2sql_mlops.records import Pair
+
+REPAIR, GOLD, FIRST = "repair_correct_vs_repair_failed", "gold_vs_failed_attempt", "first_turn_correct_sample_vs_failed_sample"
+
+
+def pair(tag: str, pair_type: str = REPAIR, chosen: str | None = None, rejected: str | None = None,
+         chosen_reward: float = 1.0, rejected_reward: float = 0.0, db_id: str = "bike_1", turn: int = 1, question: str | None = None) -> dict:
+    question = question or f"Question {tag}?"
+    return Pair.create(
+        [{"role": "user", "content": question}],
+        chosen or f"SELECT name FROM t WHERE id = '{tag}'", rejected or f"SELECT nme FROM t WHERE id = '{tag}'",
+        pair_type=pair_type, source="synthetic" if pair_type.startswith("synthetic_") else "natural",
+        gold_fallback=pair_type == GOLD or pair_type.startswith("synthetic_"), example_id=f"ex-{tag}", db_id=db_id,
+        question=question, gold_sql="SELECT 1", chosen_reward=chosen_reward, rejected_reward=rejected_reward, turn=turn,
+        chosen_executable=True, rejected_executable=False, rejected_error_type="no_such_column",
+    ).to_dict()
+
+
+def many(n: int, pair_type: str, prefix: str) -> list[dict]:
+    return [pair(f"{prefix}{k}", pair_type) for k in range(n)]
+
+
+def types(pairs: list[dict]) -> Counter:
+    return Counter(p["meta"]["pair_type"] for p in pairs)
+
+
+def tags(pairs: list[dict]) -> list[str]:
+    return [p["meta"]["example_id"][3:] for p in pairs]
+
+
+def write(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def test_each_filter_removes_exactly_its_pairs():
+    good = [pair(str(k)) for k in range(5)]
+    same = pair("same", chosen="SELECT a FROM t", rejected="select   a from t;")  # same tokens: no preference
+    weak = pair("weak", chosen_reward=1.0, rejected_reward=0.8)  # margin 0.2
+    far = pair("far", chosen="SELECT count(*) FROM singer WHERE age > 20", rejected="SELECT name FROM concert")
+    inputs = [[*good, same, weak, far, good[1]], [good[0], pair("other")]]
+    out, stats = merge_pairs(inputs, MergeConfig(min_reward_margin=0.3, max_sql_edit_distance_ratio=0.5))
+    assert tags(out) == ["0", "1", "2", "3", "4", "other"]
+    assert stats["removed"] == {"input_limits": 0, "duplicates": 2, "same_sql": 1, "min_reward_margin": 1,
+                                "max_sql_edit_distance_ratio": 1, "pair_type_limits": 0, "fraction_caps": 0, "max_pairs": 0}
+    assert stats["pairs_in"] == 11 and stats["pairs_out"] == 6
+    assert stats["inputs"] == [{"path": "input1", "in": 9, "out": 5}, {"path": "input2", "in": 2, "out": 1}]
+    # Without the optional filters only duplicates and same-SQL pairs go; a ratio of 1 keeps everything.
+    out, stats = merge_pairs(inputs, MergeConfig(max_sql_edit_distance_ratio=1.0))
+    assert len(out) == 8 and stats["removed"]["duplicates"] == 2 and stats["removed"]["same_sql"] == 1
+
+
+def test_margin_is_inclusive():
+    out, _ = merge_pairs([[pair("a", chosen_reward=0.8, rejected_reward=0.5), pair("b", chosen_reward=0.79, rejected_reward=0.5)]],
+                         MergeConfig(min_reward_margin=0.3))
+    assert tags(out) == ["a"]
+
+
+def test_duplicates_keep_the_first_in_input_order_even_when_shuffled():
+    first, again = pair("x", turn=1), pair("x", turn=2)  # same prompt, chosen, rejected: same id
+    assert first["id"] == again["id"]
+    for config in (MergeConfig(), MergeConfig(shuffle=True, seed=3)):
+        out, stats = merge_pairs([[pair("a"), first], [again, pair("b")]], config)
+        assert [p["meta"]["turn"] for p in out if p["id"] == first["id"]] == [1] and stats["removed"]["duplicates"] == 1
+
+
+def test_input_limits_take_the_first_or_a_seeded_sample():
+    a, b = many(10, REPAIR, "a"), many(10, FIRST, "b")
+    out, stats = merge_pairs([a, b], MergeConfig(input_limits=[3, None]))
+    assert tags(out) == ["a0", "a1", "a2", *[f"b{k}" for k in range(10)]] and stats["removed"]["input_limits"] == 7
+    sampled, _ = merge_pairs([a, b], MergeConfig(input_limits=[3, 0], shuffle=True, seed=1))
+    assert len(sampled) == 3 and set(tags(sampled)) <= {f"a{k}" for k in range(10)}
+    assert merge_pairs([a, b], MergeConfig(input_limits=[3, 0], shuffle=True, seed=1))[0] == sampled
+
+
+def test_pair_type_limits_cap_counts_and_wildcards():
+    inputs = [many(5, REPAIR, "r") + many(5, GOLD, "g"), many(4, "synthetic_a", "sa") + many(4, "synthetic_b", "sb")]
+    out, stats = merge_pairs(inputs, MergeConfig(pair_type_limits={GOLD: 2, "synthetic_*": 3}))
+    assert types(out) == {REPAIR: 5, GOLD: 2, "synthetic_a": 3}
+    assert tags(out)[5:] == ["g0", "g1", "sa0", "sa1", "sa2"] and stats["removed"]["pair_type_limits"] == 8
+    out, _ = merge_pairs(inputs, MergeConfig(pair_type_limits={"synthetic_*": 5, "synthetic_a": 1}))  # nested
+    assert types(out) == {REPAIR: 5, GOLD: 5, "synthetic_a": 1, "synthetic_b": 4}
+
+
+# --------------------------------------------------------------------------- fraction caps
+
+
+def test_input_fraction_cap_holds_exactly_and_keeps_all_uncapped_pairs():
+    natural, synthetic = many(100, REPAIR, "n"), many(30, "synthetic_a", "sa") + many(30, "synthetic_b", "sb")
+    out, stats = merge_pairs([natural, synthetic], MergeConfig(input_fraction_limits=[1.0, 0.2]))
+    assert len(out) == 125 and types(out) == {REPAIR: 100, "synthetic_a": 13, "synthetic_b": 12}  # 25 / 125 = 0.2
+    assert stats["removed"]["fraction_caps"] == 35
+    assert stats["fraction_caps"] == [{"cap": "input input2", "max_fraction": 0.2, "pairs": 25, "fraction": 0.2}]
+    assert tags(out)[100:] == [f"sa{k}" for k in range(13)] + [f"sb{k}" for k in range(12)]  # the first of each group
+    # the same cap written as a pair-type wildcard
+    out, _ = merge_pairs([natural, synthetic], MergeConfig(pair_type_max_fractions={"synthetic_*": 0.2}))
+    assert types(out) == {REPAIR: 100, "synthetic_a": 13, "synthetic_b": 12}
+
+
+def test_combined_caps_drop_only_from_over_represented_groups():
+    natural = many(70, REPAIR, "r") + many(30, GOLD, "g")
+    synthetic = many(20, "synthetic_a", "sa") + many(40, "synthetic_b", "sb")
+    config = MergeConfig(input_fraction_limits=[1, 0.2], pair_type_max_fractions={GOLD: 0.2},
+                         min_reward_margin=0.3, max_sql_edit_distance_ratio=1.0)  # the Synth20 recipe
+    out, stats = merge_pairs([natural, synthetic], config)
+    # N <= 70 / 0.6: the largest N with floor(0.2 N) gold and synthetic pairs is 116 = 70 + 23 + 23
+    assert len(out) == 116 and types(out) == {REPAIR: 70, GOLD: 23, "synthetic_a": 8, "synthetic_b": 15}
+    assert [cap["pairs"] for cap in stats["fraction_caps"]] == [23, 23]
+    # a cap that does not bind drops nothing from its groups
+    out, _ = merge_pairs([many(95, REPAIR, "r") + many(5, GOLD, "g"), synthetic], config)
+    assert types(out)[GOLD] == 5 and len(out) == 125
+
+
+def test_nested_type_caps_and_the_proportional_share():
+    natural = many(80, REPAIR, "r")
+    synthetic = many(30, "synthetic_a", "sa") + many(10, "synthetic_b", "sb")
+    out, _ = merge_pairs([natural, synthetic], MergeConfig(pair_type_max_fractions={"synthetic_*": 0.2, "synthetic_b": 0.01}))
+    # synthetic_* <= floor(0.2 N) with N = 80 + 20 = 100; synthetic_b <= floor(0.01 * 100) = 1
+    assert types(out) == {REPAIR: 80, "synthetic_a": 19, "synthetic_b": 1}
+    out, _ = merge_pairs([natural, synthetic], MergeConfig(input_fraction_limits=[1, 0.2]))
+    assert types(out) == {REPAIR: 80, "synthetic_a": 15, "synthetic_b": 5}  # each keeps half its pairs
+
+
+def test_fraction_zero_drops_the_group():
+    out, _ = merge_pairs([many(5, REPAIR, "r"), many(5, "synthetic_a", "s")], MergeConfig(input_fraction_limits=[1, 0]))
+    assert types(out) == {REPAIR: 5}
+
+
+def test_size_is_not_monotone_in_the_caps():
+    half = [Fraction(1, 2)] * 2
+    caps = {0: half[0], 1: half[1]}
+    assert solve_counts([(0, REPAIR), (1, REPAIR)], [3, 3], [False, False], 6, caps, {}) == [3, 3]
+    assert solve_counts([(0, REPAIR), (1, REPAIR)], [3, 2], [False, False], 5, caps, {}) == [2, 2]  # 5 is infeasible
+    out, _ = merge_pairs([many(3, REPAIR, "a"), many(3, FIRST, "b")], MergeConfig(input_fraction_limits=[0.5, 0.5], max_pairs=5))
+    assert types(out) == {REPAIR: 2, FIRST: 2}
+
+
+def test_crossing_input_and_type_caps_still_reach_the_largest_output():
+    # input 1 and type T both capped at 0.1; the pair in both caps is the one to give up
+    keys = [(0, GOLD), (0, REPAIR), (1, GOLD), (2, FIRST)]
+    counts = solve_counts(keys, [10, 10, 10, 100], [False, False, False, True], 130, {0: Fraction(1, 10)}, {GOLD: Fraction(1, 10)})
+    assert counts == [2, 10, 10, 100]  # N = 122: floor(12.2) = 12 under each cap
+
+
+def covered(pattern: str, pair_type: str) -> bool:
+    return pair_type.startswith(pattern[:-1]) if pattern.endswith("*") else pair_type == pattern
+
+
+def within_caps(keys, counts, input_caps, type_caps) -> bool:
+    n = sum(counts)
+    return (all(sum(c for (i, _), c in zip(keys, counts) if i == cap) <= f * n for cap, f in input_caps.items())
+            and all(sum(c for (_, t), c in zip(keys, counts) if covered(p, t)) <= f * n for p, f in type_caps.items()))
+
+
+def test_solver_finds_the_largest_output_on_random_instances():
+    """Against brute force over every count vector: the size is the largest feasible one and the caps hold."""
+    rng = random.Random(0)
+    type_names = ["synthetic_a", "synthetic_b", GOLD]
+    for _ in range(60):
+        keys = [(i, t) for i in range(2) for t in type_names if rng.random() < 0.7] or [(0, GOLD)]
+        sizes = [rng.randint(1, 3) for _ in keys]
+        input_caps = {i: Fraction(rng.randint(0, 9), 10) for i in range(2) if rng.random() < 0.6}
+        type_caps = {p: Fraction(rng.randint(0, 9), 10) for p in ("synthetic_*", "synthetic_a", GOLD) if rng.random() < 0.4}
+        fixed = [i not in input_caps and not any(covered(p, t) for p in type_caps) for i, t in keys]
+        upper = sum(sizes) if rng.random() < 0.7 else rng.randint(0, sum(sizes))
+        if sum(s for s, whole in zip(sizes, fixed) if whole) > upper:
+            fixed = [False] * len(keys)
+        counts = solve_counts(keys, sizes, fixed, upper, input_caps, type_caps)
+        best = max(sum(option) for option in itertools.product(*[[s] if whole else range(s + 1) for s, whole in zip(sizes, fixed)])
+                   if sum(option) <= upper and within_caps(keys, option, input_caps, type_caps))
+        assert sum(counts) == best, (keys, sizes, fixed, upper, input_caps, type_caps, counts)
+        assert within_caps(keys, counts, input_caps, type_caps)
+        assert all(0 <= c <= s for c, s in zip(counts, sizes)) and all(c == s for c, s, whole in zip(counts, sizes, fixed) if whole)
+
+
+def test_max_pairs_keeps_the_caps_and_the_mix():
+    natural = many(80, REPAIR, "r") + many(20, GOLD, "g")
+    out, stats = merge_pairs([natural, many(60, "synthetic_a", "s")],
+                             MergeConfig(input_fraction_limits=[1, 0.2], pair_type_max_fractions={GOLD: 0.2}, max_pairs=50))
+    assert len(out) == 50 and types(out) == {REPAIR: 32, GOLD: 8, "synthetic_a": 10}
+    assert stats["removed"]["fraction_caps"] == 35 and stats["removed"]["max_pairs"] == 75
+    out, _ = merge_pairs([many(30, REPAIR, "r"), many(10, FIRST, "f")], MergeConfig(max_pairs=8))  # no caps: the same share of each
+    assert tags(out) == ["r0", "r1", "r2", "r3", "r4", "r5", "f0", "f1"]
+
+
+def test_order_is_input_order_or_seeded_shuffle():
+    inputs = [many(20, REPAIR, "r"), many(20, "synthetic_a", "s")]
+    plain, _ = merge_pairs(inputs, MergeConfig())
+    assert tags(plain) == [f"r{k}" for k in range(20)] + [f"s{k}" for k in range(20)]
+    config = MergeConfig(input_fraction_limits=[1, 0.2], shuffle=True, seed=0)
+    first, second = merge_pairs(inputs, config)[0], merge_pairs(inputs, config)[0]
+    other, _ = merge_pairs(inputs, MergeConfig(input_fraction_limits=[1, 0.2], shuffle=True, seed=1))
+    assert first == second and tags(first) != tags(other)
+    assert types(first) == types(other) == {REPAIR: 20, "synthetic_a": 5}
+    assert tags(first) != sorted(tags(first), key=tags(plain).index)  # shuffled across inputs
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("config, message", [
+    (MergeConfig(input_limits=[1]), "--input_limits has 1 values for 2 inputs"),
+    (MergeConfig(input_fraction_limits=[1, 1, 1]), "--input_fraction_limits has 3 values for 2 inputs"),
+    (MergeConfig(input_fraction_limits=[1, 1.5]), "must lie in [0, 1]"),
+    (MergeConfig(pair_type_max_fractions={"synthetic_*": -0.1}), "must lie in [0, 1]"),
+    (MergeConfig(pair_type_max_fractions={"gold_vs_failed": 0.2}), "unknown pair type 'gold_vs_failed'"),
+    (MergeConfig(pair_type_limits={"synthetic_a": -1}), "must be an integer >= 0"),
+    (MergeConfig(max_pairs=-1), "--max_pairs must be >= 0"),
+])
+def test_bad_settings_are_one_line_errors(config: MergeConfig, message: str):
+    with pytest.raises(UserError, match=None) as error:
+        merge_pairs([[pair("a")], [pair("b")]], config)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("item", ["synthetic_*", "=0.2", "synthetic_*=lots", "synthetic_*:0.2"])
+def test_bad_type_values_syntax(item: str):
+    with pytest.raises(UserError, match=r"expects TYPE=F \(e\.g\. synthetic_\*=0\.2\)"):
+        parse_type_values([item], "pair_type_max_fractions", float)
+    assert parse_type_values(["synthetic_*=0.2", f"{GOLD}=0.1"], "x", float) == {"synthetic_*": 0.2, GOLD: 0.1}
+
+
+def test_bad_record_names_file_line_and_field(tmp_path: Path):
+    broken = pair("b")
+    del broken["meta"]["reward_margin"]
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(pair("a")) + "\n\n" + json.dumps(broken) + "\n")
+    with pytest.raises(UserError, match=rf"{path}:3: pair record lacks meta.reward_margin"):
+        read_pairs(str(path))
+    path.write_text(json.dumps({"id": "x", "prompt": [], "chosen": "a", "meta": {}}) + "\n")
+    with pytest.raises(UserError, match=rf"{path}:1: pair record lacks rejected, meta.pair_type"):
+        read_pairs(str(path))
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_writes_pairs_stats_and_a_summary_line(tmp_path: Path, capsys):
+    natural = write(tmp_path / "natural.jsonl", many(100, REPAIR, "n"))
+    synthetic = write(tmp_path / "synth.jsonl", many(60, "synthetic_a", "s"))
+    out, stats = tmp_path / "out" / "pairs.jsonl", tmp_path / "stats.json"
+    code = cli_main(["pairs", "merge", "--inputs", str(natural), str(synthetic), "--output", str(out),
+                     "--input_fraction_limits", "1.0", "0.2", "--pair-type-max-fractions", f"{GOLD}=0.2",
+                     "--min_reward_margin", "0.3", "--max_sql_edit_distance_ratio", "1.0", "--input_limits", "all", "50",
+                     "--shuffle", "--seed", "7", "--stats", str(stats)])
+    assert code == 0
+    pairs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(pairs) == 125 and types(pairs) == {REPAIR: 100, "synthetic_a": 25}
+    summary = json.loads(capsys.readouterr().out.strip())
+    assert summary["pairs_out"] == 125 and summary["inputs"] == {str(natural): 100, str(synthetic): 25}
+    report = json.loads(stats.read_text())
+    assert report["output"] == str(out) and report["removed"]["input_limits"] == 10 and report["removed"]["fraction_caps"] == 25
+    assert report["pair_types"] == {REPAIR: {"in": 100, "out": 100}, "synthetic_a": {"in": 60, "out": 25}}
+    assert report["config"]["pair_type_max_fractions"] == {GOLD: 0.2} and report["config"]["seed"] == 7
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--input_limits", "5"], "--input_limits has 1 values for 2 inputs"),
+    (["--input_fraction_limits", "1", "2"], "must lie in [0, 1]"),
+    (["--pair_type_max_fractions", "synthetic_*"], "expects TYPE=F"),
+    (["--pair_type_limits", "synthetic_*=0.5"], "expects TYPE=N"),
+    (["--pair_type_max_fractions", "synthetic=0.5"], "unknown pair type 'synthetic'"),
+    (["--input_limits", "x", "1"], "expected a count or 'all'"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_cli_errors_are_one_line_and_leave_no_output(tmp_path: Path, capsys, extra: list[str], message: str):
+    a, b = write(tmp_path / "a.jsonl", many(3, REPAIR, "a")), write(tmp_path / "b.jsonl", many(3, "synthetic_a", "b"))
+    out = tmp_path / "out.jsonl"
+    assert cli_main(["pairs", "merge", "--inputs", str(a), str(b), "--output", str(out), "--stats", str(tmp_path / "s.json"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert not out.exists() and not (tmp_path / "s.json").exists()
+
+
+def test_cli_bad_record_fails_whole(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(pair("a")) + "\n" + json.dumps({"id": "x"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert cli_main(["pairs", "merge", "--inputs", str(bad), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: pair record lacks prompt, chosen, rejected, meta" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_guard_refuses_pairs_from_the_evaluation_set(spider_layout: Path, tmp_path: Path, capsys):
+    clean = write(tmp_path / "clean.jsonl", [pair("a", db_id="bike_1"), pair("b", db_id="flight_2")])
+    leaky = write(tmp_path / "leaky.jsonl", [pair("c"), pair("d", db_id="concert_singer"), pair("e", db_id="concert_singer")])
+    out = tmp_path / "out.jsonl"
+    guard = ["--eval_dataset", str(spider_layout), "--eval_split", "dev"]
+    assert cli_main(["pairs", "merge", "--inputs", str(clean), str(leaky), "--output", str(out), *guard]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {leaky}: 2 pairs belong to the evaluation set" in err and "first: #2" in err and err.count("\n") == 1
+    assert not out.exists()
+    assert cli_main(["pairs", "merge", "--inputs", str(clean), "--output", str(out), *guard]) == 0
+    assert len(out.read_text().splitlines()) == 2

@@ -1,0 +1,508 @@
+"""``text2sql-mlops pairs merge``: several pair files -> one filtered, balanced set.
+
+    text2sql-mlops pairs merge --inputs natural.jsonl synthetic.jsonl --output train_pairs.jsonl \\
+        --input_fraction_limits 1.0 0.2 --pair_type_max_fractions gold_vs_failed_attempt=0.2 \\
+        --min_reward_margin 0.3 --max_sql_edit_distance_ratio 1.0 --stats train_pairs_stats.json
+
+(the seed project's final recipe, "Synth20"). The steps, always in this order:
+
+1. ``--input_limits``: the first N pairs of each input (N drawn with ``--seed`` under ``--shuffle``).
+2. Filters, in this order: exact duplicates (same pair id = same prompt, chosen and rejected; the first in
+   input order stays), chosen and rejected with the same SQL tokens (a trailing ``;`` aside), ``--min_reward_margin`` (keeps
+   ``meta.reward_margin >= m``), ``--max_sql_edit_distance_ratio`` (keeps ``similarity.edit_distance_ratio``
+   of ``meta.chosen_sql`` and ``meta.rejected_sql`` <= r; not computed for r >= 1, which every pair meets).
+3. ``--pair_type_limits TYPE=N``: at most N pairs of TYPE (the first ones).
+4. Fraction caps, exact on the output: ``--input_fraction_limits`` (the share of the output from each input)
+   and ``--pair_type_max_fractions TYPE=F``: at most floor(F * N) of the N output pairs. N is the largest
+   size for which every cap holds (``solve_counts``); pairs under no cap are all kept, and the capped
+   (input, pair type) groups competing for a full cap keep about the same share of their pairs.
+5. ``--max_pairs``: the same solver with that size as ceiling, so the caps still hold and every
+   (input, pair type) group shrinks by about the same share.
+6. Output order: input order (inputs as given, then file order); ``--shuffle`` shuffles it with ``--seed``.
+
+TYPE is a pair type (``records.NATURAL_PAIR_TYPES`` or ``synthetic_<mutation>``) or a prefix ending in ``*``
+(``synthetic_*=0.2`` caps all synthetic types together); caps may nest. A fraction of 1 is no cap. Without
+``--shuffle`` nothing is random: the pairs a limit or cap drops are the last of their group in file order.
+With it, every choice (step 1's sample, which pairs steps 3-5 drop, the output order) follows ``--seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any, Sequence
+
+from ..cliutil import ArgParser, flag
+from ..errors import UserError
+from ..records import NATURAL_PAIR_TYPES, PAIR_META_KEYS, SYNTHETIC_PREFIX
+
+RECORD_KEYS = ("id", "prompt", "chosen", "rejected", "meta")
+REMOVAL_STEPS = ("input_limits", "duplicates", "same_sql", "min_reward_margin", "max_sql_edit_distance_ratio",
+                 "pair_type_limits", "fraction_caps", "max_pairs")
+
+
+@dataclass
+class MergeConfig:
+    r"""
+    Configuration of [`merge_pairs`]; the `pairs merge` command line maps onto it one to one.
+
+    Parameters:
+        input_limits (`list[int | None]` or `None`, *optional*, defaults to `None`):
+            At most this many pairs from each input, one value per input (`None`: all of it). Step 1.
+        input_fraction_limits (`list[float]` or `None`, *optional*, defaults to `None`):
+            Largest share of the final output each input may give, one value in [0, 1] per input (1: no cap).
+        pair_type_limits (`dict[str, int]`, *optional*, defaults to `{}`):
+            `TYPE -> N`: at most N pairs of that type (or of every type a `prefix*` pattern matches).
+        pair_type_max_fractions (`dict[str, float]`, *optional*, defaults to `{}`):
+            `TYPE -> F`: largest share of the final output of that type (or `prefix*` pattern), F in [0, 1].
+        min_reward_margin (`float` or `None`, *optional*, defaults to `None`):
+            Keep pairs with `meta.reward_margin >= min_reward_margin`.
+        max_sql_edit_distance_ratio (`float` or `None`, *optional*, defaults to `None`):
+            Keep pairs whose chosen and rejected SQL are at most this token edit-distance ratio apart.
+        max_pairs (`int` or `None`, *optional*, defaults to `None`):
+            Largest output; the fraction caps still hold exactly.
+        shuffle (`bool`, *optional*, defaults to `False`):
+            Sample and drop at random (with `seed`) instead of by position, and shuffle the output order.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of every random choice; only used with `shuffle`.
+    """
+
+    input_limits: Sequence[int | None] | None = None
+    input_fraction_limits: Sequence[float] | None = None
+    pair_type_limits: dict[str, int] = field(default_factory=dict)
+    pair_type_max_fractions: dict[str, float] = field(default_factory=dict)
+    min_reward_margin: float | None = None
+    max_sql_edit_distance_ratio: float | None = None
+    max_pairs: int | None = None
+    shuffle: bool = False
+    seed: int = 0
+
+
+def matches(pattern: str, pair_type: str) -> bool:
+    return pair_type.startswith(pattern[:-1]) if pattern.endswith("*") else pair_type == pattern
+
+
+def _check_pattern(pattern: str, where: str) -> None:
+    if pattern.endswith("*") and "*" not in pattern[:-1]:
+        return
+    if pattern not in NATURAL_PAIR_TYPES and not (pattern.startswith(SYNTHETIC_PREFIX) and len(pattern) > len(SYNTHETIC_PREFIX)):
+        raise UserError(f"{where}: unknown pair type {pattern!r}; use one of {', '.join(NATURAL_PAIR_TYPES)}, "
+                        f"{SYNTHETIC_PREFIX}<mutation> or a prefix ending in * ({SYNTHETIC_PREFIX}*)")
+
+
+def check_config(config: MergeConfig, n_inputs: int) -> None:
+    """One-line errors for settings no merge could use."""
+    for name, values in (("input_limits", config.input_limits), ("input_fraction_limits", config.input_fraction_limits)):
+        if values is not None and len(values) != n_inputs:
+            raise UserError(f"--{name} has {len(values)} values for {n_inputs} inputs; give one per input, in --inputs order")
+    if any(limit is not None and limit < 0 for limit in config.input_limits or ()):
+        raise UserError(f"--input_limits must be >= 0, got {list(config.input_limits)}")
+    if any(not 0 <= value <= 1 for value in config.input_fraction_limits or ()):
+        raise UserError(f"--input_fraction_limits must lie in [0, 1], got {list(config.input_fraction_limits)}")
+    for pattern, limit in config.pair_type_limits.items():
+        _check_pattern(pattern, "--pair_type_limits")
+        if not isinstance(limit, int) or limit < 0:
+            raise UserError(f"--pair_type_limits {pattern}={limit}: the limit must be an integer >= 0")
+    for pattern, fraction in config.pair_type_max_fractions.items():
+        _check_pattern(pattern, "--pair_type_max_fractions")
+        if not 0 <= fraction <= 1:
+            raise UserError(f"--pair_type_max_fractions {pattern}={fraction}: the fraction must lie in [0, 1]")
+    if config.max_sql_edit_distance_ratio is not None and not config.max_sql_edit_distance_ratio >= 0:
+        raise UserError(f"--max_sql_edit_distance_ratio must be >= 0, got {config.max_sql_edit_distance_ratio}")
+    if config.max_pairs is not None and config.max_pairs < 0:
+        raise UserError(f"--max_pairs must be >= 0, got {config.max_pairs}")
+
+
+def validate_pair(record: Any, where: str) -> None:
+    """A ``records.Pair`` record, or one ``UserError`` naming ``where`` and the missing fields."""
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a pair object, got {type(record).__name__}")
+    missing = [key for key in RECORD_KEYS if key not in record]
+    meta = record.get("meta")
+    if isinstance(meta, dict):
+        missing += [f"meta.{key}" for key in PAIR_META_KEYS if key not in meta]
+        if "pair_type" in meta and not (isinstance(meta["pair_type"], str) and meta["pair_type"]):
+            raise UserError(f"{where}: meta.pair_type must be a non-empty string, got {meta['pair_type']!r}")
+    elif "meta" in record:
+        missing.append("meta (an object)")
+    if missing:
+        raise UserError(f"{where}: pair record lacks {', '.join(missing)}; pair files hold records.Pair "
+                        "records as `pairs mine` and `pairs synth` write them")
+
+
+# --------------------------------------------------------------------------- the fraction solver
+
+
+class _Network:
+    """Max flow (Edmonds-Karp, deterministic): source -> [input cap] -> group -> [type caps, inner to outer] -> sink.
+
+    ``rooms`` are the cap edges' capacities: ``("input", i)`` and ``("type", pattern)``; a group under no
+    input cap starts at the source, one under no type cap ends at the sink.
+    """
+
+    def __init__(self, keys: list[tuple[int, str]], capacities: list[int], rooms: dict[tuple[str, Any], int]):
+        self.to: list[int] = []
+        self.cap: list[int] = []
+        self.adj: list[list[int]] = [[], []]  # node 0: source, node 1: sink
+        node = {key: self._node() for key in rooms}
+        patterns = [pattern for kind, pattern in rooms if kind == "type"]
+        for (kind, name), room in rooms.items():
+            if kind == "input":
+                self._edge(0, node[kind, name], room)
+            else:  # type caps nest: each flows into the next larger pattern
+                outer = _innermost(name[:-1] if name.endswith("*") else name, patterns, exclude=name)
+                self._edge(node[kind, name], node["type", outer] if outer else 1, room)
+        self.groups = [self._edge(node.get(("input", i), 0), node["type", inner] if (inner := _innermost(t, patterns)) else 1, c)
+                       for (i, t), c in zip(keys, capacities)]
+
+    def _node(self) -> int:
+        self.adj.append([])
+        return len(self.adj) - 1
+
+    def _edge(self, u: int, v: int, capacity: int) -> int:
+        self.to += [v, u]
+        self.cap += [capacity, 0]
+        self.adj[u].append(len(self.to) - 2)
+        self.adj[v].append(len(self.to) - 1)
+        return len(self.to) - 2
+
+    def _reach(self, stop_at_sink: bool = True) -> dict[int, int]:
+        """Nodes reachable from the source in the residual graph -> the edge reaching them (BFS)."""
+        parent, queue = {0: -1}, deque([0])
+        while queue and not (stop_at_sink and 1 in parent):
+            u = queue.popleft()
+            for e in self.adj[u]:
+                if self.cap[e] > 0 and self.to[e] not in parent:
+                    parent[self.to[e]] = e
+                    queue.append(self.to[e])
+        return parent
+
+    def run(self, limit: int) -> int:
+        """Push up to ``limit`` more units along shortest augmenting paths; returns how many."""
+        pushed = 0
+        while pushed < limit and 1 in (parent := self._reach()):
+            path, v = [], 1
+            while v != 0:
+                path.append(parent[v])
+                v = self.to[parent[v] ^ 1]
+            push = min(limit - pushed, *(self.cap[e] for e in path))
+            for e in path:
+                self.cap[e] -= push
+                self.cap[e ^ 1] += push
+            pushed += push
+        return pushed
+
+    def flows(self) -> list[int]:
+        return [self.cap[e ^ 1] for e in self.groups]
+
+    def blocked(self) -> list[bool]:
+        """After a max flow: which groups no augmenting path could raise (their caps are full)."""
+        reach = self._reach(stop_at_sink=False)
+        return [not (self.to[e ^ 1] in reach and self.to[e] not in reach) for e in self.groups]
+
+
+def _innermost(pair_type: str, patterns: Sequence[str], exclude: str | None = None) -> str | None:
+    """The most specific cap pattern matching ``pair_type`` (the exact name, else the longest prefix)."""
+    if exclude is None and pair_type in patterns:
+        return pair_type
+    prefixes = [p for p in patterns if p.endswith("*") and p != exclude and pair_type.startswith(p[:-1])]
+    return max(prefixes, key=len, default=None)
+
+
+def solve_counts(keys: list[tuple[int, str]], sizes: list[int], fixed: list[bool], upper: int,
+                 input_caps: dict[int, Fraction], type_caps: dict[str, Fraction]) -> list[int]:
+    """How many pairs to keep of each (input, pair type) group, ``keys[k]`` holding ``sizes[k]``.
+
+    Size: the largest N <= ``upper`` such that counts exist with every group within its size, every
+    ``fixed`` group whole (they must total <= ``upper``) and every cap exact: the pairs under a cap are at
+    most floor(F * N). Input caps partition the groups and type patterns nest, so one max flow decides
+    whether N is feasible. Feasibility is not monotone in N (two inputs capped at 0.5 holding 3 pairs each:
+    6 works, 5 does not), so N goes down from ``upper``, jumping to fixed + the flow reached, which no
+    smaller N can exceed.
+    Shares (progressive filling): all other groups keep the same share of their pairs, at most
+    ceil(size * L / largest size) at level L, raised together; a group whose caps are full stops there
+    and the rest rise on, until the output reaches N. The last units of a level go to earlier groups. Where
+    stopping groups would make N unreachable (caps crossing inputs and types), every group instead gets
+    the lowest common level that reaches N.
+    """
+    fixed_total = sum(size for size, whole in zip(sizes, fixed) if whole)
+    free = [k for k in range(len(keys)) if not fixed[k]]
+    largest = max((sizes[k] for k in free), default=0)
+
+    def network(total: int, active: list[int], level: int | None, committed: dict[int, int]) -> _Network:
+        rooms = {("input", i): f.numerator * total // f.denominator - sum(n for k, n in committed.items() if keys[k][0] == i)
+                 for i, f in input_caps.items()}
+        rooms.update({("type", p): f.numerator * total // f.denominator - sum(n for k, n in committed.items() if matches(p, keys[k][1]))
+                      for p, f in type_caps.items()})
+        capacities = [sizes[k] if level is None else -(-sizes[k] * level // largest) for k in active]
+        return _Network([keys[k] for k in active], capacities, rooms)
+
+    total = upper
+    while total > fixed_total:
+        reached = network(total, free, None, {}).run(total - fixed_total)
+        if reached >= total - fixed_total:
+            break
+        total = min(total - 1, fixed_total + reached)
+    counts = [size if whole else 0 for size, whole in zip(sizes, fixed)]
+    if total - fixed_total <= 0:
+        return counts
+
+    def lowest(low: int, active: list[int], committed: dict[int, int], demand: int, stop_when_blocked: bool) -> int | None:
+        """The lowest level >= low where the flow reaches ``demand`` (or, with stop_when_blocked, a group stops)."""
+        def event(level: int) -> bool:
+            got = network(total, active, level, committed).run(demand)
+            return got >= demand or (stop_when_blocked and got < sum(-(-sizes[k] * level // largest) for k in active))
+        if not event(largest):
+            return None
+        high = largest
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if event(middle) else (middle + 1, high)
+        return low
+
+    def finish(level: int, active: list[int], committed: dict[int, int], demand: int) -> list[int]:
+        net = network(total, active, level - 1, committed)
+        reached = net.run(demand)
+        for e, k in zip(net.groups, active):  # raise every group one level, keeping the flow so far
+            net.cap[e] += -(-sizes[k] * level // largest) - -(-sizes[k] * (level - 1) // largest)
+        net.run(demand - reached)
+        for k, count in [*committed.items(), *zip(active, net.flows())]:
+            counts[k] = count
+        return counts
+
+    active, committed, level = list(free), {}, 0
+    while active:
+        demand = total - fixed_total - sum(committed.values())
+        level = lowest(level, active, committed, demand, stop_when_blocked=True)
+        if level is None:
+            break
+        net = network(total, active, level, committed)
+        if net.run(demand) >= demand:
+            return finish(level, active, committed, demand)
+        blocked = net.blocked()
+        committed.update((k, flow) for k, flow, stop in zip(active, net.flows(), blocked) if stop)
+        active = [k for k, stop in zip(active, blocked) if not stop]
+    demand = total - fixed_total
+    return finish(lowest(1, free, {}, demand, stop_when_blocked=False), free, {}, demand)
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _same_sql(meta: dict[str, Any]) -> bool:
+    from .similarity import sql_tokens
+
+    def tokens(sql: Any) -> tuple[str, ...]:
+        return sql_tokens(str(sql).strip().rstrip(";").strip())
+
+    return tokens(meta["chosen_sql"]) == tokens(meta["rejected_sql"])
+
+
+def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[str] | None = None) -> tuple[list[dict], dict]:
+    """Merge, filter and balance pair records (steps in the module docstring); returns (pairs, stats).
+
+    ``names`` label the inputs in errors and stats (default ``input1``, ``input2``, ...).
+    """
+    from .similarity import edit_distance_ratio
+
+    names = list(names) if names is not None else [f"input{i + 1}" for i in range(len(inputs))]
+    check_config(config, len(inputs))
+    for name, records in zip(names, inputs):
+        for number, record in enumerate(records, start=1):
+            validate_pair(record, f"{name} pair #{number}")
+    rng = random.Random(config.seed)
+    removed = dict.fromkeys(REMOVAL_STEPS, 0)
+    pool: list[tuple[int, int, dict]] = []  # (input, position in the input, record), in processing order
+    for i, records in enumerate(inputs):
+        order = list(range(len(records)))
+        if config.shuffle:
+            rng.shuffle(order)
+        limit = config.input_limits[i] if config.input_limits else None
+        if limit is not None:
+            removed["input_limits"] += max(0, len(order) - limit)
+            order = order[:limit]
+        pool += [(i, j, records[j]) for j in order]
+
+    def keep(step: str, wanted) -> None:
+        nonlocal pool
+        kept = [entry for entry in pool if wanted(entry)]
+        removed[step] += len(pool) - len(kept)
+        pool = kept
+
+    first: dict[str, tuple[int, int]] = {}
+    for i, j, record in sorted(pool, key=lambda entry: entry[:2]):
+        first.setdefault(record["id"], (i, j))
+    keep("duplicates", lambda e: first[e[2]["id"]] == e[:2])
+    keep("same_sql", lambda e: not _same_sql(e[2]["meta"]))
+    if config.min_reward_margin is not None:
+        for i, j, record in pool:
+            if not isinstance(record["meta"]["reward_margin"], (int, float)):
+                raise UserError(f"{names[i]} pair #{j + 1}: meta.reward_margin is {record['meta']['reward_margin']!r}, not a number")
+        keep("min_reward_margin", lambda e: e[2]["meta"]["reward_margin"] >= config.min_reward_margin)
+    if config.max_sql_edit_distance_ratio is not None and config.max_sql_edit_distance_ratio < 1:
+        ratio = config.max_sql_edit_distance_ratio
+        keep("max_sql_edit_distance_ratio",
+             lambda e: edit_distance_ratio(str(e[2]["meta"]["chosen_sql"]), str(e[2]["meta"]["rejected_sql"])) <= ratio)
+    if config.pair_type_limits:
+        taken: Counter[str] = Counter()
+
+        def fits(entry) -> bool:
+            hit = [p for p in config.pair_type_limits if matches(p, entry[2]["meta"]["pair_type"])]
+            if any(taken[p] >= config.pair_type_limits[p] for p in hit):
+                return False
+            taken.update(hit)
+            return True
+
+        keep("pair_type_limits", fits)
+
+    # Steps 4 and 5 choose counts per (input, pair type) group, then keep each group's first pairs.
+    groups: dict[tuple[int, str], list[tuple[int, int, dict]]] = {}
+    for entry in sorted(pool, key=lambda entry: entry[:2]):  # groups in input, then file order
+        groups.setdefault((entry[0], entry[2]["meta"]["pair_type"]), [])
+    for entry in pool:
+        groups[entry[0], entry[2]["meta"]["pair_type"]].append(entry)
+    keys, sizes = list(groups), [len(group) for group in groups.values()]
+    input_caps = {i: Fraction(str(f)) for i, f in enumerate(config.input_fraction_limits or ()) if f < 1}
+    type_caps = {p: Fraction(str(f)) for p, f in config.pair_type_max_fractions.items() if f < 1}
+    counts = sizes
+    if input_caps or type_caps:
+        fixed = [i not in input_caps and not any(matches(p, t) for p in type_caps) for i, t in keys]
+        counts = solve_counts(keys, sizes, fixed, sum(sizes), input_caps, type_caps)
+        removed["fraction_caps"] = sum(sizes) - sum(counts)
+    if config.max_pairs is not None and sum(counts) > config.max_pairs:
+        capped = solve_counts(keys, counts, [False] * len(keys), config.max_pairs, input_caps, type_caps)
+        removed["max_pairs"], counts = sum(counts) - sum(capped), capped
+    chosen = {entry[:2] for group, count in zip(groups.values(), counts) for entry in group[:count]}
+    output = [entry for entry in pool if entry[:2] in chosen]
+    if config.shuffle:
+        rng.shuffle(output)
+    pairs = [record for _, _, record in output]
+    return pairs, _stats(inputs, names, output, removed, config, input_caps, type_caps)
+
+
+def _stats(inputs, names, output, removed, config, input_caps, type_caps) -> dict[str, Any]:
+    n_out = len(output)
+    types_in = Counter(record["meta"]["pair_type"] for records in inputs for record in records)
+    types_out = Counter(record["meta"]["pair_type"] for _, _, record in output)
+    per_input = Counter(i for i, _, _ in output)
+    caps = [{"cap": f"input {names[i]}", "max_fraction": float(f), "pairs": per_input[i]} for i, f in input_caps.items()]
+    caps += [{"cap": f"pair_type {p}", "max_fraction": float(f), "pairs": sum(n for t, n in types_out.items() if matches(p, t))}
+             for p, f in type_caps.items()]
+    for cap in caps:
+        cap["fraction"] = round(cap["pairs"] / n_out, 6) if n_out else 0.0
+    return {
+        "pairs_in": sum(map(len, inputs)), "pairs_out": n_out, "removed": removed,
+        "inputs": [{"path": name, "in": len(records), "out": per_input[i]} for i, (name, records) in enumerate(zip(names, inputs))],
+        "pair_types": {t: {"in": types_in[t], "out": types_out[t]} for t in sorted(types_in, key=_type_order)},
+        "sources": dict(Counter(record["meta"]["source"] for _, _, record in output)),
+        "fraction_caps": caps, "config": asdict(config),
+    }
+
+
+def _type_order(pair_type: str) -> tuple[int, str]:
+    return (NATURAL_PAIR_TYPES.index(pair_type), "") if pair_type in NATURAL_PAIR_TYPES else (len(NATURAL_PAIR_TYPES), pair_type)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def read_pairs(path: str) -> list[dict]:
+    """Every pair of a JSONL file, each checked; errors name ``path:line``."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise UserError(f"pair file not found: {path}")
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix or remove that line") from None
+            validate_pair(record, f"{path}:{lineno}")
+            records.append(record)
+    return records
+
+
+def _limit(text: str) -> int | None:
+    if text.lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or 'all', got {text!r}") from None
+
+
+def parse_type_values(items: Sequence[str], option: str, kind: type) -> dict[str, Any]:
+    """``["TYPE=N", ...]`` -> ``{TYPE: N}``; one-line errors for anything else."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        try:
+            value = kind(text) if sep and key.strip() else None
+        except ValueError:
+            value = None
+        if value is None:
+            example = "synthetic_*=0.2" if kind is float else "gold_vs_failed_attempt=500"
+            raise UserError(f"--{option} expects TYPE={'F' if kind is float else 'N'} (e.g. {example}), got {item!r}")
+        if key.strip() in values:
+            raise UserError(f"--{option} names {key.strip()!r} twice")
+        values[key.strip()] = value
+    return values
+
+
+def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.ArgumentParser:
+    parser = ArgParser(prog=prog, description=(
+        "Merge pair files: per-input limits, filters (duplicates, same SQL, reward margin, SQL distance), "
+        "pair-type limits, then input and pair-type fraction caps that hold exactly on the output."))
+    flag(parser, "inputs", nargs="+", required=True, metavar="PAIRS.jsonl", help="pair files, in priority order")
+    flag(parser, "output", required=True, help="the merged pairs (JSONL, written atomically)")
+    flag(parser, "input_limits", nargs="+", type=_limit, metavar="N", help="at most N pairs from each input ('all': no limit)")
+    flag(parser, "input_fraction_limits", nargs="+", type=float, metavar="F", help="largest share of the output from each input")
+    flag(parser, "pair_type_limits", nargs="+", action="extend", default=[], metavar="TYPE=N", help="at most N pairs of TYPE")
+    flag(parser, "pair_type_max_fractions", nargs="+", action="extend", default=[], metavar="TYPE=F",
+         help="largest share of the output of TYPE; TYPE may be a prefix ending in * (synthetic_*=0.2)")
+    flag(parser, "min_reward_margin", type=float, help="keep pairs with meta.reward_margin >= this")
+    flag(parser, "max_sql_edit_distance_ratio", type=float, help="keep pairs whose SQL token edit-distance ratio is <= this")
+    flag(parser, "max_pairs", type=int, help="largest output (the fraction caps still hold)")
+    flag(parser, "shuffle", action="store_true", help="sample, drop and order at random with --seed")
+    flag(parser, "seed", type=int, default=0, help="(default: %(default)s)")
+    flag(parser, "eval_dataset", help="refuse pairs from this evaluation set (JSON, JSONL or Spider-layout folder)")
+    flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: <its folder>/database)")
+    flag(parser, "stats", help="write counts per input, pair type and filter to this JSON file")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge") -> int:
+    from ..fileio import write_json, write_jsonl
+    from ..split_guard import load_eval_split, refuse_leaks
+
+    args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    config = MergeConfig(
+        input_limits=args.input_limits, input_fraction_limits=args.input_fraction_limits,
+        pair_type_limits=parse_type_values(args.pair_type_limits, "pair_type_limits", int),
+        pair_type_max_fractions=parse_type_values(args.pair_type_max_fractions, "pair_type_max_fractions", float),
+        min_reward_margin=args.min_reward_margin, max_sql_edit_distance_ratio=args.max_sql_edit_distance_ratio,
+        max_pairs=args.max_pairs, shuffle=args.shuffle, seed=args.seed)
+    check_config(config, len(args.inputs))
+    inputs = [read_pairs(path) for path in args.inputs]
+    if args.eval_dataset:
+        eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split)
+        for path, records in zip(args.inputs, inputs):
+            refuse_leaks(records, eval_split, where=path, what="pairs")
+    pairs, stats = merge_pairs(inputs, config, names=args.inputs)
+    write_jsonl(args.output, pairs)
+    stats = {"output": args.output, **stats}
+    if args.stats:
+        write_json(args.stats, stats)
+    print(json.dumps({key: stats[key] for key in ("output", "pairs_in", "pairs_out", "removed")}
+                     | {"inputs": {item["path"]: item["out"] for item in stats["inputs"]}}))
+    return 0
