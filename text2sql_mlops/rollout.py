@@ -271,6 +271,16 @@ def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> d
 # --------------------------------------------------------------------------- command line
 
 
+def _limit(text: str) -> int | None:
+    """--limit N, or 'all' (params.yaml can say so where a number would be a guess)."""
+    if text.strip().lower() in {"all", "none", "null"}:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
 def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
     d = {f.name: f.default for f in fields(RolloutConfig)}
     parser = ArgParser(prog=prog, description=(
@@ -309,7 +319,7 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
     flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
     flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
-    flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
+    flag(parser, "limit", type=_limit, help="at most this many examples after --offset, or 'all' (default: all)")
     flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
     flag(parser, "chunk_size", type=int, default=d["chunk_size"], help="examples per durable step (default: %(default)s)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")

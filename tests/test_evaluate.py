@@ -1,0 +1,64 @@
+"""eval (a rollout with evaluation defaults + error analysis) and compare (the comparison report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from text2sql_mlops.cli import main as cli
+from text2sql_mlops.errors import UserError
+from text2sql_mlops.evaluate import resolve_models
+
+
+def run_eval(demo: Path, out: Path, *extra: str) -> dict:
+    assert cli(["eval", "--generator", "mock", "--dataset_path", str(demo), "--output_dir", str(out), "--no_progress", *extra]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_eval_defaults_give_one_shot_strict_and_oracle_numbers(demo_dataset: Path, tmp_path: Path):
+    summary = run_eval(demo_dataset, tmp_path / "ev", "--limit", "12")
+    config = summary["config"]
+    assert config["split"] == "dev" and config["repair_scope"] == "verified" and config["feedback_mode"] == "error_only"
+    # The mock breaks turn 1 and answers gold at turn 2: one-shot 0, both finals 1.
+    assert (summary["first_turn_ex"], summary["final_ex_strict"], summary["final_ex_oracle"]) == (0.0, 1.0, 1.0)
+    analysis = json.loads((tmp_path / "ev" / "analysis.json").read_text())
+    assert sum(level["examples"] for level in analysis["by_hardness"].values()) == 12
+    assert all(level["first_turn_ex"] == 0.0 and level["final_ex"] == 1.0 for level in analysis["by_hardness"].values())
+    assert analysis["final_error_types"] == {"correct": 12}
+    assert analysis["repair_transitions"] == {"no_such_table -> correct": 12}
+
+
+def test_compare_builds_the_table_and_refuses_different_sets(demo_dataset: Path, tmp_path: Path, capsys):
+    run_eval(demo_dataset, tmp_path / "a", "--limit", "8")
+    run_eval(demo_dataset, tmp_path / "b", "--limit", "8", "--max_turns", "1")
+    run_eval(demo_dataset, tmp_path / "c", "--limit", "5")
+    assert cli(["compare", "--runs", f"Repair={tmp_path / 'a'}", f"OneShot={tmp_path / 'b'}", "--out", str(tmp_path / "cmp")]) == 0
+    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert list(report["runs"]) == ["Repair", "OneShot"]
+    assert report["runs"]["Repair"]["final_ex_strict"] == 1.0 and report["runs"]["OneShot"]["final_ex_strict"] == 0.0
+    assert report["runs"]["Repair"]["repair_success_rate"] == 1.0
+    markdown = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| Repair | 0.00% | 100.00% | 100.00% | 100.00% |" in markdown
+    rows = json.loads((tmp_path / "cmp" / "ex_by_run.json").read_text())
+    assert {"run": "OneShot", "metric": "final_ex_strict", "value": 0.0} in rows
+    capsys.readouterr()
+    assert cli(["compare", "--runs", f"A={tmp_path / 'a'}", f"C={tmp_path / 'c'}", "--out", str(tmp_path / "bad")]) == 2
+    assert "different examples" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert cli(["compare", "--runs", f"A={tmp_path / 'nowhere'}", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_resolve_models_names_what_is_missing(tmp_path: Path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "base-3b")}))
+    with pytest.raises(UserError, match=r"base model .*base-3b.* is not available on this machine"):
+        resolve_models(str(adapter), None, "hf")
+    (tmp_path / "base-3b").mkdir()
+    assert resolve_models(str(adapter), None, "hf") == (str(tmp_path / "base-3b"), str(adapter))
+    with pytest.raises(UserError, match="give --model_path"):
+        resolve_models(None, None, "hf")
+    with pytest.raises(UserError, match="not found"):
+        resolve_models(None, str(tmp_path / "missing"), "hf")
+    assert resolve_models(None, None, "mock") == (None, None)

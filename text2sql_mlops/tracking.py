@@ -1,0 +1,267 @@
+"""MLflow tracking of pipeline stages: one run per stage, logged after the stage's own command.
+
+    text2sql-mlops track --stage eval_base --params model data schema eval \\
+        --metrics outputs/eval_base/summary.json --artifacts outputs/eval_base/summary.json \\
+        --record outputs/eval_base/mlflow_run.json
+
+Each ``dvc.yaml`` stage runs ``<stage command> && text2sql-mlops track ...``: the stage
+module stays free of MLflow, and a stage that fails or is interrupted never gets a
+run at all. A run that fails while logging is marked FAILED by MLflow, never FINISHED.
+
+Store: ``MLFLOW_TRACKING_URI`` when set (a team server); otherwise a SQLite backend
+at ``mlruns/mlflow.db`` with artifacts under ``mlruns/<experiment id>/`` (MLflow 3's file
+store is legacy). One experiment per pipeline (``tracking.experiment`` in params.yaml).
+
+Every run is tagged with the stage name, the git commit (``+dirty`` when the tree
+has uncommitted changes), the DVC hash of the raw data (``data.dvc``) and a hash of
+the logged params; it logs those params (``section.key``), the numbers of its
+metrics files (flattened: ``error_types.final.no_such_column``), step series from
+``metrics.jsonl`` files (training losses), and its artifacts (files or folders;
+an adapter folder goes under ``adapter/``, which the registry points at).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .cliutil import ArgParser, flag
+from .errors import UserError
+
+STORE_DIR = Path("mlruns")
+DEFAULT_EXPERIMENT = "text2sql-mlops"
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def tracking_uri(store_dir: str | os.PathLike = STORE_DIR) -> str:
+    """``MLFLOW_TRACKING_URI`` or the project's SQLite store under ``store_dir``."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's SQLite store logs its schema migrations at INFO on every first use."""
+    import logging
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def connect(experiment: str, store_dir: str | os.PathLike = STORE_DIR) -> str:
+    """Point MLflow at the store and return the id of ``experiment`` (created when new)."""
+    _quiet_mlflow()
+    import mlflow
+
+    uri = tracking_uri(store_dir)
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    # With the SQLite store MLflow puts an experiment's artifacts in ./mlruns/<experiment id>/,
+    # resolved to an absolute path when the experiment is created.
+    return mlflow.create_experiment(experiment)
+
+
+# --------------------------------------------------------------------------- what a run carries
+
+
+def git_commit() -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files changed; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
+def data_hash(dvc_file: str | os.PathLike = "data.dvc") -> str:
+    """The DVC hash of the raw data folder (``data.dvc``'s md5), or ``unknown``."""
+    import yaml
+
+    try:
+        outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
+        return str(outs[0]["md5"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return "unknown"
+
+
+def stage_params(sections: Iterable[str], params_file: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """``section.key`` -> value for the given params.yaml sections (nested keys joined by dots)."""
+    import yaml
+
+    try:
+        params = yaml.safe_load(Path(params_file).read_text()) or {}
+    except OSError as exc:
+        raise UserError(f"cannot read {params_file}: {exc.strerror}") from None
+    out: dict[str, Any] = {}
+    for section in sections:
+        if section not in params:
+            raise UserError(f"{params_file} has no section {section!r}; sections: {', '.join(params)}")
+        out.update(flatten({section: params[section]}))
+    return out
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to one level with dotted keys; lists stay values."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def numeric_metrics(tree: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics file, flattened (booleans and nulls are not metrics)."""
+    return {key: float(value) for key, value in flatten(tree).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def _mlflow_key(key: str) -> str:
+    """MLflow keys allow letters, digits and _-. /; anything else becomes _."""
+    return "".join(ch if ch.isalnum() or ch in "_-. /" else "_" for ch in key)
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- logging a stage
+
+
+def log_stage(
+    stage: str,
+    experiment: str,
+    params: dict[str, Any],
+    metrics_files: Iterable[str] = (),
+    step_files: Iterable[str] = (),
+    artifacts: Iterable[str] = (),
+    adapter: str | None = None,
+    store_dir: str | os.PathLike = STORE_DIR,
+    extra_tags: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Log one finished stage as one MLflow run; returns the run record (ids and URIs)."""
+    import mlflow
+
+    files = [Path(p) for p in [*metrics_files, *step_files, *artifacts, *([adapter] if adapter else [])]]
+    missing = [str(p) for p in files if not p.exists()]
+    if missing:
+        raise UserError(f"track {stage}: nothing to log at {', '.join(missing)}; did the stage's command succeed?")
+    experiment_id = connect(experiment, store_dir)
+    tags = {"stage": stage, "git_commit": git_commit(), "dvc_data_hash": data_hash(), "params_hash": params_hash(params),
+            **(extra_tags or {})}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=tags) as run:
+        if params:
+            mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in params.items()})
+        for path in metrics_files:
+            numbers = numeric_metrics(_read_json(path))
+            if numbers:
+                mlflow.log_metrics({_mlflow_key(k): v for k, v in numbers.items()})
+        for path in step_files:
+            _log_steps(Path(path))
+        for path in artifacts:
+            _log_artifact(Path(path))
+        if adapter:
+            mlflow.log_artifacts(adapter, artifact_path="adapter")
+        record = {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment": experiment, "stage": stage,
+                  "artifact_uri": run.info.artifact_uri, "tracking_uri": mlflow.get_tracking_uri()}
+        if adapter:
+            record["adapter_uri"] = f"runs:/{run.info.run_id}/adapter"
+    return record
+
+
+def _read_json(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read metrics file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"metrics file {path} must hold a JSON object")
+    return data
+
+
+def _log_steps(path: Path) -> None:
+    """One metric history per numeric field of a JSONL file whose lines carry ``step``."""
+    import mlflow
+
+    from .fileio import read_jsonl
+
+    for index, line in enumerate(read_jsonl(path)):
+        step = int(line.get("step", index))
+        numbers = {k: v for k, v in numeric_metrics(line).items() if k != "step"}
+        if numbers:
+            mlflow.log_metrics({_mlflow_key(k): v for k, v in numbers.items()}, step=step)
+
+
+def _log_artifact(path: Path) -> None:
+    import mlflow
+
+    if path.is_dir():
+        mlflow.log_artifacts(str(path), artifact_path=path.name)
+    else:
+        mlflow.log_artifact(str(path))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
+    parser = ArgParser(prog=prog, description="Log a finished pipeline stage to MLflow as one run "
+                       "(params from params.yaml, metrics files, step series, artifacts, an adapter).")
+    flag(parser, "stage", required=True, help="stage name (the run name and the `stage` tag)")
+    flag(parser, "params", nargs="*", default=[], metavar="SECTION", help="params.yaml sections the stage uses")
+    flag(parser, "params_file", default="params.yaml", help="(default: %(default)s)")
+    flag(parser, "metrics", nargs="*", default=[], metavar="JSON", help="JSON files whose numbers become metrics")
+    flag(parser, "steps", nargs="*", default=[], metavar="JSONL", help="JSONL step series (e.g. training metrics.jsonl)")
+    flag(parser, "artifacts", nargs="*", default=[], metavar="PATH", help="files or folders to log as artifacts")
+    flag(parser, "adapter", help="a LoRA adapter folder, logged under adapter/")
+    flag(parser, "tag", action="append", default=[], metavar="KEY=VALUE", help="another run tag (repeatable)")
+    flag(parser, "experiment", help="MLflow experiment (default: tracking.experiment in the params file, else "
+         f"{DEFAULT_EXPERIMENT})")
+    flag(parser, "store", default=str(STORE_DIR), help="local store folder when MLFLOW_TRACKING_URI is unset (default: %(default)s)")
+    flag(parser, "record", help="write the run record (run id, artifact URIs) to this JSON file")
+    flag(parser, "metrics_out", help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
+    flag(parser, "plots_out", help="also write the --steps series as one JSON list (a DVC plots file)")
+    return parser
+
+
+def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
+    import yaml
+
+    try:
+        return str((yaml.safe_load(Path(params_file).read_text()) or {}).get("tracking", {}).get("experiment") or DEFAULT_EXPERIMENT)
+    except (OSError, yaml.YAMLError, AttributeError):
+        return DEFAULT_EXPERIMENT
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> int:
+    from .fileio import read_jsonl, write_json
+
+    args = make_parser(prog).parse_args(argv)
+    tags = {}
+    for item in args.tag:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--tag must look like KEY=VALUE, got {item!r}")
+        tags[key] = value
+    params = stage_params(args.params, args.params_file)
+    experiment = args.experiment or experiment_name(args.params_file)
+    record = log_stage(args.stage, experiment, params, args.metrics, args.steps, args.artifacts, args.adapter, args.store, tags)
+    if args.record:
+        write_json(args.record, record)
+    if args.metrics_out:
+        write_json(args.metrics_out, {k: v for path in args.metrics for k, v in numeric_metrics(_read_json(path)).items()})
+    if args.plots_out:
+        write_json(args.plots_out, [line for path in args.steps for line in read_jsonl(path)])
+    print(json.dumps(record))
+    print(f"track: logged stage {args.stage!r} as run {record['run_id']} in experiment {experiment!r}", file=sys.stderr)
+    return 0
