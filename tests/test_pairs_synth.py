@@ -271,15 +271,26 @@ def test_cli_writes_pairs_and_prints_one_summary_line(db_root, tmp_path, capsys)
     assert {"executable_fraction", "dropped_same_result", "wall_s"} <= set(summary)
 
 
-def test_eval_guard_refuses_before_writing(db_root, tmp_path, capsys):
-    out = tmp_path / "pairs.jsonl"
+def test_eval_overlap_is_left_out_before_the_limit(db_root, tmp_path, capsys):
+    """An example sharing a question (or a database) with the evaluation set never becomes a pair."""
+    from conftest import make_db
+
+    first = json.loads(GOLD_FILE.read_text().splitlines()[0])
+    make_db(tmp_path / "evaldb" / "other" / "other.sqlite", "CREATE TABLE t (a INTEGER);")
     evaluation = tmp_path / "dev.jsonl"
+    evaluation.write_text(json.dumps({"db_id": "other", "question": first["question"].upper(), "query": "SELECT 1"}) + "\n")
+    out = tmp_path / "pairs.jsonl"
+    argv = ["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db_root", str(db_root), "--out", str(out),
+            "--eval_dataset", str(evaluation), "--eval_db_root", str(tmp_path / "evaldb"), "--no_progress"]
+    assert cli([*argv, "--limit", "2"]) == 0
+    assert "left out 1 of" in capsys.readouterr().err
+    questions = {json.loads(line)["meta"]["question"] for line in out.read_text().splitlines()}
+    second, third = (json.loads(line)["question"] for line in GOLD_FILE.read_text().splitlines()[1:3])
+    assert first["question"] not in questions and questions <= {second, third} and questions
+    # The evaluation set on the same database: every example is left out.
     evaluation.write_text(json.dumps({"db_id": "school", "question": "Something else?", "query": "SELECT 1"}) + "\n")
-    code = cli(["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db_root", str(db_root), "--out", str(out),
-                "--eval_dataset", str(evaluation), "--eval_db_root", str(db_root), "--no_progress"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and not out.exists()
-    assert len(err.splitlines()) == 1 and "evaluation set" in err and "school" in err
+    assert cli([*argv[:-2], str(db_root), "--no_progress"]) == 0
+    assert out.read_text() == ""
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -378,3 +378,14 @@ def test_generator_options_are_the_ones_given():
     assert generator_options(served) == {"model": "qwen", "base_url": "http://h/v1", "max_concurrency": 4}
     with pytest.raises(UserError, match="KEY=VALUE"):
         generator_options(RolloutConfig(dataset_path="d", output_dir="o", generator_option=("oops",)))
+
+
+def test_examples_overlapping_the_evaluation_set_are_left_out_before_the_limit(dataset: Path, tmp_path: Path, capsys):
+    make_db(tmp_path / "evaldb" / "other" / "other.sqlite", "CREATE TABLE t (a INTEGER);")
+    evaluation = tmp_path / "dev.json"
+    evaluation.write_text(json.dumps([{"db_id": "other", "question": "question 0?", "query": "SELECT 1"}]))
+    summary = rollout(dataset, tmp_path / "run", max_turns=1, limit=2, eval_dataset=str(evaluation),
+                      eval_db_root=str(tmp_path / "evaldb"))
+    assert "left out 1 of" in capsys.readouterr().err
+    questions = [t["question"] for t in read(tmp_path / "run", "trajectories.jsonl")]
+    assert summary["examples"] == 2 and questions == ["Question 1?", "Question 2?"]

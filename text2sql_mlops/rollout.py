@@ -78,6 +78,9 @@ class RolloutConfig:
     fk_hops: int = 1
     sample_rows: int = 0
     # which examples, in what pieces
+    eval_dataset: str | None = None  # leave out examples overlapping this evaluation set (split_guard)
+    eval_split: str = "dev"
+    eval_db_root: str | None = None
     offset: int = 0
     limit: int | None = None
     shard: str | None = None  # "i/n"
@@ -88,7 +91,8 @@ class RolloutConfig:
 
 
 # Settings that never change a trajectory, left out of the run identity.
-NOT_IN_IDENTITY = ("output_dir", "progress", "overwrite", "api_key_env", "max_concurrency")
+# (The evaluation set only removes examples, which the hash of the selected ids records.)
+NOT_IN_IDENTITY = ("output_dir", "progress", "overwrite", "api_key_env", "max_concurrency", "eval_dataset", "eval_split", "eval_db_root")
 
 
 def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any]:
@@ -159,6 +163,10 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
     from .rollout_store import parse_shard
 
     examples = load_examples(config.dataset_path, config.db_root, config.split)
+    if config.eval_dataset:
+        from .split_guard import exclude_leaks, load_eval_split
+
+        examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split), "rollout")
     end = None if config.limit is None else config.offset + config.limit
     selected = list(enumerate(examples))[config.offset:end]
     identity = run_identity(config, [example.id for _, example in selected])
@@ -318,6 +326,9 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")
     flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
     flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
+    flag(parser, "eval_dataset", help="leave out examples overlapping this evaluation set (same id, question or database)")
+    flag(parser, "eval_split", default=d["eval_split"], help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
     flag(parser, "limit", type=_limit, help="at most this many examples after --offset, or 'all' (default: all)")
     flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")

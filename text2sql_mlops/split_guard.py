@@ -83,3 +83,29 @@ def refuse_leaks(records: Iterable[dict[str, Any]], eval_split: EvalSplit | None
             f"{where}: {len(leaks)} {what} belong to the evaluation set {eval_split.source} (first: #{index}, {reason}); "
             "evaluation examples must never reach training: train on another split or hold out other databases"
         )
+
+
+def exclude_leaks(examples: list, eval_split: EvalSplit | None, where: str) -> list:
+    """The examples (``records.Example``) that do not belong to ``eval_split``.
+
+    For the stages that pick training examples from a split (rollout, pairs synth):
+    an example sharing a database or a question text with the evaluation set is left
+    out before anything is generated, and the count is reported on stderr. Stages
+    downstream (mining, merging, training) refuse such records instead: by then a
+    leak is a bug, not a selection.
+    """
+    import sys
+
+    if eval_split is None:
+        return list(examples)
+    kept, left_out = [], []
+    for example in examples:
+        reason = leak_reason(example.to_dict(), eval_split)
+        if reason:
+            left_out.append(reason)
+        else:
+            kept.append(example)
+    if left_out:
+        print(f"{where}: left out {len(left_out)} of {len(examples)} examples that overlap the evaluation set "
+              f"{eval_split.source} (first: {left_out[0]})", file=sys.stderr)
+    return kept

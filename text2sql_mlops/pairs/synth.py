@@ -508,7 +508,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
     flag(parser, "seed", type=int, default=d.seed, help="(default: %(default)s)")
     flag(parser, "timeout_sec", type=float, default=d.timeout_sec, help="seconds per query (default: %(default)s)")
-    flag(parser, "eval_dataset", help="refuse examples of this evaluation set (the clean-split guard)")
+    flag(parser, "eval_dataset", help="leave out examples that overlap this evaluation set (id, question or database)")
     flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     from ..fileio import write_jsonl
     from ..retrieval import MODES
     from ..rollout import default_tables_json
-    from ..split_guard import load_eval_split, refuse_leaks
+    from ..split_guard import exclude_leaks, load_eval_split
 
     args = make_parser(prog).parse_args(argv)
     args.mutations = tuple(dict.fromkeys(name.strip() for name in args.mutations.split(",") if name.strip()))
@@ -536,11 +536,12 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     if args.schema_mode not in MODES:
         raise UserError(f"--schema_mode {args.schema_mode!r} is not one of: {', '.join(MODES)}")
     config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
-    examples = load_examples(args.dataset_path, args.db_root, args.split)
+    # Evaluation overlap is left out before --offset/--limit, exactly as `rollout` does, so a
+    # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
+    eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split) if args.eval_dataset else None
+    examples = exclude_leaks(load_examples(args.dataset_path, args.db_root, args.split), eval_split, "pairs synth")
     end = None if args.limit is None else args.offset + args.limit
     examples = examples[args.offset:end]
-    eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split) if args.eval_dataset else None
-    refuse_leaks([example.to_dict() for example in examples], eval_split, "pairs synth", "examples")
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
     write_jsonl(args.out, pairs)
