@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema-recall": ("text2sql_mlops.schema", "gold-table recall of a schema retrieval mode"),
     "rollout": ("text2sql_mlops.rollout", "multi-turn generation with execution feedback and repair; `rollout merge` joins shards"),
     "pairs": ("text2sql_mlops.pairs", "preference pairs: mine, synth (hard negatives), merge (filter/balance), report (dashboard)"),
+    "train": ("text2sql_mlops.training", "LoRA fine-tuning with TRL: `train sft`, `train dpo` (optionally continuing an SFT adapter)"),
     "eval": ("text2sql_mlops.evaluate", "evaluate a model or adapter (folder or models:/NAME@ALIAS) on a held-out split"),
     "compare": ("text2sql_mlops.reports", "comparison report across evaluated runs: EX strict/oracle, repair, errors"),
     "track": ("text2sql_mlops.tracking", "log a finished pipeline stage to MLflow (params, metrics, artifacts, adapter)"),

@@ -1,0 +1,359 @@
+"""``train sft`` and ``train dpo`` on a tiny random Llama (``tiny_model.py``): a few steps each.
+
+Checks: the SFT targets; the prompt and answer tokens the trainers see equal the hf
+generator's; the output folder (adapter, summary, metrics) and that the adapter
+generates through the hf generator; DPO from the base model and from an SFT adapter,
+whose frozen copy is the reference policy; the eval guard and the clean errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from text2sql_mlops.cli import main as cli
+from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator
+from text2sql_mlops.prompts import build_messages, format_answer
+
+from tiny_model import build_tiny_llama
+
+SCHEMA = "CREATE TABLE singer (singer_id INTEGER, name TEXT, country TEXT, age INTEGER)"
+TINY = ["--max_length", "512", "--lora_r", "4", "--lora_alpha", "8", "--per_device_train_batch_size", "2", "--logging_steps", "1"]
+
+
+def turn(number: int, question: str, candidates: list[tuple[str, bool]], history=()) -> dict:
+    return {"turn": number, "messages": build_messages(SCHEMA, question, list(history)), "selected": 0, "feedback": None,
+            "candidates": [{"sql": sql, "correct": correct, "executed": True} for sql, correct in candidates]}
+
+
+def trajectory(index: int, question: str, gold: str, turns: list[dict], db_id: str = "singer_db", gold_error=None) -> dict:
+    return {"index": index, "id": f"ex{index}", "db_id": db_id, "question": question, "gold": gold, "gold_error": gold_error, "turns": turns}
+
+
+Q_COUNT, Q_NAMES, Q_BAD, Q_OLDEST = "How many singers are there?", "List singer names.", "Bad gold?", "Age of the oldest singer?"
+TRAJECTORIES = [
+    # the correct answer equals gold: one target
+    trajectory(0, Q_COUNT, "SELECT count(*) FROM singer", [turn(1, Q_COUNT, [("SELECT count(*) FROM singer", True)])]),
+    # a failed first turn repaired at turn 2: the repair prompt's answer, and gold on the first-turn prompt
+    trajectory(1, Q_NAMES, "SELECT name FROM singer", [
+        turn(1, Q_NAMES, [("SELECT nam FROM singer", False)]),
+        turn(2, Q_NAMES, [("SELECT name FROM singer;", True)], history=[("SELECT nam FROM singer", "Error: no such column: nam")]),
+    ]),
+    # gold that does not run: no target
+    trajectory(2, Q_BAD, "SELECT x FROM nowhere", [turn(1, Q_BAD, [("SELECT 1", False)])], gold_error="no such table: nowhere"),
+    # two different correct samples (and gold equal to the first)
+    trajectory(3, Q_OLDEST, "SELECT max(age) FROM singer", [
+        turn(1, Q_OLDEST, [("SELECT max(age) FROM singer", True), ("SELECT age FROM singer ORDER BY age DESC LIMIT 1", True)]),
+    ]),
+]
+
+
+def pair(prompt_of: dict, chosen: str, rejected: str) -> dict:
+    meta = {"example_id": prompt_of["id"], "db_id": prompt_of["db_id"], "question": prompt_of["question"]}
+    return {"id": f"p-{chosen}", "prompt": prompt_of["turns"][0]["messages"], "chosen": format_answer(chosen), "rejected": format_answer(rejected), "meta": meta}
+
+
+PAIRS = [
+    pair(TRAJECTORIES[1], "SELECT name FROM singer", "SELECT nam FROM singer"),  # chosen is a known SFT target
+    pair(TRAJECTORIES[0], "SELECT count(singer_id) FROM singer", "SELECT count(*) FROM concert"),
+    pair(TRAJECTORIES[3], "SELECT max(age) FROM singer", "SELECT min(age) FROM singer"),
+    pair(TRAJECTORIES[2], "SELECT 1", "SELECT 2"),
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model's matrices are too small to share between threads (see test_generation.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("training")
+    return {"model": build_tiny_llama(root / "llama"), "root": root,
+            "trajectories": write_jsonl(root / "trajectories.jsonl", TRAJECTORIES), "pairs": write_jsonl(root / "pairs.jsonl", PAIRS)}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(files):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(files["model"])
+
+
+@pytest.fixture(scope="module")
+def sft_out(files) -> Path:
+    """`train sft` for 3 steps at a high learning rate, with the chosen answers of the pairs."""
+    out = files["root"] / "sft"
+    argv = ["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--pairs", str(files["pairs"]),
+            "--out", str(out), "--max_steps", "3", "--learning_rate", "1e-2", *TINY]
+    assert cli(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def random_adapter(files) -> Path:
+    """An 'SFT' adapter far from the base model: random, non-zero A and B."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(files["model"]), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(files["root"] / "random_adapter")
+    return files["root"] / "random_adapter"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def generate(model: Path, adapter: Path | None = None) -> str:
+    generator = create_generator("hf", model_path=str(model), adapter_path=str(adapter) if adapter else None, progress=False)
+    (samples,) = generator.generate([GenerationRequest(messages=TRAJECTORIES[0]["turns"][0]["messages"])], SamplingParams(max_new_tokens=8))
+    return samples[0].text
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_sft_targets_are_verified_sql_with_their_turns_prompts():
+    from text2sql_mlops.training.datasets import sft_targets
+
+    targets, counts = sft_targets(TRAJECTORIES, PAIRS)
+    assert counts == {"correct_candidates": 4, "gold": 1, "pair_chosen": 2, "duplicates_removed": 4}
+    repair = TRAJECTORIES[1]["turns"][1]["messages"]
+    assert (repair, format_answer("SELECT name FROM singer")) in targets  # the repair prompt's answer
+    assert (TRAJECTORIES[1]["turns"][0]["messages"], format_answer("SELECT name FROM singer")) in targets  # gold, first-turn prompt
+    assert not any("nowhere" in answer for _, answer in targets)  # failing gold is never a target
+    assert len(targets) == len({(json.dumps(m), a) for m, a in targets}) == 7
+
+
+def test_sft_targets_from_a_mock_rollout_include_the_repairs(demo_dataset, tmp_path):
+    """Real trajectories: the mock answers turn 1 wrong and repairs at turn 2."""
+    from text2sql_mlops.pairs.mine import read_trajectories
+    from text2sql_mlops.rollout import RolloutConfig, run_rollout
+    from text2sql_mlops.training.datasets import sft_targets
+
+    run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(tmp_path / "run"), generator="mock", max_turns=3, limit=3, progress=False))
+    trajectories = read_trajectories([str(tmp_path / "run")])
+    targets, counts = sft_targets(trajectories, [])
+    assert counts["correct_candidates"] == counts["gold"] == len(trajectories) == 3  # repair answer + gold on the first prompt
+    assert sorted(len(messages) for messages, _ in targets) == [2, 2, 2, 4, 4, 4]  # first-turn prompts and repair prompts
+
+
+def test_training_tokens_equal_the_hf_generators(files, tokenizer, monkeypatch):
+    """The prompt tokens SFTTrainer/DPOTrainer train on are the tokens the hf generator feeds
+    the model; the answer tokens follow them and end with EOS."""
+    import torch
+
+    from text2sql_mlops.generation.chat import encode, render_completion
+    from text2sql_mlops.generation.hf import HFGenerator
+    from text2sql_mlops.training import dpo, sft
+    from text2sql_mlops.training.config import DPOSettings, SFTSettings
+    from text2sql_mlops.training.datasets import dpo_rows, sft_rows, sft_targets
+    from text2sql_mlops.training.device import resolve_runtime
+
+    targets, _ = sft_targets(TRAJECTORIES, PAIRS)
+    seen: list[list[int]] = []
+    monkeypatch.setattr(HFGenerator, "_generate_batch", lambda self, prompts, params: seen.extend(prompts) or [[] for _ in prompts])
+    generator = create_generator("hf", model_path=str(files["model"]), progress=False)
+
+    def inference(messages) -> list[int]:
+        """The token ids the hf generator feeds the model for this chat."""
+        generator.generate([GenerationRequest(messages=messages)], SamplingParams())
+        return seen[-1]
+
+    runtime = resolve_runtime(None, None)
+
+    rows, _ = sft_rows(tokenizer, targets, 512)
+    trainer = sft.build_trainer(SFTSettings(model=str(files["model"]), out="unused", trajectories=["-"], max_length=512), rows, tokenizer, runtime, str(files["root"] / "t1"))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+    for i, (messages, answer) in enumerate(targets):
+        ids, labels = batch["input_ids"][i].tolist(), batch["labels"][i].tolist()
+        length = int(batch["attention_mask"][i].sum())
+        prompt = [t for t, label in zip(ids[:length], labels) if label == -100]
+        completion = [t for t, label in zip(ids[:length], labels) if label != -100]
+        assert prompt == inference(messages) and ids[: len(prompt)] == prompt  # the prompt comes first, then only answer tokens
+        assert completion == encode(tokenizer, render_completion(tokenizer, answer))
+        assert completion[-1] == tokenizer.eos_token_id and completion.count(tokenizer.eos_token_id) == 1
+        assert tokenizer.decode(completion) == answer + tokenizer.eos_token
+
+    trainer.model.eval()  # no LoRA dropout: TRL's loss (fused LM head, answer positions only) is the plain one
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+    torch.testing.assert_close(trainer.compute_loss(trainer.model, dict(batch)), trainer.model(**inputs, labels=batch["labels"]).loss, atol=1e-5, rtol=1e-5)
+
+    pair_rows, _ = dpo_rows(tokenizer, PAIRS, 512)
+    trainer = dpo.build_trainer(DPOSettings(model=str(files["model"]), out="unused", pairs=["-"], max_length=512), pair_rows, tokenizer, runtime, str(files["root"] / "t2"))
+    for record, row in zip(PAIRS, trainer.train_dataset):
+        assert row["prompt_ids"] == inference(record["prompt"])
+        assert row["chosen_ids"] == encode(tokenizer, record["chosen"] + tokenizer.eos_token) and row["chosen_ids"][-1] == tokenizer.eos_token_id
+        assert row["rejected_ids"] == encode(tokenizer, record["rejected"] + tokenizer.eos_token)
+    batch = trainer.data_collator([trainer.train_dataset[0]])  # chosen row, then rejected row
+    assert batch["input_ids"][0, : len(pair_rows[0]["prompt_ids"])].tolist() == pair_rows[0]["prompt_ids"]
+
+
+# --------------------------------------------------------------------------- SFT
+
+
+def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
+    from safetensors.torch import load_file
+
+    names = {path.name for path in sft_out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+            "training_summary.json", "metrics.jsonl"} <= names
+    assert not [p for p in files["root"].iterdir() if p.name.startswith(".sft.")]  # the staging folder is gone
+
+    summary = json.loads((sft_out / "training_summary.json").read_text())
+    assert summary["method"] == "sft" and summary["settings"]["max_steps"] == 3 and summary["settings"]["lora_r"] == 4
+    assert summary["runtime"] == {"device": "cpu", "dtype": "float32", "bf16": False, "gradient_checkpointing": False,
+                                  "world_size": 1, "effective_batch_size": 2}
+    assert set(summary["inputs_sha256"]) == {str(files["trajectories"]), str(files["pairs"])}
+    assert all(len(digest) == 64 for digest in summary["inputs_sha256"].values())
+    assert summary["data"] == {"examples": 7, "correct_candidates": 4, "gold": 1, "pair_chosen": 2, "duplicates_removed": 4, "too_long": 0}
+    result = summary["result"]
+    assert result["steps"] == 3 and math.isfinite(result["train_loss"]) and result["final"]["step"] == 3 and result["steps_per_s"] > 0
+    assert set(summary["versions"]) >= {"trl", "peft", "transformers", "torch"} and summary["wall_s"] > 0
+
+    metrics = read_jsonl(sft_out / "metrics.jsonl")
+    assert [row["step"] for row in metrics] == [1, 2, 3]
+    assert all({"loss", "learning_rate", "steps_per_s", "mean_token_accuracy"} <= set(row) for row in metrics)
+
+    weights = load_file(sft_out / "adapter_model.safetensors")
+    lora_b = [tensor for name, tensor in weights.items() if "lora_B" in name]
+    assert lora_b and all(tensor.abs().sum() > 0 for tensor in lora_b)  # peft starts B at zero: training moved it
+    assert isinstance(generate(files["model"], sft_out), str)
+
+
+def test_eval_guard_refuses_leaking_trajectories_and_pairs(files, spider_layout, capsys, tmp_path):
+    leaking = write_jsonl(tmp_path / "leak.jsonl", [{**TRAJECTORIES[0], "db_id": "concert_singer"}])
+    out = tmp_path / "out"
+    base = ["--model", str(files["model"]), "--out", str(out), "--eval_dataset", str(spider_layout), *TINY]
+    assert cli(["train", "sft", "--trajectories", str(leaking), *base]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "evaluation database" in error[0] and error[0].startswith("error: train sft:")
+    assert cli(["train", "sft", "--trajectories", str(files["trajectories"]), "--pairs", str(write_jsonl(tmp_path / "p.jsonl", [{**PAIRS[0], "meta": {**PAIRS[0]["meta"], "question": "What is the average age?"}}])), *base]) == 2
+    assert "evaluation question" in capsys.readouterr().err
+    assert cli(["train", "dpo", "--pairs", str(write_jsonl(tmp_path / "q.jsonl", [{**PAIRS[0], "meta": {**PAIRS[0]["meta"], "db_id": "concert_singer"}}])), *base]) == 2
+    assert "pairs belong to the evaluation set" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_clean_errors_for_bad_paths(files, capsys, tmp_path):
+    common = ["--trajectories", str(files["trajectories"]), "--out", str(tmp_path / "out")]
+    assert cli(["train", "sft", "--model", str(tmp_path / "missing"), *common]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: model folder not found:")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("x")
+    assert cli(["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(tmp_path / "data")]) == 2
+    assert "not a training output folder" in capsys.readouterr().err and (tmp_path / "data" / "keep.txt").exists()
+    assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(tmp_path / "o"), "--init_adapter", str(tmp_path)]) == 2
+    assert "no adapter_config.json" in capsys.readouterr().err
+    assert cli(["train", "sft", "--model", str(files["model"]), "--out", str(tmp_path / "o")]) == 2  # --trajectories missing
+    assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(tmp_path / "o"), "--loss_type", "sigmoid,dpo"]) == 2
+    assert "--loss_type: unknown ['dpo']" in capsys.readouterr().err
+    assert cli(["train", "rl"]) == 2
+
+
+def test_an_interrupted_run_leaves_no_output(files, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train", interrupted)
+    argv = ["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(tmp_path / "out"), *TINY]
+    assert cli(argv) == 130
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its staging copy
+
+
+# --------------------------------------------------------------------------- DPO
+
+
+def sequence_logps(model, rows: list[dict], side: str):
+    """Sum of log-probs of each row's ``side`` answer after its prompt, computed from scratch."""
+    import torch
+
+    sums = []
+    with torch.no_grad():
+        for row in rows:
+            ids = row["prompt_ids"] + row[side]
+            logps = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), dim=-1)
+            token_logps = logps.gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+            sums.append(token_logps[len(row["prompt_ids"]) - 1 :].sum())
+    return torch.stack(sums)
+
+
+def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, random_adapter):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from text2sql_mlops.training import dpo
+    from text2sql_mlops.training.config import DPOSettings
+    from text2sql_mlops.training.datasets import dpo_rows
+    from text2sql_mlops.training.device import resolve_runtime
+
+    rows, _ = dpo_rows(tokenizer, PAIRS, 512)
+    base = AutoModelForCausalLM.from_pretrained(files["model"]).eval()
+    sft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(files["model"]), str(random_adapter)).merge_and_unload().eval()
+    expected = {name: (sequence_logps(model, rows, "chosen_ids"), sequence_logps(model, rows, "rejected_ids")) for name, model in (("base", base), ("sft", sft))}
+    assert not torch.allclose(expected["base"][0], expected["sft"][0], atol=1e-2)  # the adapter matters
+
+    def reference(trainer):
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+        return trainer.compute_ref_log_probs(trainer.model, batch)
+
+    settings = DPOSettings(model=str(files["model"]), out="unused", pairs=["-"], init_adapter=str(random_adapter), max_length=512,
+                           max_steps=2, learning_rate=5e-2, per_device_train_batch_size=2, logging_steps=1)
+    trainer = dpo.build_trainer(settings, rows, tokenizer, resolve_runtime(None, None), str(files["root"] / "t3"))
+    for got, want in zip(reference(trainer), expected["sft"]):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    trainer.train()
+    for got, want in zip(reference(trainer), expected["sft"]):  # after training: still the SFT policy
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(sequence_logps(trainer.model.eval(), rows, "chosen_ids"), expected["sft"][0], atol=1e-3)  # the policy moved
+
+    # A fresh LoRA (no --init_adapter): the reference is the base model.
+    fresh = dpo.build_trainer(DPOSettings(model=str(files["model"]), out="unused", pairs=["-"], max_length=512), rows, tokenizer,
+                              resolve_runtime(None, None), str(files["root"] / "t4"))
+    for got, want in zip(reference(fresh), expected["base"]):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("init", ["base", "sft"])
+def test_dpo_runs_from_base_and_from_the_sft_adapter(files, sft_out, init, capsys):
+    out = files["root"] / f"dpo-{init}"
+    argv = ["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(out),
+            "--max_steps", "2", "--learning_rate", "1e-2", "--beta", "0.2", *TINY]
+    if init == "sft":
+        argv += ["--init_adapter", str(sft_out)]
+    assert cli(argv) == 0
+    console = capsys.readouterr()
+    assert "train dpo: step 2/2" in console.err and "reward_acc" in console.err
+    assert json.loads(console.out.strip().splitlines()[-1])["steps"] == 2
+
+    metrics = read_jsonl(out / "metrics.jsonl")
+    assert len(metrics) == 2 and all({"loss", "rewards/accuracies", "rewards/margins", "learning_rate", "steps_per_s"} <= set(row) for row in metrics)
+    # Step 1: the policy is still the reference (a zero-B fresh LoRA, or the SFT adapter and its copy): loss ln 2, margin 0.
+    assert metrics[0]["loss"] == pytest.approx(math.log(2), abs=1e-4) and metrics[0]["rewards/margins"] == pytest.approx(0, abs=1e-4)
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["settings"]["beta"] == 0.2 and summary["data"] == {"examples": 4, "pairs": 4, "too_long": 0}
+    assert len(summary["inputs_sha256"]) == (2 if init == "sft" else 1)
+    assert (summary["lora"]["r"], summary["lora"]["lora_alpha"]) == (4, 8)
+    assert not (out / "ref").exists()  # only the trained adapter, not TRL's frozen reference copy
+    assert isinstance(generate(files["model"], out), str)

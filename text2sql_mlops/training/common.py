@@ -1,0 +1,219 @@
+"""What ``train sft`` and ``train dpo`` share: checks, model loading, TRL arguments, the output folder.
+
+The output folder is staged next to ``--out`` and renamed into place when training
+and saving succeeded (``fileio.atomic_path``), so an interrupted run leaves no
+half-written adapter. Under ``accelerate launch`` (or ``torchrun``) every process
+trains its share of each batch, and only the main process (global rank 0) stages and
+writes the folder and prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UserError
+from .config import TrainSettings
+from .device import Runtime
+
+SUMMARY = "training_summary.json"
+METRICS = "metrics.jsonl"
+
+
+def check_settings(settings: TrainSettings) -> None:
+    """Fail early, with one line, on what would otherwise fail after minutes of loading."""
+    model_dir = Path(settings.model)
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"model folder not found: {model_dir} has no config.json; run `text2sql-mlops model prepare --out {model_dir}` or pass another model folder")
+    for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "lora_r"):
+        if getattr(settings, name) < 1:
+            raise UserError(f"--{name} must be at least 1, got {getattr(settings, name)}")
+    if settings.max_steps == 0 or settings.max_steps < -1:
+        raise UserError(f"--max_steps must be positive, or -1 to run --num_train_epochs; got {settings.max_steps}")
+    if settings.max_steps == -1 and settings.num_train_epochs <= 0:
+        raise UserError(f"--num_train_epochs must be positive, got {settings.num_train_epochs}")
+    if settings.learning_rate <= 0:
+        raise UserError(f"--learning_rate must be positive, got {settings.learning_rate}")
+    out = Path(settings.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SUMMARY).is_file())):
+        raise UserError(f"refusing to replace {out}: it is not a training output folder (no {SUMMARY}); choose another --out")
+
+
+def eval_split(settings: TrainSettings):
+    """The clean-split guard's evaluation keys, or None without --eval_dataset."""
+    from ..split_guard import load_eval_split
+
+    return load_eval_split(settings.eval_dataset, settings.eval_db_root, settings.eval_split) if settings.eval_dataset else None
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_main_process() -> bool:
+    """Whether this is the process that writes (global rank 0). Launchers (``accelerate launch``,
+    ``torchrun``) set RANK for each process; read before the Trainer sets up distribution."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def quiet_libraries() -> None:
+    """Our log lines instead of the libraries' progress bars (loading, dataset maps)."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if tokenizer.eos_token is None:
+        raise UserError(f"tokenizer of {model} has no EOS token: the model could not learn where an answer ends")
+    return tokenizer
+
+
+def load_model(model: str, runtime: Runtime):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model)
+    quantization = getattr(config, "quantization_config", None)
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(quantization, "quant_method", None)
+    if str(method).lower().endswith("gguf"):
+        # A folder converted from GGUF (`model prepare`) holds dequantized safetensors, but its
+        # config.json may still name the GGUF source, and the Trainer refuses "quantized" models.
+        delattr(config, "quantization_config")
+    return AutoModelForCausalLM.from_pretrained(model, config=config, dtype=getattr(torch, runtime.dtype))
+
+
+def lora_config(settings: TrainSettings):
+    from peft import LoraConfig
+
+    given = settings.lora_target_modules
+    targets = given if given == "all-linear" else [name.strip() for name in given.split(",") if name.strip()]
+    return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+
+
+def trainer_arguments(settings: TrainSettings, runtime: Runtime, output_dir: str) -> dict[str, Any]:
+    """The ``TrainingArguments`` both methods pass: ours, plus everything that wastes time off."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    # transformers 5.2x renamed gradient_checkpointing (TRL still reads the old name, kept as a mirror).
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(TrainingArguments)} else "gradient_checkpointing"
+    return dict(
+        output_dir=output_dir,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_steps,
+        num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        bf16=runtime.bf16,
+        **{checkpointing: runtime.gradient_checkpointing},
+        # No evaluation, checkpoints, trackers, worker processes or progress bar: the
+        # adapter is saved once at the end, metrics go to metrics.jsonl.
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        dataloader_num_workers=0,
+        dataloader_pin_memory=runtime.device == "cuda",
+        disable_tqdm=True,
+        use_cpu=runtime.device == "cpu",  # also makes `torchrun` on CPU data-parallel (gloo)
+        # Every LoRA weight is used in every forward pass: DDP need not search for unused ones.
+        ddp_find_unused_parameters=False,
+    )
+
+
+def announce(method: str, settings: TrainSettings, runtime: Runtime, data: dict[str, int]) -> None:
+    if is_main_process():
+        for name, values in (("settings", asdict(settings)), ("runtime", asdict(runtime)), ("data", data)):
+            print(f"train {method}: {name} {json.dumps(values)}", file=sys.stderr, flush=True)
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as metadata
+
+    return {name: metadata.version(name) for name in ("trl", "peft", "transformers", "torch", "accelerate", "datasets")}
+
+
+def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build_trainer: Callable[[str, list], Any],
+                   inputs: dict[str, str], data: dict[str, int], started: float) -> dict[str, Any]:
+    """Train the trainer ``build_trainer(output_dir, callbacks)`` returns; on the main process,
+    write the adapter, tokenizer, metrics.jsonl and training_summary.json atomically to --out."""
+    from transformers import PrinterCallback
+
+    from ..fileio import atomic_path, write_json, write_jsonl
+    from .metrics import MetricsLog
+
+    main = is_main_process()
+    out = Path(settings.out)
+    with atomic_path(out) if main else contextlib.nullcontext(None) as staged:
+        log = MetricsLog(method)
+        trainer = build_trainer(str(staged or out), [log])  # Trainer only creates output_dir on the main process
+        trainer.remove_callback(PrinterCallback)  # the raw dict of every log; MetricsLog prints a line instead
+        result = trainer.train()
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        summary = summarize(method, settings, runtime, trainer, result, log.rows, model.peft_config["default"], inputs, data)
+        if main:
+            # Only the trained adapter: DPO keeps a frozen copy of an initial adapter under "ref".
+            model.save_pretrained(staged, selected_adapters=["default"])
+            trainer.processing_class.save_pretrained(staged)
+            write_jsonl(staged / METRICS, log.rows)
+            summary["wall_s"] = round(time.perf_counter() - started, 3)
+            write_json(staged / SUMMARY, summary)
+    return summary
+
+
+def summarize(method: str, settings: TrainSettings, runtime: Runtime, trainer, result, rows: list[dict], adapter,
+              inputs: dict[str, str], data: dict[str, int]) -> dict[str, Any]:
+    """training_summary.json: what was asked, what ran, on what data, with what result."""
+    world = trainer.args.world_size
+    targets = adapter.target_modules
+    return {
+        "method": method,
+        "out": settings.out,
+        "settings": asdict(settings),
+        "runtime": {**asdict(runtime), "world_size": world,
+                    "effective_batch_size": world * settings.per_device_train_batch_size * settings.gradient_accumulation_steps},
+        "lora": {"r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
+                 "target_modules": sorted(targets) if isinstance(targets, (set, list)) else targets},
+        "inputs_sha256": inputs,
+        "data": data,
+        "result": {
+            "steps": result.global_step,
+            "epochs": round(trainer.state.epoch or 0.0, 4),
+            "train_loss": result.training_loss,  # mean over the run
+            "final": rows[-1] if rows else {},  # the last logged step: loss, (DPO) rewards
+            "train_runtime_s": result.metrics.get("train_runtime"),
+            "steps_per_s": result.metrics.get("train_steps_per_second"),
+            "samples_per_s": result.metrics.get("train_samples_per_second"),
+        },
+        "versions": versions(),
+    }
+
+
+def report(summary: dict[str, Any]) -> None:
+    """One JSON line on stdout, as every stage prints."""
+    if is_main_process():
+        result = summary["result"]
+        print(json.dumps({"out": summary["out"], "examples": summary["data"]["examples"], "steps": result["steps"],
+                          "train_loss": result["train_loss"], "final": result["final"], "wall_s": summary.get("wall_s")}))

@@ -1,0 +1,94 @@
+"""Settings of ``train sft`` and ``train dpo``: one dataclass per method, one field per flag.
+
+Like TRL's ``SFTConfig``/``DPOConfig``, every field is documented where it is
+declared; ``add_flags`` turns the fields into command-line flags (defaults and help
+included), so a setting is defined once. ``None`` for ``bf16`` and
+``gradient_checkpointing`` means "choose per device" (``device.py``). The resolved
+settings are printed at start and stored in ``training_summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def setting(default: Any, help: str, **flag_options: Any) -> Any:
+    """A dataclass field whose help text and argparse options live in its metadata."""
+    kwargs: dict[str, Any] = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return field(metadata={"help": help, "flag": flag_options}, **kwargs)
+
+
+@dataclass
+class TrainSettings:
+    """What SFT and DPO share: inputs and outputs, LoRA, optimisation, precision."""
+
+    # > inputs and outputs
+    model: str = setting(None, "base model folder in Hugging Face layout (e.g. models/smollm2-135m-instruct)", required=True, metavar="DIR")
+    out: str = setting(None, "output folder: the LoRA adapter, tokenizer, training_summary.json, metrics.jsonl (written atomically)", required=True, metavar="DIR")
+    eval_dataset: str | None = setting(None, "evaluation set (JSON, JSONL or Spider-layout folder); training records from it are refused", metavar="PATH")
+    eval_split: str = setting("dev", "split of a Spider-layout --eval_dataset")
+    eval_db_root: str | None = setting(None, "database folder of --eval_dataset (default: next to it)", metavar="DIR")
+    # > LoRA (ignored by `train dpo --init_adapter`, which continues that adapter as it is)
+    lora_r: int = setting(16, "LoRA rank", type=int)
+    lora_alpha: int = setting(32, "LoRA scaling numerator (the update is scaled by alpha / r)", type=int)
+    lora_dropout: float = setting(0.05, "dropout on the LoRA input", type=float)
+    lora_target_modules: str = setting("all-linear", "modules that get LoRA: 'all-linear' or a comma-separated list of names (q_proj,v_proj,...)")
+    # > optimisation
+    learning_rate: float = setting(2e-4, "peak AdamW learning rate", type=float)
+    lr_scheduler_type: str = setting("linear", "learning-rate schedule (transformers names: linear, cosine, constant, ...)")
+    warmup_steps: float = setting(0.0, "warm-up steps; a value below 1 is a fraction of all steps", type=float)
+    num_train_epochs: float = setting(1.0, "passes over the training data (ignored when --max_steps is set)", type=float)
+    max_steps: int = setting(-1, "optimizer steps to run; -1: as many as --num_train_epochs takes", type=int)
+    per_device_train_batch_size: int = setting(8, "examples (SFT) or pairs (DPO) per forward pass on each device", type=int)
+    gradient_accumulation_steps: int = setting(1, "forward passes per optimizer step", type=int)
+    max_length: int = setting(2048, "longest prompt + answer in tokens; longer examples are left out (and counted)", type=int)
+    seed: int = setting(0, "seed of the LoRA initialisation and the data order", type=int)
+    logging_steps: int = setting(10, "optimizer steps between two lines of metrics.jsonl and the console", type=int)
+    # > precision and memory (None: chosen per device, see device.py)
+    bf16: bool | None = setting(None, "bf16 mixed precision (default: on a GPU, off on CPU where bf16 is slow)", auto=True)
+    gradient_checkpointing: bool | None = setting(None, "recompute activations in backward to save memory (default: on a GPU, off on CPU)", auto=True)
+
+
+@dataclass
+class SFTSettings(TrainSettings):
+    """``train sft``: supervised fine-tuning on execution-verified SQL (``datasets.sft_rows``)."""
+
+    trajectories: list[str] = setting([], "rollout folders or trajectories.jsonl files: their correct candidates and gold SQL are the targets", required=True, nargs="+", action="extend", metavar="PATH")
+    pairs: list[str] = setting([], "pair JSONL files whose chosen answers are added as targets", nargs="+", action="extend", metavar="PATH")
+
+
+@dataclass
+class DPOSettings(TrainSettings):
+    """``train dpo``: direct preference optimisation on pair files (``datasets.dpo_rows``)."""
+
+    pairs: list[str] = setting([], "pair JSONL files (records.Pair)", required=True, nargs="+", action="extend", metavar="PATH")
+    init_adapter: str | None = setting(None, "an SFT adapter folder to continue; it is also the frozen reference policy "
+                                             "(default: a fresh LoRA on the base model, whose reference is the base model)", metavar="DIR")
+    beta: float = setting(0.1, "DPO temperature: higher keeps the policy closer to the reference", type=float)
+    loss_type: str = setting("sigmoid", "TRL DPO loss: sigmoid (DPO), ipo, hinge, robust, ... (comma-separated to combine)")
+    learning_rate: float = setting(5e-6, "peak AdamW learning rate", type=float)
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field of ``cls`` (``--name`` and ``--name-with-dashes``); ``auto``
+    booleans get ``--name`` / ``--no_name`` and stay None when neither is given. The method's
+    own fields (inputs) come first in --help."""
+    shared = {f.name for f in fields(TrainSettings)}
+    for f in sorted(fields(cls), key=lambda f: f.name in shared):
+        options = dict(f.metadata["flag"])
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
+        if options.pop("auto", False):
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
+            negated = dict.fromkeys([f"--no_{f.name}", f"--no-{f.name.replace('_', '-')}"])
+            group.add_argument(*negated, dest=f.name, action="store_const", const=False, help=f"turn --{f.name} off")
+            continue
+        shown = "" if options.get("required") or default in (None, []) else " (default: %(default)s)"
+        parser.add_argument(*names, dest=f.name, default=default, help=f.metadata["help"] + shown, **options)
+
+
+def from_args(cls: type, args: argparse.Namespace) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})

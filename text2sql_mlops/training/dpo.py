@@ -1,0 +1,117 @@
+"""``train dpo``: LoRA direct preference optimisation with TRL's ``DPOTrainer``.
+
+    text2sql-mlops train dpo --model models/smollm2-135m-instruct --pairs pairs/merged.jsonl \\
+        [--init_adapter adapters/sft] --out adapters/dpo --eval_dataset data/spider
+
+The reference policy (what the DPO loss measures the policy against) is:
+
+* without ``--init_adapter``: the base model. A fresh LoRA is trained and TRL computes
+  the reference log-probs with the adapter disabled.
+* with ``--init_adapter``: the SFT policy. The adapter is loaded trainable
+  (``PeftModel.from_pretrained(..., is_trainable=True)``) and passed without a
+  ``ref_model``; TRL 1.16 then copies it into a second, frozen adapter named "ref"
+  and computes the reference log-probs with "ref" active (``DPOTrainer.__init__``,
+  ``compute_ref_log_probs``). No second model in memory; only "default", the trained
+  adapter, is saved. ``tests/test_training.py`` checks the reference log-probs
+  equal the SFT model's, before and after training, not the base model's.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..cliutil import ArgParser
+from ..errors import UserError
+from .config import DPOSettings, add_flags, from_args
+
+
+# TRL 1.16's DPO losses (DPOTrainer raises on others, but only at the first step).
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
+              "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+
+
+def loss_types(given: str) -> list[str]:
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = [name for name in names if name not in LOSS_TYPES]
+    if unknown or not names:
+        raise UserError(f"--loss_type: unknown {unknown or given!r}; choose from {', '.join(LOSS_TYPES)} (comma-separated to combine)")
+    return names
+
+
+def make_parser(prog: str | None = "text2sql-mlops train dpo") -> ArgParser:
+    parser = ArgParser(prog=prog, description="LoRA DPO with TRL on preference pairs, from the base model or continuing an SFT adapter.")
+    add_flags(parser, DPOSettings)
+    return parser
+
+
+def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runtime, output_dir: str, callbacks: list = ()):
+    """A ``DPOTrainer`` over tokenized rows (``datasets.dpo_rows``): a fresh LoRA, or the
+    ``--init_adapter`` continued with its frozen copy as the reference."""
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import DPOConfig, DPOTrainer
+
+    from .common import load_model, lora_config, trainer_arguments
+    from .device import score_answer_tokens_only
+
+    score_answer_tokens_only()
+
+    class TokenizedDPOTrainer(DPOTrainer):
+        """Takes the rows as tokenized by ``datasets.dpo_rows``. (TRL 1.16 always tokenizes the
+        text columns itself, with the tokenizer's special tokens on.)"""
+
+        def _prepare_dataset(self, dataset, *args, **kwargs):
+            return dataset
+
+    config = DPOConfig(
+        **trainer_arguments(settings, runtime, output_dir),
+        max_length=settings.max_length,
+        beta=settings.beta,
+        loss_type=loss_types(settings.loss_type),
+    )
+    model, peft_config = load_model(settings.model, runtime), None
+    if settings.init_adapter:
+        model = PeftModel.from_pretrained(model, settings.init_adapter, is_trainable=True)
+    else:
+        peft_config = lora_config(settings)
+    return TokenizedDPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                               peft_config=peft_config, callbacks=list(callbacks))
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") -> int:
+    from ..split_guard import refuse_leaks
+    from .common import announce, check_settings, eval_split, load_tokenizer, quiet_libraries, report, sha256_file, train_and_save
+    from .datasets import dpo_rows, read_pairs
+    from .device import resolve_runtime
+
+    started = time.perf_counter()
+    settings = from_args(DPOSettings, make_parser(prog).parse_args(argv))
+    check_settings(settings)
+    loss_types(settings.loss_type)
+    adapter_file = None
+    if settings.init_adapter:
+        adapter = Path(settings.init_adapter)
+        if not (adapter / "adapter_config.json").is_file():
+            raise UserError(f"--init_adapter: {adapter} has no adapter_config.json; give the --out folder of `train sft`")
+        adapter_file = next((str(f) for f in (adapter / "adapter_model.safetensors", adapter / "adapter_model.bin") if f.is_file()), None)
+    pairs = read_pairs(settings.pairs)
+    refuse_leaks(pairs, eval_split(settings), "train dpo", "pairs")
+    if not pairs:
+        raise UserError("train dpo: the pair files hold no pairs")
+
+    quiet_libraries()
+    tokenizer = load_tokenizer(settings.model)
+    rows, too_long = dpo_rows(tokenizer, pairs, settings.max_length)
+    if not rows:
+        raise UserError(f"train dpo: all {len(pairs)} pairs are longer than --max_length {settings.max_length} tokens; raise it")
+    runtime = resolve_runtime(settings.bf16, settings.gradient_checkpointing)
+    data = {"examples": len(rows), "pairs": len(pairs), "too_long": too_long}
+    inputs = {path: sha256_file(path) for path in [*settings.pairs, *([adapter_file] if adapter_file else [])]}
+    announce("dpo", settings, runtime, data)
+
+    summary = train_and_save("dpo", settings, runtime, lambda out, callbacks: build_trainer(settings, rows, tokenizer, runtime, out, callbacks),
+                             inputs, data, started)
+    report(summary)
+    return 0
