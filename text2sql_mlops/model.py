@@ -58,9 +58,10 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     if not gguf.is_file():
         raise UserError(f"GGUF file not found: {gguf}")
     out = Path(out)
-    marker = {"source": gguf.name, "fingerprint": _fingerprint(gguf)}
+    # format: bumped when the folder's contents change, so older folders are rebuilt.
+    marker = {"source": gguf.name, "fingerprint": _fingerprint(gguf), "format": 2}
     existing = out / MARKER
-    if not force and existing.is_file() and json.loads(existing.read_text()).get("fingerprint") == marker["fingerprint"]:
+    if not force and existing.is_file() and json.loads(existing.read_text()) == marker:
         return {**marker, "out": str(out), "skipped": True}
 
     import torch
@@ -75,6 +76,10 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     if unexpected or [name for name in missing if "lm_head" not in name]:
         raise UserError(f"{gguf}: weights do not fit the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.tie_weights()
+    # The config still describes the GGUF quantization the weights no longer have; left in,
+    # it makes the Trainer refuse to fine-tune the saved fp32 model.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.generation_config = loaded.generation_config
     with atomic_path(out) as staged:
         model.save_pretrained(staged, safe_serialization=True)
@@ -98,7 +103,9 @@ def check_local(out: str | os.PathLike) -> dict:
 
 
 def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Prepare the base model folder.")
+    from .cliutil import ArgParser
+
+    parser = ArgParser(prog=prog, description="Prepare the base model folder.")
     sub = parser.add_subparsers(dest="action", required=True)
     prep = sub.add_parser("prepare", help="convert the embedded SmolLM2 GGUF (or --gguf FILE) into a safetensors folder")
     prep.add_argument("--out", default="models/smollm2-135m-instruct")
