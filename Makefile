@@ -25,7 +25,9 @@ $(STAMP): pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest -q
 
+# data.dvc's demo dataset comes from the DVC remote committed in .dvc/demo-remote: no network.
 repro: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc pull -q data.dvc
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 ui: setup

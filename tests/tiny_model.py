@@ -71,7 +71,7 @@ def build_tokenizer(vocab_size: int = 512):
     )
 
 
-def build_tiny_llama(path: str | Path, seed: int = 0) -> Path:
+def build_tiny_llama(path: str | Path, seed: int = 0, max_positions: int = 512) -> Path:
     """Write a ~0.1M-parameter ``LlamaForCausalLM`` and its tokenizer to ``path``; return it."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -85,7 +85,7 @@ def build_tiny_llama(path: str | Path, seed: int = 0) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,  # grouped-query attention, as in SmolLM2 and Qwen
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,  # rotary: longer costs no parameters
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
