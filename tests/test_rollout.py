@@ -374,6 +374,8 @@ def test_generator_options_are_the_ones_given():
     config = RolloutConfig(dataset_path="d", output_dir="o", generator="hf", model_path="m", batch_size=8,
                            generator_option=("progress=false", "dtype=float32", "device=cpu"))
     assert generator_options(config) == {"model_path": "m", "batch_size": 8, "progress": False, "dtype": "float32", "device": "cpu"}
+    quiet = RolloutConfig(dataset_path="d", output_dir="o", generator="hf", model_path="m", progress=False)
+    assert generator_options(quiet) == {"model_path": "m", "progress": False}  # --no_progress silences the batch bar too
     served = RolloutConfig(dataset_path="d", output_dir="o", generator="openai", model_name="qwen", base_url="http://h/v1", max_concurrency=4)
     assert generator_options(served) == {"model": "qwen", "base_url": "http://h/v1", "max_concurrency": 4}
     with pytest.raises(UserError, match="KEY=VALUE"):

@@ -113,6 +113,8 @@ def generator_options(config: RolloutConfig) -> dict[str, Any]:
         "max_concurrency": config.max_concurrency, "batch_size": config.batch_size,
     }
     options = {key: value for key, value in given.items() if value is not None}
+    if not config.progress and config.generator in {"hf", "vllm"}:
+        options["progress"] = False  # their per-batch bars too
     for item in config.generator_option:
         key, sep, value = item.partition("=")
         if not sep or not key:
