@@ -67,3 +67,26 @@ def test_exec_answers_in_under_a_second(spider_layout: Path):
     assert result.returncode == 0
     assert json.loads(result.stdout)["rows"] == [["Joe"], ["Justin"], ["Timbaland"]]
     assert elapsed < 1.0, f"exec took {elapsed:.2f}s"
+
+
+def test_pair_commands_and_compare_never_import_torch(demo_dataset: Path, tmp_path: Path):
+    """The preference engine and the reports need no model: they must not load torch and friends."""
+    steps = [
+        ["rollout", "--dataset_path", str(demo_dataset), "--output_dir", str(tmp_path / "run"), "--generator", "mock", "--limit", "6", "--no_progress"],
+        ["pairs", "mine", "--trajectories", str(tmp_path / "run"), "--out", str(tmp_path / "natural.jsonl"), "--eval_dataset", str(demo_dataset)],
+        ["pairs", "synth", "--dataset_path", str(demo_dataset), "--limit", "4", "--out", str(tmp_path / "synth.jsonl"), "--no_progress"],
+        ["pairs", "merge", "--inputs", str(tmp_path / "natural.jsonl"), str(tmp_path / "synth.jsonl"), "--output", str(tmp_path / "m.jsonl"),
+         "--input_fraction_limits", "1.0", "0.2"],
+        ["pairs", "report", "--datasets", f"Merged={tmp_path / 'm.jsonl'}", "--out", str(tmp_path / "dash")],
+        ["compare", "--runs", f"Mock={tmp_path / 'run'}", "--out", str(tmp_path / "cmp")],
+    ]
+    probe = (
+        "import sys; from text2sql_mlops.cli import main\n"
+        f"for argv in {steps!r}:\n"
+        "    assert main(argv) == 0, argv\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]; print('HEAVY', heavy, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY []" in result.stderr
+    assert (tmp_path / "dash" / "pair_quality.html").is_file() and (tmp_path / "cmp" / "compare.md").is_file()
