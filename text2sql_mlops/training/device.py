@@ -49,7 +49,13 @@ def score_answer_tokens_only() -> None:
     import trl.trainer.utils as trl_utils
 
     decide = getattr(trl_utils, "_use_triton", None)  # the name TRL 1.16 decides it by
-    if decide is not None and not getattr(decide, "cpu_compact", False):
+    if decide is None:
+        import sys
+
+        print("train: note: this TRL version has no trl.trainer.utils._use_triton; CPU training scores every "
+              "token (same losses, slower). Pinned: trl==1.16.0", file=sys.stderr)
+        return
+    if not getattr(decide, "cpu_compact", False):
         def compact(device) -> bool:
             return device.type == "cpu" or decide(device)
 
