@@ -29,7 +29,13 @@ def plan() -> list[tuple[str, list[str] | None, str]]:
          "needs OFFICIAL_EVAL=<checkout of the official evaluator> and the Spider train split"),
         ("generation", ["bench_generation.py", "--model", str(MODEL)] if have_spider and MODEL.is_dir() else None,
          f"needs {MODEL} (`text2sql-mlops model prepare`) and the Spider train split"),
+        ("training", ["bench_training.py", "--model", str(MODEL)] if MODEL.is_dir() else None,
+         f"needs {MODEL} (`text2sql-mlops model prepare`)"),
     ]
+    # Longer measurement scripts, run by hand (they take tens of minutes on 2 cores):
+    #   bash bench/smollm2_rollouts.sh   SmolLM2 one-shot and 3-turn repair on 200 Spider train questions
+    #   bash bench/pairs_spider.sh       the preference data engine on 1000 Spider train questions
+    #   bash bench/train_spider.sh       SFT -> DPO of SmolLM2, EX before/after on held-out databases
 
 
 def main() -> int:

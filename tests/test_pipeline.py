@@ -75,6 +75,8 @@ def test_every_stage_ran_and_status_is_clean(project):
     for name in ("eval_base", "rollout_train", "pairs", "sft", "dpo", "sft_dpo", "eval_sft", "compare", "register"):
         assert (root / "metrics" / f"{name}.json").is_file(), name
     assert json.loads(run(["dvc", "metrics", "show", "--json"], root, env))
+    plots = run(["dvc", "plots", "show", "--json"], root, env)
+    assert "training loss" in plots and "EX by run" in plots
     for name in ("sft", "dpo", "sft_dpo"):
         assert (root / "outputs" / "train" / name / "adapter_model.safetensors").is_file()
         assert [row["step"] for row in json.loads((root / "plots" / f"{name}.json").read_text())][-1] == 2
