@@ -311,3 +311,23 @@ def test_guard_refuses_pairs_from_the_evaluation_set(spider_layout: Path, tmp_pa
     assert not out.exists()
     assert cli_main(["pairs", "merge", "--inputs", str(clean), "--output", str(out), *guard]) == 0
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_an_empty_result_says_why(tmp_path, capsys):
+    """Only capped groups (gold fallback + synthetic, 0.2 each): the only size where both caps hold is 0."""
+    from text2sql_mlops.cli import main as cli
+    from text2sql_mlops.records import Pair
+
+    def pair(i: int, pair_type: str, source: str) -> dict:
+        return Pair.create([{"role": "user", "content": f"q{i}"}], "SELECT 1", f"SELECT {i + 2}", pair_type=pair_type,
+                           source=source, gold_fallback=True, example_id=f"e{i}", db_id="d", question=f"q{i}", gold_sql="SELECT 1",
+                           chosen_reward=1.0, rejected_reward=-0.2, turn=1, chosen_executable=True, rejected_executable=True,
+                           rejected_error_type="wrong_result").to_dict()
+
+    natural, synth = tmp_path / "n.jsonl", tmp_path / "s.jsonl"
+    natural.write_text("".join(json.dumps(pair(i, "gold_vs_failed_attempt", "natural")) + "\n" for i in range(5)))
+    synth.write_text("".join(json.dumps(pair(i + 10, "synthetic_wrong_column", "synthetic")) + "\n" for i in range(5)))
+    out = tmp_path / "out.jsonl"
+    assert cli(["pairs", "merge", "--inputs", str(natural), str(synth), "--output", str(out), "--input_fraction_limits", "1.0", "0.2",
+                "--pair_type_max_fractions", "gold_vs_failed_attempt=0.2"]) == 0
+    assert out.read_text() == "" and "no pair survived (10 removed by fraction_caps)" in capsys.readouterr().err

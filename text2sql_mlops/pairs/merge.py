@@ -505,4 +505,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge"
         write_json(args.stats, stats)
     print(json.dumps({key: stats[key] for key in ("output", "pairs_in", "pairs_out", "removed")}
                      | {"inputs": {item["path"]: item["out"] for item in stats["inputs"]}}))
+    if stats["pairs_in"] and not stats["pairs_out"]:
+        biggest = max(stats["removed"], key=stats["removed"].get)
+        print(f"{prog}: note: no pair survived ({stats['removed'][biggest]} removed by {biggest}); when every pair "
+              "falls under a fraction cap (e.g. only gold-fallback and synthetic pairs, each capped at 0.2), the caps "
+              "can only all hold at size 0: loosen a cap or add uncapped pairs", file=sys.stderr)
     return 0
