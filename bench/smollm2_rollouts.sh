@@ -12,7 +12,7 @@ SPIDER=${1:-../shared/spider-train}
 MODEL=${2:-models/smollm2-135m-instruct}
 OUT=${3:-runs/bench-smollm2}
 COMMON=(--dataset_path "$SPIDER" --generator hf --model_path "$MODEL" --limit 200 --batch_size 16
-        --max_new_tokens 160 --schema_mode bm25_fk --top_k_tables 6 --fk_hops 1 --seed 0 --no_progress)
+        --max_new_tokens 64 --schema_mode bm25_fk --top_k_tables 6 --fk_hops 1 --seed 0 --no_progress)
 [ -d "$MODEL" ] || text2sql-mlops model prepare --out "$MODEL"
 text2sql-mlops rollout "${COMMON[@]}" --output_dir "$OUT/one_shot" --max_turns 1
 text2sql-mlops rollout "${COMMON[@]}" --output_dir "$OUT/minimal" --max_turns 3 \
