@@ -85,7 +85,8 @@ def test_every_stage_ran_and_status_is_clean(project):
     assert (base["examples"], base["first_turn_ex"], base["final_ex_strict"], base["final_ex_oracle"]) == (6, 0.0, 1.0, 1.0)
     quality = json.loads((root / "outputs" / "pairs" / "dashboard" / "pair_quality.json").read_text())
     filtered = quality["quality"]["Filtered"]
-    assert filtered["pairs"] > 0 and filtered["synthetic_fraction"] <= 0.2
+    synthetic_cap = yaml.safe_load((root / "params.yaml").read_text())["merge"]["input_fraction_limits"][1]
+    assert filtered["pairs"] > 0 and filtered["synthetic_fraction"] <= synthetic_cap
     compare = json.loads((root / "outputs" / "compare" / "compare.json").read_text())
     assert list(compare["runs"]) == ["Base", "SFT", "DPO", "SFT+DPO"]
 

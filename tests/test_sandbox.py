@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -200,7 +201,12 @@ def run_exec(*args: str, stdin: bytes | None = None, cwd: Path | None = None, tm
     env = dict(os.environ)
     if tmp is not None:
         env["TMPDIR"] = env["SQLITE_TMPDIR"] = str(tmp)
-    command = [sys.executable, "-m", "text2sql_mlops.cli", "exec", *args]
+    # Peak memory is the child's own VmHWM, reported at exit. wait4's ru_maxrss is not: Linux
+    # carries the maxrss of the process that forked it (pytest, which may hold a model by now)
+    # across fork and exec.
+    peak_file = Path(tempfile.mkdtemp()) / "peak_kib"
+    env["T2S_TEST_PEAK_FILE"] = str(peak_file)
+    command = [sys.executable, "-c", _PEAK_PROBE, "exec", *args]
     start = time.monotonic()
     proc = subprocess.Popen(
         command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -220,7 +226,24 @@ def run_exec(*args: str, stdin: bytes | None = None, cwd: Path | None = None, tm
     finally:
         killer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return CliRun(proc.returncode, stdout, stderr, time.monotonic() - start, usage.ru_maxrss * 1024)
+    peak_kib = int(peak_file.read_text()) if peak_file.is_file() else usage.ru_maxrss  # killed: no report
+    shutil.rmtree(peak_file.parent, ignore_errors=True)
+    return CliRun(proc.returncode, stdout, stderr, time.monotonic() - start, peak_kib * 1024)
+
+
+# Runs the CLI as `python -m text2sql_mlops.cli` would, and writes VmHWM (the peak RSS of this
+# process image only) to $T2S_TEST_PEAK_FILE when it exits.
+_PEAK_PROBE = """
+import atexit, os, runpy, sys
+def _report():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["T2S_TEST_PEAK_FILE"], "w") as out:
+        out.write(kib)
+atexit.register(_report)
+sys.argv = ["text2sql-mlops", *sys.argv[1:]]
+runpy.run_module("text2sql_mlops.cli", run_name="__main__")
+"""
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
