@@ -10,15 +10,7 @@ SPIDER=${1:-../shared/spider-train}
 OUT=${2:-runs/bench-pairs}
 LIMIT=${3:-1000}
 mkdir -p "$OUT"
-python - "$SPIDER" "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-spider, out = Path(sys.argv[1]), Path(sys.argv[2])
-examples = json.loads((spider / "train_spider.json").read_text())
-held_out = sorted({e["db_id"] for e in examples})[-20:]
-json.dump([e for e in examples if e["db_id"] not in held_out], open(out / "train.json", "w"))
-json.dump([e for e in examples if e["db_id"] in held_out], open(out / "heldout.json", "w"))
-PY
+python "$(dirname "$0")/spider_holdout.py" "$SPIDER" "$OUT"
 DB=(--db_root "$SPIDER/database")
 EVAL=(--eval_dataset "$OUT/heldout.json" --eval_db_root "$SPIDER/database")
 time text2sql-mlops rollout --dataset_path "$OUT/train.json" "${DB[@]}" --tables_json "$SPIDER/tables.json" \

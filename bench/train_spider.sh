@@ -13,15 +13,7 @@ SPIDER=${1:-../shared/spider-train}
 MODEL=${2:-models/smollm2-135m-instruct}
 OUT=${3:-runs/bench-train}
 mkdir -p "$OUT"
-python - "$SPIDER" "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-spider, out = Path(sys.argv[1]), Path(sys.argv[2])
-examples = json.loads((spider / "train_spider.json").read_text())
-held_out = sorted({e["db_id"] for e in examples})[-20:]
-json.dump([e for e in examples if e["db_id"] not in held_out], open(out / "train.json", "w"))
-json.dump([e for e in examples if e["db_id"] in held_out][:100], open(out / "heldout.json", "w"))
-PY
+python "$(dirname "$0")/spider_holdout.py" "$SPIDER" "$OUT" --eval_limit 100
 DB=(--db_root "$SPIDER/database" --tables_json "$SPIDER/tables.json")
 GUARD=(--eval_dataset "$OUT/heldout.json" --eval_db_root "$SPIDER/database")
 EVAL=(--dataset_path "$OUT/heldout.json" "${DB[@]}" --split dev --max_turns 1 --max_new_tokens 64 --batch_size 16 --no_progress)
