@@ -27,3 +27,25 @@ def flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **options) -
     """Add ``--name`` plus its dash spelling (``--dataset_path`` and ``--dataset-path``)."""
     spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}", *aliases])
     parser.add_argument(*spellings, dest=name, **options)
+
+
+def run_action(actions: dict[str, tuple[str, str]], argv: list[str] | None, prog: str) -> int:
+    """Dispatch ``prog <action> ...`` to the module ``actions[action][0]`` (its ``main(argv, prog)``).
+
+    ``actions`` maps an action to (module, one-line help); modules are imported only when
+    their action runs, so ``pairs`` never imports what ``train`` needs.
+    """
+    import importlib
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        width = max(map(len, actions))
+        print(f"usage: {prog} <action> [options]\n\nactions:")
+        for name, (_, help_) in actions.items():
+            print(f"  {name.ljust(width)}  {help_}")
+        return 0
+    if argv[0] not in actions:
+        raise UserError(f"unknown action {argv[0]!r} for {prog}; choose one of: {', '.join(actions)}")
+    module = importlib.import_module(actions[argv[0]][0])
+    return int(module.main(argv[1:], prog=f"{prog} {argv[0]}") or 0)

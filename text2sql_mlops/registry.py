@@ -105,9 +105,9 @@ def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
         if not Path(uri, "adapter_config.json").is_file():
             raise UserError(f"no LoRA adapter at {uri} (adapter_config.json missing); give an adapter folder or models:/NAME@ALIAS")
         return uri
-    from .tracking import _quiet_mlflow, tracking_uri
+    from .tracking import quiet_mlflow, tracking_uri
 
-    _quiet_mlflow()
+    quiet_mlflow()
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -153,7 +153,7 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
     from .fileio import write_json
-    from .tracking import _quiet_mlflow, tracking_uri
+    from .tracking import quiet_mlflow, tracking_uri
 
     args = make_parser(prog).parse_args(argv)
     records = []
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read {path}: {exc}") from None
     run_record, summary = records
-    _quiet_mlflow()
+    quiet_mlflow()
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())

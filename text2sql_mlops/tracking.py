@@ -47,7 +47,7 @@ def tracking_uri(store_dir: str | os.PathLike = STORE_DIR) -> str:
     return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
 
 
-def _quiet_mlflow() -> None:
+def quiet_mlflow() -> None:
     """MLflow's SQLite store logs its schema migrations at INFO on every first use."""
     import logging
 
@@ -57,7 +57,7 @@ def _quiet_mlflow() -> None:
 
 def connect(experiment: str, store_dir: str | os.PathLike = STORE_DIR) -> str:
     """Point MLflow at the store and return the id of ``experiment`` (created when new)."""
-    _quiet_mlflow()
+    quiet_mlflow()
     import mlflow
 
     uri = tracking_uri(store_dir)

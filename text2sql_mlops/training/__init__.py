@@ -14,9 +14,6 @@ configs/accelerate_ddp.yaml -m text2sql_mlops.cli train sft ...``.
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 ACTIONS = {
     "sft": ("text2sql_mlops.training.sft", "LoRA SFT on verified-correct SQL (first-turn and repair prompts) and gold"),
     "dpo": ("text2sql_mlops.training.dpo", "LoRA DPO on preference pairs, optionally continuing an SFT adapter"),
@@ -24,15 +21,6 @@ ACTIONS = {
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train") -> int:
-    from ..errors import UserError
+    from ..cliutil import run_action
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in {"-h", "--help"}:
-        print(f"usage: {prog} <action> [options]\n\nactions:")
-        for name, (_, help_) in ACTIONS.items():
-            print(f"  {name.ljust(3)}  {help_}")
-        return 0
-    if argv[0] not in ACTIONS:
-        raise UserError(f"unknown action {argv[0]!r} for {prog}; choose one of: {', '.join(ACTIONS)}")
-    module = importlib.import_module(ACTIONS[argv[0]][0])
-    return int(module.main(argv[1:], prog=f"{prog} {argv[0]}") or 0)
+    return run_action(ACTIONS, argv, prog)
