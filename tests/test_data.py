@@ -138,3 +138,71 @@ def test_real_spider_train_layout(spider_train: Path):
     assert summary.databases == 139 and summary.splits == {"train": 6890}
     examples = load_examples(spider_train)
     assert len({ex.id for ex in examples}) == 6882  # Spider repeats 8 (db, question, SQL) triples verbatim
+
+
+# --------------------------------------------------------------------------- bad input: corrupt databases, traversal, empty
+
+
+def corrupt(path: Path, kind: str) -> Path:
+    """Spoil a real SQLite file the three ways a copy goes wrong."""
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": data[:len(data) // 2], "foreign": b"PK\x03\x04 a zip, not a database" * 10}[kind])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "foreign"])
+def test_corrupt_database_fails_validate_with_one_line_naming_it(spider_layout: Path, tmp_path: Path, capsys, kind: str):
+    from text2sql_mlops.cli import main as cli_main
+
+    db = corrupt(spider_layout / "database" / "concert_singer" / "concert_singer.sqlite", kind)
+    out = tmp_path / "summary.json"
+    assert cli_main(["data", "validate", str(spider_layout), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: corrupt database ") and str(db) in err and err.count("\n") == 1, err
+    assert not out.exists()
+    with pytest.raises(UserError, match="corrupt database"):
+        validate_spider_layout(spider_layout)
+
+
+def test_corrupt_database_check_reads_only_and_passes_good_files(spider_layout: Path):
+    from text2sql_mlops.data import check_database
+
+    db = spider_layout / "database" / "concert_singer" / "concert_singer.sqlite"
+    before = sorted(p.name for p in db.parent.iterdir())
+    check_database(db)  # a good file passes (and is cached)
+    corrupt(db, "truncated")
+    with pytest.raises(UserError, match=r"concert_singer.sqlite: truncated"):
+        check_database(db)  # the cache is per size and mtime: the spoiled file is checked again
+    assert sorted(p.name for p in db.parent.iterdir()) == before  # no -journal, -wal or -shm left behind
+
+
+@pytest.mark.parametrize("db_id", ["../secret", "sub/../../secret", "{abs}", "..\\secret", ".."])
+def test_db_id_with_a_path_is_refused(spider_layout: Path, tmp_path: Path, db_id: str):
+    # A real database next to --db-root: a resolver that joined paths would find it through "../secret".
+    (tmp_path / "secret.sqlite").write_bytes((spider_layout / "database" / "concert_singer" / "concert_singer.sqlite").read_bytes())
+    (tmp_path / "root").mkdir()
+    dataset = tmp_path / "d.json"
+    dataset.write_text(json.dumps([{"db_id": db_id.format(abs=tmp_path / "secret"), "question": "q", "query": "SELECT 1"}]))
+    with pytest.raises(UserError, match=r"d.json\[index 0\]: db_id .* is not a plain database name"):
+        load_examples(dataset, tmp_path / "root")
+
+
+@pytest.mark.parametrize("content", ["[]", "", "\n\n"])
+def test_empty_dataset_is_an_error(tmp_path: Path, spider_layout: Path, capsys, content: str):
+    from text2sql_mlops.cli import main as cli_main
+
+    dataset = tmp_path / "empty.json"
+    dataset.write_text(content)
+    assert cli_main(["data", "validate", str(dataset), "--db-root", str(spider_layout / "database")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "holds no examples" in err and err.count("\n") == 1
+    (spider_layout / "dev.json").write_text("[]")
+    with pytest.raises(UserError, match=r"spider \(split 'dev': dev.json\): the dataset holds no examples"):
+        load_examples(spider_layout, split="dev")
+
+
+def test_non_utf8_dataset_is_one_line(tmp_path: Path, spider_layout: Path):
+    dataset = tmp_path / "latin1.jsonl"
+    dataset.write_bytes('{"db_id": "concert_singer", "question": "Café?", "query": "SELECT 1"}\n'.encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8"):
+        load_examples(dataset, spider_layout / "database")

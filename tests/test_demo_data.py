@@ -194,7 +194,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_demo_build(tmp_path):
     precious = tmp_path / "data"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(UserError, match="not a demo dataset"):
+    with pytest.raises(UserError, match="did not write"):
         build_demo(precious)
     assert (precious / "notes.txt").read_text() == "keep me"
 

@@ -53,6 +53,7 @@ def test_resolve_models_names_what_is_missing(tmp_path: Path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "base-3b")}))
+    (adapter / "adapter_model.safetensors").write_text("w")  # an adapter without weights is refused
     with pytest.raises(UserError, match=r"base model .*base-3b.* is not available on this machine"):
         resolve_models(str(adapter), None, "hf")
     (tmp_path / "base-3b").mkdir()
@@ -62,3 +63,35 @@ def test_resolve_models_names_what_is_missing(tmp_path: Path):
     with pytest.raises(UserError, match="not found"):
         resolve_models(None, str(tmp_path / "missing"), "hf")
     assert resolve_models(None, None, "mock") == (None, None)
+
+
+def test_eval_refuses_an_adapter_it_would_ignore_or_drop(demo_dataset: Path, tmp_path: Path, capsys):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "base")}))
+    (adapter / "adapter_model.safetensors").write_text("w")
+    (tmp_path / "base").mkdir()
+    capsys.readouterr()
+    base = ["eval", "--dataset_path", str(demo_dataset), "--output_dir", str(tmp_path / "out"), "--no_progress"]
+    assert cli([*base, "--generator", "mock", "--adapter", str(adapter)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mock" in err[0] and "adapter" in err[0]
+    assert cli([*base, "--adapter", str(adapter), "--adapter_path", str(adapter)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--adapter" in err[0] and "--adapter_path" in err[0]
+    assert not (tmp_path / "out").exists()
+    # --adapter_path alone is kept (and checked like --adapter), never dropped.
+    assert resolve_models(None, None, "hf", adapter_path=str(adapter)) == (str(tmp_path / "base"), str(adapter))
+    (adapter / "adapter_model.safetensors").unlink()
+    with pytest.raises(UserError, match="no weights"):
+        resolve_models(None, None, "hf", adapter_path=str(adapter))
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0"])
+def test_eval_refuses_a_timeout_that_is_not_positive_and_finite(demo_dataset: Path, tmp_path: Path, capsys, timeout: str):
+    argv = ["eval", "--generator", "mock", "--dataset_path", str(demo_dataset), "--output_dir", str(tmp_path / "ev"),
+            "--no_progress", "--timeout_sec", timeout]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--timeout_sec a positive, finite number of seconds" in err
+    assert not (tmp_path / "ev").exists()

@@ -251,6 +251,64 @@ def test_bad_record_names_file_line_and_field(tmp_path: Path):
         read_pairs(str(path))
 
 
+@pytest.mark.parametrize("spoil, message", [
+    (lambda r: r.update(chosen=None), "chosen must be a non-empty string, got null"),
+    (lambda r: r.update(rejected=""), 'rejected must be a non-empty string, got ""'),
+    (lambda r: r["meta"].update(reward_margin=float("nan")), "meta.reward_margin must be a finite number, got NaN"),
+    (lambda r: r["meta"].update(chosen_reward=float("inf")), "meta.chosen_reward must be a finite number, got Infinity"),
+    (lambda r: r["meta"].update(rejected_reward="0"), 'meta.rejected_reward must be a finite number, got "0"'),
+    (lambda r: r.update(prompt=[]), "prompt must be a non-empty list of chat messages"),
+    (lambda r: r["prompt"].append({"role": "user"}), 'prompt[1] must be a message object with "role" and "content"'),
+    (lambda r: r["prompt"][0].update(content=None), "prompt[0].content must be a string, got null"),
+    (lambda r: r.update(meta=[]), "pair record lacks meta (an object)"),
+    (lambda r: r["meta"].update(pair_type=""), 'meta.pair_type must be a non-empty string, got ""'),
+])
+def test_one_pair_validator_names_file_line_and_field(tmp_path: Path, capsys, spoil, message: str):
+    broken = pair("b")
+    spoil(broken)
+    with pytest.raises(UserError, match=None) as error:
+        Pair.from_dict(broken, "x.jsonl:7")
+    assert str(error.value).startswith(f"x.jsonl:7: {message}") and "\n" not in str(error.value)
+    # merge, report and training read pair files through it
+    path = write(tmp_path / "p.jsonl", [pair("a"), broken])
+    out = tmp_path / "out.jsonl"
+    assert cli_main(["pairs", "merge", "--inputs", str(path), "--output", str(out)]) == 2
+    assert cli_main(["pairs", "report", "--datasets", f"Raw={path}", "--out", str(tmp_path / "report")]) == 2
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")  # pairs are read before any model file is
+    assert cli_main(["train", "dpo", "--model", str(tmp_path / "model"), "--pairs", str(path), "--out", str(tmp_path / "dpo")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 3 and all(line.startswith(f"error: {path}:2: {message}") for line in errors), errors
+    assert not out.exists() and not (tmp_path / "report").exists()
+
+
+def test_pair_from_dict_returns_the_pair():
+    record = pair("a")
+    assert Pair.from_dict(record, "here").to_dict() == record
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_min_reward_margin_must_be_finite(tmp_path: Path, capsys, value: str):
+    a = write(tmp_path / "a.jsonl", many(3, REPAIR, "a"))
+    out = tmp_path / "out.jsonl"
+    assert cli_main(["pairs", "merge", "--inputs", str(a), "--output", str(out), f"--min_reward_margin={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --min_reward_margin must be a finite number") and err.count("\n") == 1 and not out.exists()
+
+
+def test_the_same_input_twice_is_refused(tmp_path: Path, capsys):
+    # Before: pairs_in counted it twice, every pair of the copy went to "duplicates", and the
+    # per-input summary (keyed by path) showed one input. Refused: a file merged with itself adds nothing.
+    a = write(tmp_path / "a.jsonl", many(3, REPAIR, "a"))
+    b = write(tmp_path / "b.jsonl", many(3, "synthetic_a", "b"))
+    out = tmp_path / "out.jsonl"
+    for inputs in ([str(a), str(b), str(a)], [str(a), str(tmp_path / "." / "a.jsonl")]):
+        assert cli_main(["pairs", "merge", "--inputs", *inputs, "--output", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --inputs: ") and "give each pair file once" in err and err.count("\n") == 1
+        assert not out.exists()
+
+
 # --------------------------------------------------------------------------- the command line
 
 
@@ -301,6 +359,10 @@ def test_cli_bad_record_fails_whole(tmp_path: Path, capsys):
 
 
 def test_guard_refuses_pairs_from_the_evaluation_set(spider_layout: Path, tmp_path: Path, capsys):
+    from conftest import make_db
+
+    for name in ("bike_1", "flight_2"):  # training databases beside the evaluation one: the guard compares schemas
+        make_db(spider_layout / "database" / name / f"{name}.sqlite", f"CREATE TABLE {name} (id INTEGER);")
     clean = write(tmp_path / "clean.jsonl", [pair("a", db_id="bike_1"), pair("b", db_id="flight_2")])
     leaky = write(tmp_path / "leaky.jsonl", [pair("c"), pair("d", db_id="concert_singer"), pair("e", db_id="concert_singer")])
     out = tmp_path / "out.jsonl"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops import cli
-from text2sql_mlops.fileio import read_jsonl
+from text2sql_mlops.errors import UserError
+from text2sql_mlops.fileio import MARKER, read_jsonl
 from text2sql_mlops.pairs import report
 from text2sql_mlops.records import Pair
 
@@ -136,7 +137,7 @@ def test_two_datasets_side_by_side_in_the_order_given(tmp_path, capsys):
     assert "| mean SQL edit-distance ratio | 0.291 | 0.375 |" in md
     assert "| synthetic_swap_column | 1 (12.5%) | 0 (0.0%) |" in md  # absent types show as 0
     assert "| correct | 1 | 0 |" in md
-    assert sorted(p.name for p in out.iterdir()) == sorted(report.OUTPUTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*report.OUTPUTS, MARKER])
 
     summary = capsys.readouterr().out.strip().splitlines()
     assert len(summary) == 1
@@ -204,7 +205,7 @@ def bad_json(tmp_path: Path) -> list[str]:
     (lambda tmp: [f"={FIXTURE}"], "NAME=PATH"),
     (lambda tmp: [f"Raw={FIXTURE}", f"Raw={FIXTURE}"], "twice"),
     (lambda tmp: [f"Raw={tmp / 'missing.jsonl'}"], "not found"),
-    (bad_record, 'record 3: meta lacks "source"'),
+    (bad_record, "bad.jsonl:3: pair record lacks meta.source"),
     (bad_json, "invalid JSON"),
 ], ids=["no-equals", "no-name", "duplicate-name", "missing-file", "bad-record", "bad-json"])
 def test_bad_input_is_one_error_line_and_leaves_nothing(tmp_path, capsys, datasets, message):
@@ -227,10 +228,24 @@ def test_refuses_to_replace_a_folder_with_other_files(tmp_path):
 
 
 def test_bad_meta_values_are_named():
+    # The report reads pair files through the one validator, records.Pair.from_dict.
     pair = small_pairs()[0]
     pair["meta"]["reward_margin"] = "high"
-    assert report.check_pair(pair) == 'meta "reward_margin" must be a finite number, got "high"'
+    with pytest.raises(UserError, match=r'^p.jsonl:1: meta.reward_margin must be a finite number, got "high"$'):
+        Pair.from_dict(pair, "p.jsonl:1")
     pair["meta"]["reward_margin"] = True
-    assert "finite number" in report.check_pair(pair)
-    assert report.check_pair({"meta": {}}) == 'field "id" must be a non-empty string'
-    assert report.check_pair(small_pairs()[3]) is None  # rejected_error_type None is fine
+    with pytest.raises(UserError, match="finite number"):
+        Pair.from_dict(pair, "p.jsonl:1")
+    with pytest.raises(UserError, match="pair record lacks id, prompt, chosen, rejected, meta.pair_type"):
+        Pair.from_dict({"meta": {}}, "p.jsonl:1")
+    Pair.from_dict(small_pairs()[3], "p.jsonl:1")  # rejected_error_type None is fine
+
+
+def test_nan_margin_is_refused_not_averaged(tmp_path, capsys):
+    pairs = small_pairs()
+    pairs[1]["meta"]["reward_margin"] = float("nan")  # json writes NaN, and reads it back
+    path = write_pairs(tmp_path / "nan.jsonl", pairs)
+    assert run_cli("--datasets", f"Raw={path}", "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}:2: meta.reward_margin must be a finite number, got NaN\n"
+    assert not (tmp_path / "out").exists()

@@ -298,12 +298,28 @@ def test_eval_overlap_is_left_out_before_the_limit(db_root, tmp_path, capsys):
     (["--max_schema_error_fraction", "1.5"], "--max_schema_error_fraction"),
     (["--max_errors_per_example", "0"], "--max_errors_per_example"),
     (["--bogus"], "unrecognized"),
+    (["--timeout_sec", "inf"], "--timeout_sec a positive, finite number"),
+    (["--timeout_sec", "nan"], "--timeout_sec a positive, finite number"),
+    (["--offset", "999"], "select none of the"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(db_root, tmp_path, capsys, extra, message):
     out = tmp_path / "pairs.jsonl"
     code = cli(["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db_root", str(db_root), "--out", str(out), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err and not out.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"SQLite format 3\x00 and then nothing"], ids=["empty", "truncated"])
+def test_cli_refuses_a_corrupt_database_instead_of_calling_its_gold_bad(tmp_path, capsys, content):
+    # Before: every gold query "failed" on it, so exit 0 with no pairs and a note blaming the mutations.
+    db = tmp_path / "database" / "school" / "school.sqlite"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(content)
+    out = tmp_path / "pairs.jsonl"
+    code = cli(["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db_root", str(tmp_path / "database"), "--out", str(out), "--no_progress"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and not out.exists()
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: corrupt database {db}")
 
 
 def test_cli_missing_dataset_is_one_line(tmp_path, capsys):

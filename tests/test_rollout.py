@@ -320,6 +320,10 @@ def test_merge_refuses_incomplete_or_mixed_shards(dataset: Path, tmp_path: Path)
         (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--max_turns", "0"], "--max_turns must be at least 1"),
         (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--max-turns", "x"], "argument --max_turns"),
         (["--dataset_path", "{out}/none.json", "--output_dir", "{out}"], "dataset not found"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--timeout_sec", "nan"], "--timeout_sec a positive, finite number of seconds"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--timeout_sec", "inf"], "--timeout_sec a positive, finite number of seconds"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--offset", "5"], "select none of the 5 examples"),
+        (["--dataset_path", "{dataset}", "--output_dir", "{out}", "--limit", "0"], "select none of the 5 examples"),
         (["merge", "--inputs", "{out}", "--output_dir", "{out}/m"], "is not a finished rollout"),
     ],
 )
@@ -329,6 +333,27 @@ def test_cli_errors_are_one_line(dataset: Path, tmp_path: Path, capsys, argv: li
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert not (tmp_path / "out" / "run.json").exists()
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda db: db.write_bytes(b""),  # SQLite opens it as a database without tables
+    lambda db: db.write_bytes(db.read_bytes()[:3000]),  # truncated
+    lambda db: db.write_text("not a database"),
+], ids=["empty", "truncated", "foreign"])
+def test_cli_refuses_a_corrupt_database_before_writing_anything(dataset: Path, tmp_path: Path, capsys, spoil):
+    db = dataset.parent / "database" / "concert_singer" / "concert_singer.sqlite"
+    spoil(db)
+    assert cli_main(["rollout", "--dataset_path", str(dataset), "--output_dir", str(tmp_path / "out"), "--no_progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: corrupt database {db}"), captured.err
+    assert captured.out == "" and not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_an_empty_dataset(tmp_path: Path, capsys):
+    (tmp_path / "empty.json").write_text("[]")
+    assert cli_main(["rollout", "--dataset_path", str(tmp_path / "empty.json"), "--output_dir", str(tmp_path / "out"), "--no_progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no examples" in err and not (tmp_path / "out").exists()
 
 
 def test_cli_on_the_demo_train_split_never_imports_torch(tmp_path: Path):

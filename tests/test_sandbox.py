@@ -10,6 +10,7 @@ new file.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,13 +20,14 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from text2sql_mlops.errors import UserError
-from text2sql_mlops.sandbox import Sandbox, execute_readonly, split_first_statement
+from text2sql_mlops.sandbox import ExecResult, Sandbox, execute_readonly, split_first_statement
 
 CORPUS = Path(__file__).parent / "sandbox_corpus"
 TIMEOUT = 0.5  # seconds; every call must answer within TIMEOUT + 1
@@ -343,6 +345,127 @@ def test_huge_uncapped_result_fails_clearly(sandbox, target):
     sql = "SELECT printf('%.*c', 1000000, 'x') FROM t"  # 400 rows of 1 MB
     result = sandbox.execute(target.db, sql, max_rows=None, timeout=5)
     assert not result.ok and result.error.startswith("result too large")
+
+
+# 5 MB values in a few thousand rows. Fetched 512 rows at a time and counted only
+# afterwards, `exec` held 2.5 GB before the byte cap was checked (or the timeout came).
+WIDE_VALUES_SQL = "SELECT a.id, zeroblob(5000000) FROM t a, t b"
+WIDE_TIMEOUT = 3.0  # long enough that the unbounded fetch would pass 1 GiB first
+
+
+def test_wide_values_are_cut_while_fetched_in_process(sandbox, target):
+    tracemalloc.start()  # Python's allocations, the fetched values among them, from every thread
+    try:
+        start = time.monotonic()
+        result = sandbox.execute(target.db, WIDE_VALUES_SQL, max_rows=None, timeout=WIDE_TIMEOUT)
+        seconds = time.monotonic() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not result.ok and result.error.startswith("result too large"), result.error
+    assert peak < PEAK_MEMORY // 8, f"Python peak {peak / 2**20:.0f} MiB"
+    assert seconds < WIDE_TIMEOUT + 1
+
+
+@pytest.mark.parametrize("max_rows", ["0", "10000"])
+def test_wide_values_are_cut_while_fetched_through_exec(target, max_rows):
+    run = run_exec(
+        "--db", str(target.db), "--sql", WIDE_VALUES_SQL, "--timeout", str(WIDE_TIMEOUT), "--max-rows", max_rows,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.peak_bytes < PEAK_MEMORY // 4, f"peak memory {run.peak_bytes / 2**20:.0f} MiB"
+    result = _strict_json(run.stdout.decode())
+    # An error, not `truncated`: that flag means "the --max-rows you asked for",
+    # and a cut by bytes would hand back an arbitrary prefix as if it were that.
+    assert not result["ok"] and result["error"].startswith("result too large"), result["error"]
+    assert result["elapsed_ms"] < (WIDE_TIMEOUT + 1) * 1000
+    assert run.seconds < WIDE_TIMEOUT + 1 + PROCESS_SLACK
+
+
+def test_exec_prints_a_large_result_without_copying_it_whole(target):
+    # 24 MB of control characters fit the byte cap, but each one prints as six
+    # (\u0001): encoding the whole result at once peaked near 500 MiB here, and
+    # past 1 GiB with 56 MB of rows.
+    sql = "SELECT id, replace(hex(zeroblob(4000000)), '0', char(1)) FROM t ORDER BY id LIMIT 3"
+    run = run_exec("--db", str(target.db), "--sql", sql, "--timeout", "5")
+    assert run.returncode == 0, run.stderr
+    assert run.peak_bytes < PEAK_MEMORY // 4, f"peak memory {run.peak_bytes / 2**20:.0f} MiB"
+    assert run.stdout.count(b"\n") == 1
+    result = _strict_json(run.stdout.decode())
+    assert result["ok"] and not result["truncated"], result["error"]
+    assert [row[0] for row in result["rows"]] == [1, 2, 3]
+    assert all(row[1] == "\x01" * 8_000_000 for row in result["rows"])
+
+
+def test_exec_output_is_what_json_dumps_gives():
+    from text2sql_mlops.sandbox import _write_json  # how `exec` prints, a row at a time
+
+    rows = [
+        (1, "a\x01é\U0001f600\udcff", 1.5, b"\x00\xff", None, float("inf"), float("nan")),
+        (2, "x" * 3_000_000, -0.0, b"y" * 2_000_000, None, -float("inf"), 1e300),  # a wide row: a value at a time
+    ]
+    for result in (
+        ExecResult(ok=True, rows=rows, error=None, elapsed_ms=1.23456, truncated=True, columns=list("abcdefg")),
+        ExecResult(ok=True, rows=[()], error=None, elapsed_ms=1.0, truncated=False, columns=[]),
+        ExecResult(ok=False, rows=[], error="timeout: the query ran longer than 1 s", elapsed_ms=1000.0,
+                   truncated=False, columns=None),
+    ):
+        out = io.BytesIO()
+        _write_json(result, out)
+        expected = json.dumps(result.to_json(), ensure_ascii=False, allow_nan=False)
+        assert out.getvalue() == expected.encode("utf-8", "replace") + b"\n"
+
+
+# --- long SQL ---------------------------------------------------------------------------
+
+MAX_ARG_STRLEN = 128 * 2**10  # Linux: the longest single argument, so the longest `exec --sql SQL`
+
+
+def _long_in_list() -> tuple[str, list]:
+    """An honest query with 20,000 integers in an IN list (113 KB), and its answer."""
+    wanted = [i for i in range(30_000) if i % 3]
+    sql = "SELECT count(*), sum(id) FROM t WHERE id IN (" + ",".join(map(str, wanted)) + ")"
+    ids = [i for i in range(1, 401) if i % 3]
+    assert len(wanted) == 20_000 and 100_000 < len(sql) < MAX_ARG_STRLEN
+    return sql, [len(ids), sum(ids)]
+
+
+def test_long_in_list_runs_in_process(sandbox, target):
+    # It compiles to 60,000 VM instructions; a flat cap of 25,000 made it "out of memory".
+    sql, answer = _long_in_list()
+    result = sandbox.execute(target.db, sql)
+    assert result.ok and result.rows == [tuple(answer)], result.error
+    assert execute_readonly(target.db, sql).rows == [tuple(answer)]
+
+
+def test_long_in_list_runs_through_exec(target):
+    sql, answer = _long_in_list()
+    run = run_exec("--db", str(target.db), "--sql", sql)  # one argument, as a caller would pass it
+    assert run.returncode == 0, run.stderr
+    result = _strict_json(run.stdout.decode())
+    assert result["ok"] and result["rows"] == [answer], result["error"]
+
+
+def test_densest_literal_list_that_fits_an_argument_runs(sandbox, target):
+    # "1,1,1,..." compiles to 1.5 VM instructions a character, the most of any literal list.
+    sql = "SELECT count(*) FROM t WHERE id IN (" + ",".join(["1"] * 65_500) + ")"
+    assert MAX_ARG_STRLEN - 100 < len(sql) < MAX_ARG_STRLEN  # the argument's limit counts its NUL
+    result = sandbox.execute(target.db, sql)
+    assert result.ok and result.rows == [(1,)], result.error
+    run = run_exec("--db", str(target.db), "--sql", sql)
+    assert _strict_json(run.stdout.decode())["rows"] == [[1]]
+
+
+def test_short_sql_still_cannot_compile_to_a_long_program(sandbox, target):
+    # Each level of subquery doubles the expression the flattener substitutes:
+    # 440 characters compile to 65,543 instructions. The cap grows with the
+    # text, not by a flat amount, so this still fails as it always did.
+    sql = "SELECT id + random() AS x0 FROM t"
+    for i in range(1, 15):
+        sql = f"SELECT x{i - 1} * x{i - 1} AS x{i} FROM ({sql})"
+    assert len(sql) < 500
+    result = sandbox.execute(target.db, sql)
+    assert not result.ok and result.error.startswith("out of memory"), result.error
 
 
 # --- timeouts and the connection cache -----------------------------------------------

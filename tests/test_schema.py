@@ -235,6 +235,42 @@ def test_schema_text_unknown_table(db: Path):
         schema_text(load_catalog(db), ["nowhere"])
 
 
+def test_schema_text_compact_and_seed_formats(db: Path):
+    catalog = load_catalog(db)
+    tables = ["singer", "concert", "singer_in_concert"]
+    assert schema_text(catalog, tables, schema_format="compact") == (
+        'singer(Singer_ID PK, Name, Country, "Home Town")\n'
+        "concert(concert_ID PK, concert_Name, Stadium_ID, Year)\n"
+        "singer_in_concert(concert_ID PK, Singer_ID PK)\n"
+        "concert.Stadium_ID -> stadium.Stadium_ID\n"
+        "singer_in_concert.concert_ID -> concert.concert_ID\n"
+        "singer_in_concert.Singer_ID -> singer.Singer_ID")
+    assert schema_text(catalog, ["concert"], schema_format="seed") == (
+        "Table concert: concert_ID INTEGER primary_key, concert_Name TEXT, Stadium_ID INT, Year\n"
+        "Foreign keys:\nconcert.Stadium_ID = stadium.Stadium_ID")
+    assert schema_text(catalog, ["city"], schema_format="seed") == "Table city: City_ID INTEGER primary_key, cityName TEXT, countryCode TEXT"
+
+
+def test_sample_values_show_the_values_a_question_mentions_first(db: Path):
+    catalog = load_catalog(db)
+    asked = schema_text(catalog, ["singer"], schema_format="compact", sample_values=1, question="Which singers are from United States?")
+    assert asked == "singer(Singer_ID PK, Name ('Joe'), Country ('United States'), \"Home Town\" ('Lyon'))"
+    # without a mention: the most frequent value, ties broken by the value; NULLs and numbers never shown
+    assert "Country ('France')" in schema_text(catalog, ["singer"], schema_format="compact", sample_values=1)
+    created = schema_text(catalog, ["stadium"], sample_values=2)
+    assert "  Name TEXT, -- e.g. 'Groupama', 'Parc'\n  Capacity INT,\n" in created
+    assert schema_text(catalog, ["stadium"], sample_values=0) == schema_text(catalog, ["stadium"])
+    # long texts are not values a question would quote
+    assert "far longer" not in schema_text(catalog, ["Sales Log"], schema_format="seed", sample_values=5)
+
+
+def test_schema_format_errors(db: Path):
+    with pytest.raises(UserError, match="unknown schema format 'yaml'"):
+        schema_text(load_catalog(db), schema_format="yaml")
+    with pytest.raises(UserError, match="sample_rows only goes with"):
+        schema_text(load_catalog(db), schema_format="compact", sample_rows=1)
+
+
 @pytest.mark.parametrize("name, quoted", [("Name", "Name"), ("Home Town", '"Home Town"'), ("From", '"From"'), ('a"b', '"a""b"'), ("%_Change", '"%_Change"')])
 def test_quote_name(name: str, quoted: str):
     assert quote_name(name) == quoted
@@ -389,6 +425,32 @@ def test_schema_recall_cli_errors(tmp_path: Path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["schema-recall", "--dataset", "x.json", "--top-k", "0"])
     assert exit_info.value.code == 2
+
+
+def test_schema_recall_refuses_a_corrupt_database_instead_of_dropping_its_examples(tmp_path: Path, db: Path, capsys):
+    # Half the questions on a good database, half on an empty file that SQLite would open as a
+    # database without tables: their gold tables vanish and the other half reported recall 1.0.
+    broken = tmp_path / "broken" / "broken.sqlite"
+    broken.parent.mkdir()
+    broken.write_bytes(b"")
+    rows = [{"db_id": db_id, "question": e.question, "query": e.query} for e in recall_examples(db)[:2] for db_id in ("concerts", "broken")]
+    dataset = tmp_path / "questions.json"
+    dataset.write_text(json.dumps(rows))
+    out = tmp_path / "report.json"
+    assert cli.main(["schema-recall", "--dataset", str(dataset), "--db-root", str(tmp_path), "--mode", "full", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"error: corrupt database {broken}: the file is empty (0 bytes)")
+    assert not out.exists()
+    with pytest.raises(UserError, match="corrupt database"):
+        load_catalog(broken)  # the catalog reader runs the same check
+
+
+def test_schema_recall_refuses_an_empty_dataset(tmp_path: Path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    assert cli.main(["schema-recall", "--dataset", str(tmp_path / "empty.jsonl"), "--db-root", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and "holds no examples" in captured.err
 
 
 def test_schema_recall_imports_no_model_libraries():

@@ -257,3 +257,55 @@ def test_spider_train_gold_matches_itself(tmp_path, spider_train):
     assert len(records) == 6890
     assert sorted((r["db_id"], r["gold_error"] is not None) for r in misses) == [
         ("assets_maintenance", True), ("document_management", True), ("document_management", True)]
+
+
+# --- bad input: one error line, exit 2, nothing written --------------------------------
+
+
+def score_cli(dataset: Path, *extra: str, gold: str = "gold.sql", pred: str = "pred.sql") -> list[str]:
+    return ["score", "--gold", str(dataset / gold), "--pred", str(dataset / pred), "--db", str(dataset / "database"),
+            "--per-example", str(dataset / "out.jsonl"), "--no-progress", *extra]
+
+
+def one_error(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
+def test_cli_refuses_a_timeout_that_is_not_positive_and_finite(dataset, capsys, timeout):
+    assert cli.main(score_cli(dataset, "--timeout", timeout)) == 2
+    assert "--timeout must be a positive, finite number of seconds" in one_error(capsys)
+    assert not (dataset / "out.jsonl").exists()
+
+
+def test_cli_names_the_line_of_a_non_utf8_prediction_file(dataset, capsys):
+    (dataset / "latin1.sql").write_bytes("SELECT 1\nSELECT name FROM singer WHERE name = 'Zoë'\n".encode("latin-1"))
+    (dataset / "gold2.sql").write_text("SELECT 1\tshop\nSELECT name FROM singer\tshop\n")
+    assert cli.main(score_cli(dataset, gold="gold2.sql", pred="latin1.sql")) == 2
+    assert f"{dataset / 'latin1.sql'}:2: not UTF-8 text (byte 0xeb)" in one_error(capsys)
+
+
+def test_cli_refuses_an_empty_gold_file(dataset, capsys):
+    (dataset / "empty.sql").write_text("\n")
+    assert cli.main(score_cli(dataset, gold="empty.sql", pred="empty.sql")) == 2
+    assert "holds no gold examples" in one_error(capsys)
+    assert not (dataset / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("kind", [b"", b"SQLite format 3\x00", b"not a database at all" * 50])
+def test_cli_refuses_a_corrupt_database_instead_of_scoring_it_as_bad_gold(dataset, capsys, kind):
+    db = dataset / "database" / "shop" / "shop.sqlite"
+    db.write_bytes(kind if kind != b"SQLite format 3\x00" else db.read_bytes()[:2000])  # empty, truncated, foreign
+    assert cli.main(score_cli(dataset)) == 2
+    assert f"corrupt database {db}" in one_error(capsys)
+    assert not (dataset / "out.jsonl").exists()
+
+
+def test_cli_refuses_a_db_id_that_leaves_the_database_root(dataset, capsys):
+    # ../database/shop would find database/shop/shop.sqlite through the parent folder.
+    (dataset / "escape.sql").write_text("SELECT count(*) FROM singer\t../database/shop\n")
+    (dataset / "one.sql").write_text("SELECT count(*) FROM singer\n")
+    assert cli.main(score_cli(dataset, gold="escape.sql", pred="one.sql")) == 2
+    assert f"{dataset / 'escape.sql'}:1: db_id '../database/shop' is not a plain database name" in one_error(capsys)

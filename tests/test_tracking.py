@@ -143,3 +143,146 @@ def test_manual_promotion_and_clear_errors(store: Path, capsys):
     (store / "norun.json").write_text(json.dumps({"run_id": "x"}))
     assert cli(["register", "--run", "norun.json", "--eval", "summary_one.json"]) == 2
     assert "logged no adapter" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- concurrent stages, inputs checked first
+
+
+def track_process(store: Path, stage: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.Popen([sys.executable, "-m", "text2sql_mlops.cli", "track", "--stage", stage, "--params", "eval",
+                             "--metrics", "summary.json", "--steps", "metrics.jsonl", "--artifacts", "summary.json"],
+                            cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_tracks_on_a_fresh_store_all_succeed(store: Path):
+    """Two stages logging at once (dvc queue start -j 2) once broke a fresh store for good:
+    both ran MLflow's schema migrations (table _alembic_tmp_latest_metrics already exists)."""
+    (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25}))
+    (store / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 21)))
+    for wave in range(2):  # a fresh store, then the same store with every process writing at once
+        processes = [track_process(store, f"stage{wave}_{i}") for i in range(4)]
+        results = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
+        for p in processes:
+            p.stdout.close()
+            p.stderr.close()
+        assert [code for code, _ in results] == [0] * 4, "\n".join(err[-1500:] for _, err in results)
+    runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted(f"stage{w}_{i}" for w in range(2) for i in range(4))
+    assert all(r.info.status == "FINISHED" and len(client().get_metric_history(r.info.run_id, "loss")) == 20 for r in runs)
+    assert (store / "mlruns" / ".mlflow.db.lock").is_file()
+
+
+def test_concurrent_connects_wait_for_the_store_lock_and_create_one_experiment(store: Path):
+    """Opening the store and creating an experiment happen under the store's file lock:
+    a process holding it makes the others wait; concurrent creators share one experiment."""
+    import multiprocessing
+    import time
+
+    from text2sql_mlops.tracking import connect, store_lock, tracking_uri
+
+    connect("warm-up")  # the store exists; only the experiment is new
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        with store_lock(tracking_uri()):
+            pending = pool.starmap_async(connect, [("shared-exp", str(store / "mlruns"))] * 4)
+            time.sleep(3)
+            assert not pending.ready() and client().get_experiment_by_name("shared-exp") is None
+        ids = pending.get(timeout=300)
+    assert len(set(ids)) == 1 and client().get_experiment(ids[0]).name == "shared-exp"
+
+
+def test_track_checks_every_input_before_creating_a_run(store: Path, capsys):
+    (store / "good.json").write_text(json.dumps({"a": 1}))
+    assert cli(["track", "--stage", "ok", "--metrics", "good.json"]) == 0
+    (store / "bad.json").write_text("{not json")
+    (store / "list.json").write_text("[1, 2]")
+    (store / "bad.jsonl").write_text('{"step": 1, "loss": 1}\nnot json\n')
+    (store / "badstep.jsonl").write_text('{"step": "one", "loss": 1}\n')
+    (store / "no_config").mkdir()
+    (store / "no_config" / "adapter_model.safetensors").write_text("w")
+    (store / "no_weights").mkdir()
+    (store / "no_weights" / "adapter_config.json").write_text("{}")
+    (store / "bad_config").mkdir()
+    (store / "bad_config" / "adapter_config.json").write_text("{oops")
+    (store / "bad_config" / "adapter_model.safetensors").write_text("w")
+    capsys.readouterr()
+    for extra, message in [(["--metrics", "good.json", "bad.json"], "cannot read metrics file bad.json"),
+                           (["--metrics", "list.json"], "must hold a JSON object"),
+                           (["--steps", "bad.jsonl"], "bad.jsonl:2: invalid JSON"),
+                           (["--steps", "badstep.jsonl"], "whole number"),
+                           (["--metrics", "good.json", "--adapter", "no_config"], "adapter_config.json missing"),
+                           (["--adapter", "no_weights"], "no weights"),
+                           (["--adapter", "bad_config"], "adapter_config.json is not valid JSON")]:
+        assert cli(["track", "--stage", "bad", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (extra, err)
+    runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
+    assert [r.info.run_name for r in runs] == ["ok"]
+
+
+# --------------------------------------------------------------------------- registry: versions, cache, adapters
+
+
+def test_latest_resolves_to_the_newest_version_each_time(store: Path):
+    from text2sql_mlops.registry import resolve_adapter
+
+    register_version(store, "one", 0.5)
+    first = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
+    assert Path(first) == store / "cache" / "text2sql-sft-dpo" / "v1"
+    register_version(store, "two", 0.4)
+    second = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
+    assert Path(second) == store / "cache" / "text2sql-sft-dpo" / "v2"
+    assert json.loads(Path(second, "adapter_config.json").read_text())["marker"] == "two"
+    assert not (store / "cache" / "text2sql-sft-dpo" / "vlatest").exists()
+
+
+def test_an_interrupted_download_is_not_trusted(store: Path):
+    from text2sql_mlops.registry import resolve_adapter
+
+    register_version(store, "one", 0.5)
+    cached = store / "cache" / "text2sql-sft-dpo" / "v1"
+    cached.mkdir(parents=True)
+    (cached / "adapter_config.json").write_text(json.dumps({"marker": "partial"}))  # the weights never arrived
+    local = resolve_adapter("models:/text2sql-sft-dpo/1", cache_dir=store / "cache")
+    assert Path(local) == cached
+    assert json.loads((cached / "adapter_config.json").read_text())["marker"] == "one"
+    assert (cached / "adapter_model.safetensors").read_text() == "one"
+    assert [p.name for p in cached.parent.iterdir()] == ["v1"]  # no temporaries left behind
+
+
+def test_a_failed_lookup_creates_nothing(store: Path):
+    from text2sql_mlops.errors import UserError
+    from text2sql_mlops.registry import resolve_adapter
+
+    register_version(store, "one", 0.5)
+    for uri in ("models:/text2sql-sft-dpo/7", "models:/no-such-model/1", "models:/no-such-model/latest",
+                "models:/text2sql-sft-dpo@nope", "models:/text2sql-sft-dpo", "runs:/0123456789abcdef/adapter"):
+        with pytest.raises(UserError):
+            resolve_adapter(uri, cache_dir=store / "cache")
+        assert not (store / "cache").exists(), uri
+
+
+def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, capsys):
+    import mlflow
+
+    from text2sql_mlops.tracking import connect
+
+    broken = store / "broken"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "models/base"}))  # no weights
+    experiment_id = connect("test-exp")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_artifacts(str(broken), artifact_path="adapter")
+    (store / "run.json").write_text(json.dumps({"run_id": run.info.run_id, "artifact_uri": run.info.artifact_uri,
+                                                "adapter_uri": f"runs:/{run.info.run_id}/adapter", "stage": "sft_dpo"}))
+    (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.9, "config": {"examples_sha256": "a" * 64, "examples": 10}}))
+    capsys.readouterr()
+    assert cli(["register", "--run", "run.json", "--eval", "summary.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no weights" in err[0]
+    assert client().search_registered_models() == []

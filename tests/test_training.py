@@ -52,7 +52,10 @@ TRAJECTORIES = [
 
 
 def pair(prompt_of: dict, chosen: str, rejected: str) -> dict:
-    meta = {"example_id": prompt_of["id"], "db_id": prompt_of["db_id"], "question": prompt_of["question"]}
+    meta = {"example_id": prompt_of["id"], "db_id": prompt_of["db_id"], "question": prompt_of["question"],
+            "pair_type": "first_turn_correct_sample_vs_failed_sample", "source": "natural", "gold_fallback": False,
+            "gold_sql": prompt_of["gold"], "chosen_sql": chosen, "rejected_sql": rejected, "chosen_reward": 1.0, "rejected_reward": 0.0,
+            "reward_margin": 1.0, "turn": 1, "chosen_executable": True, "rejected_executable": True, "rejected_error_type": "wrong_result"}
     return {"id": f"p-{chosen}", "prompt": prompt_of["turns"][0]["messages"], "chosen": format_answer(chosen), "rejected": format_answer(rejected), "meta": meta}
 
 
@@ -241,7 +244,10 @@ def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
 def test_eval_guard_refuses_leaking_trajectories_and_pairs(files, spider_layout, capsys, tmp_path):
     leaking = write_jsonl(tmp_path / "leak.jsonl", [{**TRAJECTORIES[0], "db_id": "concert_singer"}])
     out = tmp_path / "out"
-    base = ["--model", str(files["model"]), "--out", str(out), "--eval_dataset", str(spider_layout), *TINY]
+    from conftest import make_db
+
+    make_db(tmp_path / "train_db" / "singer_db" / "singer_db.sqlite", SCHEMA)  # the guard compares the records' database schemas
+    base = ["--model", str(files["model"]), "--out", str(out), "--eval_dataset", str(spider_layout), "--db_root", str(tmp_path / "train_db"), *TINY]
     assert cli(["train", "sft", "--trajectories", str(leaking), *base]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "evaluation database" in error[0] and error[0].startswith("error: train sft:")
@@ -260,13 +266,26 @@ def test_clean_errors_for_bad_paths(files, capsys, tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "keep.txt").write_text("x")
     assert cli(["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(tmp_path / "data")]) == 2
-    assert "not a training output folder" in capsys.readouterr().err and (tmp_path / "data" / "keep.txt").exists()
+    assert "this tool did not write" in capsys.readouterr().err and (tmp_path / "data" / "keep.txt").exists()
     assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(tmp_path / "o"), "--init_adapter", str(tmp_path)]) == 2
     assert "no adapter_config.json" in capsys.readouterr().err
     assert cli(["train", "sft", "--model", str(files["model"]), "--out", str(tmp_path / "o")]) == 2  # --trajectories missing
     assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(tmp_path / "o"), "--loss_type", "sigmoid,dpo"]) == 2
     assert "--loss_type: unknown ['dpo']" in capsys.readouterr().err
     assert cli(["train", "rl"]) == 2
+
+
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_a_model_folder_without_a_tokenizer_is_one_line_before_training(files, tmp_path, capsys, method):
+    model = tmp_path / "no_tokenizer"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):  # the weights, but no tokenizer files
+        (model / name).write_bytes((files["model"] / name).read_bytes())
+    data = ["--trajectories", str(files["trajectories"])] if method == "sft" else ["--pairs", str(files["pairs"])]
+    assert cli(["train", method, "--model", str(model), *data, "--out", str(tmp_path / "out"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {model}: cannot load the model's tokenizer (") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_interrupted_run_leaves_no_output(files, tmp_path, monkeypatch):

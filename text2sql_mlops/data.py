@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import UserError
-from .fileio import atomic_path, write_json
+from .fileio import atomic_folder, check_output_folder, output_file, output_folder, output_folder_type, write_json
 from .records import Example, example_id
 
 QUESTION_KEYS = ("question", "utterance", "nl")
 SQL_KEYS = ("query", "sql", "gold_sql")
 DB_PATH_KEYS = ("db_path", "database_path", "sqlite_path")
-SPLIT_FILES = {"train": ("train_spider.json", "train_others.json"), "dev": ("dev.json",)}
+SPLIT_FILES = {"train": ("train_spider.json", "train_others.json"), "dev": ("dev.json",), "test_same_db": ("test_same_db.json",)}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -55,10 +55,17 @@ def load_examples(path: str | os.PathLike, db_root: str | os.PathLike | None = N
     if path.is_dir():
         files = spider_split_files(path, split)
         db_root = Path(db_root) if db_root else path / "database"
-        examples: list[Example] = []
-        for file in files:
-            examples += load_examples(file, db_root)
-        return examples
+        examples = [example for file in files for example in _load_file(file, db_root)]
+        where = f"{path} (split {split!r}: {', '.join(file.name for file in files)})"
+    else:
+        examples, where = _load_file(path, db_root), str(path)
+    if not examples:
+        # Every metric over no examples is 0 or undefined: a run over nothing is a mistake, not a result.
+        raise UserError(f"{where}: the dataset holds no examples; check the file")
+    return examples
+
+
+def _load_file(path: Path, db_root: str | os.PathLike | None) -> list[Example]:
     if db_root is None and (path.parent / "database").is_dir():
         db_root = path.parent / "database"
     return [_to_example(record, where, path, db_root) for where, record in _read_records(path)]
@@ -76,7 +83,10 @@ def spider_split_files(folder: Path, split: str) -> list[Path]:
 
 def _read_records(path: Path) -> Iterable[tuple[str, Any]]:
     """Yield (location, record) pairs; the location reads like ``file[index 3]`` or ``file:4``."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the dataset as UTF-8 JSON or JSONL") from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -143,12 +153,77 @@ def _to_example(record: Any, where: str, dataset: Path, db_root: str | os.PathLi
 
 
 def resolve_db_path(db_id: str, db_root: str, where: str = "") -> str:
-    """``{db_root}/{db_id}/{db_id}.sqlite`` or ``{db_root}/{db_id}.sqlite``; the error names both."""
+    """``{db_root}/{db_id}/{db_id}.sqlite`` or ``{db_root}/{db_id}.sqlite``, checked to be a
+    readable SQLite database; the not-found error names both candidates."""
+    check_db_id(db_id, where)
     found = _find_db(db_id, db_root)
     if isinstance(found, str):
+        check_database(found)
         return found
     prefix = f"{where}: " if where else ""
     raise UserError(f"{prefix}database for db_id {db_id!r} not found; tried: {', '.join(found)}")
+
+
+def check_db_id(db_id: str, where: str = "") -> None:
+    """A db_id names one folder (or file stem) under the database root, never a path: one with a
+    separator, ``..`` or a drive would resolve outside ``--db-root``."""
+    if db_id in (".", "..") or any(sep in db_id for sep in ("/", "\\", "\0")) or os.path.isabs(db_id) or os.path.splitdrive(db_id)[0]:
+        prefix = f"{where}: " if where else ""
+        raise UserError(f"{prefix}db_id {db_id!r} is not a plain database name (it holds a path separator, '..' or a drive), "
+                        "so it would resolve outside the database root; use the name of a folder under --db-root")
+
+
+def check_database(path: str | os.PathLike) -> None:
+    """Raise one ``UserError`` naming ``path`` unless it is a readable SQLite database.
+
+    The one check every command runs before trusting a database file: SQLite itself opens
+    an empty or foreign file without complaint and only fails (or, for an empty file, finds
+    no tables) once a query runs, so a corrupt file would otherwise pass as an empty
+    database. Opened read-only; the verdict is cached per path, size and modification time.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise UserError(f"cannot read database {path}: {exc.strerror}") from None
+    problem = _database_problem(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if problem:
+        raise UserError(f"corrupt database {path}: {problem}; restore the file (or rebuild it, e.g. re-import the dataset)")
+
+
+@lru_cache(maxsize=4096)
+def _database_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    import sqlite3
+
+    from .sandbox import database_uri
+
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    if not header.startswith(SQLITE_MAGIC):
+        return "not a SQLite database (bad header)"
+    if len(header) < 100:
+        return f"truncated: {size} bytes, shorter than the 100-byte SQLite header"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The header's page count is valid when its change counter matches (SQLite >= 3.7.0); with
+    # a -wal file the latest pages may live there, so the main file's size proves nothing.
+    if pages and header[24:28] == header[92:96] and not os.path.exists(f"{path}-wal") and size < pages * page_size:
+        return f"truncated: the header says {pages * page_size} bytes, the file has {size}"
+    try:
+        conn = sqlite3.connect(database_uri(Path(path)), uri=True)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None
 
 
 @lru_cache(maxsize=4096)
@@ -165,6 +240,7 @@ def _resolve_explicit(given: str, dataset_dir: str, db_root: str | None, where: 
     tried = [given] if os.path.isabs(given) else [given, os.path.join(dataset_dir, given)] + ([os.path.join(db_root, given)] if db_root else [])
     for candidate in tried:
         if os.path.isfile(candidate):
+            check_database(candidate)
             return os.path.abspath(candidate)
     raise UserError(f"{where}: database file not found; tried: {', '.join(dict.fromkeys(tried))}")
 
@@ -217,9 +293,7 @@ def validate_spider_layout(root: str | os.PathLike) -> LayoutSummary:
         raise UserError(f"{root}: neither train_spider.json nor dev.json found")
     databases = sorted(p for p in database_dir.iterdir() if p.is_dir() and (p / f"{p.name}.sqlite").is_file())
     for db in databases:
-        with open(db / f"{db.name}.sqlite", "rb") as handle:
-            if handle.read(16) != SQLITE_MAGIC:
-                raise UserError(f"{db / (db.name + '.sqlite')}: not a SQLite database (bad header)")
+        check_database(db / f"{db.name}.sqlite")
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     return LayoutSummary(str(root), len(databases), len(tables), splits, dict(sorted(per_db.items())), size / 1e6)
 
@@ -250,6 +324,7 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
         raise UserError(f"{source}: not found; pass the Spider folder or spider.zip")
     if dest.exists() and not force:
         raise UserError(f"{dest} already exists; pass --force to replace it")
+    check_output_folder(dest)
     with tempfile.TemporaryDirectory(prefix="spider-import-", dir=dest.parent if dest.parent.exists() else None) as scratch:
         if source.is_file():
             if not zipfile.is_zipfile(source):
@@ -259,7 +334,7 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
         else:
             root = _find_layout_root(source)
         validate_spider_layout(root)
-        with atomic_path(dest) as staged:
+        with atomic_folder(dest) as staged:
             if source.is_file():
                 shutil.move(str(root), staged)
             else:
@@ -272,22 +347,27 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
 
 
 def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Import, validate and generate datasets.")
+    from .cliutil import ArgParser
+    from .demo_data import built_here
+
+    parser = ArgParser(prog=prog, description="Import, validate and generate datasets.")
     sub = parser.add_subparsers(dest="action", required=True)
 
     imp = sub.add_parser("import-spider", help="validate a Spider folder or zip and place it under data/spider/")
     imp.add_argument("path", help="Spider folder or spider.zip")
-    imp.add_argument("--dest", default="data/spider", help="where to place it (default: data/spider)")
-    imp.add_argument("--force", action="store_true", help="replace an existing destination")
+    imp.add_argument("--dest", default="data/spider", type=output_folder,
+                     help="where to place it (default: data/spider)")
+    imp.add_argument("--force", action="store_true", help="replace an earlier import at --dest (never a folder of yours)")
 
     val = sub.add_parser("validate", help="load a dataset, resolve every database, print a summary (optionally as JSON)")
     val.add_argument("dataset", help="JSON list, JSONL or Spider-layout folder")
     val.add_argument("--db-root", "--db_root", dest="db_root", help="folder holding <db_id>/<db_id>.sqlite")
     val.add_argument("--split", default="train", choices=sorted(SPLIT_FILES), help="split of a Spider-layout folder")
-    val.add_argument("--out", help="write the summary as JSON here")
+    val.add_argument("--out", type=output_file, help="write the summary as JSON here")
 
     demo = sub.add_parser("demo", help="generate the embedded demo dataset (Spider layout, deterministic)")
-    demo.add_argument("--out", default="data/demo", help="output folder (default: data/demo)")
+    demo.add_argument("--out", default="data/demo", type=output_folder_type(built_here),
+                      help="output folder, replaced as a whole (default: data/demo)")
     demo.add_argument("--seed", type=int, default=0)
     return parser
 

@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from .demo import bookstore, clinic, flight_network, music_festival, sports_league, university
 from .errors import UserError
-from .fileio import atomic_path
+from .fileio import atomic_folder, check_output_folder
 
 TRAIN_DATABASES = (university, bookstore, clinic, sports_league)
 DEV_DATABASES = (flight_network, music_festival)
@@ -43,10 +43,10 @@ README_TITLE = "# text2sql_mlops demo dataset"
 def build_demo(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     """Write the demo dataset to ``out_dir`` (replacing an earlier demo build) and return a summary."""
     out = Path(out_dir)
-    _check_replaceable(out)
+    check_output_folder(out, built_here)
     splits: dict[str, list[dict]] = {"train": [], "dev": []}
     schemas, per_database, skipped = [], {}, []
-    with atomic_path(out) as staged:
+    with atomic_folder(out, built_here) as staged:
         staged.mkdir()
         for split, modules in (("train", TRAIN_DATABASES), ("dev", DEV_DATABASES)):
             for module in modules:
@@ -214,14 +214,10 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _check_replaceable(out: Path) -> None:
-    """Refuse to replace anything but an earlier demo build: the whole folder is swapped."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file; give --out a folder (new, empty, or an earlier demo build)")
-    if out.is_dir() and any(out.iterdir()):
-        readme = out / "README.md"
-        if not (readme.is_file() and readme.read_text(encoding="utf-8").startswith(README_TITLE)):
-            raise UserError(f"{out} is not empty and is not a demo dataset; choose a new or empty --out folder")
+def built_here(folder: Path) -> bool:
+    """An earlier demo build (the whole folder is swapped), e.g. one `dvc pull` placed."""
+    readme = folder / "README.md"
+    return readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(README_TITLE)
 
 
 def _summary(out: Path, seed: int, per_database: dict, skipped: list[str]) -> dict[str, Any]:

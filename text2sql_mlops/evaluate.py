@@ -45,11 +45,21 @@ def make_parser(prog: str | None = "text2sql-mlops eval"):
     return parser
 
 
-def resolve_models(adapter: str | None, model_path: str | None, generator: str) -> tuple[str | None, str | None]:
-    """(model_path, adapter_path) ready for the generator, with clear errors for missing pieces."""
+def resolve_models(adapter: str | None, model_path: str | None, generator: str,
+                   adapter_path: str | None = None) -> tuple[str | None, str | None]:
+    """(model_path, adapter_path) ready for the generator, with clear errors for missing pieces.
+
+    ``adapter`` is ``--adapter`` (a folder or a registry URI), ``adapter_path`` the rollout's
+    ``--adapter_path`` (a folder): one of them at most, and only for a generator that loads
+    adapters (hf, vllm); neither is ever dropped silently."""
     from .registry import base_model_of, resolve_adapter
 
-    adapter_path = resolve_adapter(adapter) if adapter else None
+    if adapter and adapter_path:
+        raise UserError("give --adapter or --adapter_path, not both (--adapter takes a folder or models:/NAME@ALIAS)")
+    if (adapter or adapter_path) and generator not in {"hf", "vllm"}:
+        raise UserError(f"--generator {generator} does not load LoRA adapters, so --adapter{'' if adapter else '_path'} "
+                        "would be ignored; use --generator hf or vllm, or drop the adapter")
+    adapter_path = resolve_adapter(adapter or adapter_path) if (adapter or adapter_path) else None
     if generator not in {"hf", "vllm"}:
         return model_path, adapter_path
     if model_path is None and adapter_path is not None:
@@ -106,7 +116,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
 
     args = make_parser(prog).parse_args(argv)
     config = config_from_args(args)
-    model_path, adapter_path = resolve_models(args.adapter, config.model_path, config.generator)
+    model_path, adapter_path = resolve_models(args.adapter, config.model_path, config.generator, config.adapter_path)
     config = replace(config, model_path=model_path, adapter_path=adapter_path)
     summary = run_rollout(config)
     analysis = analyse(list(read_jsonl(Path(config.output_dir) / "trajectories.jsonl")))

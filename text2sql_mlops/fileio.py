@@ -1,7 +1,22 @@
-"""Small I/O helpers shared by every stage: atomic writes and JSONL.
+"""Small I/O helpers shared by every stage: safe outputs, atomic writes and JSONL.
 
-Every file a stage produces is written to a temporary sibling and renamed into
-place, so an interrupted stage never leaves a half-written output behind.
+The one rule every command follows: a user's files are never deleted or overwritten
+by something they did not ask for.
+
+- A FILE output (``--out x.json``) is written to a temporary sibling and renamed
+  into place; an existing folder at that path is refused (``check_output_file``),
+  never replaced.
+- A FOLDER output (``--out adapters/sft``) is built in a temporary sibling and
+  swapped in as a whole. It may replace only a folder this tool wrote: one holding
+  the ``MARKER`` file (or a command's own signature from before the marker
+  existed). A user's non-empty folder is refused (``check_output_folder``).
+- Temporaries are named ``.<target>.<pid>.<random>.tmp``; one left behind by a
+  killed process (its pid is gone) is removed by the next write to the same target.
+  ``.dvcignore`` keeps them out of DVC-tracked outputs in the meantime.
+
+Commands check their output flags while parsing (``output_file`` / ``output_folder``
+as the argparse ``type``), so a bad path is refused before any work starts; the
+atomic writers check again just before renaming, since the path may change meanwhile.
 """
 
 from __future__ import annotations
@@ -9,29 +24,180 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
+
+from .errors import UserError
+
+MARKER = ".text2sql-mlops"  # in every folder this tool writes as a whole; its content never varies
+_MARKER_TEXT = '{"written_by": "text2sql-mlops"}\n'
+
+# What else identifies a folder as ours, for folders written before the marker existed.
+Signature = Callable[[Path], bool]
+
+
+# --------------------------------------------------------------------------- checks on output paths
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` as a place to write a file: refuses an existing folder (or a file where a folder must be)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{target} is a folder, and this output is a file; give a file path "
+                        f"(e.g. {target / 'out.json'}); nothing was written")
+    _check_parents(target)
+    return target
+
+
+def check_output_folder(path: str | os.PathLike, signature: Signature | None = None) -> Path:
+    """``path`` as a folder this tool may (re)write: new, empty, or one it wrote before."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{target} is a file, and this output is a folder; give a folder path; nothing was written")
+    _check_parents(target)
+    if target.is_dir() and not is_own_folder(target, signature):
+        raise UserError(f"{target} is a folder this tool did not write (it has files and no {MARKER} marker); "
+                        "choose a new or empty folder; nothing was changed")
+    return target
+
+
+def is_own_folder(path: Path, signature: Signature | None = None) -> bool:
+    """True when ``path`` is empty, carries the marker, or matches the command's own ``signature``."""
+    if (path / MARKER).is_file():
+        return True
+    if not any(path.iterdir()):
+        return True
+    return bool(signature and signature(path))
+
+
+def mark_folder(path: str | os.PathLike) -> None:
+    """Claim ``path`` (a folder being written) as this tool's."""
+    marker = Path(path) / MARKER
+    if not marker.is_file():
+        marker.write_text(_MARKER_TEXT, encoding="utf-8")
+
+
+def _check_parents(target: Path) -> None:
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{parent} is a file, so {target} cannot be created; give another path")
+            return
+
+
+def output_file(text: str) -> str:
+    """argparse ``type`` of a file output flag: refused at parse time, before any work."""
+    check_output_file(text)
+    return text
+
+
+output_file.output_kind = "file"  # type: ignore[attr-defined]  # tests find every output flag by this
+
+
+def output_folder_type(signature: Signature | None = None) -> Callable[[str], str]:
+    """argparse ``type`` of a folder output flag (a folder written as a whole, or a run folder)."""
+
+    def output_folder(text: str) -> str:
+        check_output_folder(text, signature)
+        return text
+
+    output_folder.output_kind = "folder"  # type: ignore[attr-defined]
+    return output_folder
+
+
+output_folder = output_folder_type()
+
+
+# --------------------------------------------------------------------------- atomic writers
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}."
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> int:
+    """Remove temporaries of dead processes in ``folder`` (only those of ``name`` when given)."""
+    folder = Path(folder)
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for entry in folder.iterdir():
+        match = _TEMP.match(entry.name)
+        if not match or (name is not None and match["name"] != name) or _alive(int(match["pid"])):
+            continue
+        _remove(entry)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path next to ``path``; rename it onto ``path`` when the block succeeds.
 
-    Works for files and folders. On any exception the temporary is removed and
-    ``path`` is left as it was.
+    On any exception the temporary is removed and ``path`` is left as it was.
     """
-    target = Path(path)
+    target = check_output_file(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    staged = tmp / target.name
+    remove_stale_temps(target.parent, target.name)
+    # Only a name: the caller creates the file, so it gets the usual permissions (mkstemp's are 0600).
+    staged = target.parent / f"{_temp_prefix(target)}{secrets.token_hex(6)}.tmp"
     try:
         yield staged
-        if target.is_dir() and not target.is_symlink():
-            _rmtree(target)
+        check_output_file(target)  # a folder may have appeared there meanwhile
         os.replace(staged, target)
     finally:
-        _rmtree(tmp)
+        staged.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, signature: Signature | None = None) -> Iterator[Path]:
+    """Yield a temporary folder path next to ``path``; swap it in for ``path`` when the block succeeds.
+
+    The block creates the folder (or it is created empty); the marker is added. An existing
+    folder at ``path`` is replaced only if this tool wrote it (``check_output_folder``).
+    """
+    target = check_output_folder(path, signature)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target.parent, target.name)
+    scratch = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    staged = scratch / target.name
+    try:
+        yield staged
+        staged.mkdir(exist_ok=True)
+        mark_folder(staged)
+        check_output_folder(target, signature)
+        if target.exists():
+            # Old folder aside first: a rename cannot replace a non-empty folder, and a crash
+            # between the two renames leaves the old one recoverable in the temporary.
+            os.rename(target, scratch / "replaced")
+            try:
+                os.rename(staged, target)
+            except OSError:
+                os.rename(scratch / "replaced", target)
+                raise
+        else:
+            os.rename(staged, target)
+    finally:
+        _remove(scratch)
 
 
 @contextlib.contextmanager
@@ -39,7 +205,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     """``open()`` for writing that only replaces ``path`` when the block succeeds."""
     if "b" in mode:
         encoding = None
-    with atomic_path(path) as staged:
+    with atomic_file(path) as staged:
         with open(staged, mode, encoding=encoding) as handle:
             yield handle
 
@@ -61,25 +227,36 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """Yield one dict per non-blank line; a bad line raises UserError naming it."""
-    from .errors import UserError
-
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix or remove that line") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            yield record
+    for _, record in numbered_jsonl(path):
+        yield record
 
 
-def _rmtree(path: Path) -> None:
-    import shutil
+def numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, dict) per non-blank line, for readers whose own checks name the line."""
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix or remove that line") from None
+                if not isinstance(record, dict):
+                    raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+                yield lineno, record
+        except UnicodeDecodeError:
+            raise UserError(f"{path}:{lineno + 1}: not UTF-8 text; save the file as UTF-8") from None
 
+
+def _remove(path: Path) -> None:
+    """Remove a temporary this module created (a file or a folder)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    else:
+        path.unlink(missing_ok=True)

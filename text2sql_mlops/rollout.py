@@ -26,17 +26,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .cliutil import ArgParser, flag
 from .errors import UserError
-
-if TYPE_CHECKING:
-    from .rollout_store import RunFolder
+from .rollout_store import RunFolder, output_dir
 
 # --------------------------------------------------------------------------- configuration
 
@@ -77,6 +76,8 @@ class RolloutConfig:
     top_k_tables: int = 6
     fk_hops: int = 1
     sample_rows: int = 0
+    schema_format: str = "create_table"  # create_table | compact | seed
+    sample_values: int = 0  # distinct values per text column in the schema
     # which examples, in what pieces
     eval_dataset: str | None = None  # leave out examples overlapping this evaluation set (split_guard)
     eval_split: str = "dev"
@@ -138,20 +139,25 @@ def check(config: RolloutConfig) -> None:
     from .generation import generator_names
     from .retrieval import MODES
     from .rollout_loop import REPAIR_SCOPES
+    from .schema import SCHEMA_FORMATS
 
     for name, value, minimum in (
         ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
         ("top_k_tables", config.top_k_tables, 1), ("fk_hops", config.fk_hops, 0), ("sample_rows", config.sample_rows, 0),
+        ("sample_values", config.sample_values, 0),
         ("offset", config.offset, 0), ("limit", config.limit if config.limit is not None else 0, 0), ("chunk_size", config.chunk_size, 1),
     ):
         if value < minimum:
             raise UserError(f"--{name} must be at least {minimum}, got {value}")
-    if config.temperature < 0 or not 0 < config.top_p <= 1 or config.timeout_sec <= 0:
-        raise UserError("--temperature must be >= 0, --top_p in (0, 1] and --timeout_sec > 0")
+    # Written so that NaN fails every test: a NaN or infinite timeout would reach the sandbox.
+    if not (0 <= config.temperature < math.inf and 0 < config.top_p <= 1 and 0 < config.timeout_sec < math.inf):
+        raise UserError(f"--temperature must be >= 0, --top_p in (0, 1] and --timeout_sec a positive, finite number of seconds; "
+                        f"got {config.temperature:g}, {config.top_p:g} and {config.timeout_sec:g}")
     if config.generator not in generator_names():
         raise UserError(f"--generator {config.generator!r} is not one of: {', '.join(generator_names())}")
     for name, value, choices in (("feedback_detail", config.feedback_detail, DETAIL_LEVELS), ("feedback_mode", config.feedback_mode, FEEDBACK_MODES),
-                                 ("repair_scope", config.repair_scope, REPAIR_SCOPES), ("schema_mode", config.schema_mode, MODES)):
+                                 ("repair_scope", config.repair_scope, REPAIR_SCOPES), ("schema_mode", config.schema_mode, MODES),
+                                 ("schema_format", config.schema_format, SCHEMA_FORMATS)):
         if value not in choices:
             raise UserError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
 
@@ -171,6 +177,10 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
         examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split), "rollout")
     end = None if config.limit is None else config.offset + config.limit
     selected = list(enumerate(examples))[config.offset:end]
+    if not selected:
+        # EX over no examples is no result: refuse instead of reporting 0.000 (an empty shard is fine).
+        raise UserError(f"no examples to run: --offset {config.offset} and --limit {config.limit} select none of the "
+                        f"{len(examples)} examples of {config.dataset_path}{' left after --eval_dataset' if config.eval_dataset else ''}")
     identity = run_identity(config, [example.id for _, example in selected])
     if config.shard:
         index, count = parse_shard(config.shard)
@@ -184,17 +194,21 @@ def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
 
     ``generator`` replaces the one ``config.generator`` names (tests pass wrappers).
     """
-    from tqdm import tqdm
-
-    from .generation import create_generator
-    from .rollout_loop import RolloutEngine
-    from .rollout_store import RunFolder
-
     started = time.perf_counter()
     check(config)
     config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path))
     identity, chunks = select_examples(config)
-    folder = RunFolder(config.output_dir)
+    with RunFolder(config.output_dir) as folder:
+        return _run_locked(config, folder, identity, chunks, generator, started)
+
+
+def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, Any], chunks: list, generator,
+                started: float) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from .generation import create_generator
+    from .rollout_loop import RolloutEngine
+
     finished = folder.prepare(identity, config.overwrite)
     if finished is None:
         print(f"rollout: {config.output_dir} is complete; nothing to do", file=sys.stderr)
@@ -209,8 +223,7 @@ def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
 
     own_generator = generator is None
     generator = generator or create_generator(config.generator, **generator_options(config))
-    # Only now that the model loaded: a run that could not start leaves the folder as it was.
-    folder.claim(identity, config.overwrite)
+    claimed = bool(finished)  # a resumed run's folder is already its own
     engine = RolloutEngine(config, generator, config.tables_json)
     bar = tqdm(total=sum(map(len, chunks)), initial=sum(len(r["ids"]) for r in done.values()), unit="ex",
                desc="rollout", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
@@ -223,6 +236,10 @@ def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
             done[number] = {"chunk": number, "ids": [example.id for _, example in chunk],
                             "elapsed_s": time.perf_counter() - chunk_start, "generation_s": generation_s,
                             "trajectories": [trajectory.to_dict() for trajectory in trajectories]}
+            if not claimed:
+                # Only with a first result: a run that fails before it leaves the folder as it was.
+                folder.claim(identity, config.overwrite)
+                claimed = True
             folder.append_chunk(done[number])
             bar.set_postfix(EX=_running_ex(done), refresh=False)
             bar.update(len(chunk))
@@ -231,6 +248,8 @@ def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
         engine.close()
         if own_generator:
             generator.close()
+    if not claimed:  # nothing was left to compute
+        folder.claim(identity, config.overwrite)
     return _finish(folder, identity, [done[number] for number in sorted(done)], started, resumed=len(finished))
 
 
@@ -240,7 +259,7 @@ def _running_ex(done: dict[int, dict]) -> str:
     return f"{sum(finals) / len(finals):.3f}"
 
 
-def _finish(folder: "RunFolder", identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> dict[str, Any]:
+def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> dict[str, Any]:
     """Write the final files from the chunk records (or shards' timing records); returns summary.json."""
     from .rollout_metrics import summarize, timing
 
@@ -257,7 +276,7 @@ def _finish(folder: "RunFolder", identity: dict[str, Any], records: list[dict], 
 
 def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> dict[str, Any]:
     """Recombine finished shards into the files the unsharded run writes; returns summary.json."""
-    from .rollout_store import RunFolder, shards_of
+    from .rollout_store import shards_of
 
     started = time.perf_counter()
     folders = [RunFolder(path) for path in inputs]
@@ -272,10 +291,10 @@ def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> d
     timings = [folder.summary()["timing"] for folder in folders]
     record = {"trajectories": trajectories, "elapsed_s": sum(t["rollout_s"] for t in timings),
               "generation_s": sum(t["generation_s"] for t in timings)}
-    out = RunFolder(output_dir)
-    out.prepare(identity, overwrite)
-    out.claim(identity, overwrite)
-    return _finish(out, identity, [record], started, resumed=0)
+    with RunFolder(output_dir) as out:
+        out.prepare(identity, overwrite)
+        out.claim(identity, overwrite)
+        return _finish(out, identity, [record], started, resumed=0)
 
 
 # --------------------------------------------------------------------------- command line
@@ -298,7 +317,7 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
         "grpo_rollouts.jsonl and summary.json. Resumable: run it again with the same arguments. "
         f"`{prog} merge --inputs DIR ... --output_dir OUT` recombines --shard runs."))
     flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
-    flag(parser, "output_dir", required=True, help="folder for run.json and the outputs")
+    flag(parser, "output_dir", required=True, type=output_dir, help="folder for run.json and the outputs")
     flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
     flag(parser, "split", default=d["split"], help="split of a Spider-layout folder (default: %(default)s)")
     flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
@@ -328,6 +347,9 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")
     flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
     flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
+    flag(parser, "schema_format", default=d["schema_format"], help="create_table, compact or seed (default: %(default)s)")
+    flag(parser, "sample_values", type=int, default=d["sample_values"],
+         help="distinct values shown per text column, those the question mentions first (default: %(default)s)")
     flag(parser, "eval_dataset", help="leave out examples overlapping this evaluation set (same id, question or database)")
     flag(parser, "eval_split", default=d["eval_split"], help="split of a Spider-layout --eval_dataset (default: %(default)s)")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
@@ -344,7 +366,7 @@ def make_merge_parser(prog: str | None = "text2sql-mlops rollout merge") -> argp
     parser = ArgParser(prog=prog, description="Recombine the output folders of --shard i/n runs "
                      "into the files the unsharded run writes (summary recomputed from the trajectories).")
     flag(parser, "inputs", nargs="+", required=True, metavar="DIR", help="the shards' --output_dir folders")
-    flag(parser, "output_dir", required=True, help="folder for the merged outputs")
+    flag(parser, "output_dir", required=True, type=output_dir, help="folder for the merged outputs")
     flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
     return parser
 

@@ -15,18 +15,26 @@ file and computes the rest; a line cut short by a kill is dropped (its chunk is
 computed again). Chunks are fixed slices of the example list and each is
 generated with its own seeds, so the final files do not depend on where a run was
 interrupted. Any other identity in the folder is refused unless ``--overwrite``.
+
+One run per folder: a run holds an exclusive lock (``LOCK_FILE``, holding its pid)
+from its first check to its last write, so a second run into the same folder fails
+at once instead of mixing files. ``run.json`` is written with the first finished
+chunk, so a run that fails before finishing anything leaves nothing that blocks a
+corrected rerun. Temporaries of a killed run are removed by the next one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UserError
-from .fileio import read_jsonl, write_json, write_jsonl
+from .fileio import check_output_folder, mark_folder, output_folder_type, read_jsonl, remove_stale_temps, write_json, write_jsonl
 
+LOCK_FILE = ".text2sql-mlops.lock"  # ignored by DVC (.dvcignore), like the marker's temporaries
 RUN_FILE = "run.json"
 WORK_FILE = "rollout.work.jsonl"
 TRAJECTORIES = "trajectories.jsonl"
@@ -62,10 +70,53 @@ def grpo_records(trajectories: list[dict]) -> Iterator[dict]:
             }
 
 
+def rollout_here(folder: Path) -> bool:
+    """A folder a rollout wrote before folders carried the fileio marker."""
+    return (folder / RUN_FILE).is_file()
+
+
+# argparse type of --output_dir: a new or empty folder, or a rollout's
+output_dir = output_folder_type(rollout_here)
+
+
 class RunFolder:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.work = self.path / WORK_FILE
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Take the folder for this process (until ``unlock`` or exit); refuses a folder in use.
+
+        The folder must be new, empty or a rollout's; it is created and marked as this tool's.
+        """
+        check_output_folder(self.path, rollout_here)
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"{self.path} is in use by another rollout (pid {holder}); wait for it to finish "
+                            "or give another --output_dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._lock_fd = fd
+        mark_folder(self.path)
+        remove_stale_temps(self.path)
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> "RunFolder":
+        self.lock()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.unlock()
 
     def prepare(self, identity: dict[str, Any], overwrite: bool = False) -> list[dict] | None:
         """Check that the folder can hold the run ``identity``, writing nothing but the repair
@@ -85,8 +136,8 @@ class RunFolder:
         return []
 
     def claim(self, identity: dict[str, Any], overwrite: bool = False) -> None:
-        """Make the folder the run ``identity``'s (after ``prepare``): with ``overwrite``,
-        another run's files go first."""
+        """Make the folder the run ``identity``'s (after ``prepare``, when the first result is
+        ready to be written): with ``overwrite``, another run's files go first."""
         if overwrite:
             for name in FILES:
                 (self.path / name).unlink(missing_ok=True)

@@ -13,7 +13,10 @@ on its own, so a gap in one is covered by another:
    writes its copy), transactions, and every write or schema change,
    including TEMP objects that ``mode=ro`` alone would allow.
 3. Size limits (``conn.setlimit``) so ``randomblob``/``zeroblob``/``printf``
-   bombs fail at once, and a cap on the rows and bytes fetched into Python.
+   bombs fail at once; a cap on the compiled program that grows only with the
+   length of the SQL text, so long literal lists run but short SQL cannot
+   expand into a huge program; and a cap on the rows and bytes fetched into
+   Python, counted row by row as they arrive.
 4. Exactly one statement per call, and it must start like a read (SELECT,
    WITH, VALUES, EXPLAIN, PRAGMA). A second statement is an error, never
    silently dropped. The statement reaches SQLite character for character;
@@ -52,7 +55,7 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import EllipsisType
 
@@ -63,9 +66,24 @@ DEFAULT_MAX_ROWS = 10_000
 GRACE_S = 0.3  # how long after the deadline a worker may take before it is abandoned
 PROGRESS_EVERY_OPS = 1_000  # VM instructions between deadline checks (overhead within noise)
 MAX_SQL_BYTES = 2 * 2**20  # 1 MB of SQL still runs; anything larger is refused before SQLite parses it
-MAX_RESULT_BYTES = 64 * 2**20  # rough size of the fetched rows in Python before the query fails
+MAX_ARG_BYTES = 128 * 2**10  # Linux's MAX_ARG_STRLEN: the longest SQL `exec --sql` can be given as an argument
+MAX_RESULT_BYTES = 64 * 2**20  # Python's size of the fetched rows (sys.getsizeof) before the query fails
 CLI_HEAP_LIMIT = 256 * 2**20  # SQLite's heap cap in the `exec` process; legitimate queries use a few MB
-STATEMENT_CACHE = 64  # prepared statements kept per connection, each bounded by SQLITE_LIMIT_VDBE_OP
+
+# SQLITE_LIMIT_VDBE_OP, the size of one compiled program, is set per statement:
+# VDBE_OPS_BASE plus VDBE_OPS_PER_SQL_CHAR for each character of its text, at
+# most MAX_VDBE_OPS. A literal list compiles to three instructions per item,
+# so a flat 25,000 refused an honest IN list of 20,000 integers (108 KB of SQL,
+# 60,020 instructions) with "out of memory". Short SQL keeps the old cap, so SQL
+# that grows as it compiles (a subquery, CTE or view substituted many times
+# over) fails as early as before; padding it buys at most MAX_VDBE_OPS.
+VDBE_OPS_BASE = 25_000  # gold max: 255
+# The densest list, "1,1,1,...", takes 1.5 instructions per character. SQLite
+# grows a program by doubling its array and refuses a doubling past the limit
+# (a limit of 25,000 refuses instruction 21,505), so allow twice that.
+VDBE_OPS_PER_SQL_CHAR = 3
+MAX_VDBE_OPS = VDBE_OPS_BASE + VDBE_OPS_PER_SQL_CHAR * MAX_ARG_BYTES  # every list that fits in an argument runs
+STATEMENT_CACHE = 64  # prepared statements kept per connection, each of at most MAX_VDBE_OPS instructions
 
 # Per-connection limits, lowered only where the default lets hostile SQL cost
 # time or memory. Real text-to-SQL needs far less: the largest row in the
@@ -74,7 +92,7 @@ STATEMENT_CACHE = 64  # prepared statements kept per connection, each bounded by
 LIMITS = {
     sqlite3.SQLITE_LIMIT_LENGTH: 8 * 2**20,  # any string, blob or row: bombs fail with "too big"
     sqlite3.SQLITE_LIMIT_SQL_LENGTH: MAX_SQL_BYTES,
-    sqlite3.SQLITE_LIMIT_VDBE_OP: 25_000,  # caps the memory of one prepared statement (gold max: 255)
+    sqlite3.SQLITE_LIMIT_VDBE_OP: VDBE_OPS_BASE,  # caps one prepared statement's memory; see _vdbe_op_limit
     sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH: 10_000,  # LIKE/GLOB cost grows with pattern x text
     sqlite3.SQLITE_LIMIT_ATTACHED: 0,  # a second line of defence behind the authorizer
     sqlite3.SQLITE_LIMIT_WORKER_THREADS: 0,  # sorts stay on the worker thread we can abandon
@@ -311,9 +329,10 @@ class _Runner:
         self._deadline, self._denied = deadline, None
         cursor = self._conn.cursor()
         try:
+            self._conn.setlimit(sqlite3.SQLITE_LIMIT_VDBE_OP, _vdbe_op_limit(sql))
             cursor.execute(sql)
             columns = [column[0] for column in cursor.description or ()]
-            rows, truncated = _fetch(cursor, max_rows, len(columns))
+            rows, truncated = _fetch(cursor, max_rows)
             return rows, columns, truncated, None
         except _ResultTooLarge:
             return [], None, False, (
@@ -366,24 +385,35 @@ class _ResultTooLarge(Exception):
     pass
 
 
-def _fetch(cursor: sqlite3.Cursor, max_rows: int | None, ncols: int) -> tuple[list[tuple], bool]:
-    """Fetch up to ``max_rows`` rows (all when None), plus one to learn whether more exist."""
-    limit = None if max_rows is None else max_rows + 1
+def _vdbe_op_limit(sql: str) -> int:
+    """SQLITE_LIMIT_VDBE_OP for one statement: a long text may compile to a long program."""
+    return min(MAX_VDBE_OPS, VDBE_OPS_BASE + VDBE_OPS_PER_SQL_CHAR * len(sql))
+
+
+def _fetch(cursor: sqlite3.Cursor, max_rows: int | None) -> tuple[list[tuple], bool]:
+    """Fetch up to ``max_rows`` rows (all when None), plus one to learn whether more exist.
+
+    Raises _ResultTooLarge as soon as the rows kept pass MAX_RESULT_BYTES, so
+    Python never holds more than that plus one row. Counting a batch of 512 rows
+    after fetching it let 512 values of 5 MB (2.5 GB) arrive before the check.
+    One row is bounded by SQLite's heap where ``limit_sqlite_heap`` is set: its
+    values are all in SQLite's memory while Python copies them. The look-ahead
+    row is not counted: it is dropped, and a result that fits stays a result.
+    """
     rows: list[tuple] = []
     size = 0
-    while limit is None or len(rows) < limit:
-        want = 512 if limit is None else min(512, limit - len(rows))
-        batch = cursor.fetchmany(want)
-        rows += batch
-        # Python's own cost per row and cell, plus the text and blob bytes.
-        size += len(batch) * (64 + 32 * ncols)
-        size += sum(len(value) for row in batch for value in row if isinstance(value, (str, bytes)))
+    fetch, sizeof = cursor.fetchone, sys.getsizeof
+    while max_rows is None or len(rows) < max_rows:
+        row = fetch()
+        if row is None:
+            return rows, False
+        # Python's real cost of the row and its values: a str of non-ASCII text
+        # takes up to 4 bytes a character, where len() would count one.
+        size += sizeof(row) + sum(map(sizeof, row))
         if size > MAX_RESULT_BYTES:
             raise _ResultTooLarge
-        if len(batch) < want:
-            break
-    truncated = max_rows is not None and len(rows) > max_rows
-    return (rows[:max_rows] if truncated else rows), truncated
+        rows.append(row)
+    return rows, fetch() is not None
 
 
 # --- the public entry points ----------------------------------------------------
@@ -586,9 +616,41 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         limit_sqlite_heap(CLI_HEAP_LIMIT)
         with Sandbox(timeout=args.timeout, max_rows=args.max_rows or None) as sandbox:
             result = sandbox.execute(args.db, sql)
-    # ensure_ascii=False keeps text readable; "replace" can only meet a lone surrogate,
-    # which sits inside a JSON string, so the output stays valid JSON.
-    text = json.dumps(result.to_json(), ensure_ascii=False, allow_nan=False)
-    sys.stdout.buffer.write(text.encode("utf-8", "replace") + b"\n")
+    _write_json(result, sys.stdout.buffer)
     sys.stdout.flush()
     return 0
+
+
+# ensure_ascii=False keeps text readable.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_JSON_ROW_AT_ONCE = 2**20  # rows smaller than this (sys.getsizeof) are encoded in one call
+
+
+def _write_json(result: ExecResult, out) -> None:
+    """Write ``result.to_json()`` as one line, the same bytes ``json.dumps`` gives, a row at a time.
+
+    Encoding the whole result at once holds it several times over: a blob doubles
+    as hex and a control character takes six (``\\u0001``), and the text is
+    then copied again as UTF-8. 56 MB of such rows, well within
+    MAX_RESULT_BYTES, took the `exec` process past 1 GiB. A row at a time (a
+    value at a time for wide rows), the output adds one value's JSON at most.
+    """
+    def write(text: str) -> None:
+        # "replace" can only meet a lone surrogate, which sits inside a JSON
+        # string, so the output stays valid JSON.
+        out.write(text.encode("utf-8", "replace"))
+
+    fields = replace(result, rows=[]).to_json()  # "ok" and "rows" come first, as in to_json
+    write('{"ok": ' + _JSON.encode(fields.pop("ok")) + ', "rows": [')
+    del fields["rows"]
+    for i, row in enumerate(result.rows):
+        if i:
+            write(", ")
+        if sum(map(sys.getsizeof, row)) < _JSON_ROW_AT_ONCE:
+            write(_JSON.encode([_json_value(value) for value in row]))
+        else:
+            write("[")
+            for j, value in enumerate(row):
+                write((", " if j else "") + _JSON.encode(_json_value(value)))
+            write("]")
+    write("], " + _JSON.encode(fields)[1:] + "\n")

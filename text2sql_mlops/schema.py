@@ -34,9 +34,9 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 from tqdm import tqdm
 
-from .data import load_examples
+from .data import check_database, load_examples
 from .errors import UserError
-from .fileio import write_json
+from .fileio import output_file, write_json
 from .records import Example
 from .retrieval import DEFAULT_FK_HOPS, DEFAULT_TOP_K, MODES, select_tables
 from .sandbox import database_uri
@@ -135,6 +135,7 @@ def load_catalog(db_path: str | os.PathLike, tables_json: str | os.PathLike | No
 @functools.lru_cache(maxsize=1024)
 def _cached_catalog(path: str, mtime_ns: int, db_id: str, spider_key: tuple[str, int] | None) -> Catalog:
     # mtime_ns is only part of the key: a database rebuilt in place is read again.
+    check_database(path)  # an empty file would otherwise read as a database without tables
     tables = _read_sqlite(path)
     entry = _spider_entries(*spider_key).get(db_id) if spider_key else None
     if entry:
@@ -278,18 +279,23 @@ def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def create_table_sql(table: Table) -> str:
-    """A CREATE TABLE statement with column types, PRIMARY KEY and FOREIGN KEY lines."""
+def create_table_sql(table: Table, values: dict[str, list[str]] | None = None) -> str:
+    """A CREATE TABLE statement with column types, PRIMARY KEY and FOREIGN KEY lines; ``values``
+    (column -> example values) become ``-- e.g. ...`` comments."""
 
     def names(columns: Iterable[str]) -> str:
         return ", ".join(quote_name(column) for column in columns)
 
+    values = values or {}
     lines = [f"{quote_name(c.name)} {c.type}".rstrip() for c in table.columns]
     if table.primary_key:
         lines.append(f"PRIMARY KEY ({names(table.primary_key)})")
     for key in table.foreign_keys:
         lines.append(f"FOREIGN KEY ({names(key.columns)}) REFERENCES {quote_name(key.ref_table)}({names(key.ref_columns)})")
-    body = ",\n".join(f"  {line}" for line in lines)
+    notes = [f" -- e.g. {', '.join(_sql_literal(v) for v in values[c.name])}" if values.get(c.name) else "" for c in table.columns]
+    notes += [""] * (len(lines) - len(notes))
+    last = len(lines) - 1
+    body = "\n".join(f"  {line}{'' if i == last else ','}{note}" for i, (line, note) in enumerate(zip(lines, notes)))
     return f"CREATE TABLE {quote_name(table.name)} (\n{body}\n);"
 
 
@@ -314,24 +320,124 @@ def _cell(value: Any) -> str:
     return text if len(text) <= _SAMPLE_CELL_CHARS else text[: _SAMPLE_CELL_CHARS - 3] + "..."
 
 
-def schema_text(catalog: Catalog, tables: Iterable[str] | None = None, sample_rows: int = 0) -> str:
-    """The schema shown in a prompt: one CREATE TABLE per table, blank-line separated.
+SCHEMA_FORMATS = ("create_table", "compact", "seed")
 
-    ``tables`` (default: all) are matched case-insensitively and written in
-    catalog order, whatever order they are given in, so the same selection
-    always gives the same text. ``sample_rows`` > 0 adds that many rows per
-    table as a ``/* ... */`` comment. FOREIGN KEY lines are kept even when the
-    referenced table is not shown.
+
+def schema_text(catalog: Catalog, tables: Iterable[str] | None = None, sample_rows: int = 0,
+                schema_format: str = "create_table", sample_values: int = 0, question: str = "") -> str:
+    """The schema shown in a prompt, in one of ``SCHEMA_FORMATS``.
+
+    - ``create_table``: one CREATE TABLE per table (types, PRIMARY KEY, FOREIGN KEY lines).
+    - ``compact``: one line per table, ``t(col PK, col, ...)``, then one ``a.x -> b.y`` line per
+      foreign key; about half the tokens, which matters for a small model on a CPU.
+    - ``seed``: the reference project's ``Table t: col TYPE primary_key, ...`` lines, then
+      ``Foreign keys:`` lines, so its prompts can be reproduced.
+
+    ``tables`` (default: all) are matched case-insensitively and written in catalog order,
+    whatever order they are given in, so the same selection always gives the same text.
+    ``sample_rows`` > 0 adds that many rows per table as a ``/* ... */`` comment
+    (create_table only). ``sample_values`` > 0 lists up to that many distinct values of each
+    text column, those the ``question`` mentions first, so a literal can be copied from the
+    prompt instead of guessed. Foreign keys are kept even when the referenced table is not shown.
     """
+    if schema_format not in SCHEMA_FORMATS:
+        raise UserError(f"unknown schema format {schema_format!r}; choose one of: {', '.join(SCHEMA_FORMATS)}")
+    if sample_rows > 0 and schema_format != "create_table":
+        raise UserError("sample_rows only goes with schema_format create_table; use sample_values with the others")
     wanted = set(catalog.table_names) if tables is None else {catalog.table(name).name for name in tables}
+    shown = [table for table in catalog.tables if table.name in wanted]
+    values = {table.name: _shown_values(catalog, table, sample_values, question) for table in shown} if sample_values > 0 else {}
+    if schema_format == "compact":
+        return _compact(shown, values)
+    if schema_format == "seed":
+        return _seed_layout(shown, values)
     blocks = []
-    for table in catalog.tables:
-        if table.name in wanted:
-            block = create_table_sql(table)
-            if sample_rows > 0:
-                block += "\n" + _sample_comment(catalog, table, sample_rows)
-            blocks.append(block)
+    for table in shown:
+        block = create_table_sql(table, values.get(table.name, {}))
+        if sample_rows > 0:
+            block += "\n" + _sample_comment(catalog, table, sample_rows)
+        blocks.append(block)
     return "\n\n".join(blocks)
+
+
+def _values_note(values: list[str]) -> str:
+    return " (" + ", ".join(_sql_literal(value) for value in values) + ")" if values else ""
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _foreign_key_lines(tables: list[Table], arrow: str) -> list[str]:
+    lines = []
+    for table in tables:
+        for key in table.foreign_keys:
+            for column, ref in zip(key.columns, key.ref_columns):
+                lines.append(f"{quote_name(table.name)}.{quote_name(column)} {arrow} {quote_name(key.ref_table)}.{quote_name(ref)}")
+    return lines
+
+
+def _compact(tables: list[Table], values: dict[str, dict[str, list[str]]]) -> str:
+    lines = []
+    for table in tables:
+        shown = values.get(table.name, {})
+        columns = [quote_name(c.name) + (" PK" if c.name in table.primary_key else "") + _values_note(shown.get(c.name, []))
+                   for c in table.columns]
+        lines.append(f"{quote_name(table.name)}({', '.join(columns)})")
+    return "\n".join(lines + _foreign_key_lines(tables, "->"))
+
+
+def _seed_layout(tables: list[Table], values: dict[str, dict[str, list[str]]]) -> str:
+    lines = []
+    for table in tables:
+        shown = values.get(table.name, {})
+        columns = [" ".join(part for part in (quote_name(c.name), c.type, "primary_key" if c.name in table.primary_key else "") if part)
+                   + _values_note(shown.get(c.name, [])) for c in table.columns]
+        lines.append(f"Table {quote_name(table.name)}: {', '.join(columns)}")
+    keys = _foreign_key_lines(tables, "=")
+    return "\n".join(lines + (["Foreign keys:", *keys] if keys else []))
+
+
+_TEXT_TYPES = ("CHAR", "CLOB", "TEXT", "")  # "" : SQLite columns without a declared type hold text too
+_VALUES_PER_COLUMN = 5000  # distinct values read per column, to find the ones a question mentions
+_CATEGORY_VALUES = 20  # a text column with at most this many distinct values is a category
+
+
+def _shown_values(catalog: Catalog, table: Table, limit: int, question: str) -> dict[str, list[str]]:
+    """Per text column, up to ``limit`` values: those ``question`` mentions, then (category columns
+    only) the most frequent."""
+    asked = question.lower()
+    shown = {}
+    for column, values in _column_values(catalog.db_path, table.name).items():
+        mentioned = [v for v in values if len(v) > 1 and v.lower() in asked]
+        # longest mention first: "New York City" before "York"
+        picked = sorted(mentioned, key=len, reverse=True)[:limit]
+        if len(values) <= _CATEGORY_VALUES:
+            # a category column: its common values show how they are spelled; a name column's
+            # arbitrary first names would only cost tokens
+            picked += [v for v in values if v not in picked][: limit - len(picked)]
+        if picked:
+            shown[column] = picked
+    return shown
+
+
+@functools.lru_cache(maxsize=4096)
+def _column_values(db_path: str, table_name: str) -> dict[str, list[str]]:
+    """Distinct short values of each text column, most frequent first (ties by value): cached
+    per database file, since every prompt over the database reads them."""
+    out: dict[str, list[str]] = {}
+    with contextlib.closing(connect_read_only(db_path)) as conn:
+        columns = [(row[1], (row[2] or "").upper()) for row in conn.execute(f"PRAGMA table_info({quote_name(table_name)})")]
+        for name, declared in columns:
+            if not any(kind in declared for kind in _TEXT_TYPES if kind) and declared:
+                continue
+            rows = conn.execute(
+                f"SELECT {quote_name(name)} AS v, COUNT(*) AS n FROM {quote_name(table_name)} "
+                f"WHERE typeof({quote_name(name)}) = 'text' AND length({quote_name(name)}) BETWEEN 1 AND ? "
+                "GROUP BY v ORDER BY n DESC, v LIMIT ?", (_SAMPLE_CELL_CHARS, _VALUES_PER_COLUMN)).fetchall()
+            if rows:
+                out[name] = [value for value, _ in rows]
+    return out
 
 
 # --------------------------------------------------------------------------- gold tables
@@ -424,7 +530,7 @@ def make_parser(prog: str = "text2sql-mlops schema-recall") -> argparse.Argument
     parser.add_argument("--fk-hops", type=_at_least(0), default=DEFAULT_FK_HOPS, help="foreign-key hops for bm25_fk (default: %(default)s)")
     parser.add_argument("--tables", help="Spider tables.json: natural names and extra foreign keys")
     parser.add_argument("--split", default="train", choices=("train", "dev"), help="split, when --dataset is a Spider-layout folder")
-    parser.add_argument("--out", help="also write the JSON report to this file (atomically)")
+    parser.add_argument("--out", type=output_file, help="also write the JSON report to this file (atomically)")
     return parser
 
 

@@ -29,6 +29,7 @@ Sandbox (one connection per database) serves every query.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections import Counter, OrderedDict
@@ -36,7 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .data import check_database, check_db_id
 from .errors import UserError
+from .fileio import output_file
 
 # The official evaluator's TIMEOUT; its own limit can never fire (a blocking call
 # inside asyncio.wait_for), so ours is only a guard against runaway predictions.
@@ -350,6 +353,8 @@ def read_pairs(gold_path: str | Path, pred_path: str | Path) -> list[Pair]:
     gold_lines = _without_trailing_blanks(_lines(gold_path))
     pred_lines = _lines(pred_path)
     examples = [(n, line) for n, line in enumerate(gold_lines, start=1) if line]
+    if not examples:
+        raise UserError(f"{gold_path} holds no gold examples; give the official gold file, one 'SQL<TAB>db_id' a line")
     # A final blank PRED line may be an empty prediction or just a trailing newline:
     # try the lines as they are first.
     for candidate in (pred_lines, _without_trailing_blanks(pred_lines)):
@@ -369,6 +374,7 @@ def read_pairs(gold_path: str | Path, pred_path: str | Path) -> list[Pair]:
         fields = line.split("\t")
         if len(fields) != 2 or not fields[1]:
             raise UserError(f"{gold_path}:{lineno}: expected 'SQL<TAB>db_id', got {len(fields)} tab-separated field(s)")
+        check_db_id(fields[1], f"{gold_path}:{lineno}")
         pred_sql = pred.split("\t")[0].replace(" value ", " 1 ")
         pairs.append(Pair(index, fields[1], fields[0], pred_sql))
     return pairs
@@ -382,6 +388,14 @@ def _lines(path: str | Path) -> list[str]:
             return [line.strip() for line in handle]
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        data = Path(path).read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8") from None
+        raise
 
 
 def _without_trailing_blanks(lines: list[str]) -> list[str]:
@@ -391,16 +405,26 @@ def _without_trailing_blanks(lines: list[str]) -> list[str]:
     return lines[:end]
 
 
+def check_databases(pairs: Sequence[Pair], db_root: str | Path) -> None:
+    """Every database the pairs name exists under ``db_root`` and is a readable SQLite file
+    (``data.check_database``: a corrupt file would otherwise score its examples 0 as bad gold)."""
+    db_ids = sorted({p.db_id for p in pairs})
+    missing = [db_id for db_id in db_ids if not database_files(Path(db_root) / db_id)]
+    if missing:
+        raise UserError(f"no .sqlite file under {db_root}/<db_id>/ for: {', '.join(missing[:10])}"
+                        f"{' ...' if len(missing) > 10 else ''}; check --db")
+    for db_id in db_ids:
+        for path in database_files(Path(db_root) / db_id):
+            check_database(path)
+
+
 def score_pairs(pairs: Sequence[Pair], db_root: str | Path, scorer: Scorer, progress: bool = True) -> list[dict]:
     """One record per pair, in order: index, db_id, hardness, match, pred_error, gold_error."""
     from tqdm import tqdm
 
     from .hardness import hardness
 
-    missing = sorted(db_id for db_id in {p.db_id for p in pairs} if not database_files(Path(db_root) / db_id))
-    if missing:
-        raise UserError(f"no .sqlite file under {db_root}/<db_id>/ for: {', '.join(missing[:10])}"
-                        f"{' ...' if len(missing) > 10 else ''}; check --db")
+    check_databases(pairs, db_root)
     levels: dict[str, str | None] = {}
     records = []
     # disable=None: tqdm draws the bar only when stderr is a terminal
@@ -455,7 +479,7 @@ def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--gold", required=True, help="gold file, one 'SQL<TAB>db_id' a line (official format)")
     parser.add_argument("--pred", required=True, help="predictions, one SQL a line, in the gold's order")
     parser.add_argument("--db", required=True, help="database root: DB/<db_id>/*.sqlite (every .sqlite file counts)")
-    parser.add_argument("--per-example", metavar="OUT.jsonl", help="write one JSON object per example, in order")
+    parser.add_argument("--per-example", "--per_example", dest="per_example", metavar="OUT.jsonl", type=output_file, help="write one JSON object per example, in order")
     parser.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (official default: remove it)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds per query before a prediction counts as failed (default {DEFAULT_TIMEOUT:g})")
@@ -467,11 +491,14 @@ def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = make_parser(prog).parse_args(argv)
-    print(f"score: gold={args.gold} pred={args.pred} db={args.db} matcher={args.matcher} "
-          f"keep_distinct={args.keep_distinct} timeout={args.timeout:g}", file=sys.stderr)
+    if not 0 < args.timeout < math.inf:
+        raise UserError(f"--timeout must be a positive, finite number of seconds, got {args.timeout:g}")
     if not Path(args.db).is_dir():
         raise UserError(f"database root {args.db} is not a folder; point --db at the folder holding <db_id>/ folders")
     pairs = read_pairs(args.gold, args.pred)
+    check_databases(pairs, args.db)
+    print(f"score: gold={args.gold} pred={args.pred} db={args.db} matcher={args.matcher} "
+          f"keep_distinct={args.keep_distinct} timeout={args.timeout:g}", file=sys.stderr)
     from .sandbox import CLI_HEAP_LIMIT, limit_sqlite_heap
 
     # This process exists to run untrusted predictions: cap SQLite's memory for all of it,

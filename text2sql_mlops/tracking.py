@@ -11,6 +11,8 @@ run at all. A run that fails while logging is marked FAILED by MLflow, never FIN
 Store: ``MLFLOW_TRACKING_URI`` when set (a team server); otherwise a SQLite backend
 at ``mlruns/mlflow.db`` with artifacts under ``mlruns/<experiment id>/`` (MLflow 3's file
 store is legacy). One experiment per pipeline (``tracking.experiment`` in params.yaml).
+Stages may log at once (``dvc queue start -j 2``): a local SQLite store is created,
+migrated and given new experiments under a file lock (``mlruns/.mlflow.db.lock``).
 
 Every run is tagged with the stage name, the git commit (``+dirty`` when the tree
 has uncommitted changes), the DVC hash of the raw data (``data.dvc``) and a hash of
@@ -27,11 +29,13 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .cliutil import ArgParser, flag
 from .errors import UserError
+from .fileio import output_file
 
 STORE_DIR = Path("mlruns")
 DEFAULT_EXPERIMENT = "text2sql-mlops"
@@ -55,19 +59,72 @@ def quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def connect(experiment: str, store_dir: str | os.PathLike = STORE_DIR) -> str:
-    """Point MLflow at the store and return the id of ``experiment`` (created when new)."""
+def sqlite_db_path(uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///`` store URI; None for a server or an in-memory store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive inter-process lock on a local SQLite store (``.mlflow.db.lock`` next to the db).
+
+    MLflow creates and migrates a fresh SQLite store on first use with no lock between
+    processes: two stages logging at once both ran the migrations and broke the store for
+    good (``table _alembic_tmp_latest_metrics already exists``). Under this lock the first
+    process creates the store and the others wait, then find it ready. Not re-entrant:
+    never nest it. A server URI needs no lock (the server serialises).
+    """
+    db = sqlite_db_path(uri)
+    if db is None or os.name == "nt":
+        yield
+        return
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f".{db.name}.lock", "a") as handle:  # closing it releases the lock
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_DIR, registry: bool = False) -> str | None:
+    """Point MLflow at the store and return the id of ``experiment`` (created when new; None without one).
+
+    Opening the store (creating and migrating a new SQLite database, with the model
+    registry's tables too when ``registry``) and creating the experiment happen under
+    ``store_lock``: concurrent stages wait for each other instead of racing. Later writes
+    need no lock: MLflow's SQLite sessions wait up to 20 s on a busy database
+    (``PRAGMA busy_timeout``), and each write is one short transaction.
+    """
     quiet_mlflow()
     import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(store_dir)
     mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    # With the SQLite store MLflow puts an experiment's artifacts in ./mlruns/<experiment id>/,
-    # resolved to an absolute path when the experiment is created.
-    return mlflow.create_experiment(experiment)
+    with store_lock(uri):
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment) if experiment else None  # opens (creates) the store
+        if experiment is None:
+            client.search_experiments(max_results=1)
+        if registry:
+            client.search_registered_models(max_results=1)  # the registry's store: its own engine and checks
+        if experiment is None:
+            return None
+        if found is not None:
+            return found.experiment_id
+        # With the SQLite store MLflow puts an experiment's artifacts in ./mlruns/<experiment id>/,
+        # resolved to an absolute path when the experiment is created.
+        try:
+            return client.create_experiment(experiment)
+        except MlflowException:  # created meanwhile by a process that does not take the lock
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return found.experiment_id
 
 
 # --------------------------------------------------------------------------- what a run carries
@@ -149,25 +206,33 @@ def log_stage(
     store_dir: str | os.PathLike = STORE_DIR,
     extra_tags: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Log one finished stage as one MLflow run; returns the run record (ids and URIs)."""
+    """Log one finished stage as one MLflow run; returns the run record (ids and URIs).
+
+    Every input is read and checked first (metrics files, step series, artifacts, the
+    adapter folder): a bad one is a ``UserError`` and no run is created at all.
+    """
     import mlflow
+
+    from .registry import check_adapter_folder
 
     files = [Path(p) for p in [*metrics_files, *step_files, *artifacts, *([adapter] if adapter else [])]]
     missing = [str(p) for p in files if not p.exists()]
     if missing:
         raise UserError(f"track {stage}: nothing to log at {', '.join(missing)}; did the stage's command succeed?")
+    metrics = [numeric_metrics(_read_json(path)) for path in metrics_files]
+    series = [step for path in step_files for step in _read_steps(Path(path))]
+    if adapter:
+        check_adapter_folder(adapter)
     experiment_id = connect(experiment, store_dir)
     tags = {"stage": stage, "git_commit": git_commit(), "dvc_data_hash": data_hash(), "params_hash": params_hash(params),
             **(extra_tags or {})}
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=tags) as run:
         if params:
             mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in params.items()})
-        for path in metrics_files:
-            numbers = numeric_metrics(_read_json(path))
+        for numbers in metrics:
             if numbers:
                 mlflow.log_metrics({_mlflow_key(k): v for k, v in numbers.items()})
-        for path in step_files:
-            _log_steps(Path(path))
+        _log_series(run.info.run_id, series)
         for path in artifacts:
             _log_artifact(Path(path))
         if adapter:
@@ -181,25 +246,42 @@ def log_stage(
 
 def _read_json(path: str | os.PathLike) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read metrics file {path}: {exc}") from None
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
+        raise UserError(f"cannot read metrics file {path}: {exc}; give the JSON file the stage wrote") from None
     if not isinstance(data, dict):
-        raise UserError(f"metrics file {path} must hold a JSON object")
+        raise UserError(f"metrics file {path} must hold a JSON object, not a {type(data).__name__}")
     return data
 
 
-def _log_steps(path: Path) -> None:
-    """One metric history per numeric field of a JSONL file whose lines carry ``step``."""
-    import mlflow
-
+def _read_steps(path: Path) -> list[tuple[int, dict[str, float]]]:
+    """(step, numbers) per line of a JSONL step series; a line's ``step`` defaults to its index."""
     from .fileio import read_jsonl
 
+    series = []
     for index, line in enumerate(read_jsonl(path)):
-        step = int(line.get("step", index))
+        step = line.get("step", index)
+        if isinstance(step, bool) or not (isinstance(step, int) or (isinstance(step, float) and step.is_integer())):
+            raise UserError(f"step file {path}: record {index + 1} has step {step!r}; a step must be a whole number")
         numbers = {k: v for k, v in numeric_metrics(line).items() if k != "step"}
         if numbers:
-            mlflow.log_metrics({_mlflow_key(k): v for k, v in numbers.items()}, step=step)
+            series.append((int(step), numbers))
+    return series
+
+
+def _log_series(run_id: str, series: list[tuple[int, dict[str, float]]]) -> None:
+    """Step series in batches of 1000 values: one short write each (not one per step), so
+    concurrent stages rarely wait on the SQLite store's write lock."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    values = [Metric(_mlflow_key(key), value, now, step) for step, numbers in series for key, value in numbers.items()]
+    client = MlflowClient()
+    for start in range(0, len(values), 1000):
+        client.log_batch(run_id, metrics=values[start:start + 1000])
 
 
 def _log_artifact(path: Path) -> None:
@@ -228,9 +310,9 @@ def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     flag(parser, "experiment", help="MLflow experiment (default: tracking.experiment in the params file, else "
          f"{DEFAULT_EXPERIMENT})")
     flag(parser, "store", default=str(STORE_DIR), help="local store folder when MLFLOW_TRACKING_URI is unset (default: %(default)s)")
-    flag(parser, "record", help="write the run record (run id, artifact URIs) to this JSON file")
-    flag(parser, "metrics_out", help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
-    flag(parser, "plots_out", help="also write the --steps series as one JSON list (a DVC plots file)")
+    flag(parser, "record", type=output_file, help="write the run record (run id, artifact URIs) to this JSON file")
+    flag(parser, "metrics_out", type=output_file, help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
+    flag(parser, "plots_out", type=output_file, help="also write the --steps series as one JSON list (a DVC plots file)")
     return parser
 
 

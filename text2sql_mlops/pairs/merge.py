@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from collections import Counter, deque
@@ -39,9 +40,9 @@ from typing import Any, Sequence
 
 from ..cliutil import ArgParser, flag
 from ..errors import UserError
-from ..records import NATURAL_PAIR_TYPES, PAIR_META_KEYS, SYNTHETIC_PREFIX
+from ..fileio import output_file
+from ..records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pair_file
 
-RECORD_KEYS = ("id", "prompt", "chosen", "rejected", "meta")
 REMOVAL_STEPS = ("input_limits", "duplicates", "same_sql", "min_reward_margin", "max_sql_edit_distance_ratio",
                  "pair_type_limits", "fraction_caps", "max_pairs")
 
@@ -112,27 +113,12 @@ def check_config(config: MergeConfig, n_inputs: int) -> None:
         _check_pattern(pattern, "--pair_type_max_fractions")
         if not 0 <= fraction <= 1:
             raise UserError(f"--pair_type_max_fractions {pattern}={fraction}: the fraction must lie in [0, 1]")
+    if config.min_reward_margin is not None and not math.isfinite(config.min_reward_margin):
+        raise UserError(f"--min_reward_margin must be a finite number, got {config.min_reward_margin}")
     if config.max_sql_edit_distance_ratio is not None and not config.max_sql_edit_distance_ratio >= 0:
         raise UserError(f"--max_sql_edit_distance_ratio must be >= 0, got {config.max_sql_edit_distance_ratio}")
     if config.max_pairs is not None and config.max_pairs < 0:
         raise UserError(f"--max_pairs must be >= 0, got {config.max_pairs}")
-
-
-def validate_pair(record: Any, where: str) -> None:
-    """A ``records.Pair`` record, or one ``UserError`` naming ``where`` and the missing fields."""
-    if not isinstance(record, dict):
-        raise UserError(f"{where}: expected a pair object, got {type(record).__name__}")
-    missing = [key for key in RECORD_KEYS if key not in record]
-    meta = record.get("meta")
-    if isinstance(meta, dict):
-        missing += [f"meta.{key}" for key in PAIR_META_KEYS if key not in meta]
-        if "pair_type" in meta and not (isinstance(meta["pair_type"], str) and meta["pair_type"]):
-            raise UserError(f"{where}: meta.pair_type must be a non-empty string, got {meta['pair_type']!r}")
-    elif "meta" in record:
-        missing.append("meta (an object)")
-    if missing:
-        raise UserError(f"{where}: pair record lacks {', '.join(missing)}; pair files hold records.Pair "
-                        "records as `pairs mine` and `pairs synth` write them")
 
 
 # --------------------------------------------------------------------------- the fraction solver
@@ -314,7 +300,7 @@ def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[s
     check_config(config, len(inputs))
     for name, records in zip(names, inputs):
         for number, record in enumerate(records, start=1):
-            validate_pair(record, f"{name} pair #{number}")
+            Pair.from_dict(record, f"{name} pair #{number}")
     rng = random.Random(config.seed)
     removed = dict.fromkeys(REMOVAL_STEPS, 0)
     pool: list[tuple[int, int, dict]] = []  # (input, position in the input, record), in processing order
@@ -340,9 +326,6 @@ def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[s
     keep("duplicates", lambda e: first[e[2]["id"]] == e[:2])
     keep("same_sql", lambda e: not _same_sql(e[2]["meta"]))
     if config.min_reward_margin is not None:
-        for i, j, record in pool:
-            if not isinstance(record["meta"]["reward_margin"], (int, float)):
-                raise UserError(f"{names[i]} pair #{j + 1}: meta.reward_margin is {record['meta']['reward_margin']!r}, not a number")
         keep("min_reward_margin", lambda e: e[2]["meta"]["reward_margin"] >= config.min_reward_margin)
     if config.max_sql_edit_distance_ratio is not None and config.max_sql_edit_distance_ratio < 1:
         ratio = config.max_sql_edit_distance_ratio
@@ -417,18 +400,7 @@ def read_pairs(path: str) -> list[dict]:
 
     if not Path(path).is_file():
         raise UserError(f"pair file not found: {path}")
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix or remove that line") from None
-            validate_pair(record, f"{path}:{lineno}")
-            records.append(record)
-    return records
+    return read_pair_file(path)
 
 
 def _limit(text: str) -> int | None:
@@ -463,7 +435,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.Arg
         "Merge pair files: per-input limits, filters (duplicates, same SQL, reward margin, SQL distance), "
         "pair-type limits, then input and pair-type fraction caps that hold exactly on the output."))
     flag(parser, "inputs", nargs="+", required=True, metavar="PAIRS.jsonl", help="pair files, in priority order")
-    flag(parser, "output", required=True, help="the merged pairs (JSONL, written atomically)")
+    flag(parser, "output", required=True, type=output_file, help="the merged pairs (JSONL, written atomically)")
     flag(parser, "input_limits", nargs="+", type=_limit, metavar="N", help="at most N pairs from each input ('all': no limit)")
     flag(parser, "input_fraction_limits", nargs="+", type=float, metavar="F", help="largest share of the output from each input")
     flag(parser, "pair_type_limits", nargs="+", action="extend", default=[], metavar="TYPE=N", help="at most N pairs of TYPE")
@@ -477,8 +449,25 @@ def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.Arg
     flag(parser, "eval_dataset", help="refuse pairs from this evaluation set (JSON, JSONL or Spider-layout folder)")
     flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: <its folder>/database)")
-    flag(parser, "stats", help="write counts per input, pair type and filter to this JSON file")
+    flag(parser, "db_root", nargs="+", default=[], metavar="DIR",
+         help="folders of the training databases, whose schemas the guard compares (default: --eval_dataset's)")
+    flag(parser, "stats", type=output_file, help="write counts per input, pair type and filter to this JSON file")
     return parser
+
+
+def _refuse_repeated_inputs(paths: Sequence[str]) -> None:
+    """One file given twice is refused rather than merged with itself: its second copy would only
+    be removed again as duplicates, while the per-input options (--input_limits,
+    --input_fraction_limits) and the per-input counts would see two inputs where there is one."""
+    import os
+
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = os.path.normcase(os.path.realpath(path))
+        if key in seen:
+            same = f"{path!r} and {seen[key]!r} are the same file" if path != seen[key] else f"{path!r} is given twice"
+            raise UserError(f"--inputs: {same}; give each pair file once (merging a file with itself adds nothing)")
+        seen[key] = path
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge") -> int:
@@ -493,11 +482,12 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge"
         min_reward_margin=args.min_reward_margin, max_sql_edit_distance_ratio=args.max_sql_edit_distance_ratio,
         max_pairs=args.max_pairs, shuffle=args.shuffle, seed=args.seed)
     check_config(config, len(args.inputs))
+    _refuse_repeated_inputs(args.inputs)
     inputs = [read_pairs(path) for path in args.inputs]
     if args.eval_dataset:
         eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split)
         for path, records in zip(args.inputs, inputs):
-            refuse_leaks(records, eval_split, where=path, what="pairs")
+            refuse_leaks(records, eval_split, where=path, what="pairs", db_roots=args.db_root)
     pairs, stats = merge_pairs(inputs, config, names=args.inputs)
     write_jsonl(args.output, pairs)
     stats = {"output": args.output, **stats}

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 from ..cliutil import ArgParser, flag
 from ..errors import UserError
+from ..fileio import output_file
 from ..records import NATURAL_PAIR_TYPES, Pair
 
 TRAJECTORY_KEYS = ("id", "db_id", "question", "gold", "turns")
@@ -199,7 +200,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
     d = {f.name: f.default for f in fields(MineConfig)}
     parser = ArgParser(prog=prog, description="Mine natural DPO preference pairs from rollout trajectories.")
     flag(parser, "trajectories", nargs="+", required=True, metavar="PATH", help="rollout folders or trajectories.jsonl files")
-    flag(parser, "out", "--output", required=True, help="pairs JSONL to write")
+    flag(parser, "out", "--output", required=True, type=output_file, help="pairs JSONL to write")
     flag(parser, "use_gold_when_failed", action="store_true", help="gold_vs_failed_attempt pairs for unsolved examples")
     flag(parser, "min_cost_reward_gap", type=float, default=d["min_cost_reward_gap"], help="(default: %(default)s)")
     flag(parser, "max_pairs_per_example", type=int, help="keep at most N pairs per example, in type order (default: all)")
@@ -207,12 +208,14 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
     flag(parser, "eval_dataset", help="refuse trajectories from this evaluation set (the clean-split guard)")
     flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
+    flag(parser, "db_root", nargs="+", default=[], metavar="DIR", help="folders of the training databases, whose schemas the guard "
+         "compares (default: the rollout folder's, then --eval_dataset's)")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine") -> int:
     from ..fileio import write_jsonl
-    from ..split_guard import load_eval_split, refuse_leaks
+    from ..split_guard import load_eval_split, refuse_leaks, rollout_db_roots
 
     args = make_parser(prog).parse_args(argv)
     unknown = sorted(set(args.pair_types) - set(NATURAL_PAIR_TYPES))
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
     started = time.perf_counter()
     trajectories = read_trajectories(args.trajectories)
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split) if args.eval_dataset else None
-    refuse_leaks(trajectories, eval_split, "pairs mine", "trajectories")
+    refuse_leaks(trajectories, eval_split, "pairs mine", "trajectories", [*args.db_root, *rollout_db_roots(args.trajectories)])
     pairs = mine(trajectories, config)
     write_jsonl(args.out, pairs)
     summary: dict[str, Any] = {

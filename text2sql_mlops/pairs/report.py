@@ -28,28 +28,14 @@ from typing import Any
 from ..cliutil import ArgParser, flag
 from ..errors import UserError
 from ..feedback import ERROR_TYPES
-from ..fileio import atomic_path, read_jsonl, write_json
-from ..records import NATURAL_PAIR_TYPES
+from ..fileio import atomic_folder, output_folder_type, write_json
+from ..records import NATURAL_PAIR_TYPES, read_pair_file
 from .similarity import edit_distance_ratio
 
 PLOTS = ("pair_types.png", "reward_margin.png", "edit_ratio.png")
 OUTPUTS = ("pair_quality.json", "pair_quality.md", "pair_quality.html", *PLOTS)
 CORRECT = "correct"  # the rejected side's "error type" when it is correct (cost pairs)
 HIST_BINS = 20
-
-# meta fields the report reads -> the check each value must pass
-_META_CHECKS = {
-    "pair_type": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
-    "source": (lambda v: v in ("natural", "synthetic"), '"natural" or "synthetic"'),
-    "gold_fallback": (lambda v: isinstance(v, bool), "true or false"),
-    "chosen_sql": (lambda v: isinstance(v, str), "a string"),
-    "rejected_sql": (lambda v: isinstance(v, str), "a string"),
-    "reward_margin": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-                      "a finite number"),
-    "chosen_executable": (lambda v: isinstance(v, bool), "true or false"),
-    "rejected_executable": (lambda v: isinstance(v, bool), "true or false"),
-    "rejected_error_type": (lambda v: v is None or (isinstance(v, str) and v != ""), "a string or null"),
-}
 
 # the rows of the summary table: (label, key in pair_quality, number format)
 ROWS = (
@@ -63,21 +49,6 @@ ROWS = (
 
 
 # --------------------------------------------------------------------------- the numbers (pure)
-
-
-def check_pair(record: dict[str, Any]) -> str | None:
-    """What is wrong with a pair record for the report, or None when it is usable."""
-    if not isinstance(record.get("id"), str) or not record["id"]:
-        return 'field "id" must be a non-empty string'
-    meta = record.get("meta")
-    if not isinstance(meta, dict):
-        return 'field "meta" must be an object'
-    for key, (ok, wanted) in _META_CHECKS.items():
-        if key not in meta:
-            return f'meta lacks "{key}"'
-        if not ok(meta[key]):
-            return f'meta "{key}" must be {wanted}, got {json.dumps(meta[key])}'
-    return None
 
 
 def pair_series(pairs: list[dict]) -> dict[str, list[float]]:
@@ -95,7 +66,7 @@ def _order(keys, first=()) -> list[str]:
 
 
 def pair_quality(pairs: list[dict], series: dict[str, list[float]] | None = None) -> dict[str, Any]:
-    """The quality numbers of one dataset (``check_pair``-valid records). Rates are over all
+    """The quality numbers of one dataset (``records.Pair.from_dict``-valid records). Rates are over all
     pairs, duplicates included; with no pairs they are None and the counts 0."""
     series = series if series is not None else pair_series(pairs)
     n = len(pairs)
@@ -303,21 +274,12 @@ def load_pairs(path: str) -> list[dict]:
         raise UserError(f"pair file not found: {path}")
     if Path(path).is_dir():
         raise UserError(f"{path} is a folder; --datasets takes pair files (JSONL)")
-    pairs = list(read_jsonl(path))
-    for index, record in enumerate(pairs, start=1):
-        problem = check_pair(record)
-        if problem:
-            raise UserError(f"{path}: record {index}: {problem}; pair files come from `pairs mine/synth/merge`")
-    return pairs
+    return read_pair_file(path)
 
 
-def _check_out(out: Path) -> None:
-    """Refuse to replace anything that is not a previous report."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS) if out.is_dir() else []
-    if foreign:
-        raise UserError(f"--out {out} holds other files ({', '.join(foreign[:3])}); choose a new or empty folder")
+def reported_here(folder: Path) -> bool:
+    """A folder `pairs report` wrote before folders carried the fileio marker: only report files."""
+    return all(p.name in OUTPUTS for p in folder.iterdir())
 
 
 def make_parser(prog: str | None = None) -> ArgParser:
@@ -325,7 +287,7 @@ def make_parser(prog: str | None = None) -> ArgParser:
                                               "with plots, one column per pair file.")
     flag(parser, "datasets", nargs="+", required=True, metavar="NAME=PATH",
          help="pair files (JSONL of records.Pair), each with a column name, e.g. Raw=raw.jsonl Filtered=merged.jsonl")
-    flag(parser, "out", "--output_dir", "--output-dir", required=True, metavar="DIR",
+    flag(parser, "out", "--output_dir", "--output-dir", required=True, metavar="DIR", type=output_folder_type(reported_here),
          help="folder for the report; replaced as a whole (only a previous report may be there)")
     return parser
 
@@ -333,12 +295,11 @@ def make_parser(prog: str | None = None) -> ArgParser:
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs report") -> int:
     args = make_parser(prog).parse_args(argv)
     out = Path(args.out).resolve()
-    _check_out(out)
     datasets = {name: (path, load_pairs(path)) for name, path in parse_datasets(args.datasets).items()}
     series = {name: pair_series(pairs) for name, (_, pairs) in datasets.items()}
     report = build_report(datasets, series)
     images = render_plots(report, series)
-    with atomic_path(out) as staged:
+    with atomic_folder(out, reported_here) as staged:
         staged.mkdir()
         write_json(staged / "pair_quality.json", report)
         (staged / "pair_quality.md").write_text(render_markdown(report), encoding="utf-8")

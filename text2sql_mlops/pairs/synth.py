@@ -50,6 +50,7 @@ from sqlglot.errors import SqlglotError
 
 from ..cliutil import ArgParser, flag
 from ..errors import UserError
+from ..fileio import output_file
 from ..records import SYNTHETIC_PREFIX, Pair
 
 MAX_ROWS = 10_000  # rows fetched per query, as in the rollout
@@ -372,6 +373,8 @@ class SynthConfig:
     top_k_tables: int = 6
     fk_hops: int = 1
     sample_rows: int = 0
+    schema_format: str = "create_table"
+    sample_values: int = 0
 
 
 def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json: str | None, stats: Counter) -> tuple[str | None, list[Negative]]:
@@ -459,7 +462,8 @@ def synthesize(examples: list, config: SynthConfig, tables_json: str | None = No
         scorer.close()
     before = sum(map(len, kept))
     cap_schema_errors(kept, spares, Fraction(str(config.max_schema_error_fraction)), _rng(config.seed, "cap"))
-    prompt_config = PromptConfig(config.schema_mode, config.top_k_tables, config.fk_hops, config.sample_rows)
+    prompt_config = PromptConfig(config.schema_mode, config.top_k_tables, config.fk_hops, config.sample_rows,
+                                 config.schema_format, config.sample_values)
     pairs = []
     for example, chosen, negatives in zip(unique, chosen_sqls, kept):
         if negatives:
@@ -487,7 +491,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     parser = ArgParser(prog=prog, description="Synthetic DPO pairs: gold SQL vs one mutation of it, kept only when "
                        "execution shows a different result.")
     flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
-    flag(parser, "out", "--output", required=True, help="pairs JSONL to write")
+    flag(parser, "out", "--output", required=True, type=output_file, help="pairs JSONL to write")
     flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
     flag(parser, "split", default="train", help="split of a Spider-layout folder (default: %(default)s)")
     flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
@@ -495,6 +499,8 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "top_k_tables", type=int, default=d.top_k_tables, help="(default: %(default)s)")
     flag(parser, "fk_hops", type=int, default=d.fk_hops, help="(default: %(default)s)")
     flag(parser, "sample_rows", type=int, default=d.sample_rows, help="(default: %(default)s)")
+    flag(parser, "schema_format", default=d.schema_format, help="create_table, compact or seed (default: %(default)s)")
+    flag(parser, "sample_values", type=int, default=d.sample_values, help="(default: %(default)s)")
     flag(parser, "mutations", default=",".join(MUTATIONS), help="comma-separated families (default: all)")
     flag(parser, "prefer_executable_wrong", action="store_true", help="pick negatives that run (and are wrong) first")
     flag(parser, "max_schema_error_fraction", type=float, default=d.max_schema_error_fraction,
@@ -528,19 +534,27 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     if unknown or not args.mutations:
         raise UserError(f"--mutations: unknown {unknown or 'none given'}; choose from {', '.join(MUTATIONS)}")
     for name, minimum in (("max_errors_per_example", 1), ("candidates_per_mutation", 1), ("offset", 0), ("limit", 0),
-                          ("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0)):
+                          ("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0),
+                          ("sample_values", 0)):
         if (getattr(args, name) or 0) < minimum:
             raise UserError(f"--{name} must be at least {minimum}, got {getattr(args, name)}")
-    if not 0 <= args.max_schema_error_fraction <= 1 or not args.timeout_sec > 0:
-        raise UserError("--max_schema_error_fraction must be in [0, 1] and --timeout_sec > 0")
+    if not 0 <= args.max_schema_error_fraction <= 1 or not 0 < args.timeout_sec < float("inf"):
+        raise UserError("--max_schema_error_fraction must be in [0, 1] and --timeout_sec a positive, finite number of seconds")
     if args.schema_mode not in MODES:
         raise UserError(f"--schema_mode {args.schema_mode!r} is not one of: {', '.join(MODES)}")
+    from ..schema import SCHEMA_FORMATS
+
+    if args.schema_format not in SCHEMA_FORMATS:
+        raise UserError(f"--schema_format {args.schema_format!r} is not one of: {', '.join(SCHEMA_FORMATS)}")
     config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
     # Evaluation overlap is left out before --offset/--limit, exactly as `rollout` does, so a
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split) if args.eval_dataset else None
     examples = exclude_leaks(load_examples(args.dataset_path, args.db_root, args.split), eval_split, "pairs synth")
     end = None if args.limit is None else args.offset + args.limit
+    if examples and not examples[args.offset:end]:  # (all of them left out by --eval_dataset stays an empty output)
+        raise UserError(f"no examples to use: --offset {args.offset} and --limit {args.limit} select none of the "
+                        f"{len(examples)} examples of {args.dataset_path}")
     examples = examples[args.offset:end]
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)

@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UserError
-from .config import TrainSettings
+from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
 
-SUMMARY = "training_summary.json"
-METRICS = "metrics.jsonl"
 
 
 def check_settings(settings: TrainSettings) -> None:
@@ -41,9 +39,9 @@ def check_settings(settings: TrainSettings) -> None:
         raise UserError(f"--num_train_epochs must be positive, got {settings.num_train_epochs}")
     if settings.learning_rate <= 0:
         raise UserError(f"--learning_rate must be positive, got {settings.learning_rate}")
-    out = Path(settings.out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SUMMARY).is_file())):
-        raise UserError(f"refusing to replace {out}: it is not a training output folder (no {SUMMARY}); choose another --out")
+    from ..fileio import check_output_folder
+
+    check_output_folder(settings.out, trained_here)
 
 
 def eval_split(settings: TrainSettings):
@@ -79,7 +77,13 @@ def quiet_libraries() -> None:
 def load_tokenizer(model: str):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except Exception as exc:  # transformers raises OSError, ValueError, TypeError... for a folder without one
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise UserError(f"{model}: cannot load the model's tokenizer ({reason[:300]}); the model folder needs its tokenizer "
+                        "files (tokenizer.json and tokenizer_config.json, or the slow tokenizer's); copy them from the base "
+                        "model or run `text2sql-mlops model prepare`") from None
     if tokenizer.eos_token is None:
         raise UserError(f"tokenizer of {model} has no EOS token: the model could not learn where an answer ends")
     return tokenizer
@@ -161,12 +165,12 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
     write the adapter, tokenizer, metrics.jsonl and training_summary.json atomically to --out."""
     from transformers import PrinterCallback
 
-    from ..fileio import atomic_path, write_json, write_jsonl
+    from ..fileio import atomic_folder, write_json, write_jsonl
     from .metrics import MetricsLog
 
     main = is_main_process()
     out = Path(settings.out)
-    with atomic_path(out) if main else contextlib.nullcontext(None) as staged:
+    with atomic_folder(out, trained_here) if main else contextlib.nullcontext(None) as staged:
         log = MetricsLog(method)
         trainer = build_trainer(str(staged or out), [log])  # Trainer only creates output_dir on the main process
         trainer.remove_callback(PrinterCallback)  # the raw dict of every log; MetricsLog prints a line instead

@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from ..fileio import output_folder_type
+
+# What a training output folder holds besides the adapter and tokenizer.
+SUMMARY = "training_summary.json"
+METRICS = "metrics.jsonl"
+
+
+def trained_here(folder: Path) -> bool:
+    """A folder `train` wrote before folders carried the fileio marker."""
+    return (folder / SUMMARY).is_file()
 
 
 def setting(default: Any, help: str, **flag_options: Any) -> Any:
@@ -26,10 +38,13 @@ class TrainSettings:
 
     # > inputs and outputs
     model: str = setting(None, "base model folder in Hugging Face layout (e.g. models/smollm2-135m-instruct)", required=True, metavar="DIR")
-    out: str = setting(None, "output folder: the LoRA adapter, tokenizer, training_summary.json, metrics.jsonl (written atomically)", required=True, metavar="DIR")
+    out: str = setting(None, "output folder: the LoRA adapter, tokenizer, training_summary.json, metrics.jsonl (written atomically)", required=True, metavar="DIR",
+                       type=output_folder_type(trained_here))
     eval_dataset: str | None = setting(None, "evaluation set (JSON, JSONL or Spider-layout folder); training records from it are refused", metavar="PATH")
     eval_split: str = setting("dev", "split of a Spider-layout --eval_dataset")
     eval_db_root: str | None = setting(None, "database folder of --eval_dataset (default: next to it)", metavar="DIR")
+    db_root: list[str] = setting([], "folders of the training databases, whose schemas the guard compares with the evaluation "
+                                     "databases' (default: a rollout folder's own, then --eval_dataset's)", nargs="+", action="extend", metavar="DIR")
     # > LoRA (ignored by `train dpo --init_adapter`, which continues that adapter as it is)
     lora_r: int = setting(16, "LoRA rank", type=int)
     lora_alpha: int = setting(32, "LoRA scaling numerator (the update is scaled by alpha / r)", type=int)
@@ -55,8 +70,19 @@ class TrainSettings:
 class SFTSettings(TrainSettings):
     """``train sft``: supervised fine-tuning on execution-verified SQL (``datasets.sft_rows``)."""
 
-    trajectories: list[str] = setting([], "rollout folders or trajectories.jsonl files: their correct candidates and gold SQL are the targets", required=True, nargs="+", action="extend", metavar="PATH")
+    trajectories: list[str] = setting([], "rollout folders or trajectories.jsonl files: their correct candidates and gold SQL are the targets", nargs="+", action="extend", metavar="PATH")
     pairs: list[str] = setting([], "pair JSONL files whose chosen answers are added as targets", nargs="+", action="extend", metavar="PATH")
+    dataset: str | None = setting(None, "a training split whose gold SQL are targets, with first-turn prompts built exactly as "
+                                        "`rollout` builds them from the schema settings below (JSON, JSONL or Spider-layout folder)", metavar="PATH")
+    split: str = setting("train", "split of a Spider-layout --dataset")
+    tables_json: str | None = setting(None, "Spider tables.json of --dataset (default: next to it)", metavar="PATH")
+    # > the prompt's schema for --dataset (as `rollout`'s flags; trajectories and pairs carry their prompts)
+    schema_mode: str = setting("bm25_fk", "full, retrieved, bm25 or bm25_fk")
+    top_k_tables: int = setting(6, "tables a ranking mode picks", type=int)
+    fk_hops: int = setting(1, "foreign-key hops for bm25_fk", type=int)
+    sample_rows: int = setting(0, "sample rows per table (create_table format)", type=int)
+    schema_format: str = setting("create_table", "create_table, compact or seed")
+    sample_values: int = setting(0, "distinct values shown per text column", type=int)
 
 
 @dataclass

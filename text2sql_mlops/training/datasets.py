@@ -36,28 +36,38 @@ Messages = list[dict[str, str]]
 
 
 def read_pairs(paths: list[str]) -> list[dict[str, Any]]:
-    """Every pair record of ``paths`` (JSONL of ``records.Pair``), checked for the fields training reads."""
-    from ..fileio import read_jsonl
-
+    """Every pair record of ``paths`` (JSONL of ``records.Pair``), each checked by ``Pair.from_dict``."""
     from pathlib import Path
+
+    from ..records import read_pair_file
 
     pairs = []
     for path in paths:
         if not Path(path).is_file():
             raise UserError(f"pairs file not found: {path}")
-        for lineno, record in enumerate(read_jsonl(path), start=1):
-            if not (_is_chat(record.get("prompt")) and isinstance(record.get("chosen"), str) and isinstance(record.get("rejected"), str)):
-                raise UserError(f"{path}: record {lineno} is not a pair (needs prompt: chat messages, chosen and rejected: text); "
-                                "give a file written by `pairs mine|synth|merge`")
-            pairs.append(record)
+        pairs += read_pair_file(path)
     return pairs
 
 
-def _is_chat(messages: Any) -> bool:
-    return isinstance(messages, list) and bool(messages) and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)
+def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> tuple[list[tuple[Messages, str]], int]:
+    """(first-turn prompt, gold answer) of every example whose gold SQL runs, built by the same
+    functions as a rollout's first turn; and how many were left out because their gold fails."""
+    from ..prompts import build_messages, prompt_schema
+    from ..sandbox import Sandbox
+
+    targets, bad_gold = [], 0
+    with Sandbox() as sandbox:
+        for example in examples:
+            if not example.query.strip() or sandbox.execute(example.db_path, example.query).error is not None:
+                bad_gold += 1  # a failing gold is no target (the rollout marks it gold_error)
+                continue
+            schema = prompt_schema(example.db_path, example.question, prompt_config, tables_json, example.db_id)
+            targets.append((build_messages(schema.text, example.question), format_answer(example.query)))
+    return targets, bad_gold
 
 
-def sft_targets(trajectories: list[dict], pairs: list[dict]) -> tuple[list[tuple[Messages, str]], dict[str, int]]:
+def sft_targets(trajectories: list[dict], pairs: list[dict], gold: list[tuple[Messages, str]] = ()
+                ) -> tuple[list[tuple[Messages, str]], dict[str, int]]:
     """(prompt messages, answer text) of every SFT target, and how many came from where."""
     targets: list[tuple[Messages, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -81,7 +91,9 @@ def sft_targets(trajectories: list[dict], pairs: list[dict]) -> tuple[list[tuple
             add(trajectory["turns"][0]["messages"], format_answer(trajectory["gold"]), "gold")
     for pair in pairs:
         add(pair["prompt"], pair["chosen"], "pair_chosen")
-    return targets, {key: counts[key] for key in ("correct_candidates", "gold", "pair_chosen", "duplicates_removed")}
+    for messages, answer in gold:
+        add(messages, answer, "dataset_gold")
+    return targets, {key: counts[key] for key in ("correct_candidates", "gold", "pair_chosen", "dataset_gold", "duplicates_removed")}
 
 
 def prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
             raise UserError(f"--init_adapter: {adapter} has no adapter_config.json; give the --out folder of `train sft`")
         adapter_file = next((str(f) for f in (adapter / "adapter_model.safetensors", adapter / "adapter_model.bin") if f.is_file()), None)
     pairs = read_pairs(settings.pairs)
-    refuse_leaks(pairs, eval_split(settings), "train dpo", "pairs")
+    refuse_leaks(pairs, eval_split(settings), "train dpo", "pairs", settings.db_root)
     if not pairs:
         raise UserError("train dpo: the pair files hold no pairs")
 

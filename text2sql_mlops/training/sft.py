@@ -46,23 +46,71 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
                       processing_class=tokenizer, peft_config=lora_config(settings), callbacks=list(callbacks))
 
 
+def prompt_config(settings: SFTSettings):
+    """The schema settings of --dataset prompts, checked as `rollout` checks them."""
+    from ..prompts import PromptConfig
+    from ..retrieval import MODES
+    from ..schema import SCHEMA_FORMATS
+
+    for name, value, choices in (("schema_mode", settings.schema_mode, MODES), ("schema_format", settings.schema_format, SCHEMA_FORMATS)):
+        if value not in choices:
+            raise UserError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
+    for name, minimum in (("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0), ("sample_values", 0)):
+        if getattr(settings, name) < minimum:
+            raise UserError(f"--{name} must be at least {minimum}, got {getattr(settings, name)}")
+    return PromptConfig(settings.schema_mode, settings.top_k_tables, settings.fk_hops, settings.sample_rows,
+                        settings.schema_format, settings.sample_values)
+
+
+def dataset_examples(settings: SFTSettings) -> list:
+    """The examples of --dataset (none without it); tables.json defaults to the one next to it."""
+    if not settings.dataset:
+        return []
+    from ..data import load_examples
+    from ..rollout import default_tables_json
+
+    prompt_config(settings)  # bad schema settings fail before anything is loaded
+    settings.tables_json = settings.tables_json or default_tables_json(settings.dataset)
+    return load_examples(settings.dataset, None, settings.split)
+
+
+def dataset_files(settings: SFTSettings) -> list[str]:
+    """The files of --dataset that the inputs' hashes cover (the split's JSON, tables.json)."""
+    if not settings.dataset:
+        return []
+    from pathlib import Path
+
+    from ..data import spider_split_files
+
+    path = Path(settings.dataset)
+    files = [str(f) for f in spider_split_files(path, settings.split)] if path.is_dir() else [str(path)]
+    return files + ([settings.tables_json] if settings.tables_json else [])
+
+
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") -> int:
     from ..pairs.mine import read_trajectories, trajectories_file
-    from ..split_guard import refuse_leaks
+    from ..split_guard import refuse_leaks, rollout_db_roots
     from .common import announce, check_settings, eval_split, load_tokenizer, quiet_libraries, report, sha256_file, train_and_save
-    from .datasets import read_pairs, sft_rows, sft_targets
+    from .datasets import dataset_targets, read_pairs, sft_rows, sft_targets
     from .device import resolve_runtime
 
     started = time.perf_counter()
     settings = from_args(SFTSettings, make_parser(prog).parse_args(argv))
     check_settings(settings)
+    if not (settings.trajectories or settings.pairs or settings.dataset):
+        raise UserError("train sft: give something to learn from: --dataset (a training split), --trajectories and/or --pairs")
     trajectories, pairs = read_trajectories(settings.trajectories), read_pairs(settings.pairs)
+    examples = dataset_examples(settings)
     guard = eval_split(settings)
-    refuse_leaks(trajectories, guard, "train sft", "trajectories")
-    refuse_leaks(pairs, guard, "train sft", "pairs")
-    targets, counts = sft_targets(trajectories, pairs)
+    db_roots = [*settings.db_root, *rollout_db_roots(settings.trajectories)]
+    refuse_leaks(trajectories, guard, "train sft", "trajectories", db_roots)
+    refuse_leaks(pairs, guard, "train sft", "pairs", db_roots)
+    refuse_leaks([example.to_dict() for example in examples], guard, "train sft", "dataset examples", db_roots)
+    gold, bad_gold = dataset_targets(examples, prompt_config(settings), settings.tables_json) if examples else ([], 0)
+    targets, counts = sft_targets(trajectories, pairs, gold)
+    counts["dataset_bad_gold"] = bad_gold
     if not targets:
-        raise UserError("train sft: nothing to learn: the trajectories hold no correct candidate and no runnable gold SQL, and no --pairs were given")
+        raise UserError("train sft: nothing to learn: the inputs hold no correct candidate, no runnable gold SQL and no pair")
 
     quiet_libraries()
     tokenizer = load_tokenizer(settings.model)
@@ -71,7 +119,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
         raise UserError(f"train sft: all {len(targets)} examples are longer than --max_length {settings.max_length} tokens; raise it")
     runtime = resolve_runtime(settings.bf16, settings.gradient_checkpointing)
     data = {"examples": len(rows), **counts, "too_long": too_long}
-    files = [str(trajectories_file(path)) for path in settings.trajectories] + list(settings.pairs)
+    files = [str(trajectories_file(path)) for path in settings.trajectories] + list(settings.pairs) + dataset_files(settings)
     inputs = {path: sha256_file(path) for path in files}
     announce("sft", settings, runtime, data)
 

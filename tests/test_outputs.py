@@ -1,0 +1,277 @@
+"""A user's files are never destroyed: every output flag of every command, the atomic
+writers underneath them, and the rollout folder lock."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from text2sql_mlops.cli import COMMANDS
+from text2sql_mlops.cli import main as cli
+from text2sql_mlops.errors import UserError
+from text2sql_mlops.fileio import MARKER, atomic_file, atomic_folder, remove_stale_temps, write_json
+
+# --------------------------------------------------------------------------- every command's output flags
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """'command [action]' -> its parser, for every command of the CLI (actions included)."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for name, (module_name, _) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        if hasattr(module, "ACTIONS"):  # pairs, train: one module per action
+            for action, (action_module, _) in module.ACTIONS.items():
+                found[f"{name} {action}"] = importlib.import_module(action_module).make_parser()
+            continue
+        parser = module.make_parser()
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for sub in subparsers:
+            for action, subparser in sub.choices.items():
+                found[f"{name} {action}"] = subparser
+        if not subparsers:
+            found[name] = parser
+        if name == "rollout":
+            found["rollout merge"] = module.make_merge_parser()
+    return found
+
+
+def _output_flags() -> dict[tuple[str, str], str]:
+    """(command, --flag) -> 'file' or 'folder', for every flag declared as an output."""
+    flags = {}
+    for command, parser in _parsers().items():
+        for action in parser._actions:
+            kind = getattr(action.type, "output_kind", None)
+            if kind:
+                flags[(command, action.option_strings[0])] = kind
+    return flags
+
+
+OUTPUT_NAMES = {"out", "output", "output_dir", "stats", "record", "metrics_out", "plots_out", "per_example", "dest"}
+# Outputs checked in the command rather than by the flag's type, and why.
+CHECKED_IN_COMMAND = {("model prepare", "--out"): "with --source local it names the user's own model folder, only read"}
+
+# A command line per output flag; {out} is replaced by the path under test. Other arguments
+# only need to parse: the output is refused while parsing, before anything runs.
+CASES = {
+    ("data validate", "--out"): ["data", "validate", "x", "--out", "{out}"],
+    ("data import-spider", "--dest"): ["data", "import-spider", "x", "--dest", "{out}", "--force"],
+    ("data demo", "--out"): ["data", "demo", "--out", "{out}"],
+    ("score", "--per-example"): ["score", "--gold", "g", "--pred", "p", "--db", "d", "--per-example", "{out}"],
+    ("schema-recall", "--out"): ["schema-recall", "--dataset", "x", "--out", "{out}"],
+    ("rollout", "--output_dir"): ["rollout", "--dataset_path", "x", "--output_dir", "{out}"],
+    ("rollout merge", "--output_dir"): ["rollout", "merge", "--inputs", "a", "b", "--output_dir", "{out}"],
+    ("pairs mine", "--out"): ["pairs", "mine", "--trajectories", "x", "--out", "{out}"],
+    ("pairs synth", "--out"): ["pairs", "synth", "--dataset_path", "x", "--out", "{out}"],
+    ("pairs merge", "--output"): ["pairs", "merge", "--inputs", "x", "--output", "{out}"],
+    ("pairs merge", "--stats"): ["pairs", "merge", "--inputs", "x", "--output", "m.jsonl", "--stats", "{out}"],
+    ("pairs report", "--out"): ["pairs", "report", "--datasets", "A=x", "--out", "{out}"],
+    ("train sft", "--out"): ["train", "sft", "--model", "m", "--trajectories", "x", "--out", "{out}"],
+    ("train dpo", "--out"): ["train", "dpo", "--model", "m", "--pairs", "x", "--out", "{out}"],
+    ("eval", "--output_dir"): ["eval", "--dataset_path", "x", "--generator", "mock", "--output_dir", "{out}"],
+    ("compare", "--out"): ["compare", "--runs", "A=x", "--out", "{out}"],
+    ("track", "--record"): ["track", "--stage", "s", "--record", "{out}"],
+    ("track", "--metrics_out"): ["track", "--stage", "s", "--metrics_out", "{out}"],
+    ("track", "--plots_out"): ["track", "--stage", "s", "--plots_out", "{out}"],
+    ("register", "--out"): ["register", "--run", "r", "--eval", "e", "--out", "{out}"],
+    ("model prepare", "--out"): ["model", "prepare", "--out", "{out}"],
+}
+
+
+def test_every_output_flag_is_declared_as_one_and_has_a_case():
+    declared = _output_flags()
+    undeclared = []
+    for command, parser in _parsers().items():
+        for action in parser._actions:
+            if action.dest in OUTPUT_NAMES and (command, action.option_strings[0]) not in declared:
+                undeclared.append((command, action.option_strings[0]))
+    assert sorted(undeclared) == sorted(CHECKED_IN_COMMAND)
+    assert set(CASES) == set(declared) | set(CHECKED_IN_COMMAND)
+
+
+def _users_folder(root: Path) -> Path:
+    folder = root / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "keep.txt").write_text("precious\n")
+    (folder / "notes.md").write_text("mine\n")
+    return folder
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES), ids=lambda c: f"{c[0]} {c[1]}")
+def test_no_output_flag_touches_a_users_folder(case, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = _users_folder(tmp_path)
+    before = _snapshot(folder)
+    code = cli([arg.replace("{out}", str(folder)) for arg in CASES[case]])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(folder) in err, err
+    assert "nothing was" in err
+    assert _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("case", sorted(c for c, kind in _output_flags().items() if kind == "folder"),
+                         ids=lambda c: f"{c[0]} {c[1]}")
+def test_folder_outputs_refuse_a_file(case, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "report.txt"
+    target.write_text("mine\n")
+    assert cli([arg.replace("{out}", str(target)) for arg in CASES[case]]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert target.read_text() == "mine\n"
+
+
+# --------------------------------------------------------------------------- the writers underneath
+
+
+def test_atomic_file_refuses_a_folder_that_appears_while_writing(tmp_path: Path):
+    target = tmp_path / "out.json"
+    with pytest.raises(UserError, match="is a folder"):
+        with atomic_file(target) as staged:
+            staged.write_text("new")
+            target.mkdir()
+            (target / "keep").write_text("precious")
+    assert (target / "keep").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temporary left
+
+
+def test_atomic_file_keeps_the_old_file_on_error_and_uses_normal_permissions(tmp_path: Path):
+    target = tmp_path / "out.json"
+    write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as staged:
+            staged.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == '{\n  "v": 1\n}\n'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_atomic_folder_replaces_only_its_own_folder(tmp_path: Path):
+    target = tmp_path / "report"
+    with atomic_folder(target) as staged:
+        staged.mkdir()
+        (staged / "a.json").write_text("1")
+    assert (target / MARKER).is_file() and (target / "a.json").read_text() == "1"
+    with atomic_folder(target) as staged:  # ours: replaced as a whole
+        staged.mkdir()
+        (staged / "b.json").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == [MARKER, "b.json"]
+
+    users = _users_folder(tmp_path)
+    before = _snapshot(users)
+    with pytest.raises(UserError, match="did not write"):
+        with atomic_folder(users) as staged:
+            staged.mkdir()
+    assert _snapshot(users) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with atomic_folder(empty) as staged:  # an empty folder holds nothing to lose
+        staged.mkdir()
+    assert (empty / MARKER).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path: Path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / f".out.json.{dead_pid}.abc123.tmp").write_text("half")
+    (tmp_path / f".adapter.{dead_pid}.x_y.tmp").mkdir()
+    (tmp_path / f".out.json.{os.getpid()}.def456.tmp").write_text("in flight")
+    (tmp_path / ".notes.tmp").write_text("not ours: no pid")
+    write_json(tmp_path / "out.json", {})
+    assert (tmp_path / f".adapter.{dead_pid}.x_y.tmp").exists()  # only the target's own temporaries
+    assert remove_stale_temps(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".notes.tmp", f".out.json.{os.getpid()}.def456.tmp", "out.json"])
+
+
+def test_dvc_ignores_temporaries_and_the_lock(tmp_path: Path):
+    repo = Path(__file__).resolve().parents[1]
+    dvc = Path(sys.executable).parent / "dvc"
+    (tmp_path / ".dvcignore").write_text((repo / ".dvcignore").read_text())
+    subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    out = tmp_path / "outputs" / "rollout"
+    out.mkdir(parents=True)
+    paths = [f"outputs/rollout/.summary.json.123.ab12.tmp", "outputs/rollout/.text2sql-mlops.lock", "outputs/rollout/run.json"]
+    for path in paths:
+        (tmp_path / path).write_text("x")
+    result = subprocess.run([str(dvc), "check-ignore", *paths], cwd=tmp_path, capture_output=True, text=True)
+    assert result.stdout.split() == paths[:2]
+
+
+# --------------------------------------------------------------------------- one rollout per folder
+
+
+def _rollout_args(demo: Path, out: Path, *extra: str) -> list[str]:
+    return ["rollout", "--dataset_path", str(demo), "--split", "dev", "--limit", "4", "--output_dir", str(out),
+            "--no_progress", *extra]
+
+
+def test_a_second_rollout_into_a_busy_folder_fails_at_once(demo_dataset: Path, tmp_path: Path, capsys):
+    from text2sql_mlops.rollout_store import RunFolder
+
+    out = tmp_path / "run"
+    with RunFolder(out):  # another run holds the folder
+        assert cli(_rollout_args(demo_dataset, out)) == 2
+        assert f"in use by another rollout (pid {os.getpid()})" in capsys.readouterr().err
+        assert cli(_rollout_args(demo_dataset, out, "--overwrite")) == 2
+    assert not (out / "run.json").exists()
+    assert cli(_rollout_args(demo_dataset, out)) == 0  # free again
+
+
+def test_two_rollout_processes_one_folder(demo_dataset: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    procs = [subprocess.Popen([sys.executable, "-m", "text2sql_mlops.cli", *_rollout_args(demo_dataset, out, "--max_turns", str(turns), "--limit", "all")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for turns in (1, 3)]
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    # Either one refused while the other ran, or they ran one after the other and the second
+    # found other settings there: never two exit-0 runs writing one folder.
+    assert codes == [0, 2], results
+    from text2sql_mlops.rollout_store import RunFolder
+
+    folder = RunFolder(out)
+    assert folder.identity() == folder.summary()["config"]
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_the_rerun(demo_dataset: Path, tmp_path: Path):
+    from dataclasses import replace
+
+    from text2sql_mlops.generation import create_generator
+    from text2sql_mlops.rollout import config_from_args, make_parser, run_rollout
+
+    out = tmp_path / "run"
+    config = config_from_args(make_parser().parse_args(_rollout_args(demo_dataset, out)[1:]))
+
+    class Broken:
+        def __getattr__(self, name):
+            raise RuntimeError("database exploded")
+
+    with pytest.raises(RuntimeError):
+        run_rollout(config, generator=Broken())
+    assert not (out / "run.json").exists()
+    # A corrected rerun with other settings is not refused as "a rollout with other settings".
+    summary = run_rollout(replace(config, max_turns=1), generator=create_generator("mock"))
+    assert summary["examples"] == 4
+
+
+def test_a_killed_runs_temporaries_are_removed_by_the_next_run(demo_dataset: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert cli(_rollout_args(demo_dataset, out, "--max_turns", "1")) == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = out / f".trajectories.jsonl.{int(dead.stdout)}.ab12cd.tmp"
+    leftover.write_text("half")
+    assert cli(_rollout_args(demo_dataset, out, "--max_turns", "1")) == 0
+    assert not leftover.exists()
