@@ -137,7 +137,7 @@ def test_sft_targets_are_verified_sql_with_their_turns_prompts():
     from text2sql_mlops.training.datasets import sft_targets
 
     targets, counts = sft_targets(TRAJECTORIES, PAIRS)
-    assert counts == {"correct_candidates": 4, "gold": 1, "pair_chosen": 2, "duplicates_removed": 4}
+    assert counts == {"correct_candidates": 4, "gold": 1, "pair_chosen": 2, "dataset_gold": 0, "duplicates_removed": 4}
     repair = TRAJECTORIES[1]["turns"][1]["messages"]
     assert (repair, format_answer("SELECT name FROM singer")) in targets  # the repair prompt's answer
     assert (TRAJECTORIES[1]["turns"][0]["messages"], format_answer("SELECT name FROM singer")) in targets  # gold, first-turn prompt
@@ -209,6 +209,41 @@ def test_training_tokens_equal_the_hf_generators(files, tokenizer, monkeypatch):
     assert batch["input_ids"][0, : len(pair_rows[0]["prompt_ids"])].tolist() == pair_rows[0]["prompt_ids"]
 
 
+def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(demo_dataset, tmp_path):
+    import shutil
+
+    from text2sql_mlops.data import load_examples
+    from text2sql_mlops.generation import create_generator
+    from text2sql_mlops.prompts import PromptConfig
+    from text2sql_mlops.rollout import RolloutConfig, run_rollout
+    from text2sql_mlops.training.datasets import dataset_targets
+
+    data = tmp_path / "demo"
+    shutil.copytree(demo_dataset, data)
+    examples = load_examples(str(data), None, "train")[:5]
+    examples[2].query = "SELECT nothing FROM nowhere"  # a failing gold is no target
+    config = PromptConfig(schema_format="compact", sample_values=2)
+    targets, bad_gold = dataset_targets(examples, config, str(data / "tables.json"))
+    assert bad_gold == 1 and [answer for _, answer in targets] == [format_answer(e.query) for i, e in enumerate(examples) if i != 2]
+    rollout = run_rollout(RolloutConfig(dataset_path=str(data), output_dir=str(tmp_path / "r"), limit=5, max_turns=1,
+                                        schema_format="compact", sample_values=2, progress=False), generator=create_generator("mock"))
+    assert rollout["examples"] == 5
+    first_turns = [json.loads(line)["turns"][0]["messages"] for line in (tmp_path / "r" / "trajectories.jsonl").read_text().splitlines()]
+    assert [messages for messages, _ in targets] == [m for i, m in enumerate(first_turns) if i != 2]
+
+
+def test_sft_on_a_dataset_refuses_the_evaluation_split_and_learns_its_gold(files, demo_dataset, tmp_path, capsys):
+    base = ["train", "sft", "--model", str(files["model"]), "--dataset", str(demo_dataset), "--schema_format", "compact",
+            "--max_steps", "1", *TINY]
+    assert cli([*base, "--split", "dev", "--out", str(tmp_path / "bad"), "--eval_dataset", str(demo_dataset)]) == 2
+    assert "evaluation" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert cli([*base, "--out", str(tmp_path / "sft"), "--eval_dataset", str(demo_dataset), "--max_length", "4096"]) == 0
+    summary = json.loads((tmp_path / "sft" / "training_summary.json").read_text())
+    train = json.loads((demo_dataset / "train_spider.json").read_text())
+    assert summary["data"]["dataset_gold"] == len(train) - summary["data"]["duplicates_removed"]
+    assert str(demo_dataset / "train_spider.json") in summary["inputs_sha256"]
+
+
 # --------------------------------------------------------------------------- SFT
 
 
@@ -226,7 +261,8 @@ def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
                                   "world_size": 1, "effective_batch_size": 2}
     assert set(summary["inputs_sha256"]) == {str(files["trajectories"]), str(files["pairs"])}
     assert all(len(digest) == 64 for digest in summary["inputs_sha256"].values())
-    assert summary["data"] == {"examples": 7, "correct_candidates": 4, "gold": 1, "pair_chosen": 2, "duplicates_removed": 4, "too_long": 0}
+    assert summary["data"] == {"examples": 7, "correct_candidates": 4, "gold": 1, "pair_chosen": 2, "dataset_gold": 0,
+                               "duplicates_removed": 4, "dataset_bad_gold": 0, "too_long": 0}
     result = summary["result"]
     assert result["steps"] == 3 and math.isfinite(result["train_loss"]) and result["final"]["step"] == 3 and result["steps_per_s"] > 0
     assert set(summary["versions"]) >= {"trl", "peft", "transformers", "torch"} and summary["wall_s"] > 0
