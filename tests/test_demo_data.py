@@ -16,8 +16,9 @@ from text2sql_mlops.data import load_examples
 from text2sql_mlops.demo_data import build_demo
 from text2sql_mlops.errors import UserError
 
-LAYOUT = ["train_spider.json", "dev.json", "tables.json", "train_gold.sql", "dev_gold.sql", "README.md"]
-SPLIT_FILES = {"train": "train_spider.json", "dev": "dev.json"}
+LAYOUT = ["train_spider.json", "test_same_db.json", "dev.json", "tables.json", "train_gold.sql", "test_same_db_gold.sql",
+          "dev_gold.sql", "README.md"]
+SPLIT_FILES = {"train": "train_spider.json", "test_same_db": "test_same_db.json", "dev": "dev.json"}
 SPIDER_TYPES = {"text", "number", "time", "boolean", "others"}
 
 # what each category looks like in SQL; every one must occur in both splits
@@ -80,14 +81,24 @@ def test_counts_and_clean_split_by_database(demo):
     root, summary = demo
     train, dev = read_split(root, "train"), read_split(root, "dev")
     train_dbs, dev_dbs = {ex["db_id"] for ex in train}, {ex["db_id"] for ex in dev}
+    same_db = read_split(root, "test_same_db")
     assert summary["databases"] >= 5 and len(train_dbs | dev_dbs) == summary["databases"]
-    assert len(train) >= 150 and len(dev) >= 40
-    assert 3 <= len(train_dbs) <= 4 and dev_dbs and not train_dbs & dev_dbs
-    assert summary["questions"] == {"train": len(train), "dev": len(dev)}
+    assert len(train) >= 300 and len(dev) >= 40
+    assert len(train_dbs) >= 4 and dev_dbs and not train_dbs & dev_dbs
+    assert summary["questions"] == {"train": len(train), "test_same_db": len(same_db), "dev": len(dev)}
     assert summary["skipped_templates"] == []  # every template yields questions at the default seed
     for db_id, info in summary["per_database"].items():
         assert info["split"] == ("train" if db_id in train_dbs else "dev")
         assert 10 <= info["rows"] / info["tables"] <= 400  # small tables
+        assert info["test_same_db"] == (demo_data.TEST_SAME_DB_PER_DATABASE if info["split"] == "train" else 0)
+
+
+def test_test_same_db_holds_new_questions_on_training_databases(demo):
+    root, _ = demo
+    train, same_db = read_split(root, "train"), read_split(root, "test_same_db")
+    assert {ex["db_id"] for ex in same_db} == {ex["db_id"] for ex in train}
+    seen = {text for ex in train for text in (ex["question"].lower(), ex["query"])}
+    assert not [ex for ex in same_db if ex["question"].lower() in seen or ex["query"] in seen]
 
 
 def test_questions_are_filled_and_deduplicated(demo):
@@ -124,7 +135,7 @@ def test_every_gold_query_executes_read_only_and_most_return_rows(demo):
 
 def test_every_category_is_in_both_splits(demo):
     root, summary = demo
-    for split in SPLIT_FILES:
+    for split in ("train", "dev"):  # test_same_db is a small sample of the training databases
         queries = [ex["query"] for ex in read_split(root, split)]
         missing = [name for name, pattern in FEATURES.items() if not any(re.search(pattern, q) for q in queries)]
         assert not missing, f"{split} lacks {missing}"

@@ -28,13 +28,36 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from .demo import bookstore, clinic, flight_network, music_festival, sports_league, university
+from .demo import (
+    art_museum,
+    bookstore,
+    car_rental,
+    cinema_chain,
+    city_zoo,
+    clinic,
+    flight_network,
+    hotel_booking,
+    music_festival,
+    online_shop,
+    public_library,
+    real_estate,
+    software_team,
+    sports_league,
+    university,
+    weather_network,
+)
+from .demo.generic import generic_templates
 from .errors import UserError
 from .fileio import atomic_folder, check_output_folder
 
-TRAIN_DATABASES = (university, bookstore, clinic, sports_league)
-DEV_DATABASES = (flight_network, music_festival)
-QUESTIONS_PER_TEMPLATE = 3  # at most; a template without placeholders gives one
+TRAIN_DATABASES = (university, bookstore, clinic, sports_league, hotel_booking, car_rental, art_museum, city_zoo,
+                   online_shop, real_estate, software_team, weather_network, public_library)
+DEV_DATABASES = (flight_network, music_festival, cinema_chain)
+QUESTIONS_PER_TEMPLATE = 3  # at most, per hand-written template; a template without placeholders gives one
+GENERIC_PER_DATABASE = 30  # generic questions kept per database (demo/generic.py), one per template at most
+TEST_SAME_DB_PER_DATABASE = 4  # questions of each training database held out as the test_same_db split
+DEV_PER_DATABASE = 20  # questions of each dev database, a seeded uniform sample: dev is evaluated whole, on a CPU
+SPLITS = {"train": "train_spider.json", "test_same_db": "test_same_db.json", "dev": "dev.json"}
 CATEGORIES = ("where", "join", "multi_join", "aggregate", "group_by", "order_limit",
               "nested", "set_op", "distinct", "like")
 README_TITLE = "# text2sql_mlops demo dataset"
@@ -44,7 +67,7 @@ def build_demo(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     """Write the demo dataset to ``out_dir`` (replacing an earlier demo build) and return a summary."""
     out = Path(out_dir)
     check_output_folder(out, built_here)
-    splits: dict[str, list[dict]] = {"train": [], "dev": []}
+    splits: dict[str, list[dict]] = {split: [] for split in SPLITS}
     schemas, per_database, skipped = [], {}, []
     with atomic_folder(out, built_here) as staged:
         staged.mkdir()
@@ -56,28 +79,63 @@ def build_demo(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
                 con = create_database(staged / "database" / db_id / f"{db_id}.sqlite", module.SCHEMA, content)
                 try:
                     schemas.append(spider_schema(con, db_id))
-                    questions, unused = generate_questions(con, module.TEMPLATES,
-                                                           random.Random(f"{seed}/{db_id}/questions"))
+                    questions, unused = database_questions(con, module, seed)
                 finally:
                     con.close()
-                splits[split] += [{"db_id": db_id, "question": q, "query": sql} for _, q, sql in questions]
-                skipped += [f"{db_id}: {template['question']}" for template in unused]
+                records = [{"db_id": db_id, "question": q, "query": sql} for _, q, sql in questions]
+                held_out = []
+                if split == "train":
+                    # The same database, questions the training split never shows: the
+                    # "post-train a small model for your own database" evaluation.
+                    chosen = set(random.Random(f"{seed}/{db_id}/test_same_db").sample(range(len(records)), TEST_SAME_DB_PER_DATABASE))
+                    held_out = [r for i, r in enumerate(records) if i in chosen]
+                    records = [r for i, r in enumerate(records) if i not in chosen]
+                    splits["test_same_db"] += held_out
+                else:
+                    # Sized by design before any result, drawn uniformly (hand-written and
+                    # generic alike), so its mix of difficulty is the database's own.
+                    chosen = set(random.Random(f"{seed}/{db_id}/dev").sample(range(len(records)), min(DEV_PER_DATABASE, len(records))))
+                    records = [r for i, r in enumerate(records) if i in chosen]
+                splits[split] += records
+                skipped += [f"{db_id}: {_first(template['question'])}" for template in unused if not template.get("generic")]
                 per_database[db_id] = {
                     "split": split,
                     "tables": len(content),
                     "rows": sum(len(table_rows) for table_rows in content.values()),
-                    "questions": len(questions),
+                    "questions": len(records),
+                    "test_same_db": len(held_out),
                     "categories": dict(Counter(category for category, _, _ in questions)),
                 }
 
-        summary = _summary(out, seed, per_database, skipped)
-        for split, filename in (("train", "train_spider.json"), ("dev", "dev.json")):
+        summary = _summary(out, seed, per_database, skipped, {split: len(records) for split, records in splits.items()})
+        for split, filename in SPLITS.items():
             _write_json(staged / filename, splits[split])
             (staged / f"{split}_gold.sql").write_text(
                 "".join(f"{ex['query']}\t{ex['db_id']}\n" for ex in splits[split]), encoding="utf-8")
         _write_json(staged / "tables.json", schemas)
         (staged / "README.md").write_text(_readme(summary), encoding="utf-8")
     return summary
+
+
+def database_questions(con: sqlite3.Connection, module, seed: int) -> tuple[list[tuple[str, str, str]], list[dict]]:
+    """A database's questions: its hand-written templates, then a seeded sample of the generic
+    ones (demo/generic.py) that its ``ENTITIES`` annotation gives; and the unused templates."""
+    db_id = module.DB_ID
+    questions, unused = generate_questions(con, module.TEMPLATES, random.Random(f"{seed}/{db_id}/questions"))
+    entities = getattr(module, "ENTITIES", None)
+    if entities:
+        generic, generic_unused = generate_questions(con, generic_templates(con, entities),
+                                                     random.Random(f"{seed}/{db_id}/generic"), per_template=1,
+                                                     seen={text for _, question, query in questions for text in (question, query)})
+        rng = random.Random(f"{seed}/{db_id}/generic_sample")
+        picked = sorted(rng.sample(range(len(generic)), min(GENERIC_PER_DATABASE, len(generic))))
+        questions += [generic[i] for i in picked]
+        unused += generic_unused
+    return questions, unused
+
+
+def _first(question: str | list[str]) -> str:
+    return question[0] if isinstance(question, list) else question
 
 
 def create_database(path: Path, schema: str, content: dict[str, list[tuple]]) -> sqlite3.Connection:
@@ -136,14 +194,15 @@ def spider_type(declared: str) -> str:
 
 
 def generate_questions(con: sqlite3.Connection, templates: list[dict], rng: random.Random,
-                       per_template: int = QUESTIONS_PER_TEMPLATE) -> tuple[list[tuple[str, str, str]], list[dict]]:
+                       per_template: int = QUESTIONS_PER_TEMPLATE, seen: set[str] | None = None,
+                       ) -> tuple[list[tuple[str, str, str]], list[dict]]:
     """Fill templates with slot values drawn from the data: ``(category, question, sql)`` list, unused templates.
 
     A filled query is kept only if it returns an informative answer (rows, not just
     NULL or 0) whose order, when it has ORDER BY, has no ties; questions and
     queries are deduplicated within the database.
     """
-    kept, unused, seen = [], [], set()
+    kept, unused, seen = [], [], set(seen or ())
     for template in templates:
         candidates = _slot_values(con, template.get("slots"))
         rng.shuffle(candidates)
@@ -151,7 +210,9 @@ def generate_questions(con: sqlite3.Connection, templates: list[dict], rng: rand
         for slots in candidates:
             if count == per_template:
                 break
-            question = template["question"].format(**slots)
+            # a list holds phrasings of one template (generic.py): one is drawn per question
+            wording = rng.choice(template["question"]) if isinstance(template["question"], list) else template["question"]
+            question = wording.format(**slots)
             query = template["query"].format(**slots)
             if question in seen or query in seen or not _is_good_answer(con, query):
                 continue
@@ -220,7 +281,7 @@ def built_here(folder: Path) -> bool:
     return readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(README_TITLE)
 
 
-def _summary(out: Path, seed: int, per_database: dict, skipped: list[str]) -> dict[str, Any]:
+def _summary(out: Path, seed: int, per_database: dict, skipped: list[str], split_sizes: dict[str, int]) -> dict[str, Any]:
     def split_total(split: str, key: str) -> int:
         return sum(db[key] for db in per_database.values() if db["split"] == split)
 
@@ -237,7 +298,7 @@ def _summary(out: Path, seed: int, per_database: dict, skipped: list[str]) -> di
         "databases": len(per_database),
         "tables": sum(db["tables"] for db in per_database.values()),
         "rows": sum(db["rows"] for db in per_database.values()),
-        "questions": {split: split_total(split, "questions") for split in ("train", "dev")},
+        "questions": split_sizes,
         "categories": {split: split_categories(split) for split in ("train", "dev")},
         "per_database": per_database,
         "skipped_templates": skipped,
@@ -245,7 +306,7 @@ def _summary(out: Path, seed: int, per_database: dict, skipped: list[str]) -> di
 
 
 def _readme(summary: dict[str, Any]) -> str:
-    db_lines = [f"| {db_id} | {db['split']} | {db['tables']} | {db['rows']} | {db['questions']} |"
+    db_lines = [f"| {db_id} | {db['split']} | {db['tables']} | {db['rows']} | {db['questions']} | {db['test_same_db']} |"
                 for db_id, db in summary["per_database"].items()]
     train, dev = summary["categories"]["train"], summary["categories"]["dev"]
     category_lines = [f"| {category} | {train[category]} | {dev[category]} |" for category in CATEGORIES]
@@ -267,10 +328,22 @@ def _readme(summary: dict[str, Any]) -> str:
         "The same seed gives byte-identical files (with the same SQLite library version).",
         "`tables.json` is read back from the SQLite catalog, so it always matches the files.",
         "",
-        "The split is by database, as in Spider: dev databases never appear in train.",
+        "Besides each module's hand-written templates, every database gets the same generic",
+        "question shapes (counts, value filters, comparisons, aggregates, arg-max, group-by,",
+        "lookups, joins along each foreign key) phrased from its `ENTITIES` annotation",
+        f"(`demo/generic.py`); {GENERIC_PER_DATABASE} of them per database, drawn with the seed.",
         "",
-        "| db_id | split | tables | rows | questions |",
-        "|---|---|---|---|---|",
+        "Three splits. `dev` is split by database, as in Spider: dev databases never appear in",
+        f"train; it holds {DEV_PER_DATABASE} questions of each dev database, drawn uniformly with the seed.",
+        f"`test_same_db` holds {TEST_SAME_DB_PER_DATABASE} questions of each training database that",
+        "`train_spider.json` does not contain: the \"post-train a small model for your own",
+        "database\" evaluation, reported apart from `dev`.",
+        "",
+        f"Questions: {summary['questions']['train']} train, {summary['questions']['test_same_db']} test_same_db, "
+        f"{summary['questions']['dev']} dev.",
+        "",
+        "| db_id | split | tables | rows | questions | test_same_db |",
+        "|---|---|---|---|---|---|",
         *db_lines,
         "",
         "| category | train | dev |",
@@ -279,9 +352,9 @@ def _readme(summary: dict[str, Any]) -> str:
         "",
         "## Files",
         "",
-        "- `train_spider.json`, `dev.json`: lists of `{\"db_id\", \"question\", \"query\"}`",
+        "- `train_spider.json`, `test_same_db.json`, `dev.json`: lists of `{\"db_id\", \"question\", \"query\"}`",
         "- `tables.json`: Spider schema entries for every database",
-        "- `train_gold.sql`, `dev_gold.sql`: `SQL<TAB>db_id` per line (official evaluator format)",
+        "- `train_gold.sql`, `test_same_db_gold.sql`, `dev_gold.sql`: `SQL<TAB>db_id` per line (official evaluator format)",
         "- `database/<db_id>/<db_id>.sqlite`",
         "",
         "## License",

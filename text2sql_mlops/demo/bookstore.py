@@ -239,3 +239,15 @@ TEMPLATES = [
      "query": "SELECT order_id, order_date FROM orders WHERE order_date LIKE '2024-{mm}%'",
      "slots": [{"month": "January", "mm": "01"}, {"month": "March", "mm": "03"}, {"month": "May", "mm": "05"}]},
 ]
+
+# For the generic templates (demo/generic.py): how questions name rows and columns.
+ENTITIES = {
+    "author": {"one": "author", "many": "authors", "label": ("name", "name", "names"),
+               "text": {"country": ("country", "countries")}, "number": {"birth_year": "birth year"}},
+    "book": {"one": "book", "many": "books", "label": ("title", "title", "titles"),
+             "text": {"genre": "genre"}, "number": {"price": "price", "pages": "number of pages", "publication_year": "publication year"}},
+    "customer": {"one": "customer", "many": "customers", "label": ("name", "name", "names"),
+                 "text": {"city": ("city", "cities")}},
+    "orders": {"one": "order", "many": "orders", "label": None, "text": {"status": ("status", "statuses")}},
+    "order_item": {"one": "order item", "many": "order items", "label": None, "number": {"quantity": "quantity"}},
+}

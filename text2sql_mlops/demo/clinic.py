@@ -271,3 +271,17 @@ TEMPLATES = [
      "question": "Which appointments were for some kind of pain? Give the dates and reasons.",
      "query": "SELECT appointment_date, reason FROM appointment WHERE reason LIKE '%pain%'"},
 ]
+
+# For the generic templates (demo/generic.py): how questions name rows and columns.
+ENTITIES = {
+    "doctor": {"one": "doctor", "many": "doctors", "label": ("name", "name", "names"),
+               "text": {"specialty": ("specialty", "specialties")}, "number": {"years_experience": "years of experience"}},
+    "patient": {"one": "patient", "many": "patients", "label": ("name", "name", "names"),
+                "text": {"city": ("city", "cities"), "insurance": ("insurance", "insurances")}, "number": {"birth_year": "birth year"}},
+    "appointment": {"one": "appointment", "many": "appointments", "label": None,
+                    "text": {"status": ("status", "statuses"), "reason": "reason"}, "number": {"fee": "fee"}},
+    "medication": {"one": "medication", "many": "medications", "label": ("name", "name", "names"),
+                   "text": {"category": ("category", "categories")}, "number": {"unit_price": "unit price"}},
+    "prescription": {"one": "prescription", "many": "prescriptions", "label": None,
+                     "number": {"dosage_mg": "dosage in milligrams", "days": "number of days"}},
+}

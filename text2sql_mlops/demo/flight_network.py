@@ -284,3 +284,17 @@ TEMPLATES = [
      "query": "SELECT name FROM airport WHERE name LIKE '%{word}%'",
      "slots": [{"word": "International"}, {"word": "Kingsford"}, {"word": "Schiphol"}]},
 ]
+
+# For the generic templates (demo/generic.py): how questions name rows and columns.
+ENTITIES = {
+    "airline": {"one": "airline", "many": "airlines", "label": ("name", "name", "names"),
+                "text": {"country": ("country", "countries")}, "number": {"founded_year": "founding year"}},
+    "airport": {"one": "airport", "many": "airports", "label": ("name", "name", "names"),
+                "text": {"country": ("country", "countries")}},
+    "aircraft": {"one": "aircraft model", "many": "aircraft models", "label": ("model", "model", "models"),
+                 "text": {"manufacturer": "manufacturer"}, "number": {"seats": "number of seats", "range_km": "range in kilometers"}},
+    "flight": {"one": "flight", "many": "flights", "label": ("flight_number", "flight number", "flight numbers"),
+               "number": {"price": "ticket price", "distance_km": "distance in kilometers", "duration_min": "duration in minutes"},
+               "links": {"origin_airport_id": "origin airport", "destination_airport_id": "destination airport",
+                         "aircraft_id": "aircraft model"}},
+}

@@ -257,3 +257,14 @@ TEMPLATES = [
      "query": "SELECT name FROM artist WHERE name LIKE '%{suffix}'",
      "slots": [{"suffix": suffix} for suffix in ("Wolves", "Echoes", "Comets")]},
 ]
+
+# For the generic templates (demo/generic.py): how questions name rows and columns.
+ENTITIES = {
+    "festival": {"one": "festival", "many": "festivals", "label": ("name", "name", "names"),
+                 "text": {"country": ("country", "countries")}, "number": {"ticket_price": "ticket price"}},
+    "stage": {"one": "stage", "many": "stages", "label": ("name", "name", "names"), "number": {"capacity": "capacity"}},
+    "artist": {"one": "artist", "many": "artists", "label": ("name", "name", "names"),
+               "text": {"genre": "genre", "country": ("country", "countries")}, "number": {"formed_year": "year formed"}},
+    "performance": {"one": "performance", "many": "performances", "label": None,
+                    "number": {"attendance": "attendance", "duration_min": "duration in minutes"}},
+}

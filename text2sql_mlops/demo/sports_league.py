@@ -251,3 +251,15 @@ TEMPLATES = [
      "slots": [{"month": "September", "mm": "09"}, {"month": "October", "mm": "10"},
                {"month": "November", "mm": "11"}]},
 ]
+
+# For the generic templates (demo/generic.py): how questions name rows and columns.
+ENTITIES = {
+    "team": {"one": "team", "many": "teams", "label": ("name", "name", "names"),
+             "text": {"city": ("city", "cities")}, "number": {"capacity": "stadium capacity", "founded_year": "founding year"}},
+    "player": {"one": "player", "many": "players", "label": ("name", "name", "names"),
+               "text": {"position": "position", "nationality": ("nationality", "nationalities")},
+               "number": {"age": "age", "jersey_number": "jersey number"}},
+    "game": {"one": "game", "many": "games", "label": None, "number": {"attendance": "attendance"},
+             "links": {"home_team_id": "home team", "away_team_id": "away team"}},
+    "goal": {"one": "goal", "many": "goals", "label": None, "number": {"minute": "minute"}},
+}

@@ -261,3 +261,17 @@ TEMPLATES = [
      "query": "SELECT name FROM student WHERE name LIKE '{letter}%'",
      "slots": [{"letter": letter} for letter in "ADMS"]},
 ]
+
+# For the generic templates (demo/generic.py): how questions name rows and columns.
+ENTITIES = {
+    "department": {"one": "department", "many": "departments", "label": ("name", "name", "names"),
+                   "text": {"building": "building"}, "number": {"budget": "budget"}},
+    "instructor": {"one": "instructor", "many": "instructors", "label": ("name", "name", "names"),
+                   "text": {"title": "title"}, "number": {"salary": "salary", "hire_year": "hiring year"}},
+    "course": {"one": "course", "many": "courses", "label": ("title", "title", "titles"),
+               "number": {"credits": "number of credits"}},
+    "student": {"one": "student", "many": "students", "label": ("name", "name", "names"),
+                "text": {"hometown": "hometown"}, "number": {"gpa": "grade point average", "enrollment_year": "year of enrollment"},
+                "links": {"major_dept_id": "major department"}},
+    "enrollment": {"one": "enrollment", "many": "enrollments", "label": None, "text": {"semester": "semester", "grade": "grade"}},
+}
