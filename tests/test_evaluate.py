@@ -49,6 +49,32 @@ def test_compare_builds_the_table_and_refuses_different_sets(demo_dataset: Path,
     assert cli(["compare", "--runs", f"A={tmp_path / 'nowhere'}", "--out", str(tmp_path / "bad")]) == 2
 
 
+def test_compare_per_split_with_charts(demo_dataset: Path, tmp_path: Path, capsys):
+    for split in ("dev", "test_same_db"):
+        run_eval(demo_dataset, tmp_path / "repair" / split, "--split", split, "--limit", "6")
+        run_eval(demo_dataset, tmp_path / "oneshot" / split, "--split", split, "--limit", "6", "--max_turns", "1")
+    curve = tmp_path / "metrics.jsonl"
+    curve.write_text("".join(json.dumps({"step": step, "loss": 1.0 / step}) + "\n" for step in (1, 2, 3)))
+    argv = ["compare", "--runs", f"Repair={tmp_path / 'repair'}", f"OneShot={tmp_path / 'oneshot'}",
+            "--splits", "dev", "test_same_db", "--training", f"SFT={curve}"]
+    assert cli([*argv, "--out", str(tmp_path / "cmp")]) == 0
+    out = tmp_path / "cmp"
+    for split in ("dev", "test_same_db"):
+        report = json.loads((out / split / "compare.json").read_text())  # the one-split schema, per split
+        assert list(report["runs"]) == ["Repair", "OneShot"] and report["runs"]["Repair"]["examples"] == 6
+        assert (out / split / "compare.md").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dev"]["Repair"]["final_ex_strict"] == 1.0 and metrics["test_same_db"]["OneShot"]["final_ex_strict"] == 0.0
+    assert {"split": "dev", "run": "OneShot", "metric": "first_turn_ex", "value": 0.0} in json.loads((out / "ex_by_run.json").read_text())
+    chart, loss = (out / "ex_by_run.png").read_bytes(), (out / "training_loss.png").read_bytes()
+    assert chart.startswith(b"\x89PNG") and loss.startswith(b"\x89PNG")
+    assert cli([*argv, "--out", str(tmp_path / "again")]) == 0  # the same data draws the same bytes
+    assert (tmp_path / "again" / "ex_by_run.png").read_bytes() == chart
+    capsys.readouterr()
+    assert cli(["compare", "--runs", f"A={tmp_path / 'repair'}", "--splits", "nope", "--out", str(tmp_path / "bad")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_resolve_models_names_what_is_missing(tmp_path: Path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()

@@ -23,8 +23,10 @@ import yaml
 from tiny_model import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("model", "data", "schema_recall", "eval_base", "rollout_train", "synth_negatives", "pairs", "sft", "dpo", "sft_dpo",
-          "eval_sft", "eval_dpo", "eval_sft_dpo", "compare", "register")
+SPLITS = ("dev", "test_same_db")
+STAGES = ("model", "data_train", "data_test_same_db", "data_dev", "schema_recall", "sft", "rollout_train", "synth_negatives",
+          "pairs", "dpo", "sft_dpo", *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS),
+          "compare", "register")
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -51,8 +53,11 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     params["generation"].update(generator="hf", max_new_tokens=16)
     params["eval"]["limit"] = 6
     params["rollout_train"]["limit"] = 10
-    params["sft"].update(max_steps=2, per_device_train_batch_size=2, lora_r=4, lora_alpha=8, max_length=4096)
+    params["sft"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
     params["dpo"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
+    # A random model repairs nothing: its natural pairs are all gold fallbacks, which Synth20's two
+    # 0.2 caps (gold fallback, synthetic) would leave no room for.
+    params["merge"].update(input_fraction_limits=[1.0, 0.5], pair_type_max_fractions=["gold_vs_failed_attempt=0.5"])
     params["tracking"]["experiment"] = "pipeline-test"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     build_tiny_llama(root / "models" / "tiny", max_positions=4096)  # demo schemas are long in its tiny vocabulary
@@ -71,24 +76,33 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
 def test_every_stage_ran_and_status_is_clean(project):
     root, env = project
     assert "up to date" in run(["dvc", "status"], root, env)
-    assert (root / "data" / "demo" / "train_spider.json").is_file()  # pulled offline from the committed remote
-    for name in ("eval_base", "rollout_train", "pairs", "sft", "dpo", "sft_dpo", "eval_sft", "compare", "register"):
+    for split in ("train", *SPLITS):  # pulled offline from the committed remote
+        assert (root / "data" / "demo" / {"train": "train_spider.json"}.get(split, f"{split}.json")).is_file()
+    names = ["rollout_train", "pairs", "sft", "dpo", "sft_dpo", "compare", "register",
+             *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS)]
+    for name in names:
         assert (root / "metrics" / f"{name}.json").is_file(), name
     assert json.loads(run(["dvc", "metrics", "show", "--json"], root, env))
     plots = run(["dvc", "plots", "show", "--json"], root, env)
-    assert "training loss" in plots and "EX by run" in plots
+    assert "training loss" in plots and "EX by run and split" in plots and "ex_by_run.png" in plots
     for name in ("sft", "dpo", "sft_dpo"):
-        assert (root / "outputs" / "train" / name / "adapter_model.safetensors").is_file()
+        # the demo recipe fine-tunes every weight of the last layers: whole model folders
+        assert (root / "outputs" / "train" / name / "model.safetensors").is_file()
         assert [row["step"] for row in json.loads((root / "plots" / f"{name}.json").read_text())][-1] == 2
     # A random tiny model answers nonsense: every number is 0, but every stage ran on it.
-    base = json.loads((root / "outputs" / "eval_base" / "summary.json").read_text())
-    assert (base["examples"], base["first_turn_ex"], base["final_ex_strict"], base["final_ex_oracle"]) == (6, 0.0, 0.0, 0.0)
+    for split in SPLITS:
+        base = json.loads((root / "outputs" / "eval" / "base" / split / "summary.json").read_text())
+        assert (base["examples"], base["first_turn_ex"], base["final_ex_strict"], base["final_ex_oracle"]) == (6, 0.0, 0.0, 0.0)
+        assert base["config"]["split"] == split
     quality = json.loads((root / "outputs" / "pairs" / "dashboard" / "pair_quality.json").read_text())
     filtered = quality["quality"]["Filtered"]
     synthetic_cap = yaml.safe_load((root / "params.yaml").read_text())["merge"]["input_fraction_limits"][1]
     assert filtered["pairs"] > 0 and filtered["synthetic_fraction"] <= synthetic_cap
-    compare = json.loads((root / "outputs" / "compare" / "compare.json").read_text())
-    assert list(compare["runs"]) == ["Base", "SFT", "DPO", "SFT+DPO"]
+    for split in SPLITS:
+        compare = json.loads((root / "outputs" / "compare" / split / "compare.json").read_text())
+        assert list(compare["runs"]) == ["Base", "SFT", "DPO", "SFT+DPO"]
+    assert (root / "outputs" / "compare" / "ex_by_run.png").read_bytes().startswith(b"\x89PNG")
+    assert (root / "outputs" / "compare" / "training_loss.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(project):
@@ -102,6 +116,7 @@ def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(pr
     assert all(r.info.status == "FINISHED" for r in runs)
     by_stage = {r.data.tags["stage"]: r for r in runs}
     assert by_stage["pairs"].data.metrics["quality.Filtered.pairs"] > 0
+    assert "dev.SFT_DPO.final_ex_strict" in by_stage["compare"].data.metrics  # MLflow keys allow no "+"
     assert "loss" in by_stage["sft_dpo"].data.metrics
     assert {a.path for a in client.list_artifacts(by_stage["pairs"].info.run_id, "dashboard")} >= {
         "dashboard/pair_quality.html", "dashboard/pair_types.png"}
@@ -117,4 +132,6 @@ def test_the_champion_is_pulled_and_evaluated(project, tmp_path):
          "--dataset_path", "data/demo", "--limit", "2", "--max_turns", "1", "--max_new_tokens", "8",
          "--output_dir", str(out), "--no_progress"], root, env)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["examples"] == 2 and summary["config"]["adapter_path"].startswith("models/registry/text2sql-sft-dpo/v")
+    # the champion is a whole fine-tuned model (the demo recipe): it is the model, no adapter on a base
+    assert summary["examples"] == 2 and summary["config"]["model_path"].startswith("models/registry/text2sql-sft-dpo/v")
+    assert summary["config"]["adapter_path"] is None

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILES = {"demo": REPO / "params.yaml", "spider": REPO / "profiles" / "spider.yaml"}
+PROFILES = {"demo": REPO / "params.yaml", "spider": REPO / "profiles" / "spider.yaml",
+            "smollm2-spider": REPO / "profiles" / "smollm2-spider.yaml"}
 
 
 def keys(tree: dict, prefix: str = "") -> set[str]:
@@ -58,8 +59,8 @@ def parsers():
 
 
 def test_profiles_have_the_same_keys():
-    demo, spider = (yaml.safe_load(path.read_text()) for path in PROFILES.values())
-    assert keys(demo) == keys(spider)
+    demo, *others = (yaml.safe_load(path.read_text()) for path in PROFILES.values())
+    assert all(keys(other) == keys(demo) for other in others)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -251,12 +251,18 @@ def test_schema_text_compact_and_seed_formats(db: Path):
     assert schema_text(catalog, ["city"], schema_format="seed") == "Table city: City_ID INTEGER primary_key, cityName TEXT, countryCode TEXT"
 
 
-def test_sample_values_show_the_values_a_question_mentions_first(db: Path):
+def test_sample_values_list_category_values_and_the_values_a_question_mentions(db: Path):
     catalog = load_catalog(db)
     asked = schema_text(catalog, ["singer"], schema_format="compact", sample_values=1, question="Which singers are from United States?")
-    assert asked == "singer(Singer_ID PK, Name ('Joe'), Country ('United States'), \"Home Town\" ('Lyon'))"
-    # without a mention: the most frequent value, ties broken by the value; NULLs and numbers never shown
-    assert "Country ('France')" in schema_text(catalog, ["singer"], schema_format="compact", sample_values=1)
+    # category columns (few distinct values) show their most frequent values, ties by value; after the
+    # schema, the stored values the question mentions, with their column
+    assert asked == ("singer(Singer_ID PK, Name ('Joe'), Country ('France'), \"Home Town\" ('Lyon'))\n"
+                     "Values in the question: singer.Country = 'United States'")
+    # the schema part does not depend on the question (generation reads it once per database)
+    plain = schema_text(catalog, ["singer"], schema_format="compact", sample_values=1, question="How many singers?")
+    assert plain == asked.splitlines()[0]
+    assert schema_text(catalog, ["singer"], sample_values=1, question="Who is joe?").endswith("Values in the question: singer.Name = 'Joe'")
+    assert "Values" not in schema_text(catalog, ["singer"], sample_values=1, question="Who is joey?")  # whole words only
     created = schema_text(catalog, ["stadium"], sample_values=2)
     assert "  Name TEXT, -- e.g. 'Groupama', 'Parc'\n  Capacity INT,\n" in created
     assert schema_text(catalog, ["stadium"], sample_values=0) == schema_text(catalog, ["stadium"])

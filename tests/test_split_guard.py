@@ -135,13 +135,15 @@ def test_schema_fingerprints_are_cached_per_file(tmp_path: Path, monkeypatch):
     assert schema_fingerprint(db) != first and len(calls) == 2
 
 
-def test_question_index_finds_whole_word_runs_inside_a_text():
+def test_question_index_finds_a_question_that_ends_a_line():
     index = QuestionIndex(["what is the average age", "how many singers", "list names", "count"])
     assert index.find("Database schema:\nCREATE TABLE singer (age INTEGER)\n\nQuestion: What is the AVERAGE age.") == "what is the average age"
-    assert index.find("Tell me: how many singers are there from France?") == "how many singers"
+    assert index.find("Tell me: how many singers?\nThanks") == "how many singers"
     assert index.find("List  names!") == "list names" and index.find("COUNT.") == "count"
     assert index.find("what is the average ages") is None  # whole words only
     assert index.find("account of the list of names") is None
+    # another question that extends an evaluation question is not that question
+    assert index.find("Question: how many singers are there from France?") is None
     assert index.find("") is None and QuestionIndex([]).find("anything") is None
     numbered = QuestionIndex(["question 1"])
     assert numbered.find("Question 10?") is None and numbered.find("question 1.") == "question 1"
@@ -164,11 +166,13 @@ def test_leak_reasons_for_every_record_kind(dev: EvalSplit, pets_root: Path):
         assert leak_reason(make("x1", "How many concerts?", "concert_singer"), dev, roots) == "database 'concert_singer' is an evaluation database"
         assert leak_reason(make("x1", "How many concerts?", "stars"), dev, roots) == \
             f"database 'stars' ({stars}) has the schema of evaluation database 'concert_singer'"
-        # the same question, with other case, spacing and punctuation, or inside a longer one
+        # the same question, with other case, spacing and punctuation, or ending a longer text
         assert leak_reason(make("x2", "  what is THE average   age.", "pets_1"), dev, roots) == \
             "question '  what is THE average   age.' is an evaluation question"
-        assert leak_reason(make("x2", "So, what is the average age of pets?", "pets_1"), dev, roots) == \
-            f"question 'So, what is the average age of pets?' contains evaluation question {DEV_QUESTION!r}"
+        assert leak_reason(make("x2", "So: what is the average age?", "pets_1"), dev, roots) == \
+            f"question 'So: what is the average age?' contains evaluation question {DEV_QUESTION!r}"
+        # a longer question that starts like it is another question
+        assert leak_reason(make("x2", "What is the average age of pets?", "pets_1"), dev, roots) is None
         # nothing shared
         assert leak_reason(make("x3", "What is the mean age of dogs?", "pets_1"), dev, roots) is None
     example = example_record("x4", "How many pets?", "anything", stars)
@@ -427,3 +431,21 @@ def test_rollout_and_synth_leave_out_copies_and_reworded_questions(world, tmp_pa
     assert cli(["pairs", "synth", "--dataset_path", str(mixed), "--out", str(tmp_path / "synth.jsonl"), "--no_progress", *guard(world)]) == 0
     assert "pairs synth: left out 2 of 3 examples" in capsys.readouterr().err
     assert {json.loads(line)["meta"]["db_id"] for line in (tmp_path / "synth.jsonl").read_text().splitlines()} <= {"pets_1"}
+
+
+def test_a_same_database_split_is_guarded_by_question_not_by_database(demo_dataset: Path):
+    """test_same_db asks new questions of the training databases: training on those databases
+    is the point, training on those questions is a leak."""
+    from text2sql_mlops.data import load_examples
+
+    guard = load_eval_split(str(demo_dataset), None, "dev", same_db_split="test_same_db")
+    train = load_examples(str(demo_dataset), None, "train")
+    held_out = load_examples(str(demo_dataset), None, "test_same_db")
+    assert exclude_leaks(train, guard, "rollout") == train  # same databases, other questions: kept
+    leaked = held_out[0].to_dict()
+    assert leak_reason(leaked, guard) is not None
+    assert "test_same_db" in guard.source
+    dev = load_examples(str(demo_dataset), None, "dev")
+    assert "evaluation" in leak_reason(dev[0].to_dict(), guard)
+    # "none" (what params.yaml says for a dataset without such a split) is no second split
+    assert load_eval_split(str(demo_dataset), None, "dev", same_db_split="none") == load_eval_split(str(demo_dataset), None, "dev")

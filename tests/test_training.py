@@ -412,3 +412,42 @@ def test_dpo_runs_from_base_and_from_the_sft_adapter(files, sft_out, init, capsy
     assert (summary["lora"]["r"], summary["lora"]["lora_alpha"]) == (4, 8)
     assert not (out / "ref").exists()  # only the trained adapter, not TRL's frozen reference copy
     assert isinstance(generate(files["model"], out), str)
+
+
+def test_last_layers_adapts_only_the_last_layers(files, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "last"
+    assert cli(["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(out),
+                "--max_steps", "1", "--last_layers", "1", *TINY]) == 0
+    keys = list(load_file(out / "adapter_model.safetensors"))
+    assert keys and all(".layers.1." in key for key in keys)  # the tiny Llama has layers 0 and 1
+    assert {key.split(".")[-3] for key in keys} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_full_finetune_of_the_last_layers_writes_a_whole_model_that_dpo_and_eval_continue(files, tmp_path, demo_dataset):
+    from safetensors.torch import load_file
+
+    sft = tmp_path / "sft_full"
+    assert cli(["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(sft),
+                "--max_steps", "2", "--learning_rate", "1e-2", "--full_finetune", "--last_layers", "1", *TINY]) == 0
+    names = {path.name for path in sft.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= names and "adapter_config.json" not in names
+    base, trained = load_file(files["model"] / "model.safetensors"), load_file(sft / "model.safetensors")
+    changed = {key for key in base if not base[key].equal(trained[key])}
+    assert changed and all(".layers.1." in key or key.endswith("norm.weight") for key in changed)  # layer 0 and embeddings frozen
+    assert json.loads((sft / "training_summary.json").read_text())["lora"] is None
+
+    dpo_out = tmp_path / "dpo_full"
+    assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--init_adapter", str(sft),
+                "--out", str(dpo_out), "--max_steps", "1", "--full_finetune", *TINY]) == 0
+    assert (dpo_out / "model.safetensors").is_file() and not (dpo_out / "adapter_config.json").exists()
+    assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--init_adapter", str(sft),
+                "--out", str(tmp_path / "lora_on_full"), "--max_steps", "1", *TINY]) == 2  # a LoRA needs its base everywhere
+
+    # eval and rollouts take a whole model where an adapter goes: it replaces the base model
+    out = tmp_path / "eval"
+    assert cli(["eval", "--adapter", str(dpo_out), "--model_path", str(files["model"]), "--dataset_path", str(demo_dataset),
+                "--limit", "2", "--max_turns", "1", "--max_new_tokens", "4", "--output_dir", str(out), "--no_progress"]) == 0
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert config["model_path"] == str(dpo_out) and config["adapter_path"] is None

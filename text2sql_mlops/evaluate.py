@@ -52,7 +52,7 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     ``adapter`` is ``--adapter`` (a folder or a registry URI), ``adapter_path`` the rollout's
     ``--adapter_path`` (a folder): one of them at most, and only for a generator that loads
     adapters (hf, vllm); neither is ever dropped silently."""
-    from .registry import base_model_of, resolve_adapter
+    from .registry import base_model_of, is_whole_model_folder, resolve_adapter
 
     if adapter and adapter_path:
         raise UserError("give --adapter or --adapter_path, not both (--adapter takes a folder or models:/NAME@ALIAS)")
@@ -62,6 +62,8 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     adapter_path = resolve_adapter(adapter or adapter_path) if (adapter or adapter_path) else None
     if generator not in {"hf", "vllm"}:
         return model_path, adapter_path
+    if adapter_path is not None and is_whole_model_folder(adapter_path):
+        return adapter_path, None  # a fully fine-tuned model: it replaces the base model
     if model_path is None and adapter_path is not None:
         model_path = base_model_of(adapter_path)
         if not model_path:

@@ -37,6 +37,19 @@ METRIC = "final_ex_strict"  # promotion compares the gold-free number only
 TAGGED_NUMBERS = ("first_turn_ex", "final_ex_strict", "final_ex_oracle", "executable_rate", "examples")
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # what PEFT's save_pretrained writes
+MODEL_CONFIG = "config.json"  # a whole model folder (`train --full_finetune`) instead of an adapter
+
+
+def is_whole_model(files: Iterable[str]) -> bool:
+    """A trained output that is a whole model (config + weights), not a LoRA adapter."""
+    names = set(files)
+    return (MODEL_CONFIG in names and ADAPTER_CONFIG not in names
+            and any(name.endswith(".safetensors") or name == "pytorch_model.bin" for name in names))
+
+
+def is_whole_model_folder(path: str | Path) -> bool:
+    folder = Path(path)
+    return folder.is_dir() and is_whole_model(entry.name for entry in folder.iterdir() if entry.is_file())
 
 
 # --------------------------------------------------------------------------- what a loadable adapter is
@@ -45,7 +58,10 @@ ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # what PEF
 def check_adapter_files(where: str, files: Iterable[str], config_text: str | None) -> None:
     """The one check of a LoRA adapter before it is logged, registered or used: its
     ``adapter_config.json`` (``config_text``; None when absent) holds a JSON object and
-    ``files`` (the names in its folder) include the weights."""
+    ``files`` (the names in its folder) include the weights. A whole model folder (a fully
+    fine-tuned model: config.json and weights) passes too: it is used in place of the base."""
+    if config_text is None and is_whole_model(files):
+        return
     if config_text is None:
         raise UserError(f"no LoRA adapter at {where} ({ADAPTER_CONFIG} missing); give the folder a training stage saved, "
                         "or models:/NAME@ALIAS")
@@ -271,9 +287,11 @@ def _download_adapter(uri: str, dest: Path) -> None:
             download = staged.parent / "download"
             download.mkdir()
             mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(download))
-            configs = sorted(download.rglob(ADAPTER_CONFIG), key=lambda path: len(path.parts))
+            # the shallowest folder holding an adapter config, or else a whole model's config
+            configs = sorted(download.rglob(ADAPTER_CONFIG), key=lambda path: len(path.parts)) or \
+                sorted((p for p in download.rglob(MODEL_CONFIG) if is_whole_model_folder(p.parent)), key=lambda path: len(path.parts))
             if not configs:
-                raise UserError(f"{uri} holds no {ADAPTER_CONFIG}; is it a registered adapter?")
+                raise UserError(f"{uri} holds no {ADAPTER_CONFIG} and no whole model; is it a registered adapter?")
             check_adapter_folder(configs[0].parent, where=uri)
             configs[0].parent.rename(staged)
     except BaseException:

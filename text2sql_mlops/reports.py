@@ -10,7 +10,11 @@ rate of the final answers, and the final answers' error types; then EX by Spider
 hardness. Strict and oracle numbers stay in separate columns, never one figure.
 
 Refuses runs evaluated on different examples: their numbers are not comparable.
-Writes compare.json, compare.md and ex_by_run.json (a flat table for ``dvc plots``).
+Writes compare.json, compare.md and ex_by_run.json (a flat table for ``dvc plots``), and
+``ex_by_run.png`` (EX per run: one-shot, strict repair, oracle repair). With ``--splits``
+each run folder holds one evaluated folder per split, and each split gets its own
+report under ``OUT/<split>/`` plus ``OUT/metrics.json`` for MLflow; ``--training``
+adds ``training_loss.png`` from the training stages' metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -94,35 +98,137 @@ def plot_table(report: dict[str, Any]) -> list[dict[str, Any]]:
             for key, _ in COLUMNS[:4] if r[key] is not None]
 
 
+def plot_rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``plot_table`` of every split, each row tagged with its split (the ``dvc plots`` file)."""
+    return [{"split": split, **row} for split, report in reports.items() for row in plot_table(report)]
+
+
+def metrics(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The numbers MLflow and ``dvc metrics`` read: ``<split>.<run>.<column>``."""
+    return {split: {name: {key: r[key] for key, _ in COLUMNS if r[key] is not None} for name, r in report["runs"].items()}
+            for split, report in reports.items()}
+
+
+# --------------------------------------------------------------------------- pictures
+
+BARS = (("first_turn_ex", "first-turn (one-shot)"), ("final_ex_strict", "+ repair, strict"),
+        ("final_ex_oracle", "+ repair, oracle"))
+
+
+def _png(draw, size: tuple[float, float]) -> bytes:
+    """A PNG drawn on an explicit Agg canvas with matplotlib's default style, saved without
+    metadata: the bytes depend only on the data (as the pair dashboard's)."""
+    import io
+
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=size, dpi=100)
+        FigureCanvasAgg(fig)
+        draw(fig)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def ex_chart(reports: dict[str, dict[str, Any]]) -> bytes:
+    """Grouped bars, one panel per split: EX of each run one-shot, after strict repair and
+    after oracle repair (hatched: gold was used, an upper bound)."""
+    import numpy as np
+
+    def draw(fig):
+        axes = fig.subplots(1, len(reports), squeeze=False, sharey=True)[0]
+        for ax, (split, report) in zip(axes, reports.items()):
+            names = list(report["runs"])
+            width = 0.8 / len(BARS)
+            for i, (key, label) in enumerate(BARS):
+                values = [100 * (report["runs"][n][key] or 0.0) for n in names]
+                bars = ax.bar(np.arange(len(names)) + (i - 1) * width, values, width, label=label,
+                              hatch="//" if key == "final_ex_oracle" else None)
+                ax.bar_label(bars, fmt="%.1f", fontsize=7)
+            examples = next(iter(report["runs"].values()))["examples"] if names else 0
+            ax.set_xticks(np.arange(len(names)), names)
+            ax.set_title(f"{split} ({examples} questions)")
+            ax.set_ylabel("execution accuracy (%)")
+        axes[0].legend(fontsize=8, loc="upper left")
+
+    return _png(draw, (5.5 * len(reports), 4.2))
+
+
+def loss_chart(curves: dict[str, list[dict[str, Any]]]) -> bytes:
+    """Training loss per optimizer step, one line per training run (metrics.jsonl rows)."""
+
+    def draw(fig):
+        ax = fig.add_subplot()
+        for name, rows in curves.items():
+            points = [(row["step"], row["loss"]) for row in rows if "loss" in row and "step" in row]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title("Training loss")
+        ax.legend()
+
+    return _png(draw, (7, 4.2))
+
+
 def compared_here(folder: Path) -> bool:
     """A folder `compare` wrote before folders carried the fileio marker."""
     return {p.name for p in folder.iterdir()} <= {"compare.json", "compare.md", "ex_by_run.json"}
 
 
+def _named(items: list[str], flag_name: str) -> dict[str, str]:
+    named: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value or name in named:
+            raise UserError(f"--{flag_name} takes distinct NAME=PATH items, got {item!r}")
+        named[name] = value
+    return named
+
+
 def make_parser(prog: str | None = "text2sql-mlops compare") -> ArgParser:
     parser = ArgParser(prog=prog, description="Compare evaluated runs: first-turn EX, final EX strict and oracle, "
-                       "repair success, executable rate, error types, EX by hardness.")
+                       "repair success, executable rate, error types, EX by hardness; per evaluation split, with charts.")
     flag(parser, "runs", nargs="+", required=True, metavar="NAME=DIR", help="evaluated run folders, in table order")
+    flag(parser, "splits", nargs="+", metavar="SPLIT",
+         help="evaluation splits: each run folder holds one evaluated folder per split (DIR/<split>); one report "
+              "per split goes to OUT/<split>/ (default: the run folders are the evaluated folders, one report in OUT)")
+    flag(parser, "training", nargs="+", default=[], metavar="NAME=JSONL",
+         help="training metrics.jsonl files whose loss curves go into training_loss.png")
     flag(parser, "out", required=True, type=output_folder_type(compared_here),
-         help="folder for compare.json, compare.md and ex_by_run.json (replaced as a whole)")
+         help="folder for compare.json, compare.md, ex_by_run.json and the charts (replaced as a whole)")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops compare") -> int:
-    from .fileio import atomic_folder
+    from .fileio import atomic_folder, read_jsonl
 
     args = make_parser(prog).parse_args(argv)
-    runs = {}
-    for item in args.runs:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or name in runs:
-            raise UserError(f"--runs takes distinct NAME=DIR items, got {item!r}")
-        runs[name] = load_run(folder)
-    report = compare(runs)
+    folders = _named(args.runs, "runs")
+    # "none": a profile without a same-database split (params.yaml names the splits as strings)
+    chosen = [split for split in args.splits or () if split.lower() not in ("none", "null")]
+    splits = chosen or [None]
+    reports = {split or "all": compare({name: load_run(str(Path(folder) / split) if split else folder)
+                                        for name, folder in folders.items()}) for split in splits}
+    curves = {name: list(read_jsonl(path)) for name, path in _named(args.training, "training").items()}
     with atomic_folder(args.out, compared_here) as staged:
         staged.mkdir()
-        (staged / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
-        (staged / "compare.md").write_text(render_markdown(report))
-        (staged / "ex_by_run.json").write_text(json.dumps(plot_table(report), indent=2) + "\n")
-    print(render_markdown(report).split("\n\n")[1])
+        for split, report in reports.items():
+            where = staged / split if chosen else staged
+            where.mkdir(exist_ok=True)
+            (where / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
+            (where / "compare.md").write_text(render_markdown(report))
+            (where / "ex_by_run.json").write_text(json.dumps(plot_table(report), indent=2) + "\n")
+        if chosen:
+            (staged / "metrics.json").write_text(json.dumps(metrics(reports), indent=2) + "\n")
+            (staged / "ex_by_run.json").write_text(json.dumps(plot_rows(reports), indent=2) + "\n")
+        (staged / "ex_by_run.png").write_bytes(ex_chart(reports))
+        if curves:
+            (staged / "training_loss.png").write_bytes(loss_chart(curves))
+    for split, report in reports.items():
+        print(f"{split}:" if chosen else "", render_markdown(report).split("\n\n")[1], sep="\n" if chosen else "")
     return 0

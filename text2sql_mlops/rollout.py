@@ -81,6 +81,7 @@ class RolloutConfig:
     # which examples, in what pieces
     eval_dataset: str | None = None  # leave out examples overlapping this evaluation set (split_guard)
     eval_split: str = "dev"
+    eval_same_db_split: str | None = None  # another evaluation split on the training databases (questions guarded)
     eval_db_root: str | None = None
     offset: int = 0
     limit: int | None = None
@@ -93,7 +94,8 @@ class RolloutConfig:
 
 # Settings that never change a trajectory, left out of the run identity.
 # (The evaluation set only removes examples, which the hash of the selected ids records.)
-NOT_IN_IDENTITY = ("output_dir", "progress", "overwrite", "api_key_env", "max_concurrency", "eval_dataset", "eval_split", "eval_db_root")
+NOT_IN_IDENTITY = ("output_dir", "progress", "overwrite", "api_key_env", "max_concurrency", "eval_dataset", "eval_split", "eval_db_root",
+                    "eval_same_db_split")
 
 
 def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any]:
@@ -113,6 +115,11 @@ def generator_options(config: RolloutConfig) -> dict[str, Any]:
         "base_url": config.base_url, "api_key_env": config.api_key_env,
         "max_concurrency": config.max_concurrency, "batch_size": config.batch_size,
     }
+    if config.adapter_path:
+        from .registry import is_whole_model_folder
+
+        if is_whole_model_folder(config.adapter_path):  # a fully fine-tuned model replaces the base
+            given.update(model_path=config.adapter_path, adapter_path=None)
     options = {key: value for key, value in given.items() if value is not None}
     if not config.progress and config.generator in {"hf", "vllm"}:
         options["progress"] = False  # their per-batch bars too
@@ -174,7 +181,8 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
     if config.eval_dataset:
         from .split_guard import exclude_leaks, load_eval_split
 
-        examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split), "rollout")
+        examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split,
+                                                                    config.eval_same_db_split), "rollout")
     end = None if config.limit is None else config.offset + config.limit
     selected = list(enumerate(examples))[config.offset:end]
     if not selected:
@@ -352,6 +360,8 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
          help="distinct values shown per text column, those the question mentions first (default: %(default)s)")
     flag(parser, "eval_dataset", help="leave out examples overlapping this evaluation set (same id, question or database)")
     flag(parser, "eval_split", default=d["eval_split"], help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
+         "(e.g. test_same_db): its questions are left out too, its databases are not")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
     flag(parser, "limit", type=_limit, help="at most this many examples after --offset, or 'all' (default: all)")

@@ -336,9 +336,11 @@ def schema_text(catalog: Catalog, tables: Iterable[str] | None = None, sample_ro
     ``tables`` (default: all) are matched case-insensitively and written in catalog order,
     whatever order they are given in, so the same selection always gives the same text.
     ``sample_rows`` > 0 adds that many rows per table as a ``/* ... */`` comment
-    (create_table only). ``sample_values`` > 0 lists up to that many distinct values of each
-    text column, those the ``question`` mentions first, so a literal can be copied from the
-    prompt instead of guessed. Foreign keys are kept even when the referenced table is not shown.
+    (create_table only). ``sample_values`` > 0 lists up to that many of the most frequent values
+    of each category column (a text column with few distinct values) in the schema, and after
+    the schema a line of the stored values the ``question`` mentions, with their column
+    (``airport.country = 'Mexico'``), so a literal and its column can be copied from the prompt
+    instead of guessed. Foreign keys are kept even when the referenced table is not shown.
     """
     if schema_format not in SCHEMA_FORMATS:
         raise UserError(f"unknown schema format {schema_format!r}; choose one of: {', '.join(SCHEMA_FORMATS)}")
@@ -346,18 +348,23 @@ def schema_text(catalog: Catalog, tables: Iterable[str] | None = None, sample_ro
         raise UserError("sample_rows only goes with schema_format create_table; use sample_values with the others")
     wanted = set(catalog.table_names) if tables is None else {catalog.table(name).name for name in tables}
     shown = [table for table in catalog.tables if table.name in wanted]
-    values = {table.name: _shown_values(catalog, table, sample_values, question) for table in shown} if sample_values > 0 else {}
+    values = {table.name: _category_values(catalog, table, sample_values) for table in shown} if sample_values > 0 else {}
     if schema_format == "compact":
-        return _compact(shown, values)
-    if schema_format == "seed":
-        return _seed_layout(shown, values)
-    blocks = []
-    for table in shown:
-        block = create_table_sql(table, values.get(table.name, {}))
-        if sample_rows > 0:
-            block += "\n" + _sample_comment(catalog, table, sample_rows)
-        blocks.append(block)
-    return "\n\n".join(blocks)
+        text = _compact(shown, values)
+    elif schema_format == "seed":
+        text = _seed_layout(shown, values)
+    else:
+        blocks = []
+        for table in shown:
+            block = create_table_sql(table, values.get(table.name, {}))
+            if sample_rows > 0:
+                block += "\n" + _sample_comment(catalog, table, sample_rows)
+            blocks.append(block)
+        text = "\n\n".join(blocks)
+    mentioned = _mentioned_values(catalog, shown, sample_values, question) if sample_values > 0 else []
+    # After the schema, not inside it: the schema text stays the same for every question on a
+    # database, so generation reads it once per batch (generation/hf.py's shared prefixes).
+    return text + ("\n" + "Values in the question: " + "; ".join(mentioned) if mentioned else "")
 
 
 def _values_note(values: list[str]) -> str:
@@ -403,22 +410,34 @@ _VALUES_PER_COLUMN = 5000  # distinct values read per column, to find the ones a
 _CATEGORY_VALUES = 20  # a text column with at most this many distinct values is a category
 
 
-def _shown_values(catalog: Catalog, table: Table, limit: int, question: str) -> dict[str, list[str]]:
-    """Per text column, up to ``limit`` values: those ``question`` mentions, then (category columns
-    only) the most frequent."""
+def _category_values(catalog: Catalog, table: Table, limit: int) -> dict[str, list[str]]:
+    """Per category column (a text column with few distinct values), its ``limit`` most frequent
+    values: how they are spelled. A name column's arbitrary first values would only cost tokens."""
+    return {column: values[:limit] for column, values in _column_values(catalog.db_path, table.name).items()
+            if len(values) <= _CATEGORY_VALUES}
+
+
+def _mentioned_values(catalog: Catalog, tables: list[Table], limit: int, question: str) -> list[str]:
+    """``table.column = 'value'`` for the stored text values ``question`` mentions (case-insensitive),
+    longest first ("New York City" before "York"), at most ``limit`` per column."""
     asked = question.lower()
-    shown = {}
-    for column, values in _column_values(catalog.db_path, table.name).items():
-        mentioned = [v for v in values if len(v) > 1 and v.lower() in asked]
-        # longest mention first: "New York City" before "York"
-        picked = sorted(mentioned, key=len, reverse=True)[:limit]
-        if len(values) <= _CATEGORY_VALUES:
-            # a category column: its common values show how they are spelled; a name column's
-            # arbitrary first names would only cost tokens
-            picked += [v for v in values if v not in picked][: limit - len(picked)]
-        if picked:
-            shown[column] = picked
-    return shown
+    found = []
+    for table in tables:
+        for column, values in _column_values(catalog.db_path, table.name).items():
+            mentioned = sorted((v for v in values if len(v) > 1 and _mentions(asked, v.lower())), key=len, reverse=True)
+            found += [f"{quote_name(table.name)}.{quote_name(column)} = {_sql_literal(v)}" for v in mentioned[:limit]]
+    return found
+
+
+def _mentions(asked: str, value: str) -> bool:
+    """``value`` occurs in ``asked`` as whole words ("Paris" in "from Paris?", not "Pa" in "Paris")."""
+    start = asked.find(value)
+    while start != -1:
+        end = start + len(value)
+        if (start == 0 or not asked[start - 1].isalnum()) and (end == len(asked) or not asked[end].isalnum()):
+            return True
+        start = asked.find(value, start + 1)
+    return False
 
 
 @functools.lru_cache(maxsize=4096)

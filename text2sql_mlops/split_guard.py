@@ -15,10 +15,10 @@ metadata edits cannot hide:
 A training record leaks when ANY of these holds:
 
 * its id is an evaluation example's id;
-* an evaluation question occurs, as a run of whole normalised words, inside its
-  question or inside any message of the prompts that would be trained on (every
-  turn of a trajectory, the prompt of a pair), so editing ``id``, ``db_id`` or
-  ``question`` does not hide an evaluation example whose prompts were kept;
+* an evaluation question, as normalised words, ends its question or a line of any
+  message of the prompts that would be trained on (every turn of a trajectory, the
+  prompt of a pair: a prompt's question ends its line), so editing ``id``, ``db_id``
+  or ``question`` does not hide an evaluation example whose prompts were kept;
 * its database has the schema of an evaluation database. (Spider's train and dev
   databases are disjoint by design; holding out whole databases is also how
   generalisation is estimated on the train split.)
@@ -39,9 +39,9 @@ merge`` and ``train`` refuse any leaking record before writing anything
 (``refuse_leaks``): by then a leak is a bug, not a selection.
 
 Cost: fingerprints are cached per file (path, modification time and size);
-questions are indexed by their first ``HEAD_WORDS`` words, so scanning a prompt is
-one pass to cut it into words and one set intersection of its word n-grams with
-the index; identical messages (repair turns repeat the first prompt) are scanned once.
+questions are indexed by their word tuples, so scanning a prompt is one pass to cut
+each line into words and one set lookup per distinct question length; identical
+messages (repair turns repeat the first prompt) are scanned once.
 """
 
 from __future__ import annotations
@@ -51,14 +51,13 @@ import hashlib
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .errors import UserError
 
 _WORD = re.compile(r"\w+")
-HEAD_WORDS = 3  # evaluation questions are indexed by their first words (fewer for shorter questions)
 
 
 def question_words(text: str) -> tuple[str, ...]:
@@ -71,35 +70,34 @@ def normalize_question(question: str) -> str:
 
 
 class QuestionIndex:
-    """Finds any of a set of questions inside a text, as a run of whole normalised words.
+    """Finds a question that ENDS a line of a text, compared as normalised words.
 
-    Questions are indexed by their first ``HEAD_WORDS`` words. A text is cut into
-    words once; the set of its word n-grams is intersected with the index (one C-level
-    set operation per head length), and only texts sharing a head with a question
-    are compared word by word at the positions of that head.
+    A prompt states its question at the end of a line ("Question: ..."), whatever else the
+    message holds, so an evaluation question ending any line of a message is that prompt's
+    question. Ending, not merely occurring: "How many students are there for each major?"
+    is another question than "How many students are there?", and the demo's templates ask
+    many questions that extend another. Questions are looked up by their word tuple, one
+    set lookup per distinct question length and line.
     """
 
     def __init__(self, questions: Iterable[str]):
-        self._heads: dict[int, dict[tuple[str, ...], list[tuple[tuple[str, ...], str]]]] = {}
+        self._questions: dict[tuple[str, ...], str] = {}
         for question in questions:
             words = question_words(question)
             if words:
-                head = words[:HEAD_WORDS]
-                self._heads.setdefault(len(head), {}).setdefault(head, []).append((words, question))
-        self._keys = {length: frozenset(heads) for length, heads in self._heads.items()}
+                self._questions.setdefault(words, question)
+        self._lengths = sorted({len(words) for words in self._questions})
 
     def find(self, text: str) -> str | None:
-        """A question (as given to the index) that occurs inside ``text``, or None."""
-        words = question_words(text)
-        for length, heads in self._heads.items():
-            grams = set(zip(*(words[offset:] for offset in range(length))))
-            for head in grams & self._keys[length]:
-                for start in range(len(words) - length + 1):
-                    if words[start:start + length] != head:
-                        continue
-                    for question_words_, question in heads[head]:
-                        if words[start:start + len(question_words_)] == question_words_:
-                            return question
+        """A question (as given to the index) that ends a line of ``text``, or None."""
+        for line in text.splitlines():
+            words = question_words(line)
+            for length in self._lengths:
+                if length > len(words):
+                    break
+                found = self._questions.get(words[len(words) - length:])
+                if found is not None:
+                    return found
         return None
 
 
@@ -180,14 +178,24 @@ class EvalSplit:
         return QuestionIndex(self.questions)
 
     def find_question(self, text: str) -> str | None:
-        """The evaluation question (as written) that occurs inside ``text``, or None."""
+        """The evaluation question (as written) that ends a line of ``text``, or None."""
         found = self.index.find(text)
         return None if found is None else self.originals.get(found, found)
 
 
-def load_eval_split(path: str, db_root: str | None = None, split: str = "dev") -> EvalSplit:
-    """The keys of the evaluation set at ``path`` (JSON, JSONL or a Spider-layout folder's ``split``)."""
+def load_eval_split(path: str, db_root: str | None = None, split: str = "dev", same_db_split: str | None = None) -> EvalSplit:
+    """The keys of the evaluation set at ``path`` (JSON, JSONL or a Spider-layout folder's ``split``).
+
+    ``same_db_split`` names a second evaluation split of the same folder whose questions are
+    asked of the TRAINING databases (the demo's ``test_same_db``): its ids, questions and
+    prompts are guarded like the first split's, its databases are not (training uses them).
+    """
     from .data import load_examples
+
+    if same_db_split and same_db_split.lower() not in ("none", "null"):  # params.yaml says none where there is none
+        first, same_db = load_eval_split(path, db_root, split), load_eval_split(path, db_root, same_db_split)
+        return replace(first, source=f"{first.source} + {same_db.source} (questions only)", ids=first.ids | same_db.ids,
+                       questions=first.questions | same_db.questions, originals={**same_db.originals, **first.originals})
 
     examples = load_examples(path, db_root, split)
     source = f"{path} ({split})" if Path(path).is_dir() else str(path)

@@ -148,7 +148,8 @@ class HFGenerator(Generator):
     @staticmethod
     def _with_adapter(model, adapter_dir: Path):
         if not (adapter_dir / "adapter_config.json").is_file():
-            raise UserError(f"LoRA adapter not found: {adapter_dir} has no adapter_config.json")
+            raise UserError(f"LoRA adapter not found: {adapter_dir} has no adapter_config.json (a fully fine-tuned "
+                            "model folder is a --model_path)")
         from peft import PeftModel
 
         # Merged weights generate as fast as the base model; the adapter is never trained from here.

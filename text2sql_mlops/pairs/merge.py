@@ -448,6 +448,8 @@ def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.Arg
     flag(parser, "seed", type=int, default=0, help="(default: %(default)s)")
     flag(parser, "eval_dataset", help="refuse pairs from this evaluation set (JSON, JSONL or Spider-layout folder)")
     flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
+         "(e.g. test_same_db): guarded by example and question, not by database")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: <its folder>/database)")
     flag(parser, "db_root", nargs="+", default=[], metavar="DIR",
          help="folders of the training databases, whose schemas the guard compares (default: --eval_dataset's)")
@@ -485,7 +487,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge"
     _refuse_repeated_inputs(args.inputs)
     inputs = [read_pairs(path) for path in args.inputs]
     if args.eval_dataset:
-        eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split)
+        eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split)
         for path, records in zip(args.inputs, inputs):
             refuse_leaks(records, eval_split, where=path, what="pairs", db_roots=args.db_root)
     pairs, stats = merge_pairs(inputs, config, names=args.inputs)

@@ -207,6 +207,8 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
     flag(parser, "pair_types", nargs="+", default=list(NATURAL_PAIR_TYPES), metavar="TYPE", help="types to mine (default: all)")
     flag(parser, "eval_dataset", help="refuse trajectories from this evaluation set (the clean-split guard)")
     flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
+         "(e.g. test_same_db): guarded by example and question, not by database")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "db_root", nargs="+", default=[], metavar="DIR", help="folders of the training databases, whose schemas the guard "
          "compares (default: the rollout folder's, then --eval_dataset's)")
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
     config = MineConfig(args.use_gold_when_failed, args.min_cost_reward_gap, args.max_pairs_per_example, tuple(args.pair_types))
     started = time.perf_counter()
     trajectories = read_trajectories(args.trajectories)
-    eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split) if args.eval_dataset else None
+    eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None
     refuse_leaks(trajectories, eval_split, "pairs mine", "trajectories", [*args.db_root, *rollout_db_roots(args.trajectories)])
     pairs = mine(trajectories, config)
     write_jsonl(args.out, pairs)

@@ -516,6 +516,8 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "timeout_sec", type=float, default=d.timeout_sec, help="seconds per query (default: %(default)s)")
     flag(parser, "eval_dataset", help="leave out examples that overlap this evaluation set (id, question or database)")
     flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
+         "(e.g. test_same_db): guarded by example and question, not by database")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
     return parser
@@ -549,7 +551,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
     # Evaluation overlap is left out before --offset/--limit, exactly as `rollout` does, so a
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
-    eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split) if args.eval_dataset else None
+    eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None
     examples = exclude_leaks(load_examples(args.dataset_path, args.db_root, args.split), eval_split, "pairs synth")
     end = None if args.limit is None else args.offset + args.limit
     if examples and not examples[args.offset:end]:  # (all of them left out by --eval_dataset stays an empty output)

@@ -39,6 +39,8 @@ def check_settings(settings: TrainSettings) -> None:
         raise UserError(f"--num_train_epochs must be positive, got {settings.num_train_epochs}")
     if settings.learning_rate <= 0:
         raise UserError(f"--learning_rate must be positive, got {settings.learning_rate}")
+    if settings.last_layers < 0:
+        raise UserError(f"--last_layers must be 0 (all layers) or more, got {settings.last_layers}")
     from ..fileio import check_output_folder
 
     check_output_folder(settings.out, trained_here)
@@ -48,7 +50,8 @@ def eval_split(settings: TrainSettings):
     """The clean-split guard's evaluation keys, or None without --eval_dataset."""
     from ..split_guard import load_eval_split
 
-    return load_eval_split(settings.eval_dataset, settings.eval_db_root, settings.eval_split) if settings.eval_dataset else None
+    return load_eval_split(settings.eval_dataset, settings.eval_db_root, settings.eval_split,
+                           settings.eval_same_db_split) if settings.eval_dataset else None
 
 
 def sha256_file(path: str | Path) -> str:
@@ -103,13 +106,51 @@ def load_model(model: str, runtime: Runtime):
     return AutoModelForCausalLM.from_pretrained(model, config=config, dtype=getattr(torch, runtime.dtype))
 
 
-def lora_config(settings: TrainSettings):
+def lora_config(settings: TrainSettings, model=None):
+    """The LoRA of ``settings``; ``model`` (the loaded base) tells how many layers there are
+    when only the last ``--last_layers`` get adapters."""
     from peft import LoraConfig
 
     given = settings.lora_target_modules
     targets = given if given == "all-linear" else [name.strip() for name in given.split(",") if name.strip()]
+    layers = None
+    if settings.last_layers:
+        # Nothing below the lowest adapted layer needs a gradient, so backward stops there.
+        layers = last_layer_numbers(model, settings.last_layers)
+        if targets == "all-linear":  # PEFT takes a layer subset only with module names
+            targets = linear_module_names(model)
     return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+                      target_modules=targets, layers_to_transform=layers, task_type="CAUSAL_LM")
+
+
+def last_layer_numbers(model, count: int) -> list[int]:
+    """The indexes of the last ``count`` transformer layers of ``model``."""
+    total = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if not total:
+        raise UserError("--last_layers needs a model whose config says num_hidden_layers")
+    return list(range(max(0, total - count), total))
+
+
+def freeze_all_but_last_layers(model, count: int) -> None:
+    """Full fine-tuning of the last ``count`` layers (and the final norm): everything below stays
+    frozen, so backward stops there. The embeddings stay frozen too: SmolLM2 ties them to the
+    output head, and a trainable input embedding would send backward through every layer."""
+    import re
+
+    trained = {str(n) for n in last_layer_numbers(model, count)}
+    for name, parameter in model.named_parameters():
+        layer = re.search(r"\.layers\.(\d+)\.", name)
+        parameter.requires_grad = (layer.group(1) in trained) if layer else name.endswith("norm.weight")
+
+
+def linear_module_names(model) -> list[str]:
+    """The names (last part) of the linear modules inside the model's transformer layers:
+    what PEFT's "all-linear" means, spelled out (the output head is not one of them)."""
+    import torch
+
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and module is not output and ".layers." in f".{name}"})
 
 
 def trainer_arguments(settings: TrainSettings, runtime: Runtime, output_dir: str) -> dict[str, Any]:
@@ -176,10 +217,14 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
         trainer.remove_callback(PrinterCallback)  # the raw dict of every log; MetricsLog prints a line instead
         result = trainer.train()
         model = trainer.accelerator.unwrap_model(trainer.model)
-        summary = summarize(method, settings, runtime, trainer, result, log.rows, model.peft_config["default"], inputs, data)
+        adapter = model.peft_config["default"] if hasattr(model, "peft_config") else None  # None: fully fine-tuned
+        summary = summarize(method, settings, runtime, trainer, result, log.rows, adapter, inputs, data)
         if main:
             # Only the trained adapter: DPO keeps a frozen copy of an initial adapter under "ref".
-            model.save_pretrained(staged, selected_adapters=["default"])
+            if adapter is None:
+                model.save_pretrained(staged)  # the whole model: a model folder like the base
+            else:
+                model.save_pretrained(staged, selected_adapters=["default"])
             trainer.processing_class.save_pretrained(staged)
             write_jsonl(staged / METRICS, log.rows)
             summary["wall_s"] = round(time.perf_counter() - started, 3)
@@ -191,15 +236,15 @@ def summarize(method: str, settings: TrainSettings, runtime: Runtime, trainer, r
               inputs: dict[str, str], data: dict[str, int]) -> dict[str, Any]:
     """training_summary.json: what was asked, what ran, on what data, with what result."""
     world = trainer.args.world_size
-    targets = adapter.target_modules
+    targets = adapter.target_modules if adapter is not None else None
     return {
         "method": method,
         "out": settings.out,
         "settings": asdict(settings),
         "runtime": {**asdict(runtime), "world_size": world,
                     "effective_batch_size": world * settings.per_device_train_batch_size * settings.gradient_accumulation_steps},
-        "lora": {"r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
-                 "target_modules": sorted(targets) if isinstance(targets, (set, list)) else targets},
+        "lora": None if adapter is None else {"r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
+                                              "target_modules": sorted(targets) if isinstance(targets, (set, list)) else targets},
         "inputs_sha256": inputs,
         "data": data,
         "result": {

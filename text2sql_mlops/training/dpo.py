@@ -53,7 +53,7 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
     from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
-    from .common import load_model, lora_config, trainer_arguments
+    from .common import freeze_all_but_last_layers, load_model, lora_config, trainer_arguments
     from .device import score_answer_tokens_only
 
     score_answer_tokens_only()
@@ -71,11 +71,18 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
         beta=settings.beta,
         loss_type=loss_types(settings.loss_type),
     )
-    model, peft_config = load_model(settings.model, runtime), None
-    if settings.init_adapter:
-        model = PeftModel.from_pretrained(model, settings.init_adapter, is_trainable=True)
+    if settings.full_finetune:
+        # Every weight of the base (or of the fully fine-tuned --init_adapter) is trained; TRL keeps
+        # a frozen copy of the starting model as the reference policy.
+        model, peft_config = load_model(settings.init_adapter or settings.model, runtime), None
+        if settings.last_layers:
+            freeze_all_but_last_layers(model, settings.last_layers)
     else:
-        peft_config = lora_config(settings)
+        model, peft_config = load_model(settings.model, runtime), None
+        if settings.init_adapter:
+            model = PeftModel.from_pretrained(model, settings.init_adapter, is_trainable=True)
+        else:
+            peft_config = lora_config(settings, model)
     return TokenizedDPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                peft_config=peft_config, callbacks=list(callbacks))
 
@@ -92,10 +99,21 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
     loss_types(settings.loss_type)
     adapter_file = None
     if settings.init_adapter:
+        from ..registry import is_whole_model_folder
+
         adapter = Path(settings.init_adapter)
-        if not (adapter / "adapter_config.json").is_file():
+        if is_whole_model_folder(adapter):
+            if not settings.full_finetune:
+                raise UserError(f"--init_adapter: {adapter} is a fully fine-tuned model; continue it with --full_finetune "
+                                "(a LoRA on top of it would need it as the base model wherever the adapter is used)")
+            adapter_file = str(next(adapter.glob("*.safetensors"), adapter / "config.json"))
+        elif settings.full_finetune:
+            raise UserError(f"--init_adapter: {adapter} is not a whole model folder; --full_finetune continues the output "
+                            "of `train sft --full_finetune` (or drop --full_finetune to continue a LoRA adapter)")
+        elif not (adapter / "adapter_config.json").is_file():
             raise UserError(f"--init_adapter: {adapter} has no adapter_config.json; give the --out folder of `train sft`")
-        adapter_file = next((str(f) for f in (adapter / "adapter_model.safetensors", adapter / "adapter_model.bin") if f.is_file()), None)
+        else:
+            adapter_file = next((str(f) for f in (adapter / "adapter_model.safetensors", adapter / "adapter_model.bin") if f.is_file()), None)
     pairs = read_pairs(settings.pairs)
     refuse_leaks(pairs, eval_split(settings), "train dpo", "pairs", settings.db_root)
     if not pairs:

@@ -31,7 +31,7 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .common import load_model, lora_config, trainer_arguments
+    from .common import freeze_all_but_last_layers, load_model, lora_config, trainer_arguments
     from .device import score_answer_tokens_only
 
     score_answer_tokens_only()
@@ -41,9 +41,14 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
         max_length=settings.max_length,
         completion_only_loss=True,  # labels from our completion_mask: the prompt is context, not target
         packing=False,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
     )
-    return SFTTrainer(model=load_model(settings.model, runtime), args=config, train_dataset=Dataset.from_list(rows),
-                      processing_class=tokenizer, peft_config=lora_config(settings), callbacks=list(callbacks))
+    model = load_model(settings.model, runtime)
+    if settings.full_finetune and settings.last_layers:
+        freeze_all_but_last_layers(model, settings.last_layers)
+    return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                      processing_class=tokenizer, peft_config=None if settings.full_finetune else lora_config(settings, model),
+                      callbacks=list(callbacks))
 
 
 def prompt_config(settings: SFTSettings):
