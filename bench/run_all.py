@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SPIDER = REPO.parent / "shared" / "spider-train"
 MODEL = REPO / "models" / "smollm2-135m-instruct"
+DEMO = REPO / "data" / "demo"
 
 
 def plan() -> list[tuple[str, list[str] | None, str]]:
@@ -31,6 +32,11 @@ def plan() -> list[tuple[str, list[str] | None, str]]:
          f"needs {MODEL} (`text2sql-mlops model prepare`) and the Spider train split"),
         ("training", ["bench_training.py", "--model", str(MODEL)] if MODEL.is_dir() else None,
          f"needs {MODEL} (`text2sql-mlops model prepare`)"),
+        ("recipe", ["bench_recipe.py", "--model", str(MODEL), "--dataset", str(DEMO)] if MODEL.is_dir() and DEMO.is_dir() else None,
+         f"needs {MODEL} and {DEMO} (`dvc pull data.dvc`)"),
+        ("prompt tokens", ["prompt_tokens.py", "--model", str(MODEL), "--dataset", str(DEMO), "--split", "train",
+                           *(["--dataset", str(SPIDER), "--split", "train", "--limit", "1000"] if have_spider else [])]
+         if MODEL.is_dir() and DEMO.is_dir() else None, f"needs {MODEL} and {DEMO}"),
     ]
     # Longer measurement scripts, run by hand (they take tens of minutes on 2 cores):
     #   bash bench/smollm2_rollouts.sh   SmolLM2 one-shot and 3-turn repair on 200 Spider train questions
