@@ -52,7 +52,9 @@ def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path):
     assert [m.value for m in client().get_metric_history(run.info.run_id, "loss")] == [2.0, 1.5]
     tags = run.data.tags
     assert tags["stage"] == "eval_base" and tags["dvc_data_hash"] == "abc123.dir" and tags["k"] == "v" and tags["git_commit"]
-    assert client().get_experiment(record["experiment_id"]).name == "test-exp"
+    experiment = client().get_experiment(record["experiment_id"])
+    # the UI opens it in the model-training view (runs and models), not the GenAI one (traces)
+    assert experiment.name == "test-exp" and experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     artifacts = {a.path for a in client().list_artifacts(run.info.run_id)}
     assert artifacts == {"summary.json", "adapter"}
     assert {a.path for a in client().list_artifacts(run.info.run_id, "adapter")} == {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"}

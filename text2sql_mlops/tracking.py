@@ -38,6 +38,7 @@ from .errors import UserError
 from .fileio import output_file
 
 STORE_DIR = Path("mlruns")
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 DEFAULT_EXPERIMENT = "text2sql-mlops"
 
 
@@ -117,9 +118,10 @@ def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_
         if found is not None:
             return found.experiment_id
         # With the SQLite store MLflow puts an experiment's artifacts in ./mlruns/<experiment id>/,
-        # resolved to an absolute path when the experiment is created.
+        # resolved to an absolute path when the experiment is created. The kind tag opens it in
+        # the UI's model-training view (runs, metrics, models), not the GenAI one (traces).
         try:
-            return client.create_experiment(experiment)
+            return client.create_experiment(experiment, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except MlflowException:  # created meanwhile by a process that does not take the lock
             found = client.get_experiment_by_name(experiment)
             if found is None:
