@@ -226,10 +226,15 @@ def _database_problem(path: str, size: int, mtime_ns: int) -> str | None:
     return None
 
 
+def db_candidates(db_id: str, db_root: str | os.PathLike) -> tuple[str, str]:
+    """Where a ``db_id`` lives under a database root, in the order looked up (Spider's layout first)."""
+    return os.path.join(db_root, db_id, f"{db_id}.sqlite"), os.path.join(db_root, f"{db_id}.sqlite")
+
+
 @lru_cache(maxsize=4096)
 def _find_db(db_id: str, db_root: str) -> str | tuple[str, ...]:
     # Cached: thousands of examples share a few hundred databases.
-    candidates = (os.path.join(db_root, db_id, f"{db_id}.sqlite"), os.path.join(db_root, f"{db_id}.sqlite"))
+    candidates = db_candidates(db_id, db_root)
     for candidate in candidates:
         if os.path.isfile(candidate):
             return os.path.abspath(candidate)

@@ -47,7 +47,6 @@ from .demo import (
     weather_network,
 )
 from .demo.generic import generic_templates
-from .errors import UserError
 from .fileio import atomic_folder, check_output_folder
 
 TRAIN_DATABASES = (university, bookstore, clinic, sports_league, hotel_booking, car_rental, art_museum, city_zoo,
@@ -282,9 +281,6 @@ def built_here(folder: Path) -> bool:
 
 
 def _summary(out: Path, seed: int, per_database: dict, skipped: list[str], split_sizes: dict[str, int]) -> dict[str, Any]:
-    def split_total(split: str, key: str) -> int:
-        return sum(db[key] for db in per_database.values() if db["split"] == split)
-
     def split_categories(split: str) -> dict[str, int]:
         counts = Counter()
         for db in per_database.values():

@@ -17,7 +17,8 @@ rollout, SFT and DPO all call it, so a question always comes with the same table
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 Messages = list[dict[str, str]]
 
@@ -88,6 +89,25 @@ class PromptConfig:
     sample_rows: int = 0
     schema_format: str = "create_table"  # schema.SCHEMA_FORMATS: create_table | compact | seed
     sample_values: int = 0  # distinct values per text column shown in the schema (question's first)
+
+    @classmethod
+    def of(cls, settings: Any) -> "PromptConfig":
+        """The prompt settings of a command's config (rollout, synth, train sft: same field names)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    def check(self) -> "PromptConfig":
+        """One-line errors, in the flags' names, for settings no prompt could use."""
+        from .errors import UserError
+        from .retrieval import MODES
+        from .schema import SCHEMA_FORMATS
+
+        for name, minimum in (("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0), ("sample_values", 0)):
+            if getattr(self, name) < minimum:
+                raise UserError(f"--{name} must be at least {minimum}, got {getattr(self, name)}")
+        for name, choices in (("schema_mode", MODES), ("schema_format", SCHEMA_FORMATS)):
+            if getattr(self, name) not in choices:
+                raise UserError(f"--{name} {getattr(self, name)!r} is not one of: {', '.join(choices)}")
+        return self
 
 
 @dataclass(frozen=True)

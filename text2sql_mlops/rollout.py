@@ -144,14 +144,11 @@ def check(config: RolloutConfig) -> None:
     """One-line errors for settings no run could use."""
     from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
     from .generation import generator_names
-    from .retrieval import MODES
+    from .prompts import PromptConfig
     from .rollout_loop import REPAIR_SCOPES
-    from .schema import SCHEMA_FORMATS
 
     for name, value, minimum in (
         ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
-        ("top_k_tables", config.top_k_tables, 1), ("fk_hops", config.fk_hops, 0), ("sample_rows", config.sample_rows, 0),
-        ("sample_values", config.sample_values, 0),
         ("offset", config.offset, 0), ("limit", config.limit if config.limit is not None else 0, 0), ("chunk_size", config.chunk_size, 1),
     ):
         if value < minimum:
@@ -163,10 +160,10 @@ def check(config: RolloutConfig) -> None:
     if config.generator not in generator_names():
         raise UserError(f"--generator {config.generator!r} is not one of: {', '.join(generator_names())}")
     for name, value, choices in (("feedback_detail", config.feedback_detail, DETAIL_LEVELS), ("feedback_mode", config.feedback_mode, FEEDBACK_MODES),
-                                 ("repair_scope", config.repair_scope, REPAIR_SCOPES), ("schema_mode", config.schema_mode, MODES),
-                                 ("schema_format", config.schema_format, SCHEMA_FORMATS)):
+                                 ("repair_scope", config.repair_scope, REPAIR_SCOPES)):
         if value not in choices:
             raise UserError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
+    PromptConfig.of(config).check()
 
 
 # --------------------------------------------------------------------------- running

@@ -124,8 +124,7 @@ class RolloutEngine:
         self.generator = generator
         self.tables_json = tables_json
         self.scope = REPAIR_SCOPES[config.repair_scope]
-        self.prompt_config = PromptConfig(config.schema_mode, config.top_k_tables, config.fk_hops, config.sample_rows,
-                                          config.schema_format, config.sample_values)
+        self.prompt_config = PromptConfig.of(config)
         self.sandbox = Sandbox(timeout=config.timeout_sec, max_rows=MAX_ROWS)
         self.scorer = Scorer(timeout=config.timeout_sec)
         # Per chunk: a model often answers the same SQL again (every greedy sample, a repair

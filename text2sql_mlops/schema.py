@@ -405,7 +405,7 @@ def _seed_layout(tables: list[Table], values: dict[str, dict[str, list[str]]]) -
     return "\n".join(lines + (["Foreign keys:", *keys] if keys else []))
 
 
-_TEXT_TYPES = ("CHAR", "CLOB", "TEXT", "")  # "" : SQLite columns without a declared type hold text too
+_TEXT_TYPES = ("CHAR", "CLOB", "TEXT")  # and columns without a declared type, which hold text too
 _VALUES_PER_COLUMN = 5000  # distinct values read per column, to find the ones a question mentions
 _CATEGORY_VALUES = 20  # a text column with at most this many distinct values is a category
 
@@ -448,7 +448,7 @@ def _column_values(db_path: str, table_name: str) -> dict[str, list[str]]:
     with contextlib.closing(connect_read_only(db_path)) as conn:
         columns = [(row[1], (row[2] or "").upper()) for row in conn.execute(f"PRAGMA table_info({quote_name(table_name)})")]
         for name, declared in columns:
-            if not any(kind in declared for kind in _TEXT_TYPES if kind) and declared:
+            if declared and not any(kind in declared for kind in _TEXT_TYPES):
                 continue
             rows = conn.execute(
                 f"SELECT {quote_name(name)} AS v, COUNT(*) AS n FROM {quote_name(table_name)} "

@@ -126,11 +126,13 @@ def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
 
 def find_databases(db_id: str, roots: Iterable[str]) -> list[str]:
     """Every existing ``<root>/<db_id>/<db_id>.sqlite`` and ``<root>/<db_id>.sqlite``."""
+    from .data import db_candidates
+
     found: dict[str, None] = {}
     for root in roots:
-        for candidate in (Path(root) / db_id / f"{db_id}.sqlite", Path(root) / f"{db_id}.sqlite"):
-            if candidate.is_file():
-                found[str(candidate)] = None
+        for candidate in db_candidates(db_id, root):
+            if Path(candidate).is_file():
+                found[str(Path(candidate))] = None
     return list(found)
 
 

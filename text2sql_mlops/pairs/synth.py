@@ -462,8 +462,7 @@ def synthesize(examples: list, config: SynthConfig, tables_json: str | None = No
         scorer.close()
     before = sum(map(len, kept))
     cap_schema_errors(kept, spares, Fraction(str(config.max_schema_error_fraction)), _rng(config.seed, "cap"))
-    prompt_config = PromptConfig(config.schema_mode, config.top_k_tables, config.fk_hops, config.sample_rows,
-                                 config.schema_format, config.sample_values)
+    prompt_config = PromptConfig.of(config)
     pairs = []
     for example, chosen, negatives in zip(unique, chosen_sqls, kept):
         if negatives:
@@ -526,7 +525,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth") -> int:
     from ..data import load_examples
     from ..fileio import write_jsonl
-    from ..retrieval import MODES
+    from ..prompts import PromptConfig
     from ..rollout import default_tables_json
     from ..split_guard import exclude_leaks, load_eval_split
 
@@ -535,20 +534,13 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     unknown = [name for name in args.mutations if name not in MUTATIONS]
     if unknown or not args.mutations:
         raise UserError(f"--mutations: unknown {unknown or 'none given'}; choose from {', '.join(MUTATIONS)}")
-    for name, minimum in (("max_errors_per_example", 1), ("candidates_per_mutation", 1), ("offset", 0), ("limit", 0),
-                          ("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0),
-                          ("sample_values", 0)):
+    for name, minimum in (("max_errors_per_example", 1), ("candidates_per_mutation", 1), ("offset", 0), ("limit", 0)):
         if (getattr(args, name) or 0) < minimum:
             raise UserError(f"--{name} must be at least {minimum}, got {getattr(args, name)}")
     if not 0 <= args.max_schema_error_fraction <= 1 or not 0 < args.timeout_sec < float("inf"):
         raise UserError("--max_schema_error_fraction must be in [0, 1] and --timeout_sec a positive, finite number of seconds")
-    if args.schema_mode not in MODES:
-        raise UserError(f"--schema_mode {args.schema_mode!r} is not one of: {', '.join(MODES)}")
-    from ..schema import SCHEMA_FORMATS
-
-    if args.schema_format not in SCHEMA_FORMATS:
-        raise UserError(f"--schema_format {args.schema_format!r} is not one of: {', '.join(SCHEMA_FORMATS)}")
     config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
+    PromptConfig.of(config).check()
     # Evaluation overlap is left out before --offset/--limit, exactly as `rollout` does, so a
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None

@@ -123,6 +123,18 @@ def lora_config(settings: TrainSettings, model=None):
                       target_modules=targets, layers_to_transform=layers, task_type="CAUSAL_LM")
 
 
+def trainable_model(settings: TrainSettings, runtime: Runtime, start: str | None = None):
+    """(model, LoRA config) for a trainer: the model at ``start`` (default: the base) with only
+    what ``settings`` trains left trainable. With ``--full_finetune`` its own weights train (the
+    last ``--last_layers`` of them when given) and there is no LoRA config; else a fresh LoRA."""
+    model = load_model(start or settings.model, runtime)
+    if not settings.full_finetune:
+        return model, lora_config(settings, model)
+    if settings.last_layers:
+        freeze_all_but_last_layers(model, settings.last_layers)
+    return model, None
+
+
 def last_layer_numbers(model, count: int) -> list[int]:
     """The indexes of the last ``count`` transformer layers of ``model``."""
     total = getattr(getattr(model, "config", None), "num_hidden_layers", None)

@@ -53,7 +53,7 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
     from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
-    from .common import freeze_all_but_last_layers, load_model, lora_config, trainer_arguments
+    from .common import load_model, trainable_model, trainer_arguments
     from .device import score_answer_tokens_only
 
     score_answer_tokens_only()
@@ -71,18 +71,12 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
         beta=settings.beta,
         loss_type=loss_types(settings.loss_type),
     )
-    if settings.full_finetune:
-        # Every weight of the base (or of the fully fine-tuned --init_adapter) is trained; TRL keeps
-        # a frozen copy of the starting model as the reference policy.
-        model, peft_config = load_model(settings.init_adapter or settings.model, runtime), None
-        if settings.last_layers:
-            freeze_all_but_last_layers(model, settings.last_layers)
+    if settings.init_adapter and not settings.full_finetune:
+        model, peft_config = PeftModel.from_pretrained(load_model(settings.model, runtime), settings.init_adapter, is_trainable=True), None
     else:
-        model, peft_config = load_model(settings.model, runtime), None
-        if settings.init_adapter:
-            model = PeftModel.from_pretrained(model, settings.init_adapter, is_trainable=True)
-        else:
-            peft_config = lora_config(settings, model)
+        # A fresh LoRA on the base, or (--full_finetune) the weights of the base or of the fully
+        # fine-tuned --init_adapter; TRL keeps a frozen copy of the starting policy as the reference.
+        model, peft_config = trainable_model(settings, runtime, settings.init_adapter)
     return TokenizedDPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                peft_config=peft_config, callbacks=list(callbacks))
 

@@ -31,7 +31,7 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .common import freeze_all_but_last_layers, load_model, lora_config, trainer_arguments
+    from .common import trainable_model, trainer_arguments
     from .device import score_answer_tokens_only
 
     score_answer_tokens_only()
@@ -43,28 +43,16 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
         packing=False,
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
     )
-    model = load_model(settings.model, runtime)
-    if settings.full_finetune and settings.last_layers:
-        freeze_all_but_last_layers(model, settings.last_layers)
+    model, peft_config = trainable_model(settings, runtime)
     return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                      processing_class=tokenizer, peft_config=None if settings.full_finetune else lora_config(settings, model),
-                      callbacks=list(callbacks))
+                      processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
 
 
 def prompt_config(settings: SFTSettings):
     """The schema settings of --dataset prompts, checked as `rollout` checks them."""
     from ..prompts import PromptConfig
-    from ..retrieval import MODES
-    from ..schema import SCHEMA_FORMATS
 
-    for name, value, choices in (("schema_mode", settings.schema_mode, MODES), ("schema_format", settings.schema_format, SCHEMA_FORMATS)):
-        if value not in choices:
-            raise UserError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
-    for name, minimum in (("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0), ("sample_values", 0)):
-        if getattr(settings, name) < minimum:
-            raise UserError(f"--{name} must be at least {minimum}, got {getattr(settings, name)}")
-    return PromptConfig(settings.schema_mode, settings.top_k_tables, settings.fk_hops, settings.sample_rows,
-                        settings.schema_format, settings.sample_values)
+    return PromptConfig.of(settings).check()
 
 
 def dataset_examples(settings: SFTSettings) -> list:
