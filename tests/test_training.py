@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -210,7 +211,6 @@ def test_training_tokens_equal_the_hf_generators(files, tokenizer, monkeypatch):
 
 
 def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(demo_dataset, tmp_path):
-    import shutil
 
     from text2sql_mlops.data import load_examples
     from text2sql_mlops.generation import create_generator
@@ -232,16 +232,28 @@ def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(
     assert [messages for messages, _ in targets] == [m for i, m in enumerate(first_turns) if i != 2]
 
 
-def test_sft_on_a_dataset_refuses_the_evaluation_split_and_learns_its_gold(files, demo_dataset, tmp_path, capsys):
+def test_sft_on_a_dataset_leaves_out_evaluation_questions_and_learns_its_gold(files, demo_dataset, tmp_path, capsys):
     base = ["train", "sft", "--model", str(files["model"]), "--dataset", str(demo_dataset), "--schema_format", "compact",
             "--max_steps", "1", *TINY]
     assert cli([*base, "--split", "dev", "--out", str(tmp_path / "bad"), "--eval_dataset", str(demo_dataset)]) == 2
-    assert "evaluation" in capsys.readouterr().err and not (tmp_path / "bad").exists()
-    assert cli([*base, "--out", str(tmp_path / "sft"), "--eval_dataset", str(demo_dataset), "--max_length", "4096"]) == 0
+    err = capsys.readouterr().err
+    assert "error: train sft: all 60 examples of --dataset" in err and "belong to the evaluation set" in err
+    assert not (tmp_path / "bad").exists()
+    # A training question worded like an evaluation question (Spider repeats generic ones across
+    # databases) is left out with a count, as rollout and synth do; the rest is trained on.
+    data = tmp_path / "data"
+    shutil.copytree(demo_dataset, data)
+    train = json.loads((data / "train_spider.json").read_text())
+    dev_question = json.loads((data / "dev.json").read_text())[0]["question"]
+    train[0] = {**train[0], "question": dev_question.lower().rstrip("?") + "."}
+    (data / "train_spider.json").write_text(json.dumps(train))
+    base[base.index("--dataset") + 1] = str(data)
+    assert cli([*base, "--out", str(tmp_path / "sft"), "--eval_dataset", str(data), "--max_length", "4096"]) == 0
+    assert f"train sft: left out 1 of {len(train)} examples that overlap the evaluation set" in capsys.readouterr().err
     summary = json.loads((tmp_path / "sft" / "training_summary.json").read_text())
-    train = json.loads((demo_dataset / "train_spider.json").read_text())
-    assert summary["data"]["dataset_gold"] == len(train) - summary["data"]["duplicates_removed"]
-    assert str(demo_dataset / "train_spider.json") in summary["inputs_sha256"]
+    assert summary["data"]["dataset_left_out"] == 1
+    assert summary["data"]["dataset_gold"] == len(train) - 1 - summary["data"]["duplicates_removed"]
+    assert str(data / "train_spider.json") in summary["inputs_sha256"]
 
 
 # --------------------------------------------------------------------------- SFT
@@ -262,7 +274,7 @@ def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
     assert set(summary["inputs_sha256"]) == {str(files["trajectories"]), str(files["pairs"])}
     assert all(len(digest) == 64 for digest in summary["inputs_sha256"].values())
     assert summary["data"] == {"examples": 7, "correct_candidates": 4, "gold": 1, "pair_chosen": 2, "dataset_gold": 0,
-                               "duplicates_removed": 4, "dataset_bad_gold": 0, "too_long": 0}
+                               "duplicates_removed": 4, "dataset_bad_gold": 0, "dataset_left_out": 0, "too_long": 0}
     result = summary["result"]
     assert result["steps"] == 3 and math.isfinite(result["train_loss"]) and result["final"]["step"] == 3 and result["steps_per_s"] > 0
     assert set(summary["versions"]) >= {"trl", "peft", "transformers", "torch"} and summary["wall_s"] > 0

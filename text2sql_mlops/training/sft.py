@@ -82,7 +82,7 @@ def dataset_files(settings: SFTSettings) -> list[str]:
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") -> int:
     from ..pairs.mine import read_trajectories, trajectories_file
-    from ..split_guard import refuse_leaks, rollout_db_roots
+    from ..split_guard import exclude_leaks, refuse_leaks, rollout_db_roots
     from .common import announce, check_settings, eval_split, load_tokenizer, quiet_libraries, report, sha256_file, train_and_save
     from .datasets import dataset_targets, read_pairs, sft_rows, sft_targets
     from .device import resolve_runtime
@@ -93,15 +93,23 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
     if not (settings.trajectories or settings.pairs or settings.dataset):
         raise UserError("train sft: give something to learn from: --dataset (a training split), --trajectories and/or --pairs")
     trajectories, pairs = read_trajectories(settings.trajectories), read_pairs(settings.pairs)
-    examples = dataset_examples(settings)
     guard = eval_split(settings)
+    # --dataset picks examples from a split, as rollout and synth do: those that overlap the
+    # evaluation set are left out (with a count), not refused. Spider repeats generic
+    # questions across databases ("How many students are there?"), so the train split of a
+    # held-out-database layout always shares a few questions with dev.
+    picked = dataset_examples(settings)
+    examples = exclude_leaks(picked, guard, "train sft")
+    if picked and not examples:
+        raise UserError(f"train sft: all {len(picked)} examples of --dataset {settings.dataset} ({settings.split}) belong to the "
+                        f"evaluation set {guard.source}; train on another split or hold out other databases")
     db_roots = [*settings.db_root, *rollout_db_roots(settings.trajectories)]
     refuse_leaks(trajectories, guard, "train sft", "trajectories", db_roots)
     refuse_leaks(pairs, guard, "train sft", "pairs", db_roots)
-    refuse_leaks([example.to_dict() for example in examples], guard, "train sft", "dataset examples", db_roots)
     gold, bad_gold = dataset_targets(examples, prompt_config(settings), settings.tables_json) if examples else ([], 0)
     targets, counts = sft_targets(trajectories, pairs, gold)
     counts["dataset_bad_gold"] = bad_gold
+    counts["dataset_left_out"] = len(picked) - len(examples)
     if not targets:
         raise UserError("train sft: nothing to learn: the inputs hold no correct candidate, no runnable gold SQL and no pair")
 
