@@ -248,11 +248,18 @@ def test_sft_on_a_dataset_leaves_out_evaluation_questions_and_learns_its_gold(fi
     train[0] = {**train[0], "question": dev_question.lower().rstrip("?") + "."}
     (data / "train_spider.json").write_text(json.dumps(train))
     base[base.index("--dataset") + 1] = str(data)
-    assert cli([*base, "--out", str(tmp_path / "sft"), "--eval_dataset", str(data), "--max_length", "4096"]) == 0
+    assert cli([*base, "--out", str(tmp_path / "sft"), "--eval_dataset", str(data), "--max_length", "4096", "--repair_fraction", "0.25"]) == 0
     assert f"train sft: left out 1 of {len(train)} examples that overlap the evaluation set" in capsys.readouterr().err
     summary = json.loads((tmp_path / "sft" / "training_summary.json").read_text())
     assert summary["data"]["dataset_left_out"] == 1
     assert summary["data"]["dataset_gold"] == len(train) - 1 - summary["data"]["duplicates_removed"]
+    # about a quarter of the examples also teach the repair turn, from each kind of mistake
+    repairs = summary["data"]["dataset_repair"]
+    assert 0.15 * len(train) < repairs < 0.35 * len(train)
+    assert repairs == sum(summary["data"][f"repair_{family}"] for family in ("invented_column", "wrong_column", "missing_join"))
+    assert min(summary["data"][f"repair_{family}"] for family in ("invented_column", "wrong_column", "missing_join")) > 0
+    assert cli([*base, "--out", str(tmp_path / "no"), "--repair_fraction", "1.5"]) == 2
+    assert "--repair_fraction must be between 0 and 1, got 1.5" in capsys.readouterr().err
     assert str(data / "train_spider.json") in summary["inputs_sha256"]
 
 
@@ -463,3 +470,38 @@ def test_full_finetune_of_the_last_layers_writes_a_whole_model_that_dpo_and_eval
                 "--limit", "2", "--max_turns", "1", "--max_new_tokens", "4", "--output_dir", str(out), "--no_progress"]) == 0
     config = json.loads((out / "summary.json").read_text())["config"]
     assert config["model_path"] == str(dpo_out) and config["adapter_path"] is None
+
+
+def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_gold(demo_dataset):
+    from text2sql_mlops.data import load_examples
+    from text2sql_mlops.feedback import unresolved_name
+    from text2sql_mlops.prompts import REPAIR_INSTRUCTION, PromptConfig
+    from text2sql_mlops.sandbox import Sandbox
+    from text2sql_mlops.schema import load_catalog
+    from text2sql_mlops.training.datasets import dataset_targets
+    from text2sql_mlops.training.repair_examples import invented_columns, repair_targets
+
+    tables = str(demo_dataset / "tables.json")
+    examples = load_examples(str(demo_dataset), None, "train")[:40]
+    config = PromptConfig(schema_format="compact", sample_values=2)
+    targets, counts = repair_targets(examples, config, tables, 0.5, "minimal", "error_only", seed=0)
+    assert 10 <= len(targets) <= 30 and sum(n for key, n in counts.items() if key != "repair_no_failing_query") == len(targets)
+    assert repair_targets(examples, config, tables, 0.5, "minimal", "error_only", seed=0) == (targets, counts)  # seeded
+    first_turns = {messages[1]["content"]: (messages, answer) for messages, answer in dataset_targets(examples, config, tables)[0]}
+    with Sandbox() as sandbox:
+        for messages, answer in targets:
+            first, gold = first_turns[messages[1]["content"]]
+            assert messages[:2] == first and answer == gold  # the first turn as a rollout builds it; the gold answer
+            assert messages[2]["role"] == "assistant" and messages[3]["role"] == "user"
+            failing = messages[2]["content"].removeprefix("```sql\n").removesuffix("\n```")
+            example = next(e for e in examples if format_answer(e.query) == answer and e.question in messages[1]["content"])
+            error = sandbox.execute(example.db_path, failing).error
+            assert unresolved_name(error) is not None  # SQLite rejects it with the name the feedback explains
+            assert messages[3]["content"].startswith(f"The query failed with an error: {error}")
+            assert "Column-Minimal Repair" in messages[3]["content"] and messages[3]["content"].endswith(REPAIR_INSTRUCTION)
+    flights = load_catalog(str(demo_dataset / "database" / "flight_network" / "flight_network.sqlite"))
+    gold = "SELECT T2.name FROM flight AS T1 JOIN airline AS T2 ON T1.airline_id = T2.airline_id WHERE T1.price > 100"
+    invented = invented_columns(gold, flights, __import__("random").Random(0))
+    assert "SELECT T2.airline_name FROM flight AS T1 JOIN airline AS T2 ON T1.airline_id = T2.airline_id WHERE T1.price > 100" in invented
+    assert sorted(invented) == sorted(gold.replace(old, new, 1) for old, new in
+                                      [("T2.name", "T2.airline_name"), ("T1.price", "T1.flight_price"), ("T1.airline_id", "T1.flight_airline_id")])

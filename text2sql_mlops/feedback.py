@@ -209,7 +209,9 @@ def _missing_column(name: str, shape: QueryShape | None, catalog: Catalog) -> li
         where = f"Tables that have a column {column}: {', '.join(_alias_label(shape, table) for table in owners)}."
     else:
         every = sorted({c.name for table in catalog.tables for c in table.columns})
-        where = f"No table of the database has a column {column}.{_similar(column, every)}"
+        parts = _name_parts(column, catalog)
+        where = f"No table of the database has a column {column}." + (
+            f" Columns its parts name: {', '.join(parts)}." if parts else _similar(column, every))
     return [f"Invalid identifier: {name}. {why}".strip(), where]
 
 
@@ -230,6 +232,28 @@ def _alias_label(shape: QueryShape | None, table: str) -> str:
     """``table``, with the aliases the query gives it: ``singer (T1 in the query)``."""
     aliases = [shape.spelled[a] for a, bound in shape.bindings.items() if table in bound and a != table.lower()] if shape else []
     return f"{table} ({', '.join(aliases)} in the query)" if aliases else table
+
+
+def _name_parts(name: str, catalog: Catalog, limit: int = 3) -> list[str]:
+    """``table.column`` pairs that the words of an invented column name point at: a model that
+    writes ``airline_name`` or ``ticket_price`` means ``airline.name`` or ``flight.price``.
+    A column named by one word, of a table named by another, ranks first; then a column whose
+    whole name is one of the words (or is made of them)."""
+    words = [word for word in name.lower().split("_") if word]
+    if len(words) < 2:
+        return []
+    stems = {word.rstrip("s") for word in words}
+    ranked = []
+    for table in catalog.tables:
+        table_named = table.name.lower().rstrip("s") in stems
+        for column in table.columns:
+            column_words = [w for w in column.name.lower().split("_") if w]
+            if column.name.lower() == name.lower() or not column_words:
+                continue
+            if column.name.lower() in words or all(w.rstrip("s") in stems for w in column_words):
+                ranked.append((0 if table_named else 1, table.name, column.name))
+    ranked.sort(key=lambda hit: hit[0])
+    return [f"{table}.{column}" for _, table, column in ranked[:limit]]
 
 
 def _similar(name: str, choices) -> str:

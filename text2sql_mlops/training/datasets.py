@@ -66,8 +66,8 @@ def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> t
     return targets, bad_gold
 
 
-def sft_targets(trajectories: list[dict], pairs: list[dict], gold: list[tuple[Messages, str]] = ()
-                ) -> tuple[list[tuple[Messages, str]], dict[str, int]]:
+def sft_targets(trajectories: list[dict], pairs: list[dict], gold: list[tuple[Messages, str]] = (),
+                repairs: list[tuple[Messages, str]] = ()) -> tuple[list[tuple[Messages, str]], dict[str, int]]:
     """(prompt messages, answer text) of every SFT target, and how many came from where."""
     targets: list[tuple[Messages, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -93,7 +93,10 @@ def sft_targets(trajectories: list[dict], pairs: list[dict], gold: list[tuple[Me
         add(pair["prompt"], pair["chosen"], "pair_chosen")
     for messages, answer in gold:
         add(messages, answer, "dataset_gold")
-    return targets, {key: counts[key] for key in ("correct_candidates", "gold", "pair_chosen", "dataset_gold", "duplicates_removed")}
+    for messages, answer in repairs:
+        add(messages, answer, "dataset_repair")
+    keys = ("correct_candidates", "gold", "pair_chosen", "dataset_gold", "dataset_repair", "duplicates_removed")
+    return targets, {key: counts[key] for key in keys}
 
 
 def prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:

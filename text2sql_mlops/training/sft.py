@@ -55,6 +55,19 @@ def prompt_config(settings: SFTSettings):
     return PromptConfig.of(settings).check()
 
 
+def check_repair_settings(settings: SFTSettings) -> None:
+    from ..feedback import DETAIL_LEVELS, FEEDBACK_MODES
+
+    if not 0.0 <= settings.repair_fraction <= 1.0:
+        raise UserError(f"--repair_fraction must be between 0 and 1, got {settings.repair_fraction}")
+    if settings.repair_fraction and not settings.dataset:
+        raise UserError("--repair_fraction builds repair targets from --dataset; give --dataset or drop --repair_fraction")
+    if settings.feedback_detail not in DETAIL_LEVELS:
+        raise UserError(f"--feedback_detail must be one of {', '.join(DETAIL_LEVELS)}, got {settings.feedback_detail!r}")
+    if settings.feedback_mode not in FEEDBACK_MODES:
+        raise UserError(f"--feedback_mode must be one of {', '.join(FEEDBACK_MODES)}, got {settings.feedback_mode!r}")
+
+
 def dataset_examples(settings: SFTSettings) -> list:
     """The examples of --dataset (none without it); tables.json defaults to the one next to it."""
     if not settings.dataset:
@@ -85,11 +98,13 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
     from ..split_guard import exclude_leaks, refuse_leaks, rollout_db_roots
     from .common import announce, check_settings, eval_split, load_tokenizer, quiet_libraries, report, sha256_file, train_and_save
     from .datasets import dataset_targets, read_pairs, sft_rows, sft_targets
+    from .repair_examples import repair_targets
     from .device import resolve_runtime
 
     started = time.perf_counter()
     settings = from_args(SFTSettings, make_parser(prog).parse_args(argv))
     check_settings(settings)
+    check_repair_settings(settings)
     if not (settings.trajectories or settings.pairs or settings.dataset):
         raise UserError("train sft: give something to learn from: --dataset (a training split), --trajectories and/or --pairs")
     trajectories, pairs = read_trajectories(settings.trajectories), read_pairs(settings.pairs)
@@ -107,7 +122,10 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
     refuse_leaks(trajectories, guard, "train sft", "trajectories", db_roots)
     refuse_leaks(pairs, guard, "train sft", "pairs", db_roots)
     gold, bad_gold = dataset_targets(examples, prompt_config(settings), settings.tables_json) if examples else ([], 0)
-    targets, counts = sft_targets(trajectories, pairs, gold)
+    repairs, repair_counts = repair_targets(examples, prompt_config(settings), settings.tables_json, settings.repair_fraction,
+                                            settings.feedback_detail, settings.feedback_mode, settings.seed) if examples and settings.repair_fraction else ([], {})
+    targets, counts = sft_targets(trajectories, pairs, gold, repairs)
+    counts.update(repair_counts)
     counts["dataset_bad_gold"] = bad_gold
     counts["dataset_left_out"] = len(picked) - len(examples)
     if not targets:
