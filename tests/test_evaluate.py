@@ -28,6 +28,30 @@ def test_eval_defaults_give_one_shot_strict_and_oracle_numbers(demo_dataset: Pat
     assert all(level["first_turn_ex"] == 0.0 and level["final_ex"] == 1.0 for level in analysis["by_hardness"].values())
     assert analysis["final_error_types"] == {"correct": 12}
     assert analysis["repair_transitions"] == {"no_such_table -> correct": 12}
+    rows = [json.loads(line) for line in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
+    trajectories = [json.loads(line) for line in (tmp_path / "ev" / "trajectories.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == [t["id"] for t in trajectories]
+    assert all(row["turn1_error_type"] == "no_such_table" and row["turn1_correct"] is False and row["turn2_correct"] is True
+               and row["final_correct_strict"] and row["final_correct_oracle"] and row["gold"] == t["gold"]
+               for row, t in zip(rows, trajectories))
+
+
+def test_example_rows_tell_strict_from_oracle():
+    """A query that ran but was wrong is final for a gold-free run (strict: wrong); only the
+    verified (oracle) run repairs it."""
+    from text2sql_mlops.evaluate import example_rows
+
+    def candidate(sql, executed, correct, error_type):
+        return {"sql": sql, "executed": executed, "correct": correct, "error_type": error_type}
+
+    trajectory = {"id": "e1", "db_id": "db", "question": "Q?", "gold": "SELECT a FROM t", "turns": [
+        {"turn": 1, "selected": 0, "candidates": [candidate("SELECT b FROM t", True, False, "wrong_result")]},
+        {"turn": 2, "selected": 0, "candidates": [candidate("SELECT a FROM t", True, True, None)]}]}
+    [row] = example_rows([trajectory])
+    assert row == {"id": "e1", "db_id": "db", "hardness": "easy", "question": "Q?", "gold": "SELECT a FROM t",
+                   "turn1_sql": "SELECT b FROM t", "turn1_error_type": "wrong_result", "turn1_correct": False,
+                   "turn2_sql": "SELECT a FROM t", "turn2_error_type": "correct", "turn2_correct": True, "turns": 2,
+                   "final_correct_strict": False, "final_correct_oracle": True}
 
 
 def test_compare_builds_the_table_and_refuses_different_sets(demo_dataset: Path, tmp_path: Path, capsys):

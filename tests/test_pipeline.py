@@ -112,12 +112,24 @@ def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(pr
     client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("pipeline-test")
     runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("pipeline_parent") == "true"]
+    runs = [r for r in runs if r not in parents]
     assert sorted(r.data.tags["stage"] for r in runs) == sorted(STAGES)
     assert all(r.info.status == "FINISHED" for r in runs)
+    # one dvc repro: one parent run spanning every stage, with compare's table
+    assert len(parents) == 1 and {r.data.tags["mlflow.parentRunId"] for r in runs} == {parents[0].info.run_id}
+    assert parents[0].info.start_time <= min(r.info.start_time for r in runs)
+    assert parents[0].info.end_time >= max(r.info.end_time for r in runs)
+    assert "compare/dev.SFT_DPO.final_ex_strict" in parents[0].data.metrics
     by_stage = {r.data.tags["stage"]: r for r in runs}
-    assert by_stage["pairs"].data.metrics["quality.Filtered.pairs"] > 0
-    assert "dev.SFT_DPO.final_ex_strict" in by_stage["compare"].data.metrics  # MLflow keys allow no "+"
-    assert "loss" in by_stage["sft_dpo"].data.metrics
+    assert by_stage["pairs"].data.metrics["pairs/quality.Filtered.pairs"] > 0
+    assert "compare/dev.SFT_DPO.final_ex_strict" in by_stage["compare"].data.metrics  # MLflow keys allow no "+"
+    assert "train/loss" in by_stage["sft_dpo"].data.metrics
+    # params and metrics are disjoint: configuration is a param, never a metric
+    for run in runs:
+        assert not any(key.split("/", 1)[-1].startswith(("config.", "configuration.", "settings.", "runtime.")) for key in run.data.metrics)
+    assert by_stage["eval_sft_dev"].data.params["resolved.config.batch_size"]
+    assert by_stage["sft"].data.params["resolved.settings.max_steps"]
     assert {a.path for a in client.list_artifacts(by_stage["pairs"].info.run_id, "dashboard")} >= {
         "dashboard/pair_quality.html", "dashboard/pair_types.png"}
     champion = client.get_model_version_by_alias("text2sql-sft-dpo", "champion")

@@ -36,7 +36,8 @@ def adapter_folder(path: Path, marker: str) -> Path:
 
 
 def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path):
-    (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25, "repair": {"repaired": 3}, "flag": True, "none": None}))
+    (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25, "repair": {"repaired": 3}, "flag": True, "none": None,
+                                                    "config": {"batch_size": 16, "model_path": "models/x"}}))
     (store / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
     adapter_folder(store / "adapter_dir", "v1")
     code = cli(["track", "--stage", "eval_base", "--params", "eval", "--metrics", "summary.json", "--steps", "metrics.jsonl",
@@ -46,10 +47,11 @@ def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path):
     record = json.loads((store / "run.json").read_text())
     run = client().get_run(record["run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "eval_base"
-    assert run.data.params == {"eval.limit": "3", "eval.nested.a": "1"}
-    assert run.data.metrics["first_turn_ex"] == 0.25 and run.data.metrics["repair.repaired"] == 3
-    assert "flag" not in run.data.metrics and "none" not in run.data.metrics
-    assert [m.value for m in client().get_metric_history(run.info.run_id, "loss")] == [2.0, 1.5]
+    # params: the params.yaml sections and the configuration the command wrote; metrics: outcomes only
+    assert run.data.params == {"eval.limit": "3", "eval.nested.a": "1", "resolved.config.batch_size": "16",
+                               "resolved.config.model_path": "models/x"}
+    assert run.data.metrics == {"eval/first_turn_ex": 0.25, "eval/repair.repaired": 3, "eval/loss": 1.5}
+    assert [m.value for m in client().get_metric_history(run.info.run_id, "eval/loss")] == [2.0, 1.5]
     tags = run.data.tags
     assert tags["stage"] == "eval_base" and tags["dvc_data_hash"] == "abc123.dir" and tags["k"] == "v" and tags["git_commit"]
     experiment = client().get_experiment(record["experiment_id"])
@@ -84,7 +86,7 @@ def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkey
     with pytest.raises(RuntimeError):
         tracking.log_stage("pairs", "test-exp", {}, artifacts=["a.txt"])
     runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
-    assert [r.info.status for r in runs] == ["FAILED"]
+    assert sorted((r.data.tags.get("pipeline_parent") == "true", r.info.status) for r in runs) == [(False, "FAILED"), (True, "FINISHED")]
 
 
 def register_version(store: Path, name: str, strict: float | None, examples_hash: str = "a" * 64) -> dict:
@@ -174,8 +176,12 @@ def test_concurrent_tracks_on_a_fresh_store_all_succeed(store: Path):
             p.stderr.close()
         assert [code for code, _ in results] == [0] * 4, "\n".join(err[-1500:] for _, err in results)
     runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("pipeline_parent") == "true"]
+    runs = [r for r in runs if r not in parents]
     assert sorted(r.info.run_name for r in runs) == sorted(f"stage{w}_{i}" for w in range(2) for i in range(4))
-    assert all(r.info.status == "FINISHED" and len(client().get_metric_history(r.info.run_id, "loss")) == 20 for r in runs)
+    assert all(r.info.status == "FINISHED" and len(client().get_metric_history(r.info.run_id, f"{r.info.run_name}/loss")) == 20
+               for r in runs)
+    assert len(parents) == 1 and {r.data.tags["mlflow.parentRunId"] for r in runs} == {parents[0].info.run_id}
     assert (store / "mlruns" / ".mlflow.db.lock").is_file()
 
 
@@ -196,6 +202,55 @@ def test_concurrent_connects_wait_for_the_store_lock_and_create_one_experiment(s
             assert not pending.ready() and client().get_experiment_by_name("shared-exp") is None
         ids = pending.get(timeout=300)
     assert len(set(ids)) == 1 and client().get_experiment(ids[0]).name == "shared-exp"
+
+
+def test_a_stage_run_spans_the_stage_and_nests_under_its_pipeline_execution(store: Path, monkeypatch):
+    """--started makes the run last as long as the stage; stages of one execution (one make
+    repro, one dvc exp run) share a parent run, another execution gets its own; compare's
+    numbers go to the parent too."""
+    import time
+
+    (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.5}))
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.setenv("TEXT2SQL_PIPELINE_RUN", "repro A")
+    started = time.time() - 125
+    assert cli(["track", "--stage", "sft", "--started", str(started), "--record", "sft.json"]) == 0
+    assert cli(["track", "--stage", "compare", "--metrics", "summary.json", "--artifacts", "summary.json", "--to_parent",
+                "--record", "compare.json"]) == 0
+    monkeypatch.setenv("DVC_EXP_NAME", "lucid-bass")
+    assert cli(["track", "--stage", "eval_sft_dev", "--record", "exp.json"]) == 0
+    sft, compare, exp = (client().get_run(json.loads((store / f"{name}.json").read_text())["run_id"]) for name in ("sft", "compare", "exp"))
+    assert sft.info.start_time == int(started * 1000) and 125_000 <= sft.info.end_time - sft.info.start_time < 185_000
+    parent = sft.data.tags["mlflow.parentRunId"]
+    assert compare.data.tags["mlflow.parentRunId"] == parent != exp.data.tags["mlflow.parentRunId"]
+    first, second = client().get_run(parent), client().get_run(exp.data.tags["mlflow.parentRunId"])
+    assert first.info.run_name == "repro A" and second.info.run_name == "exp lucid-bass"
+    assert first.info.start_time == sft.info.start_time and first.info.end_time >= compare.info.end_time
+    assert first.data.metrics == {"compare/final_ex_strict": 0.5}
+    assert [a.path for a in client().list_artifacts(parent)] == ["summary.json"]
+    assert cli(["track", "--stage", "x", "--started", "-5"]) == 2
+
+
+def test_a_stage_lists_the_datasets_it_read(store: Path, demo_dataset: Path):
+    (store / "pairs.jsonl").write_text("".join(json.dumps({"prompt": [{"role": "user", "content": "Q" * 900}], "chosen": "a",
+                                                           "rejected": "b", "meta": {"db_id": "x"}}) + "\n" for _ in range(3)))
+    assert cli(["track", "--stage", "sft", "--inputs", f"train={demo_dataset}@train", "pairs=pairs.jsonl", "--record", "r.json"]) == 0
+    run = client().get_run(json.loads((store / "r.json").read_text())["run_id"])
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "pairs"}
+    train = json.loads(inputs["train"].dataset.profile)
+    assert train["num_rows"] == len(json.loads((demo_dataset / "train_spider.json").read_text()))
+    assert json.loads(inputs["train"].dataset.source)["uri"].endswith("train_spider.json")
+    assert json.loads(inputs["pairs"].dataset.profile)["num_rows"] == 3 and inputs["pairs"].dataset.digest
+    assert {tag.key: tag.value for tag in inputs["train"].tags}["mlflow.data.context"] == "training"
+    (store / "examples.jsonl").write_text('{"id": "a", "final_correct_strict": true}\n{"id": "b", "final_correct_strict": false}\n')
+    assert cli(["track", "--stage", "eval_x", "--table", "examples=examples.jsonl", "--record", "t.json"]) == 0
+    record = json.loads((store / "t.json").read_text())
+    table = client().load_table(record["experiment_id"], "examples.json", [record["run_id"]])
+    assert table["id"].tolist() == ["a", "b"] and table["final_correct_strict"].tolist() == [True, False]
+    assert cli(["track", "--stage", "x", "--table", "examples=nowhere.jsonl"]) == 2
+    assert cli(["track", "--stage", "sft", "--inputs", "nothing"]) == 2
+    assert cli(["track", "--stage", "sft", "--inputs", "x=missing.jsonl"]) == 2
 
 
 def test_track_checks_every_input_before_creating_a_run(store: Path, capsys):
@@ -224,7 +279,7 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (extra, err)
     runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
-    assert [r.info.run_name for r in runs] == ["ok"]
+    assert [r.info.run_name for r in runs if r.data.tags.get("pipeline_parent") != "true"] == ["ok"]
 
 
 # --------------------------------------------------------------------------- registry: versions, cache, adapters

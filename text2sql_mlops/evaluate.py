@@ -15,7 +15,8 @@ turn is the one-shot EX, ``final_ex_oracle`` the oracle-assisted repair, and
 ``--model_path`` the base model is the one in the adapter's config; a base model that
 is not on this machine is a clear error naming it.
 
-Besides the rollout's files, ``analysis.json`` breaks the result down for error
+Besides the rollout's files, ``examples.jsonl`` has one flat row per example (the
+table ``track --table`` logs to MLflow) and ``analysis.json`` breaks the result down for error
 analysis: EX by Spider hardness, the final answers' error types, and what repair did.
 """
 
@@ -110,10 +111,36 @@ def analyse(trajectories: list[dict]) -> dict[str, Any]:
     }
 
 
+def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
+    """One flat row per example (the per-example table MLflow shows): question, database,
+    hardness, gold, each turn's selected SQL with its error type and verdict, and the final
+    verdicts, strict (where a gold-free run would have stopped) and oracle (the last turn)."""
+    from .hardness import hardness
+    from .rollout_metrics import strict_turn
+
+    rows = []
+    for t in trajectories:
+        try:
+            level = hardness(t["gold"])
+        except Exception:  # a gold query the hardness parser cannot read
+            level = "unparsed"
+        row: dict[str, Any] = {"id": t["id"], "db_id": t["db_id"], "hardness": level, "question": t["question"], "gold": t["gold"]}
+        for turn in t["turns"]:
+            chosen = turn["candidates"][turn["selected"]]
+            row[f"turn{turn['turn']}_sql"] = chosen["sql"]
+            row[f"turn{turn['turn']}_error_type"] = chosen["error_type"] or "correct"
+            row[f"turn{turn['turn']}_correct"] = chosen["correct"]
+        row["turns"] = len(t["turns"])
+        row["final_correct_strict"] = any(c["correct"] for c in strict_turn(t)["candidates"])
+        row["final_correct_oracle"] = any(c["correct"] for c in t["turns"][-1]["candidates"])
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> int:
     from dataclasses import replace
 
-    from .fileio import read_jsonl, write_json
+    from .fileio import read_jsonl, write_json, write_jsonl
     from .rollout import HEADLINE, config_from_args, run_rollout
 
     args = make_parser(prog).parse_args(argv)
@@ -121,7 +148,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     model_path, adapter_path = resolve_models(args.adapter, config.model_path, config.generator, config.adapter_path)
     config = replace(config, model_path=model_path, adapter_path=adapter_path)
     summary = run_rollout(config)
-    analysis = analyse(list(read_jsonl(Path(config.output_dir) / "trajectories.jsonl")))
+    trajectories = list(read_jsonl(Path(config.output_dir) / "trajectories.jsonl"))
+    analysis = analyse(trajectories)
+    write_jsonl(Path(config.output_dir) / "examples.jsonl", example_rows(trajectories))
     analysis["adapter"] = args.adapter
     analysis["model_path"] = model_path
     write_json(Path(config.output_dir) / "analysis.json", analysis)

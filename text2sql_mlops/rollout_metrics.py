@@ -44,7 +44,7 @@ def _any_correct(turn: dict) -> bool:
     return any(c["correct"] for c in turn["candidates"])
 
 
-def _strict_turn(trajectory: dict) -> dict:
+def strict_turn(trajectory: dict) -> dict:
     """The turn where an ``online`` run would have stopped: the first whose selected candidate ran."""
     return next((turn for turn in trajectory["turns"] if any(c["executed"] for c in turn["candidates"])), trajectory["turns"][-1])
 
@@ -66,7 +66,7 @@ def final_numbers(trajectories: list[dict], config: dict[str, Any]) -> dict[str,
     numbers = {"final_ex_oracle": final, "final_ex_oracle_configuration": f"{described}: oracle, {why}",
                "final_ex_strict": None, "final_ex_strict_configuration": None}
     if scope == "verified" and not FEEDBACK_MODES[mode].uses_gold and config["temperature"] <= 0:
-        numbers["final_ex_strict"] = _rate(sum(_any_correct(_strict_turn(t)) for t in trajectories), n)
+        numbers["final_ex_strict"] = _rate(sum(_any_correct(strict_turn(t)) for t in trajectories), n)
         numbers["final_ex_strict_configuration"] = (
             f"online scope, {mode} feedback, {detail} detail, max_turns={turns}: strict, derived from this verified run "
             "(the answers of the first turn where a candidate ran without error)"

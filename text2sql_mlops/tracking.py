@@ -16,19 +16,25 @@ migrated and given new experiments under a file lock (``mlruns/.mlflow.db.lock``
 
 Every run is tagged with the stage name, the git commit (``+dirty`` when the tree
 has uncommitted changes), the DVC hash of the raw data (``data.dvc``) and a hash of
-the logged params; it logs those params (``section.key``), the numbers of its
-metrics files (flattened: ``error_types.final.no_such_column``), step series from
-``metrics.jsonl`` files (training losses), and its artifacts (files or folders;
-an adapter folder goes under ``adapter/``, which the registry points at).
+the logged params; it logs those params (``section.key``) and the configuration its
+command wrote (``resolved.config.batch_size``), the outcome numbers of its metrics
+files as ``<namespace>/<key>`` (``eval/error_types.final.no_such_column``), step series
+from ``metrics.jsonl`` files (``train/loss``), and its artifacts (files or folders; an
+adapter folder goes under ``adapter/``, which the registry points at).
+
+A run spans its stage (``--started``: when the stage's command began) and is nested
+under one parent run per pipeline execution (``pipeline_key``), which spans its stages.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -179,10 +185,36 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Sections and keys of a command's summary that say how it ran, not what came out: logged as
+# params (``resolved.<key>``), never as metrics, so a run's params and metrics are disjoint.
+CONFIG_SECTIONS = frozenset({"settings", "runtime", "config", "configuration", "lora", "versions", "inputs_sha256"})
+CONFIG_KEYS = frozenset({"method", "out", "mode", "top_k", "fk_hops", "dataset", "tables_json"})
+# The metric namespace of a stage, by the start of its name (README "MLflow"): eval/final_ex_strict.
+NAMESPACES = (("eval", "eval"), ("data", "data"), ("schema", "schema"), ("rollout", "rollout"), ("synth", "pairs"),
+              ("pairs", "pairs"), ("sft", "train"), ("dpo", "train"), ("compare", "compare"), ("register", "register"),
+              ("model", "model"))
+
+
+def split_summary(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(configuration, outcomes) of a command's summary, each flattened."""
+    config = {key: value for key, value in tree.items() if key in CONFIG_SECTIONS or key in CONFIG_KEYS}
+    outcomes = {key: value for key, value in tree.items() if key not in config}
+    return flatten(config), flatten(outcomes)
+
+
 def numeric_metrics(tree: dict[str, Any]) -> dict[str, float]:
-    """The numbers of a metrics file, flattened (booleans and nulls are not metrics)."""
-    return {key: float(value) for key, value in flatten(tree).items()
+    """The outcome numbers of a metrics file, flattened (booleans, nulls and configuration are not metrics)."""
+    return {key: float(value) for key, value in split_summary(tree)[1].items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def resolved_params(tree: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a command wrote into its summary, as ``resolved.<key>`` params."""
+    return {f"resolved.{key}": value for key, value in split_summary(tree)[0].items() if value is not None}
+
+
+def namespace(stage: str) -> str:
+    return next((space for start, space in NAMESPACES if stage.startswith(start)), stage)
 
 
 def _mlflow_key(key: str) -> str:
@@ -207,13 +239,25 @@ def log_stage(
     adapter: str | None = None,
     store_dir: str | os.PathLike = STORE_DIR,
     extra_tags: dict[str, str] | None = None,
+    started: float | None = None,
+    nest: bool = True,
+    to_parent: bool = False,
+    inputs: Iterable[str] = (),
+    tables: Iterable[str] = (),
 ) -> dict[str, str]:
     """Log one finished stage as one MLflow run; returns the run record (ids and URIs).
+
+    The run spans the stage: from ``started`` (seconds since the epoch; default now) to
+    the end of logging. It is nested under the pipeline execution's parent run
+    (``pipeline_parent``) unless ``nest`` is False. Params are the params.yaml sections
+    plus the configuration the command wrote (``resolved.*``); metrics are outcomes only,
+    named ``<namespace>/<key>`` (``eval/final_ex_strict``, ``train/loss``).
 
     Every input is read and checked first (metrics files, step series, artifacts, the
     adapter folder): a bad one is a ``UserError`` and no run is created at all.
     """
     import mlflow
+    from mlflow import MlflowClient
 
     from .registry import check_adapter_folder
 
@@ -221,20 +265,39 @@ def log_stage(
     missing = [str(p) for p in files if not p.exists()]
     if missing:
         raise UserError(f"track {stage}: nothing to log at {', '.join(missing)}; did the stage's command succeed?")
-    metrics = [numeric_metrics(_read_json(path)) for path in metrics_files]
+    datasets = [read_dataset(spec) for spec in inputs]
+    table_frames = [read_table(spec) for spec in tables]
+    summaries = [_read_json(path) for path in metrics_files]
+    metrics = [numeric_metrics(summary) for summary in summaries]
+    resolved = {key: value for summary in summaries for key, value in resolved_params(summary).items()}
     series = [step for path in step_files for step in _read_steps(Path(path))]
     if adapter:
         check_adapter_folder(adapter)
+    if started is not None and not (math.isfinite(started) and 0 < started <= time.time() + 60):
+        raise UserError(f"--started must be the stage's start as seconds since the epoch (`date +%s`), got {started}")
     experiment_id = connect(experiment, store_dir)
+    space = namespace(stage)
     tags = {"stage": stage, "git_commit": git_commit(), "dvc_data_hash": data_hash(), "params_hash": params_hash(params),
             **(extra_tags or {})}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=tags) as run:
-        if params:
-            mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in params.items()})
+    start_ms = int((started if started is not None else time.time()) * 1000)
+    parent = pipeline_parent(experiment_id, start_ms, store_dir) if nest else None
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    client = MlflowClient()
+    run_id = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=stage).info.run_id
+    # Resuming the run: MLflow marks it FAILED if logging raises, FINISHED (now) otherwise.
+    with mlflow.start_run(run_id=run_id) as run:
+        logged = {**params, **resolved}
+        if logged:
+            mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in logged.items()})
         for numbers in metrics:
             if numbers:
-                mlflow.log_metrics({_mlflow_key(k): v for k, v in numbers.items()})
-        _log_series(run.info.run_id, series)
+                mlflow.log_metrics({_mlflow_key(f"{space}/{k}"): v for k, v in numbers.items()})
+        _log_series(run.info.run_id, [(step, {f"{space}/{k}": v for k, v in numbers.items()}) for step, numbers in series])
+        for dataset in datasets:
+            mlflow.log_input(dataset, context=INPUT_CONTEXTS.get(space, space))
+        for name, frame in table_frames:
+            mlflow.log_table(data=frame, artifact_file=f"{name}.json")
         for path in artifacts:
             _log_artifact(Path(path))
         if adapter:
@@ -243,7 +306,130 @@ def log_stage(
                   "artifact_uri": run.info.artifact_uri, "tracking_uri": mlflow.get_tracking_uri()}
         if adapter:
             record["adapter_uri"] = f"runs:/{run.info.run_id}/adapter"
+    if parent:
+        record["parent_run_id"] = parent
+        _extend_parent(parent, run_id, to_parent, metrics, space, artifacts)
     return record
+
+
+# --------------------------------------------------------------------------- datasets as run inputs
+
+INPUT_CONTEXTS = {"train": "training", "eval": "evaluation", "rollout": "training", "pairs": "training"}
+PREVIEW_CELL_CHARS = 500  # a prompt can be long; the UI's preview needs the start of it
+
+
+def read_dataset(spec: str):
+    """``NAME=PATH[@SPLIT]`` as an MLflow dataset: a JSON/JSONL file of records (examples,
+    pairs, trajectories) or a split of a Spider-layout folder, as a pandas frame whose
+    nested cells are JSON text (cut to PREVIEW_CELL_CHARS); MLflow records its name, source
+    path, digest and row count, and the UI previews its rows."""
+    import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
+
+    from .fileio import read_jsonl
+
+    name, sep, where = spec.partition("=")
+    path, _, split = where.partition("@")
+    if not sep or not name or not path:
+        raise UserError(f"--inputs must look like NAME=PATH or NAME=FOLDER@SPLIT, got {spec!r}")
+    if Path(path).is_dir():
+        from .data import load_examples, spider_split_files
+
+        records = [example.to_dict() for example in load_examples(path, None, split or "train")]
+        source = spider_split_files(Path(path), split or "train")[0]
+    elif Path(path).is_file():
+        records = list(read_jsonl(path)) if path.endswith(".jsonl") else _read_records_file(path)
+        source = Path(path)
+    else:
+        raise UserError(f"--inputs {name}: {path} does not exist; did the stage's command succeed?")
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise UserError(f"--inputs {name}: {path} must hold a list of JSON objects (records)")
+
+    def cell(value):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+        return text[:PREVIEW_CELL_CHARS] if isinstance(text, str) else text
+
+    frame = pd.DataFrame([{key: cell(value) for key, value in record.items()} for record in records])
+    return from_pandas(frame, source=str(source.resolve()), name=name)
+
+
+def read_table(spec: str):
+    """``NAME=FILE.jsonl`` as (name, pandas frame): a table MLflow shows in the UI's
+    evaluation view, where rows can be filtered (the per-example results of ``eval``)."""
+    import pandas as pd
+
+    from .fileio import read_jsonl
+
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path.endswith(".jsonl"):
+        raise UserError(f"--table must look like NAME=FILE.jsonl, got {spec!r}")
+    if not Path(path).is_file():
+        raise UserError(f"--table {name}: {path} does not exist; did the stage's command succeed?")
+    return name, pd.DataFrame(list(read_jsonl(path)))
+
+
+def _read_records_file(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read dataset {path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- the pipeline's parent run
+
+
+def pipeline_key() -> str:
+    """Which pipeline execution a stage belongs to: the DVC experiment (``dvc exp run`` sets
+    DVC_EXP_NAME), else TEXT2SQL_PIPELINE_RUN (``make repro`` sets it to a timestamp and the
+    commit), else the commit and the day (a plain ``dvc repro``)."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return f"exp {os.environ['DVC_EXP_NAME']}"
+    if os.environ.get("TEXT2SQL_PIPELINE_RUN"):
+        return os.environ["TEXT2SQL_PIPELINE_RUN"]
+    return f"dvc repro {git_commit()[:12]} {time.strftime('%Y-%m-%d', time.gmtime())}"
+
+
+def pipeline_parent(experiment_id: str, start_ms: int, store_dir: str | os.PathLike = STORE_DIR) -> str:
+    """The id of this execution's parent run, created by the first stage that logs (under the
+    store lock, so stages logging at once share one parent)."""
+    from mlflow import MlflowClient
+
+    key = pipeline_key()
+    client = MlflowClient()
+    with store_lock(tracking_uri(store_dir)):
+        quoted = key.replace("'", "\\'")
+        found = client.search_runs([experiment_id], filter_string=f"tags.pipeline_run = '{quoted}' and tags.pipeline_parent = 'true'",
+                                   max_results=1)
+        if found:
+            return found[0].info.run_id
+        tags = {"pipeline_run": key, "pipeline_parent": "true", "git_commit": git_commit(), "dvc_data_hash": data_hash()}
+        run = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=key)
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=start_ms)
+        return run.info.run_id
+
+
+def _extend_parent(parent: str, child: str, to_parent: bool, metrics: list[dict[str, float]], space: str,
+                   artifacts: Iterable[str]) -> None:
+    """The parent spans its children (its end moves to the last child's); ``to_parent`` also
+    logs the child's metrics and artifacts there (compare's table and chart)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    end = client.get_run(child).info.end_time
+    if end and end > (client.get_run(parent).info.end_time or 0):
+        client.set_terminated(parent, "FINISHED", end_time=end)
+    if to_parent:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values = [Metric(_mlflow_key(f"{space}/{k}"), v, now, 0) for numbers in metrics for k, v in numbers.items()]
+        for start in range(0, len(values), 1000):
+            client.log_batch(parent, metrics=values[start:start + 1000])
+        for path in map(Path, artifacts):
+            if path.is_dir():
+                client.log_artifacts(parent, str(path), artifact_path=path.name)
+            else:
+                client.log_artifact(parent, str(path))
 
 
 def _read_json(path: str | os.PathLike) -> dict[str, Any]:
@@ -315,6 +501,14 @@ def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     flag(parser, "record", type=output_file, help="write the run record (run id, artifact URIs) to this JSON file")
     flag(parser, "metrics_out", type=output_file, help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
     flag(parser, "plots_out", type=output_file, help="also write the --steps series as one JSON list (a DVC plots file)")
+    flag(parser, "started", type=float, metavar="EPOCH_S", help="when the stage's command started (`date +%%s`): "
+         "the run spans the stage, not only this call (default: now)")
+    flag(parser, "inputs", nargs="*", default=[], metavar="NAME=PATH[@SPLIT]", help="datasets the stage read, logged as "
+         "run inputs (name, source, digest, rows, preview): record files, or a split of a Spider-layout folder")
+    flag(parser, "table", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="JSONL rows logged as an MLflow table "
+         "(eval's examples.jsonl: one row per example, filterable in the UI)")
+    flag(parser, "no_parent", action="store_true", help="do not nest the run under the pipeline execution's parent run")
+    flag(parser, "to_parent", action="store_true", help="also log the metrics and artifacts to the parent run (compare's table)")
     return parser
 
 
@@ -339,7 +533,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> i
         tags[key] = value
     params = stage_params(args.params, args.params_file)
     experiment = args.experiment or experiment_name(args.params_file)
-    record = log_stage(args.stage, experiment, params, args.metrics, args.steps, args.artifacts, args.adapter, args.store, tags)
+    record = log_stage(args.stage, experiment, params, args.metrics, args.steps, args.artifacts, args.adapter, args.store, tags,
+                       started=args.started, nest=not args.no_parent, to_parent=args.to_parent, inputs=args.inputs,
+                       tables=args.table)
     if args.record:
         write_json(args.record, record)
     if args.metrics_out:
