@@ -206,6 +206,40 @@ def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_model, tokenizer):
     assert rows_per_step == [3, 3, 2, 1]
 
 
+def test_hf_rows_stop_once_their_answer_block_closes(tiny_model, tokenizer):
+    """A scripted model that answers in a fenced block and then chats on: the row stops at the
+    closing fence (the extracted SQL is the same), the other runs to max_new_tokens."""
+    import torch
+
+    from text2sql_mlops.prompts import extract_sql
+
+    answer = encode(tokenizer, "```sql\nSELECT 1\n```\nThis query selects one.")
+    chatter = encode(tokenizer, " and so on and so on and so on and so on")
+    generator = hf(tiny_model, batch_size=2)
+    generator.reuse_prefixes = False
+    streams = {}
+
+    class Scripted(torch.nn.Module):
+        config = generator.model.config
+
+        def forward(self, input_ids, **_):
+            if input_ids.shape[1] > 1:
+                streams.clear()
+                streams.update({row: iter(answer if i == 0 else chatter) for i, row in enumerate(range(len(input_ids)))})
+                self.live = list(range(len(input_ids)))
+            else:
+                self.live = self.live[: len(input_ids)] if len(input_ids) == len(self.live) else [1]
+            following = [next(streams[row]) for row in self.live]
+            return SimpleNamespace(logits=torch.nn.functional.one_hot(torch.tensor(following), len(tokenizer)).float()[:, None])
+
+    generator.model = Scripted()
+    requests = [GenerationRequest([{"role": "user", "content": text}]) for text in ("a", "b")]
+    results = generator.generate(requests, SamplingParams(max_new_tokens=12))
+    first, second = results[0][0], results[1][0]
+    assert first.text.endswith("```") and "This query" not in first.text and extract_sql(first.text) == "SELECT 1"
+    assert second.num_tokens == 12
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

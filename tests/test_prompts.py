@@ -64,3 +64,25 @@ def test_prompt_schema_lists_the_tables_it_shows(tmp_path: Path):
     assert chosen.text == schema_text(catalog, chosen.tables)
     everything = prompt_schema(str(db), "anything", PromptConfig(schema_mode="full"))
     assert everything.tables == ("singer", "concert", "singer_in_concert")  # catalog order
+
+
+@pytest.mark.parametrize("text", [
+    "```sql\nSELECT name FROM airport WHERE country = 'Mexico'\n```\n\nThis query selects the names.\n```sql\nSELECT 2\n```",
+    "Here it is:\n```\nSELECT 1;\nDROP TABLE t\n``` and more",
+    "```sqlite SELECT a FROM t``````",
+    "SELECT a FROM t WHERE b = '`' -- no fence at all",
+    "```sql\nSELECT a FROM t",
+])
+def test_generation_may_stop_once_the_answer_block_closes(text):
+    """answer_complete marks the first prefix after which the extracted SQL cannot change:
+    the hf backend stops there instead of generating chatter."""
+    from text2sql_mlops.prompts import answer_complete
+
+    complete = [end for end in range(len(text) + 1) if answer_complete(text[:end])]
+    for end in complete:
+        assert extract_sql(text[:end]) == extract_sql(text)
+    if text.count("```") >= 2:
+        first_close = text.index("```", text.index("```") + 3) + 3
+        assert complete and complete[0] == first_close
+    else:
+        assert not complete

@@ -79,6 +79,14 @@ def extract_sql(text: str) -> str:
     return first.strip().rstrip(";").strip()
 
 
+def answer_complete(text: str) -> bool:
+    """Whether ``text`` already holds its whole answer for ``extract_sql``: its first fenced
+    block is closed, so nothing generated after it can change the extracted SQL. A backend
+    may stop generating there (the hf backend does): the SQL is the same, the tokens fewer."""
+    match = _FENCED.search(text)
+    return match is not None and len(match.group(0)) >= 6 and match.group(0).endswith("```")
+
+
 @dataclass(frozen=True)
 class PromptConfig:
     """How the schema part of a prompt is chosen (see ``retrieval.py``)."""

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from ..errors import UserError
+from ..prompts import answer_complete
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 from .chat import encode, render_prompt
 
@@ -138,6 +139,9 @@ class HFGenerator(Generator):
         if not self.stop_ids:
             raise UserError(f"{model_dir}: neither the tokenizer nor generation_config.json names an EOS token")
         self.stop_tensor = torch.tensor(self.stop_ids, device=self.device)
+        # Tokens that can close a fenced block: only after one of these is the text re-read.
+        vocabulary = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        self.backtick_ids = frozenset(i for i, piece in enumerate(vocabulary) if piece and "`" in piece)
         pad = self.tokenizer.pad_token_id  # any id would do: padding is masked out
         self.pad_id = pad if pad is not None else self.stop_ids[0]
         # Prefix caches are reused only where a cached position is a plain key/value pair:
@@ -236,6 +240,11 @@ class HFGenerator(Generator):
             for row, token in zip(live, tokens.tolist()):
                 generated[row].append(token)
             going = ~torch.isin(tokens, self.stop_tensor)
+            # A row whose answer block just closed stops too: later tokens cannot change its SQL
+            # (prompts.answer_complete), and small models chat on after the block.
+            for i, (row, token) in enumerate(zip(live, tokens.tolist())):
+                if token in self.backtick_ids and answer_complete(self.tokenizer.decode(generated[row], skip_special_tokens=True)):
+                    going[i] = False
             if step + 1 == params.max_new_tokens or not going.any():
                 break
             if not going.all():
