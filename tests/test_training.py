@@ -505,3 +505,28 @@ def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_g
     assert "SELECT T2.airline_name FROM flight AS T1 JOIN airline AS T2 ON T1.airline_id = T2.airline_id WHERE T1.price > 100" in invented
     assert sorted(invented) == sorted(gold.replace(old, new, 1) for old, new in
                                       [("T2.name", "T2.airline_name"), ("T1.price", "T1.flight_price"), ("T1.airline_id", "T1.flight_airline_id")])
+
+
+def test_the_reference_projects_training_flags_are_aliases(files, tmp_path):
+    """Users of the reference project type --model_name_or_path, --output_dir, --dpo_pairs,
+    --base_adapter_path, --max_seq_length, --max_prompt_length; they mean our flags."""
+    from text2sql_mlops.training.config import DPOSettings, SFTSettings, from_args
+    from text2sql_mlops.training.dpo import make_parser as dpo_parser
+    from text2sql_mlops.training.sft import make_parser as sft_parser
+
+    sft = from_args(SFTSettings, sft_parser().parse_args(["--model_name_or_path", "m", "--output_dir", str(tmp_path / "o"),
+                                                          "--max_seq_length", "512"]))
+    assert (sft.model, sft.out, sft.max_length) == ("m", str(tmp_path / "o"), 512)
+    dpo = from_args(DPOSettings, dpo_parser().parse_args(["--model_name_or_path", "m", "--output_dir", str(tmp_path / "o"),
+                                                          "--dpo_pairs", "p.jsonl", "--base_adapter_path", "a", "--max_prompt_length", "300"]))
+    assert (dpo.model, dpo.pairs, dpo.init_adapter, dpo.max_prompt_length) == ("m", ["p.jsonl"], "a", 300)
+
+
+def test_max_prompt_length_leaves_long_prompts_out_never_cuts_them(tokenizer):
+    from text2sql_mlops.training.datasets import dpo_rows, prompt_ids
+
+    lengths = [len(prompt_ids(tokenizer, pair["prompt"])) for pair in PAIRS]
+    limit = sorted(lengths)[len(lengths) // 2]
+    rows, too_long = dpo_rows(tokenizer, PAIRS, 4096, max_prompt_length=limit)
+    assert too_long == sum(length > limit for length in lengths) > 0
+    assert [len(row["prompt_ids"]) for row in rows] == [length for length in lengths if length <= limit]

@@ -37,9 +37,10 @@ class TrainSettings:
     """What SFT and DPO share: inputs and outputs, LoRA, optimisation, precision."""
 
     # > inputs and outputs
-    model: str = setting(None, "base model folder in Hugging Face layout (e.g. models/smollm2-135m-instruct)", required=True, metavar="DIR")
+    model: str = setting(None, "base model folder in Hugging Face layout (e.g. models/smollm2-135m-instruct)", required=True, metavar="DIR",
+                         aliases=("--model_name_or_path",))
     out: str = setting(None, "output folder: the LoRA adapter, tokenizer, training_summary.json, metrics.jsonl (written atomically)", required=True, metavar="DIR",
-                       type=output_folder_type(trained_here))
+                       type=output_folder_type(trained_here), aliases=("--output_dir",))
     eval_dataset: str | None = setting(None, "evaluation set (JSON, JSONL or Spider-layout folder); training records from it are refused", metavar="PATH")
     eval_split: str = setting("dev", "split of a Spider-layout --eval_dataset")
     eval_same_db_split: str | None = setting(None, "another split of --eval_dataset asked of the training databases "
@@ -65,7 +66,8 @@ class TrainSettings:
     max_steps: int = setting(-1, "optimizer steps to run; -1: as many as --num_train_epochs takes", type=int)
     per_device_train_batch_size: int = setting(8, "examples (SFT) or pairs (DPO) per forward pass on each device", type=int)
     gradient_accumulation_steps: int = setting(1, "forward passes per optimizer step", type=int)
-    max_length: int = setting(2048, "longest prompt + answer in tokens; longer examples are left out (and counted)", type=int)
+    max_length: int = setting(2048, "longest prompt + answer in tokens; longer examples are left out (and counted)", type=int,
+                              aliases=("--max_seq_length",))
     seed: int = setting(0, "seed of the LoRA initialisation and the data order", type=int)
     logging_steps: int = setting(10, "optimizer steps between two lines of metrics.jsonl and the console", type=int)
     # > precision and memory (None: chosen per device, see device.py)
@@ -103,9 +105,13 @@ class SFTSettings(TrainSettings):
 class DPOSettings(TrainSettings):
     """``train dpo``: direct preference optimisation on pair files (``datasets.dpo_rows``)."""
 
-    pairs: list[str] = setting([], "pair JSONL files (records.Pair)", required=True, nargs="+", action="extend", metavar="PATH")
+    pairs: list[str] = setting([], "pair JSONL files (records.Pair)", required=True, nargs="+", action="extend", metavar="PATH",
+                               aliases=("--dpo_pairs",))
     init_adapter: str | None = setting(None, "an SFT adapter folder to continue; it is also the frozen reference policy "
-                                             "(default: a fresh LoRA on the base model, whose reference is the base model)", metavar="DIR")
+                                             "(default: a fresh LoRA on the base model, whose reference is the base model)", metavar="DIR",
+                                      aliases=("--base_adapter_path",))
+    max_prompt_length: int | None = setting(None, "longest prompt in tokens; pairs with a longer prompt are left out (and counted), "
+                                                  "never cut: a cut schema is another question", type=int)
     beta: float = setting(0.1, "DPO temperature: higher keeps the policy closer to the reference", type=float)
     loss_type: str = setting("sigmoid", "TRL DPO loss: sigmoid (DPO), ipo, hinge, robust, ... (comma-separated to combine)")
     learning_rate: float = setting(5e-6, "peak AdamW learning rate", type=float)
@@ -119,7 +125,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in sorted(fields(cls), key=lambda f: f.name in shared):
         options = dict(f.metadata["flag"])
         default = f.default_factory() if callable(f.default_factory) else f.default
-        names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
+        # The reference project's spellings (--model_name_or_path, --output_dir, ...) are aliases.
+        names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}", *options.pop("aliases", ())])
         if options.pop("auto", False):
             group = parser.add_mutually_exclusive_group()
             group.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])

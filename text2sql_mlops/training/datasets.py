@@ -122,14 +122,14 @@ def sft_rows(tokenizer: Any, targets: list[tuple[Messages, str]], max_length: in
     return rows, too_long
 
 
-def dpo_rows(tokenizer: Any, pairs: list[dict], max_length: int) -> tuple[list[dict], int]:
+def dpo_rows(tokenizer: Any, pairs: list[dict], max_length: int, max_prompt_length: int | None = None) -> tuple[list[dict], int]:
     """TRL's tokenized preference rows (``prompt_ids``, ``chosen_ids``, ``rejected_ids``) and how
     many pairs were left out because prompt + the longer answer exceeds ``max_length``."""
     rows, too_long = [], 0
     for pair in pairs:
         prompt = prompt_ids(tokenizer, pair["prompt"])
         chosen, rejected = answer_ids(tokenizer, pair["chosen"]), answer_ids(tokenizer, pair["rejected"])
-        if len(prompt) + max(len(chosen), len(rejected)) > max_length:
+        if len(prompt) + max(len(chosen), len(rejected)) > max_length or (max_prompt_length and len(prompt) > max_prompt_length):
             too_long += 1
             continue
         rows.append({"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected})

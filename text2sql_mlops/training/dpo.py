@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
     started = time.perf_counter()
     settings = from_args(DPOSettings, make_parser(prog).parse_args(argv))
     check_settings(settings)
+    if settings.max_prompt_length is not None and settings.max_prompt_length < 1:
+        raise UserError(f"--max_prompt_length must be at least 1, got {settings.max_prompt_length}")
     loss_types(settings.loss_type)
     adapter_file = None
     if settings.init_adapter:
@@ -115,9 +117,10 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
 
     quiet_libraries()
     tokenizer = load_tokenizer(settings.model)
-    rows, too_long = dpo_rows(tokenizer, pairs, settings.max_length)
+    rows, too_long = dpo_rows(tokenizer, pairs, settings.max_length, settings.max_prompt_length)
     if not rows:
-        raise UserError(f"train dpo: all {len(pairs)} pairs are longer than --max_length {settings.max_length} tokens; raise it")
+        limit = f" or a prompt longer than --max_prompt_length {settings.max_prompt_length}" if settings.max_prompt_length else ""
+        raise UserError(f"train dpo: all {len(pairs)} pairs are longer than --max_length {settings.max_length} tokens{limit}; raise it")
     runtime = resolve_runtime(settings.bf16, settings.gradient_checkpointing)
     data = {"examples": len(rows), "pairs": len(pairs), "too_long": too_long}
     inputs = {path: sha256_file(path) for path in [*settings.pairs, *([adapter_file] if adapter_file else [])]}
