@@ -331,7 +331,23 @@ def test_cli_writes_pairs_stats_and_a_summary_line(tmp_path: Path, capsys):
     assert report["config"]["pair_type_max_fractions"] == {GOLD: 0.2} and report["config"]["seed"] == 7
 
 
+def test_cli_accepts_the_reference_projects_index_value_limits(tmp_path: Path, capsys):
+    """The reference wrote per-input limits as INDEX=VALUE (--input_fraction_limits 1=0.20,
+    --input_limits 0=308 1=150); they mean the same as the positional lists."""
+    natural = write(tmp_path / "natural.jsonl", many(100, REPAIR, "n"))
+    synthetic = write(tmp_path / "synth.jsonl", many(60, "synthetic_a", "s"))
+    outputs = []
+    for limits in (["--input_fraction_limits", "1=0.20", "--input_limits", "0=80", "1=50"],
+                   ["--input_fraction_limits", "1.0", "0.2", "--input_limits", "80", "50"]):
+        out = tmp_path / f"out{len(outputs)}.jsonl"
+        assert cli_main(["pairs", "merge", "--inputs", str(natural), str(synthetic), "--output", str(out), *limits]) == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] and types([json.loads(line) for line in outputs[0].splitlines()]) == {REPAIR: 80, "synthetic_a": 20}
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--input_fraction_limits", "2=0.2"], "names input '2'; inputs are numbered 0 to 1"),
+    (["--input_limits", "0=5", "7"], "not both"),
     (["--input_limits", "5"], "--input_limits has 1 values for 2 inputs"),
     (["--input_fraction_limits", "1", "2"], "must lie in [0, 1]"),
     (["--pair_type_max_fractions", "synthetic_*"], "expects TYPE=F"),

@@ -403,6 +403,32 @@ def read_pairs(path: str) -> list[dict]:
     return read_pair_file(path)
 
 
+def per_input(items: Sequence[str] | None, inputs: int, option: str, parse, default):
+    """One value per input: positional (``0.2 1.0``) or, as the reference project wrote them,
+    ``INDEX=VALUE`` pairs (``1=0.20``; inputs not named get ``default``)."""
+    if not items:
+        return None
+    named = ["=" in item for item in items]
+    if not any(named):
+        return [parse(item) for item in items]
+    if not all(named):
+        raise UserError(f"--{option}: give one value per input or INDEX=VALUE pairs, not both (got {' '.join(items)})")
+    values = [default] * inputs
+    for item in items:
+        index, _, value = item.partition("=")
+        if not index.strip().isdigit() or int(index) >= inputs:
+            raise UserError(f"--{option}: {item!r} names input {index!r}; inputs are numbered 0 to {inputs - 1} in --inputs order")
+        values[int(index)] = parse(value)
+    return values
+
+
+def _fraction(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"--input_fraction_limits: expected a number, got {text!r}") from None
+
+
 def _limit(text: str) -> int | None:
     if text.lower() == "all":
         return None
@@ -436,8 +462,10 @@ def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.Arg
         "pair-type limits, then input and pair-type fraction caps that hold exactly on the output."))
     flag(parser, "inputs", nargs="+", required=True, metavar="PAIRS.jsonl", help="pair files, in priority order")
     flag(parser, "output", required=True, type=output_file, help="the merged pairs (JSONL, written atomically)")
-    flag(parser, "input_limits", nargs="+", type=_limit, metavar="N", help="at most N pairs from each input ('all': no limit)")
-    flag(parser, "input_fraction_limits", nargs="+", type=float, metavar="F", help="largest share of the output from each input")
+    flag(parser, "input_limits", nargs="+", metavar="N", help="at most N pairs from each input ('all': no limit), "
+         "or INDEX=N for some inputs (0=308 1=150)")
+    flag(parser, "input_fraction_limits", nargs="+", metavar="F", help="largest share of the output from each input, "
+         "or INDEX=F for some inputs (1=0.20)")
     flag(parser, "pair_type_limits", nargs="+", action="extend", default=[], metavar="TYPE=N", help="at most N pairs of TYPE")
     flag(parser, "pair_type_max_fractions", nargs="+", action="extend", default=[], metavar="TYPE=F",
          help="largest share of the output of TYPE; TYPE may be a prefix ending in * (synthetic_*=0.2)")
@@ -477,8 +505,15 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge"
     from ..split_guard import load_eval_split, refuse_leaks
 
     args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    def limit(text: str) -> int | None:
+        try:
+            return _limit(text)
+        except argparse.ArgumentTypeError as exc:
+            raise UserError(f"--input_limits: {exc}") from None
+
     config = MergeConfig(
-        input_limits=args.input_limits, input_fraction_limits=args.input_fraction_limits,
+        input_limits=per_input(args.input_limits, len(args.inputs), "input_limits", limit, None),
+        input_fraction_limits=per_input(args.input_fraction_limits, len(args.inputs), "input_fraction_limits", _fraction, 1.0),
         pair_type_limits=parse_type_values(args.pair_type_limits, "pair_type_limits", int),
         pair_type_max_fractions=parse_type_values(args.pair_type_max_fractions, "pair_type_max_fractions", float),
         min_reward_margin=args.min_reward_margin, max_sql_edit_distance_ratio=args.max_sql_edit_distance_ratio,
