@@ -123,6 +123,13 @@ def test_hf_batches_give_the_same_greedy_output_in_the_callers_order(tiny_model)
     assert all(samples[0].num_tokens == GREEDY.max_new_tokens for samples in batched)  # no EOS from random weights
 
 
+def test_hf_device_map_places_the_model_and_generates_the_same(tiny_model):
+    """--device_map (the reference's `auto` for a model sharded over GPUs) goes to from_pretrained."""
+    placed = hf(tiny_model, batch_size=4, device_map="cpu")
+    assert placed.device == "cpu" and all(p.device.type == "cpu" for p in placed.model.parameters())
+    assert texts(placed.generate(REQUESTS, GREEDY)) == texts(hf(tiny_model, batch_size=4).generate(REQUESTS, GREEDY))
+
+
 def test_batch_order_groups_shared_prefixes_longest_first():
     from text2sql_mlops.generation.hf import batch_order
 

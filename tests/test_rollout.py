@@ -372,6 +372,15 @@ def test_cli_on_the_demo_train_split_never_imports_torch(tmp_path: Path):
     assert headline["final_ex_oracle"] is None
 
 
+def test_progress_every_prints_a_line_per_n_examples(dataset: Path, tmp_path: Path, capsys):
+    """The reference's --progress_every N: plain lines for logs, besides (or without) the bar."""
+    argv = ["rollout", "--dataset_path", str(dataset), "--output_dir", str(tmp_path / "out"),
+            "--chunk_size", "2", "--progress_every", "4", "--no_progress"]
+    assert cli_main(argv) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if " examples, final EX so far " in line]
+    assert [line.split(" examples")[0] for line in lines] == ["rollout: 4/5", "rollout: 5/5"]  # every 4, and the end
+
+
 # --------------------------------------------------------------------------- rewards
 
 

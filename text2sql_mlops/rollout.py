@@ -58,6 +58,7 @@ class RolloutConfig:
     api_key_env: str | None = None  # openai: the variable holding the API key
     max_concurrency: int | None = None  # openai: requests in flight
     batch_size: int | None = None  # hf: prompts per forward pass (backend default when unset)
+    device_map: str | None = None  # hf: transformers device_map ("auto" shards a big model across GPUs)
     generator_option: tuple[str, ...] = ()  # further KEY=VALUE backend options
     num_samples: int = 1
     temperature: float = 0.0
@@ -89,12 +90,13 @@ class RolloutConfig:
     chunk_size: int = 64  # examples per durable step; also the most requests in one generate call
     # not part of the results
     progress: bool = True
+    progress_every: int = 0  # also print one progress line every N examples (logs without a terminal)
     overwrite: bool = False
 
 
 # Settings that never change a trajectory, left out of the run identity.
 # (The evaluation set only removes examples, which the hash of the selected ids records.)
-NOT_IN_IDENTITY = ("output_dir", "progress", "overwrite", "api_key_env", "max_concurrency", "eval_dataset", "eval_split", "eval_db_root",
+NOT_IN_IDENTITY = ("output_dir", "progress", "progress_every", "device_map", "overwrite", "api_key_env", "max_concurrency", "eval_dataset", "eval_split", "eval_db_root",
                     "eval_same_db_split")
 
 
@@ -113,7 +115,7 @@ def generator_options(config: RolloutConfig) -> dict[str, Any]:
     given = {
         "model_path": config.model_path, "adapter_path": config.adapter_path, "model": config.model_name,
         "base_url": config.base_url, "api_key_env": config.api_key_env,
-        "max_concurrency": config.max_concurrency, "batch_size": config.batch_size,
+        "max_concurrency": config.max_concurrency, "batch_size": config.batch_size, "device_map": config.device_map,
     }
     if config.adapter_path:
         from .registry import is_whole_model_folder
@@ -230,7 +232,8 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
     generator = generator or create_generator(config.generator, **generator_options(config))
     claimed = bool(finished)  # a resumed run's folder is already its own
     engine = RolloutEngine(config, generator, config.tables_json)
-    bar = tqdm(total=sum(map(len, chunks)), initial=sum(len(r["ids"]) for r in done.values()), unit="ex",
+    total, finished_examples = sum(map(len, chunks)), sum(len(r["ids"]) for r in done.values())
+    bar = tqdm(total=total, initial=finished_examples, unit="ex",
                desc="rollout", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
     try:
         for number, chunk in enumerate(chunks):
@@ -248,6 +251,11 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
             folder.append_chunk(done[number])
             bar.set_postfix(EX=_running_ex(done), refresh=False)
             bar.update(len(chunk))
+            finished_examples, before = finished_examples + len(chunk), finished_examples
+            if config.progress_every and (finished_examples // config.progress_every > before // config.progress_every
+                                          or finished_examples == total):
+                print(f"rollout: {finished_examples}/{total} examples, final EX so far {_running_ex(done)}, "
+                      f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         bar.close()
         engine.close()
@@ -334,6 +342,7 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "api_key_env", help="openai: environment variable holding the API key")
     flag(parser, "max_concurrency", type=int, help="openai: requests in flight")
     flag(parser, "batch_size", type=int, help="hf: prompts per forward pass (backend default when unset)")
+    flag(parser, "device_map", help="hf: transformers device_map, e.g. auto (shards a big model across GPUs)")
     flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE", help="another backend option (repeatable)")
     flag(parser, "num_samples", type=int, default=d["num_samples"], help="candidates per prompt (default: %(default)s)")
     flag(parser, "temperature", type=float, default=d["temperature"], help="0 = greedy (default: %(default)s)")
@@ -365,6 +374,7 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
     flag(parser, "chunk_size", type=int, default=d["chunk_size"], help="examples per durable step (default: %(default)s)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
+    flag(parser, "progress_every", type=int, default=0, metavar="N", help="also print a progress line every N examples")
     flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
     return parser
 

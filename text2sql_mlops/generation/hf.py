@@ -112,10 +112,12 @@ class HFGenerator(Generator):
         dtype: str = "auto",
         device: str = "auto",
         progress: bool = True,
+        device_map: str | None = None,
         **unknown: object,
     ) -> None:
         if unknown:
-            raise UserError(f"hf generator: unknown option(s) {', '.join(sorted(unknown))}; known: model_path, adapter_path, batch_size, dtype, device, progress")
+            raise UserError(f"hf generator: unknown option(s) {', '.join(sorted(unknown))}; known: model_path, adapter_path, "
+                            "batch_size, dtype, device, device_map, progress")
         if not model_path:
             raise UserError("hf generator needs model_path (a Hugging Face model folder, e.g. models/smollm2-135m-instruct)")
         model_dir = Path(model_path)
@@ -127,10 +129,14 @@ class HFGenerator(Generator):
         self.progress = progress
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(dtype, self.device))
+        # device_map (e.g. "auto": accelerate spreads the layers over the GPUs) places the model itself.
+        placed = {"device_map": device_map} if device_map else {}
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(dtype, self.device), **placed)
         if adapter_path:
             model = self._with_adapter(model, Path(adapter_path))
-        self.model = model.to(self.device).eval()
+        self.model = (model if device_map else model.to(self.device)).eval()
+        if device_map:
+            self.device = str(self.model.get_input_embeddings().weight.device)
 
         # Stop at any end-of-turn id the model declares (Qwen lists two) or the tokenizer's EOS.
         declared = self.model.generation_config.eos_token_id
