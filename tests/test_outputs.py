@@ -52,7 +52,7 @@ def _output_flags() -> dict[tuple[str, str], str]:
     return flags
 
 
-OUTPUT_NAMES = {"out", "output", "output_dir", "stats", "record", "metrics_out", "plots_out", "per_example", "dest"}
+OUTPUT_NAMES = {"out", "output", "output_dir", "stats", "record", "metrics_out", "plots_out", "per_example", "dest", "local_dir"}
 # Outputs checked in the command rather than by the flag's type, and why.
 CHECKED_IN_COMMAND = {("model prepare", "--out"): "with --source local it names the user's own model folder, only read"}
 
@@ -68,6 +68,7 @@ CASES = {
     ("rollout merge", "--output_dir"): ["rollout", "merge", "--inputs", "a", "b", "--output_dir", "{out}"],
     ("pairs mine", "--out"): ["pairs", "mine", "--trajectories", "x", "--out", "{out}"],
     ("pairs synth", "--out"): ["pairs", "synth", "--dataset_path", "x", "--out", "{out}"],
+    ("pairs synth", "--output_dir"): ["pairs", "synth", "--dataset_path", "x", "--output_dir", "{out}"],
     ("pairs merge", "--output"): ["pairs", "merge", "--inputs", "x", "--output", "{out}"],
     ("pairs merge", "--stats"): ["pairs", "merge", "--inputs", "x", "--output", "m.jsonl", "--stats", "{out}"],
     ("pairs report", "--out"): ["pairs", "report", "--datasets", "A=x", "--out", "{out}"],
@@ -80,6 +81,7 @@ CASES = {
     ("track", "--plots_out"): ["track", "--stage", "s", "--plots_out", "{out}"],
     ("register", "--out"): ["register", "--run", "r", "--eval", "e", "--out", "{out}"],
     ("model prepare", "--out"): ["model", "prepare", "--out", "{out}"],
+    ("model download", "--local_dir"): ["model", "download", "--repo_id", "org/m", "--local_dir", "{out}"],
 }
 
 

@@ -271,6 +271,25 @@ def test_cli_writes_pairs_and_prints_one_summary_line(db_root, tmp_path, capsys)
     assert {"executable_fraction", "dropped_same_result", "wall_s"} <= set(summary)
 
 
+def test_output_dir_writes_the_reference_projects_three_files(db_root, tmp_path, capsys):
+    """`pairs synth --output_dir DIR`, as the reference ran it: the same pairs as --out, one line
+    per negative in synthetic_error_sql.jsonl, and the summary."""
+    base = ["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db-root", str(db_root), "--limit", "6", "--no_progress"]
+    assert cli([*base, "--out", str(tmp_path / "pairs.jsonl")]) == 0
+    assert cli([*base, "--output_dir", str(tmp_path / "synth")]) == 0
+    folder = tmp_path / "synth"
+    assert (folder / "dpo_pairs.jsonl").read_text() == (tmp_path / "pairs.jsonl").read_text()
+    pairs = [json.loads(line) for line in (folder / "dpo_pairs.jsonl").read_text().splitlines()]
+    negatives = [json.loads(line) for line in (folder / "synthetic_error_sql.jsonl").read_text().splitlines()]
+    assert [(n["error_sql"], n["mutation"], n["gold_sql"]) for n in negatives] == [
+        (p["meta"]["rejected_sql"], p["meta"]["mutation"], p["meta"]["gold_sql"]) for p in pairs]
+    assert json.loads((folder / "summary.json").read_text())["pairs"] == len(pairs) > 0
+    assert cli([*base, "--output_dir", str(tmp_path / "synth")]) == 0  # its own folder is rewritten
+    capsys.readouterr()
+    assert cli([*base, "--out", str(tmp_path / "x.jsonl"), "--output_dir", str(tmp_path / "y")]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_eval_overlap_is_left_out_before_the_limit(db_root, tmp_path, capsys):
     """An example sharing a question (or a database) with the evaluation set never becomes a pair."""
     from conftest import make_db

