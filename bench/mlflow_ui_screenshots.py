@@ -1,0 +1,120 @@
+"""Screenshots of the MLflow UI after `make repro`, taken by a real browser, and a check of what it shows.
+
+    python bench/mlflow_ui_screenshots.py [--project .] [--out docs] [--port 5055]
+
+Starts `mlflow server` on 127.0.0.1 over the project's store (mlruns/mlflow.db), then drives
+headless Chromium (Debian's `chromium` package; nothing is downloaded) to render three pages:
+
+* the experiment's runs table (docs/mlflow_runs.png), nested under the pipeline's parent run;
+* a comparison of two runs, the evaluations of SFT and SFT+DPO on dev (docs/mlflow_compare.png);
+* the registered model (docs/mlflow_model.png).
+
+It fails (exit 1) unless the rendered pages name every stage's run and the registered
+model's `champion` alias. It needs a browser, so it is not part of `make test`;
+tests/test_pipeline.py checks the same facts through MLflow's REST API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+
+def wait_for(url: str, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit(f"mlflow server did not answer {url} within {seconds:.0f} s")
+
+
+def api(base: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def browser() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    raise SystemExit("no Chromium found: apt-get install chromium (Debian's package)")
+
+
+def render(chrome: str, url: str, png: Path | None, width: int = 1600, height: int = 1000) -> str:
+    """The page's DOM after its scripts ran (and a screenshot of it when ``png`` is given)."""
+    common = [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},{height}",
+              "--virtual-time-budget=20000", "--run-all-compositor-stages-before-draw"]
+    if png is not None:
+        subprocess.run([*common, f"--screenshot={png}", url], check=True, capture_output=True, timeout=180)
+    return subprocess.run([*common, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=180).stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=Path("."), help="the folder that holds mlruns/ (default: .)")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="where the PNGs go (default: docs)")
+    parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument("--model", default="text2sql-sft-dpo", help="registered model name (default: %(default)s)")
+    args = parser.parse_args()
+    store = (args.project / "mlruns" / "mlflow.db").resolve()
+    if not store.is_file():
+        raise SystemExit(f"{store} not found: run `make repro` first")
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", args.port)) == 0:
+            raise SystemExit(f"port {args.port} is in use; pass --port")
+    chrome = browser()
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = f"http://127.0.0.1:{args.port}"
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{store}",
+                               "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"],
+                              cwd=args.project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.time()
+    try:
+        wait_for(f"{base}/health")
+        experiments = api(base, "experiments/search", {"max_results": 50})["experiments"]
+        experiment = next(e for e in experiments if e["name"] != "Default")
+        runs = api(base, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 500})["runs"]
+        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+        stages = sorted({t["stage"] for t in tags if "stage" in t})
+        by_stage = {t["stage"]: r["info"]["run_id"] for r, t in zip(runs, tags) if "stage" in t}
+        champion = api(base, f"registered-models/alias?name={urllib.parse.quote(args.model)}&alias=champion")["model_version"]
+
+        runs_dom = render(chrome, f"{base}/#/experiments/{experiment['experiment_id']}/runs", args.out / "mlflow_runs.png")
+        pair = [by_stage[name] for name in ("eval_sft_dev", "eval_sft_dpo_dev") if name in by_stage]
+        compare_url = (f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(pair))}"
+                       f"&experiments={urllib.parse.quote(json.dumps([experiment['experiment_id']]))}")
+        render(chrome, compare_url, args.out / "mlflow_compare.png", height=1400)
+        model_dom = render(chrome, f"{base}/#/models/{urllib.parse.quote(args.model)}", args.out / "mlflow_model.png")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # The runs table lists runs by name (the stage); nested runs show under the expanded parent.
+    shown = [stage for stage in stages if stage in runs_dom]
+    problems = []
+    if len(shown) < len(stages) // 2:
+        problems.append(f"the runs page names {len(shown)} of {len(stages)} stages")
+    if "champion" not in model_dom:
+        problems.append("the registered model page does not show the champion alias")
+    print(json.dumps({"experiment": experiment["name"], "stages": len(stages), "stages_shown": len(shown),
+                      "champion_version": champion["version"], "screenshots": sorted(str(p) for p in args.out.glob("mlflow_*.png")),
+                      "wall_s": round(time.time() - started, 1), "problems": problems}, indent=2))
+    if problems:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
