@@ -79,6 +79,8 @@ def test_pair_commands_and_compare_never_import_torch(demo_dataset: Path, tmp_pa
          "--input_fraction_limits", "1.0", "0.2"],
         ["pairs", "report", "--datasets", f"Merged={tmp_path / 'm.jsonl'}", "--out", str(tmp_path / "dash")],
         ["compare", "--runs", f"Mock={tmp_path / 'run'}", "--out", str(tmp_path / "cmp")],
+        *(["report", name, "--runs", f"Mock={tmp_path / 'run'}", "--out", str(tmp_path / name)]
+          for name in ("repair-breakdown", "routing", "online-repair", "column-errors")),
     ]
     probe = (
         "import sys; from text2sql_mlops.cli import main\n"

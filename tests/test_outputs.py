@@ -76,6 +76,7 @@ CASES = {
     ("train dpo", "--out"): ["train", "dpo", "--model", "m", "--pairs", "x", "--out", "{out}"],
     ("eval", "--output_dir"): ["eval", "--dataset_path", "x", "--generator", "mock", "--output_dir", "{out}"],
     ("compare", "--out"): ["compare", "--runs", "A=x", "--out", "{out}"],
+    ("report", "--out"): ["report", "routing", "--runs", "A=x", "--out", "{out}"],
     ("track", "--record"): ["track", "--stage", "s", "--record", "{out}"],
     ("track", "--metrics_out"): ["track", "--stage", "s", "--metrics_out", "{out}"],
     ("track", "--plots_out"): ["track", "--stage", "s", "--plots_out", "{out}"],

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("text2sql_mlops.training", "LoRA fine-tuning with TRL: `train sft`, `train dpo` (optionally continuing an SFT adapter)"),
     "eval": ("text2sql_mlops.evaluate", "evaluate a model or adapter (folder or models:/NAME@ALIAS) on a held-out split"),
     "compare": ("text2sql_mlops.reports", "comparison report across evaluated runs: EX strict/oracle, repair, errors"),
+    "report": ("text2sql_mlops.analysis", "analysis tables over evaluation folders: repair-breakdown, routing, online-repair, column-errors"),
     "track": ("text2sql_mlops.tracking", "log a finished pipeline stage to MLflow (params, metrics, artifacts, adapter)"),
     "register": ("text2sql_mlops.registry", "register the SFT+DPO adapter; move the champion alias when strict EX improves"),
 }
