@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("dev", "test_same_db")
 STAGES = ("model", "data_train", "data_test_same_db", "data_dev", "schema_recall", "sft", "rollout_train", "synth_negatives",
           "pairs", "dpo", "sft_dpo", *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS),
-          "compare", "register")
+          "compare", *(f"report_{name}" for name in ("repair-breakdown", "routing", "online-repair", "column-errors")), "register")
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -103,6 +103,8 @@ def test_every_stage_ran_and_status_is_clean(project):
         assert list(compare["runs"]) == ["Base", "SFT", "DPO", "SFT+DPO"]
     assert (root / "outputs" / "compare" / "ex_by_run.png").read_bytes().startswith(b"\x89PNG")
     assert (root / "outputs" / "compare" / "training_loss.png").read_bytes().startswith(b"\x89PNG")
+    routing = json.loads((root / "outputs" / "reports" / "routing" / "routing.json").read_text())
+    assert list(routing["runs"]) == ["Base", "SFT", "DPO", "SFT+DPO"]
 
 
 def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(project):

@@ -191,7 +191,7 @@ CONFIG_SECTIONS = frozenset({"settings", "runtime", "config", "configuration", "
 CONFIG_KEYS = frozenset({"method", "out", "mode", "top_k", "fk_hops", "dataset", "tables_json"})
 # The metric namespace of a stage, by the start of its name (README "MLflow"): eval/final_ex_strict.
 NAMESPACES = (("eval", "eval"), ("data", "data"), ("schema", "schema"), ("rollout", "rollout"), ("synth", "pairs"),
-              ("pairs", "pairs"), ("sft", "train"), ("dpo", "train"), ("compare", "compare"), ("register", "register"),
+              ("pairs", "pairs"), ("sft", "train"), ("dpo", "train"), ("compare", "compare"), ("report", "report"), ("register", "register"),
               ("model", "model"))
 
 
