@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q $(FIND_LINKS)
 
-.PHONY: setup test repro ui bench lock clean
+.PHONY: setup test test-fast lint repro ui bench lock clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Everything but the tests marked slow (the pipeline end to end, TRL training, model
+# preparation, the sandbox corpus, concurrent MLflow writers): a quick check while editing.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff: pyflakes, pycodestyle, import order, pyupgrade, bugbear (pyproject.toml [tool.ruff]).
+lint: setup
+	$(BIN)/ruff check text2sql_mlops tests bench
 
 # data.dvc's demo dataset comes from the DVC remote committed in .dvc/demo-remote: no network.
 # TEXT2SQL_PIPELINE_RUN names this execution's parent run in MLflow (one per `make repro`).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,7 @@ def _dispatch_strings(tree: ast.Module) -> set[int]:
     return skipped
 
 
-@lru_cache(maxsize=None)
+@cache
 def direct_imports(name: str) -> frozenset[str]:
     path = module_file(name)
     tree = ast.parse(path.read_text())

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.feedback import (
-    DETAIL_LEVELS, FEEDBACK_MODES, Diagnosis, GoldResult, build_feedback, classify_error, is_schema_valid, observe,
+    DETAIL_LEVELS,
+    FEEDBACK_MODES,
+    Diagnosis,
+    GoldResult,
+    build_feedback,
+    classify_error,
+    is_schema_valid,
+    observe,
 )
 from text2sql_mlops.query_plan import plan_flags
 from text2sql_mlops.query_shape import query_shape

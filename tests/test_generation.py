@@ -12,12 +12,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from tiny_model import build_tiny_llama
 
 from text2sql_mlops.errors import UserError
 from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator, generator_names
 from text2sql_mlops.generation.chat import encode, render_completion, render_prompt
-
-from tiny_model import build_tiny_llama
 
 QUESTIONS = [
     "How many singers are there?",
@@ -152,7 +151,7 @@ def test_hf_computes_a_shared_schema_once_per_batch(tiny_model, tokenizer):
         generator = hf(tiny_model, batch_size=batch_size)
         prefixes = []  # per batch: the lengths of the distinct prefixes it computed
         compute_prefixes = generator._prefix_cache
-        generator._prefix_cache = lambda rows, width: prefixes.append({len(p) for p, _ in rows}) or compute_prefixes(rows, width)
+        generator._prefix_cache = lambda rows, width: prefixes.append({len(p) for p, _ in rows}) or compute_prefixes(rows, width)  # noqa: B023 (called in this iteration)
         assert texts(generator.generate(requests, GREEDY)) == texts(one_at_a_time)
         assert [len(lengths) for lengths in prefixes] == prefixes_per_batch
         assert min(min(lengths) for lengths in prefixes) > schema_tokens

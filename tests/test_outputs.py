@@ -207,7 +207,7 @@ def test_dvc_ignores_temporaries_and_the_lock(tmp_path: Path):
     subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     out = tmp_path / "outputs" / "rollout"
     out.mkdir(parents=True)
-    paths = [f"outputs/rollout/.summary.json.123.ab12.tmp", "outputs/rollout/.text2sql-mlops.lock", "outputs/rollout/run.json"]
+    paths = ["outputs/rollout/.summary.json.123.ab12.tmp", "outputs/rollout/.text2sql-mlops.lock", "outputs/rollout/run.json"]
     for path in paths:
         (tmp_path / path).write_text("x")
     result = subprocess.run([str(dvc), "check-ignore", *paths], cwd=tmp_path, capture_output=True, text=True)

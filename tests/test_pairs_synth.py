@@ -12,19 +12,24 @@ from pathlib import Path
 
 import pytest
 import sqlglot
+from conftest import make_db
 
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.data import load_examples
 from text2sql_mlops.pairs.synth import (
-    MUTATIONS, Negative, SynthConfig, cap_schema_errors, candidate_sqls, function_case, synthesize,
+    MUTATIONS,
+    Negative,
+    SynthConfig,
+    candidate_sqls,
+    cap_schema_errors,
+    function_case,
+    synthesize,
 )
 from text2sql_mlops.prompts import PromptConfig, build_messages, format_answer, prompt_schema
 from text2sql_mlops.records import PAIR_META_KEYS, SYNTHETIC_PREFIX, pair_id
 from text2sql_mlops.sandbox import Sandbox
 from text2sql_mlops.schema import load_catalog
 from text2sql_mlops.scoring import Scorer
-
-from conftest import make_db
 
 FIXTURES = Path(__file__).parent / "fixtures" / "synth"
 GOLD_FILE = FIXTURES / "gold_queries.jsonl"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tiny_model import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]

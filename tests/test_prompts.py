@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import CONCERT_SQL, make_db
+
 from text2sql_mlops.prompts import (
-    REPAIR_INSTRUCTION, SYSTEM_PROMPT, PromptConfig, build_messages, extract_sql, format_answer, prompt_schema,
+    REPAIR_INSTRUCTION,
+    SYSTEM_PROMPT,
+    PromptConfig,
+    build_messages,
+    extract_sql,
+    format_answer,
+    prompt_schema,
 )
 from text2sql_mlops.retrieval import select_tables
 from text2sql_mlops.schema import load_catalog, schema_text

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import CONCERT_SQL, make_db
+
 from text2sql_mlops.cli import main as cli_main
 from text2sql_mlops.errors import UserError
 from text2sql_mlops.generation.mock import MockGenerator, broken_variant

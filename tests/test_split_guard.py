@@ -19,14 +19,24 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import CONCERT_SQL, make_db
+
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.errors import UserError
 from text2sql_mlops.records import Example, Pair, example_id
 from text2sql_mlops.rollout import RolloutConfig, run_rollout
-from text2sql_mlops.split_guard import (EvalSplit, QuestionIndex, exclude_leaks, leak_reason, load_eval_split, normalize_question,
-                                        record_keys, refuse_leaks, rollout_db_roots, schema_fingerprint)
+from text2sql_mlops.split_guard import (
+    EvalSplit,
+    QuestionIndex,
+    exclude_leaks,
+    leak_reason,
+    load_eval_split,
+    normalize_question,
+    record_keys,
+    refuse_leaks,
+    rollout_db_roots,
+    schema_fingerprint,
+)
 
 DEV_QUESTION, DEV_SQL = "What is the average age?", "SELECT avg(age) FROM singer"
 DEV_ID = example_id("concert_singer", DEV_QUESTION, DEV_SQL)

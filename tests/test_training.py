@@ -14,12 +14,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tiny_model import build_tiny_llama
 
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator
 from text2sql_mlops.prompts import build_messages, format_answer
-
-from tiny_model import build_tiny_llama
 
 SCHEMA = "CREATE TABLE singer (singer_id INTEGER, name TEXT, country TEXT, age INTEGER)"
 TINY = ["--max_length", "512", "--lora_r", "4", "--lora_alpha", "8", "--per_device_train_batch_size", "2", "--logging_steps", "1"]

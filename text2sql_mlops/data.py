@@ -23,10 +23,11 @@ import shutil
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import UserError
 from .fileio import atomic_folder, check_output_folder, output_file, output_folder, output_folder_type, write_json

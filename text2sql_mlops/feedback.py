@@ -40,8 +40,8 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import sqlglot
 from sqlglot import exp
@@ -166,7 +166,7 @@ class Diagnosis:
 # --------------------------------------------------------------------------- sections
 
 
-def _status(d: Diagnosis, mode: "FeedbackMode") -> list[str]:
+def _status(d: Diagnosis, mode: FeedbackMode) -> list[str]:
     if not d.sql:
         return ["The answer contained no SQL query: reply with one SQLite query inside a ```sql code block."]
     if not d.execution.ok:
@@ -174,7 +174,7 @@ def _status(d: Diagnosis, mode: "FeedbackMode") -> list[str]:
     return [mode.status(d)]
 
 
-def _identifier(d: Diagnosis, mode: "FeedbackMode") -> list[str]:
+def _identifier(d: Diagnosis, mode: FeedbackMode) -> list[str]:
     unresolved = unresolved_name(d.execution.error)
     if unresolved is None:
         return []
@@ -261,11 +261,11 @@ def _similar(name: str, choices) -> str:
     return f" Similar names: {', '.join(close)}." if close else ""
 
 
-def _result_details(d: Diagnosis, mode: "FeedbackMode") -> list[str]:
+def _result_details(d: Diagnosis, mode: FeedbackMode) -> list[str]:
     return mode.details(d) if d.execution.ok else []
 
 
-def _minimal_repair(d: Diagnosis, mode: "FeedbackMode") -> list[str]:
+def _minimal_repair(d: Diagnosis, mode: FeedbackMode) -> list[str]:
     lines = []
     shape = d.shape
     unresolved = unresolved_name(d.execution.error)

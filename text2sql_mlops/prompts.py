@@ -99,11 +99,11 @@ class PromptConfig:
     sample_values: int = 0  # distinct values per text column shown in the schema (question's first)
 
     @classmethod
-    def of(cls, settings: Any) -> "PromptConfig":
+    def of(cls, settings: Any) -> PromptConfig:
         """The prompt settings of a command's config (rollout, synth, train sft: same field names)."""
         return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
-    def check(self) -> "PromptConfig":
+    def check(self) -> PromptConfig:
         """One-line errors, in the flags' names, for settings no prompt could use."""
         from .errors import UserError
         from .retrieval import MODES

@@ -10,8 +10,9 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
 
@@ -41,7 +42,7 @@ class Example:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> "Example":
+    def from_dict(cls, record: dict[str, Any]) -> Example:
         return cls(**{k: record[k] for k in ("id", "db_id", "question", "query", "db_path")}, extra=record.get("extra", {}))
 
 
@@ -154,7 +155,7 @@ class Pair:
         return asdict(self)
 
     @classmethod
-    def create(cls, prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, **meta: Any) -> "Pair":
+    def create(cls, prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, **meta: Any) -> Pair:
         """A pair from two SQL strings; fills the answer texts, chosen/rejected SQL, margin and id."""
         from .prompts import format_answer
 
@@ -167,7 +168,7 @@ class Pair:
         return cls(id=pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen, rejected=rejected, meta=meta)
 
     @classmethod
-    def from_dict(cls, record: Any, where: str) -> "Pair":
+    def from_dict(cls, record: Any, where: str) -> Pair:
         """The pair a JSON record holds, or one ``UserError`` naming ``where`` (``file:line``) and the field.
 
         The one check of pair records, for every stage that reads pair files (merge, report,

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .cliutil import ArgParser, flag
 from .errors import UserError

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rank_bm25 import BM25Okapi
 
@@ -78,7 +79,7 @@ def _singular(word: str) -> str:
     return word
 
 
-def table_document(table: "Table") -> list[str]:
+def table_document(table: Table) -> list[str]:
     """The words describing a table: its name, its columns' names, and their natural names."""
     names = [table.name, table.natural_name]
     for column in table.columns:
@@ -92,11 +93,11 @@ def _ranked(names: tuple[str, ...], scores) -> list[str]:
     return [names[i] for i in order]
 
 
-def _full(catalog: "Catalog", question: str, top_k: int, fk_hops: int) -> list[str]:
+def _full(catalog: Catalog, question: str, top_k: int, fk_hops: int) -> list[str]:
     return list(catalog.table_names)
 
 
-def _retrieved(catalog: "Catalog", question: str, top_k: int, fk_hops: int) -> list[str]:
+def _retrieved(catalog: Catalog, question: str, top_k: int, fk_hops: int) -> list[str]:
     """Up to ``top_k`` tables that share at least one word with the question.
 
     The score is the number of distinct question words found among the table's
@@ -110,16 +111,16 @@ def _retrieved(catalog: "Catalog", question: str, top_k: int, fk_hops: int) -> l
     return ranked[: min(top_k, matched) if matched else top_k]
 
 
-def _bm25(catalog: "Catalog", question: str, top_k: int, fk_hops: int) -> list[str]:
+def _bm25(catalog: Catalog, question: str, top_k: int, fk_hops: int) -> list[str]:
     scores = _bm25_index(catalog).get_scores(question_tokens(question))
     return _ranked(catalog.table_names, scores)[:top_k]
 
 
-def _bm25_fk(catalog: "Catalog", question: str, top_k: int, fk_hops: int) -> list[str]:
+def _bm25_fk(catalog: Catalog, question: str, top_k: int, fk_hops: int) -> list[str]:
     return expand_foreign_keys(catalog, _bm25(catalog, question, top_k, fk_hops), fk_hops)
 
 
-def expand_foreign_keys(catalog: "Catalog", tables: list[str], hops: int) -> list[str]:
+def expand_foreign_keys(catalog: Catalog, tables: list[str], hops: int) -> list[str]:
     """``tables`` plus every table within ``hops`` foreign-key links of them.
 
     Links count in both directions (a table that references a selected table,
@@ -138,12 +139,12 @@ def expand_foreign_keys(catalog: "Catalog", tables: list[str], hops: int) -> lis
 
 
 @functools.lru_cache(maxsize=1024)
-def _documents(catalog: "Catalog") -> tuple[list[str], ...]:
+def _documents(catalog: Catalog) -> tuple[list[str], ...]:
     return tuple(table_document(table) for table in catalog.tables)
 
 
 @functools.lru_cache(maxsize=1024)
-def _bm25_index(catalog: "Catalog") -> BM25Okapi:
+def _bm25_index(catalog: Catalog) -> BM25Okapi:
     # Built once per database: catalogs are cached per file, so every question
     # on the same database reuses the same index.
     return BM25Okapi(list(_documents(catalog)))
@@ -160,7 +161,7 @@ MODES: dict[str, RetrievalMode] = {
 
 
 def select_tables(
-    catalog: "Catalog",
+    catalog: Catalog,
     question: str,
     mode: str,
     top_k: int = DEFAULT_TOP_K,

@@ -30,10 +30,20 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
-from .feedback import FEEDBACK_MODES, Diagnosis, Execution, GoldResult, build_feedback, classify_error, is_schema_valid, observe
+from .feedback import (
+    FEEDBACK_MODES,
+    Diagnosis,
+    Execution,
+    GoldResult,
+    build_feedback,
+    classify_error,
+    is_schema_valid,
+    observe,
+)
 from .generation import GenerationRequest, Generator, SamplingParams
 from .prompts import PromptConfig, PromptSchema, build_messages, extract_sql, prompt_schema
 from .records import Candidate, Example, Trajectory, Turn
@@ -119,7 +129,7 @@ def sampling_seed(seed: int, turn: int, first_id: str) -> int:
 class RolloutEngine:
     """Runs chunks of examples through the repair loop of one configuration."""
 
-    def __init__(self, config: "RolloutConfig", generator: Generator, tables_json: str | None):
+    def __init__(self, config: RolloutConfig, generator: Generator, tables_json: str | None):
         self.config = config
         self.generator = generator
         self.tables_json = tables_json

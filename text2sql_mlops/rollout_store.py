@@ -28,11 +28,20 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import UserError
-from .fileio import check_output_folder, mark_folder, output_folder_type, read_jsonl, remove_stale_temps, write_json, write_jsonl
+from .fileio import (
+    check_output_folder,
+    mark_folder,
+    output_folder_type,
+    read_jsonl,
+    remove_stale_temps,
+    write_json,
+    write_jsonl,
+)
 
 LOCK_FILE = ".text2sql-mlops.lock"  # ignored by DVC (.dvcignore), like the marker's temporaries
 RUN_FILE = "run.json"
@@ -111,7 +120,7 @@ class RunFolder:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         self.lock()
         return self
 

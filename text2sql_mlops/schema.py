@@ -24,9 +24,10 @@ import os
 import re
 import sqlite3
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlglot
 from sqlglot import exp

@@ -33,9 +33,9 @@ import math
 import re
 import sys
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .data import check_database, check_db_id
 from .errors import UserError
@@ -320,7 +320,7 @@ class Scorer:
     def close(self) -> None:
         self._sandbox.close()
 
-    def __enter__(self) -> "Scorer":
+    def __enter__(self) -> Scorer:
         return self
 
     def __exit__(self, *exc_info) -> None:

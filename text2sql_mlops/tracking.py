@@ -35,9 +35,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .cliutil import ArgParser, flag
 from .errors import UserError

@@ -12,9 +12,10 @@ vLLM does not run on CPU machines, so the three vLLM entry points are injectable
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UserError
 from .base import Completion, GenerationRequest, Generator, SamplingParams

@@ -34,9 +34,10 @@ import math
 import random
 import sys
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from ..cliutil import ArgParser, flag
 from ..errors import UserError

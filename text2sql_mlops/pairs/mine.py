@@ -32,9 +32,10 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..cliutil import ArgParser, flag
 from ..errors import UserError

@@ -37,12 +37,13 @@ import sqlite3
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlglot
 from sqlglot import exp

@@ -15,14 +15,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UserError
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
-
 
 
 def check_settings(settings: TrainSettings) -> None:

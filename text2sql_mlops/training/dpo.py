@@ -26,7 +26,6 @@ from ..cliutil import ArgParser
 from ..errors import UserError
 from .config import DPOSettings, add_flags, from_args
 
-
 # TRL 1.16's DPO losses (DPOTrainer raises on others, but only at the first step).
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
               "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
@@ -83,7 +82,16 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") -> int:
     from ..split_guard import refuse_leaks
-    from .common import announce, check_settings, eval_split, load_tokenizer, quiet_libraries, report, sha256_file, train_and_save
+    from .common import (
+        announce,
+        check_settings,
+        eval_split,
+        load_tokenizer,
+        quiet_libraries,
+        report,
+        sha256_file,
+        train_and_save,
+    )
     from .datasets import dpo_rows, read_pairs
     from .device import resolve_runtime
 

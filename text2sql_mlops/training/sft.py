@@ -96,10 +96,19 @@ def dataset_files(settings: SFTSettings) -> list[str]:
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") -> int:
     from ..pairs.mine import read_trajectories, trajectories_file
     from ..split_guard import exclude_leaks, refuse_leaks, rollout_db_roots
-    from .common import announce, check_settings, eval_split, load_tokenizer, quiet_libraries, report, sha256_file, train_and_save
+    from .common import (
+        announce,
+        check_settings,
+        eval_split,
+        load_tokenizer,
+        quiet_libraries,
+        report,
+        sha256_file,
+        train_and_save,
+    )
     from .datasets import dataset_targets, read_pairs, sft_rows, sft_targets
-    from .repair_examples import repair_targets
     from .device import resolve_runtime
+    from .repair_examples import repair_targets
 
     started = time.perf_counter()
     settings = from_args(SFTSettings, make_parser(prog).parse_args(argv))
