@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,51 @@ def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(pr
     champion = client.get_model_version_by_alias("text2sql-sft-dpo", "champion")
     assert champion.run_id == by_stage["sft_dpo"].info.run_id
     assert champion.tags["base_model"] == "models/tiny" and champion.tags["final_ex_strict"] == "0.0"
+
+
+def test_an_mlflow_server_shows_the_runs_and_the_champion(project):
+    """What the UI shows, through the REST API of a real `mlflow server` (bench/mlflow_ui_screenshots.py
+    checks the rendered pages in a browser): every stage's run, nested under the execution's
+    parent run, with its datasets, and the registered model's champion alias."""
+    import socket
+    import urllib.request
+
+    root, env = project
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+
+    def call(path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(f"{base}/{path}", data=json.dumps(body).encode() if body else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    try:
+        for _ in range(120):
+            try:
+                experiment = call("experiments/get-by-name?experiment_name=pipeline-test")["experiment"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start")
+        runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 500})["runs"]
+        champion = call("registered-models/alias?name=text2sql-sft-dpo&alias=champion")["model_version"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+    assert sorted(t["stage"] for t in tags if "stage" in t) == sorted(STAGES)
+    parent = next(r["info"]["run_id"] for r, t in zip(runs, tags) if t.get("pipeline_parent") == "true")
+    assert all(t["mlflow.parentRunId"] == parent for t in tags if "stage" in t)
+    eval_run = next(r for r, t in zip(runs, tags) if t.get("stage") == "eval_sft_dev")
+    assert [d["dataset"]["name"] for d in eval_run["inputs"]["dataset_inputs"]] == ["dev"]
+    assert "champion" in champion["aliases"]
 
 
 def test_the_champion_is_pulled_and_evaluated(project, tmp_path):
