@@ -68,9 +68,25 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     run(["git", "init", "-q"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "project"], root, env)
+    # A user's own dataset beside the demo (data/spider, as import-spider places it): no pull
+    # or repro may absorb it into data.dvc or remove it.
+    (root / "data" / "spider").mkdir(parents=True)
+    (root / "data" / "spider" / "notes.txt").write_text("mine\n")
     run(["dvc", "pull", "-q", "data.dvc"], root, env)
     run(["dvc", "repro"], root, env)
     return root, env
+
+
+def test_a_users_dataset_beside_the_demo_is_left_alone(project):
+    """data.dvc tracks data/demo only: `dvc repro` once re-added the whole data/ folder (the
+    user's data/spider copied into the cache and into data.dvc), and a later checkout of
+    data.dvc deleted it."""
+    root, env = project
+    assert (root / "data" / "spider" / "notes.txt").read_text() == "mine\n"
+    assert run(["git", "status", "--porcelain", "data.dvc"], root, env) == ""
+    run(["dvc", "pull", "-q", "data.dvc"], root, env)
+    run(["dvc", "checkout", "-q", "data.dvc"], root, env)
+    assert (root / "data" / "spider" / "notes.txt").read_text() == "mine\n"
 
 
 def test_every_stage_ran_and_status_is_clean(project):
