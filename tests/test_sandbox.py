@@ -249,6 +249,7 @@ runpy.run_module("text2sql_mlops.cli", run_name="__main__")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+@pytest.mark.slow
 def test_hostile_sql_through_exec(case, target):
     digest, listing = target.sha256(), target.listing()
     run = run_exec(

@@ -163,6 +163,7 @@ def track_process(store: Path, stage: str):
                             cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_concurrent_tracks_on_a_fresh_store_all_succeed(store: Path):
     """Two stages logging at once (dvc queue start -j 2) once broke a fresh store for good:
     both ran MLflow's schema migrations (table _alembic_tmp_latest_metrics already exists)."""
@@ -185,6 +186,7 @@ def test_concurrent_tracks_on_a_fresh_store_all_succeed(store: Path):
     assert (store / "mlruns" / ".mlflow.db.lock").is_file()
 
 
+@pytest.mark.slow
 def test_concurrent_connects_wait_for_the_store_lock_and_create_one_experiment(store: Path):
     """Opening the store and creating an experiment happen under the store's file lock:
     a process holding it makes the others wait; concurrent creators share one experiment."""

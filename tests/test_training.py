@@ -231,6 +231,7 @@ def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(
     assert [messages for messages, _ in targets] == [m for i, m in enumerate(first_turns) if i != 2]
 
 
+@pytest.mark.slow
 def test_sft_on_a_dataset_leaves_out_evaluation_questions_and_learns_its_gold(files, demo_dataset, tmp_path, capsys):
     base = ["train", "sft", "--model", str(files["model"]), "--dataset", str(demo_dataset), "--schema_format", "compact",
             "--max_steps", "1", *TINY]
@@ -265,6 +266,7 @@ def test_sft_on_a_dataset_leaves_out_evaluation_questions_and_learns_its_gold(fi
 # --------------------------------------------------------------------------- SFT
 
 
+@pytest.mark.slow
 def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
     from safetensors.torch import load_file
 
@@ -295,6 +297,7 @@ def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
     assert isinstance(generate(files["model"], sft_out), str)
 
 
+@pytest.mark.slow
 def test_eval_guard_refuses_leaking_trajectories_and_pairs(files, spider_layout, capsys, tmp_path):
     leaking = write_jsonl(tmp_path / "leak.jsonl", [{**TRAJECTORIES[0], "db_id": "concert_singer"}])
     out = tmp_path / "out"
@@ -342,6 +345,7 @@ def test_a_model_folder_without_a_tokenizer_is_one_line_before_training(files, t
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_leaves_no_output(files, tmp_path, monkeypatch):
     from transformers import Trainer
 
@@ -371,6 +375,7 @@ def sequence_logps(model, rows: list[dict], side: str):
     return torch.stack(sums)
 
 
+@pytest.mark.slow
 def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, random_adapter):
     import torch
     from peft import PeftModel
@@ -409,6 +414,7 @@ def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, rand
 
 
 @pytest.mark.parametrize("init", ["base", "sft"])
+@pytest.mark.slow
 def test_dpo_runs_from_base_and_from_the_sft_adapter(files, sft_out, init, capsys):
     out = files["root"] / f"dpo-{init}"
     argv = ["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(out),
@@ -432,6 +438,7 @@ def test_dpo_runs_from_base_and_from_the_sft_adapter(files, sft_out, init, capsy
     assert isinstance(generate(files["model"], out), str)
 
 
+@pytest.mark.slow
 def test_last_layers_adapts_only_the_last_layers(files, tmp_path):
     from safetensors.torch import load_file
 
@@ -443,6 +450,7 @@ def test_last_layers_adapts_only_the_last_layers(files, tmp_path):
     assert {key.split(".")[-3] for key in keys} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
 
+@pytest.mark.slow
 def test_full_finetune_of_the_last_layers_writes_a_whole_model_that_dpo_and_eval_continue(files, tmp_path, demo_dataset):
     from safetensors.torch import load_file
 
