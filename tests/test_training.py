@@ -137,7 +137,8 @@ def test_sft_targets_are_verified_sql_with_their_turns_prompts():
     from text2sql_mlops.training.datasets import sft_targets
 
     targets, counts = sft_targets(TRAJECTORIES, PAIRS)
-    assert counts == {"correct_candidates": 4, "gold": 1, "pair_chosen": 2, "dataset_gold": 0, "duplicates_removed": 4}
+    assert counts == {"correct_candidates": 4, "gold": 1, "pair_chosen": 2, "dataset_gold": 0, "dataset_repair": 0,
+                      "duplicates_removed": 4}
     repair = TRAJECTORIES[1]["turns"][1]["messages"]
     assert (repair, format_answer("SELECT name FROM singer")) in targets  # the repair prompt's answer
     assert (TRAJECTORIES[1]["turns"][0]["messages"], format_answer("SELECT name FROM singer")) in targets  # gold, first-turn prompt
@@ -282,7 +283,8 @@ def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
     assert set(summary["inputs_sha256"]) == {str(files["trajectories"]), str(files["pairs"])}
     assert all(len(digest) == 64 for digest in summary["inputs_sha256"].values())
     assert summary["data"] == {"examples": 7, "correct_candidates": 4, "gold": 1, "pair_chosen": 2, "dataset_gold": 0,
-                               "duplicates_removed": 4, "dataset_bad_gold": 0, "dataset_left_out": 0, "too_long": 0}
+                               "dataset_repair": 0, "duplicates_removed": 4, "dataset_bad_gold": 0, "dataset_left_out": 0,
+                               "too_long": 0}
     result = summary["result"]
     assert result["steps"] == 3 and math.isfinite(result["train_loss"]) and result["final"]["step"] == 3 and result["steps_per_s"] > 0
     assert set(summary["versions"]) >= {"trl", "peft", "transformers", "torch"} and summary["wall_s"] > 0
