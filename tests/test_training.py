@@ -482,8 +482,13 @@ def test_full_finetune_of_the_last_layers_writes_a_whole_model_that_dpo_and_eval
 
 
 def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_gold(demo_dataset):
+    import random
+
+    import sqlglot
+
     from text2sql_mlops.data import load_examples
     from text2sql_mlops.feedback import unresolved_name
+    from text2sql_mlops.pairs.synth import function_case
     from text2sql_mlops.prompts import REPAIR_INSTRUCTION, PromptConfig
     from text2sql_mlops.sandbox import Sandbox
     from text2sql_mlops.schema import load_catalog
@@ -510,7 +515,7 @@ def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_g
             assert "Column-Minimal Repair" in messages[3]["content"] and messages[3]["content"].endswith(REPAIR_INSTRUCTION)
     flights = load_catalog(str(demo_dataset / "database" / "flight_network" / "flight_network.sqlite"))
     gold = "SELECT T2.name FROM flight AS T1 JOIN airline AS T2 ON T1.airline_id = T2.airline_id WHERE T1.price > 100"
-    invented = invented_columns(gold, flights, __import__("random").Random(0))
+    invented = invented_columns(sqlglot.parse_one(gold, read="sqlite"), function_case(gold), flights, random.Random(0))
     assert "SELECT T2.airline_name FROM flight AS T1 JOIN airline AS T2 ON T1.airline_id = T2.airline_id WHERE T1.price > 100" in invented
     assert sorted(invented) == sorted(gold.replace(old, new, 1) for old, new in
                                       [("T2.name", "T2.airline_name"), ("T1.price", "T1.flight_price"), ("T1.airline_id", "T1.flight_airline_id")])

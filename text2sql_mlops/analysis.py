@@ -38,7 +38,7 @@ from typing import Any
 from .cliutil import ArgParser, flag
 from .errors import UserError
 from .fileio import output_folder_type
-from .rollout_metrics import strict_turn
+from .rollout_metrics import any_correct, strict_turn
 
 Trajectory = dict[str, Any]
 
@@ -52,11 +52,11 @@ def _first(t: Trajectory) -> dict:
 
 
 def _final_strict(t: Trajectory) -> bool:
-    return any(c["correct"] for c in strict_turn(t)["candidates"])
+    return any_correct(strict_turn(t))
 
 
 def _final_oracle(t: Trajectory) -> bool:
-    return any(c["correct"] for c in t["turns"][-1]["candidates"])
+    return any_correct(t["turns"][-1])
 
 
 def repair_breakdown(trajectories: list[Trajectory]) -> dict[str, Any]:

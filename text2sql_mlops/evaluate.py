@@ -116,7 +116,7 @@ def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
     hardness, gold, each turn's selected SQL with its error type and verdict, and the final
     verdicts, strict (where a gold-free run would have stopped) and oracle (the last turn)."""
     from .hardness import hardness
-    from .rollout_metrics import strict_turn
+    from .rollout_metrics import any_correct, strict_turn
 
     rows = []
     for t in trajectories:
@@ -131,8 +131,8 @@ def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
             row[f"turn{turn['turn']}_error_type"] = chosen["error_type"] or "correct"
             row[f"turn{turn['turn']}_correct"] = chosen["correct"]
         row["turns"] = len(t["turns"])
-        row["final_correct_strict"] = any(c["correct"] for c in strict_turn(t)["candidates"])
-        row["final_correct_oracle"] = any(c["correct"] for c in t["turns"][-1]["candidates"])
+        row["final_correct_strict"] = any_correct(strict_turn(t))
+        row["final_correct_oracle"] = any_correct(t["turns"][-1])
         rows.append(row)
     return rows
 

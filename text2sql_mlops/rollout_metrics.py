@@ -40,7 +40,8 @@ def _rate(count: float, total: int) -> float | None:
     return count / total if total else None
 
 
-def _any_correct(turn: dict) -> bool:
+def any_correct(turn: dict) -> bool:
+    """Whether some candidate of ``turn`` matches gold."""
     return any(c["correct"] for c in turn["candidates"])
 
 
@@ -53,7 +54,7 @@ def final_numbers(trajectories: list[dict], config: dict[str, Any]) -> dict[str,
     """final_ex_oracle / final_ex_strict and the configuration that produced each."""
     n = len(trajectories)
     scope, mode, detail, turns = config["repair_scope"], config["feedback_mode"], config["feedback_detail"], config["max_turns"]
-    final = _rate(sum(_any_correct(t["turns"][-1]) for t in trajectories), n)
+    final = _rate(sum(any_correct(t["turns"][-1]) for t in trajectories), n)
     described = f"{scope} scope, {mode} feedback, {detail} detail, max_turns={turns}"
     if turns == 1:
         one_shot = "one-shot (max_turns=1): no repair, no gold used; strict and oracle coincide"
@@ -66,7 +67,7 @@ def final_numbers(trajectories: list[dict], config: dict[str, Any]) -> dict[str,
     numbers = {"final_ex_oracle": final, "final_ex_oracle_configuration": f"{described}: oracle, {why}",
                "final_ex_strict": None, "final_ex_strict_configuration": None}
     if scope == "verified" and not FEEDBACK_MODES[mode].uses_gold and config["temperature"] <= 0:
-        numbers["final_ex_strict"] = _rate(sum(_any_correct(strict_turn(t)) for t in trajectories), n)
+        numbers["final_ex_strict"] = _rate(sum(any_correct(strict_turn(t)) for t in trajectories), n)
         numbers["final_ex_strict_configuration"] = (
             f"online scope, {mode} feedback, {detail} detail, max_turns={turns}: strict, derived from this verified run "
             "(the answers of the first turn where a candidate ran without error)"
@@ -85,8 +86,8 @@ def summarize(trajectories: list[dict], config: dict[str, Any]) -> dict[str, Any
     candidates = [c for t in trajectories for turn in t["turns"] for c in turn["candidates"]]
     first = [c for t in trajectories for c in t["turns"][0]["candidates"]]
     finals = [t["turns"][-1]["candidates"][t["turns"][-1]["selected"]] for t in trajectories]
-    first_ok = [_any_correct(t["turns"][0]) for t in trajectories]
-    last_ok = [_any_correct(t["turns"][-1]) for t in trajectories]
+    first_ok = [any_correct(t["turns"][0]) for t in trajectories]
+    last_ok = [any_correct(t["turns"][-1]) for t in trajectories]
     failed_first = sum(not ok for ok in first_ok)
     repaired = sum(last and not first_ok_ for first_ok_, last in zip(first_ok, last_ok))
     return {

@@ -36,13 +36,11 @@ FAMILIES = ("invented_column", "wrong_column", "missing_join")
 CANDIDATES_PER_FAMILY = 4
 
 
-def invented_columns(gold: str, catalog, rng: random.Random) -> list[str]:
-    """The gold query with one column renamed to ``<table>_<column>``, for each column whose
-    table is known and whose new name no table of the database has; in seeded order."""
-    from ..pairs.synth import _owner, function_case, render
-
-    tree = sqlglot.parse_one(gold, read="sqlite")
-    case = function_case(gold)
+def invented_columns(tree: exp.Expression, case: str, catalog, rng: random.Random) -> list[str]:
+    """The parsed gold query with one column renamed to ``<table>_<column>``, printed in the
+    gold's function ``case``, for each column whose table is known and whose new name no table
+    of the database has; in seeded order."""
+    from ..pairs.synth import _owner, render
     every = {column.name.lower() for table in catalog.tables for column in table.columns}
     columns = [(i, column) for i, column in enumerate(tree.find_all(exp.Column)) if isinstance(column.this, exp.Identifier)]
     rng.shuffle(columns)
@@ -71,14 +69,15 @@ def failing_query(example, catalog, sandbox, rng: random.Random) -> tuple[str, s
         tree = sqlglot.parse_one(example.query, read="sqlite")
     except (SqlglotError, RecursionError):
         return None
+    case = function_case(example.query)
     families = list(FAMILIES)
     rng.shuffle(families)
     for family in families:
         try:
             if family == "invented_column":
-                sqls = invented_columns(example.query, catalog, rng)[:CANDIDATES_PER_FAMILY]
+                sqls = invented_columns(tree, case, catalog, rng)[:CANDIDATES_PER_FAMILY]
             else:
-                generated = candidate_sqls(tree, catalog, family, rng, function_case(example.query))
+                generated = candidate_sqls(tree, catalog, family, rng, case)
                 sqls = [sql for _, sql in zip(range(CANDIDATES_PER_FAMILY), generated)]
         except (SqlglotError, RecursionError):
             continue
