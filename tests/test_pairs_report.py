@@ -33,10 +33,13 @@ SMALL_EXPECTED = {
     "natural_pairs": 5,  # 1, 2, 3, 4, 8
     "synthetic_pairs": 3,  # 5, 6, 7
     "synthetic_fraction": 0.375,  # 3 / 8
-    "gold_fallback_pairs": 4,  # 3, 5, 6, 7
+    "gold_fallback_pairs": 1,  # 3 (5, 6 and 7 are synthetic: their chosen is gold by construction)
     "duplicate_pairs": 1,  # 8 repeats 1's id
     "duplicate_rate": 0.125,  # 1 / 8
     "mean_reward_margin": 0.7875,  # (1.0 + 0.8 + 1.0 + 0.1 + 0.8 + 0.8 + 0.8 + 1.0) / 8 = 6.3 / 8
+    "min_reward_margin": 0.1,  # 4
+    "max_reward_margin": 1.0,  # 1, 3, 8
+    "pair_type_entropy_bits": 2.5,  # types 2,1,1,1,2,1 of 8: 2 * (1/4 * 2) + 4 * (1/8 * 3) = 1 + 1.5
     "mean_edit_ratio": 0.290625,  # (0.25 + 0.125 + 0.25 + 0.2 + 0.5 + 0.25 + 0.5 + 0.25) / 8 = 2.325 / 8
     "chosen_executable_rate": 1.0,  # 8 / 8
     "executable_hard_negative_rate": 0.625,  # rejected runs in 2, 4, 5, 6, 7: 5 / 8
@@ -96,7 +99,8 @@ def test_empty_dataset_gives_zeros_and_none():
     assert report.pair_quality([]) == {
         "pairs": 0, "natural_pairs": 0, "synthetic_pairs": 0, "synthetic_fraction": None,
         "gold_fallback_pairs": 0, "duplicate_pairs": 0, "duplicate_rate": None,
-        "mean_reward_margin": None, "mean_edit_ratio": None,
+        "mean_reward_margin": None, "min_reward_margin": None, "max_reward_margin": None,
+        "pair_type_entropy_bits": None, "mean_edit_ratio": None,
         "chosen_executable_rate": None, "executable_hard_negative_rate": None,
         "pair_types": {}, "pair_type_fractions": {}, "rejected_error_types": {},
     }
@@ -124,8 +128,9 @@ def test_two_datasets_side_by_side_in_the_order_given(tmp_path, capsys):
     filtered_q = data["quality"]["Filtered"]
     assert filtered_q["pairs"] == 2
     assert filtered_q["synthetic_fraction"] == 0.5  # 1 / 2
-    assert filtered_q["gold_fallback_pairs"] == 1  # pair 5
+    assert filtered_q["gold_fallback_pairs"] == 0  # pair 5 is synthetic, pair 1 the model's own
     assert filtered_q["mean_reward_margin"] == 0.9  # (1.0 + 0.8) / 2
+    assert filtered_q["pair_type_entropy_bits"] == 1.0  # two types, one pair each
     assert filtered_q["mean_edit_ratio"] == 0.375  # (0.25 + 0.5) / 2
     assert filtered_q["executable_hard_negative_rate"] == 0.5  # pair 5 only: 1 / 2
     assert filtered_q["duplicate_rate"] == 0.0

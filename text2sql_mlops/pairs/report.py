@@ -42,7 +42,9 @@ ROWS = (
     ("pairs", "pairs", "d"), ("natural pairs", "natural_pairs", "d"), ("synthetic pairs", "synthetic_pairs", "d"),
     ("synthetic fraction", "synthetic_fraction", ".3f"), ("gold-fallback pairs", "gold_fallback_pairs", "d"),
     ("duplicate pairs", "duplicate_pairs", "d"), ("duplicate rate", "duplicate_rate", ".3f"),
-    ("mean reward margin", "mean_reward_margin", ".3f"), ("mean SQL edit-distance ratio", "mean_edit_ratio", ".3f"),
+    ("mean reward margin", "mean_reward_margin", ".3f"), ("min reward margin", "min_reward_margin", ".3f"),
+    ("max reward margin", "max_reward_margin", ".3f"), ("pair-type entropy (bits)", "pair_type_entropy_bits", ".3f"),
+    ("mean SQL edit-distance ratio", "mean_edit_ratio", ".3f"),
     ("chosen executable rate", "chosen_executable_rate", ".3f"),
     ("executable hard-negative rate", "executable_hard_negative_rate", ".3f"),
 )
@@ -95,10 +97,16 @@ def pair_quality(pairs: list[dict], series: dict[str, list[float]] | None = None
         "natural_pairs": n - synthetic,
         "synthetic_pairs": synthetic,
         "synthetic_fraction": rate(synthetic),
-        "gold_fallback_pairs": sum(m["gold_fallback"] for m in metas),
+        # Natural pairs whose chosen side is the gold SQL; every synthetic pair's chosen is gold by
+        # construction, so counting those would only repeat synthetic_pairs.
+        "gold_fallback_pairs": sum(m["gold_fallback"] and m["source"] != "synthetic" for m in metas),
         "duplicate_pairs": duplicates,
         "duplicate_rate": rate(duplicates),
         "mean_reward_margin": mean(series["reward_margin"]),
+        "min_reward_margin": round(min(series["reward_margin"]), 6) if n else None,
+        "max_reward_margin": round(max(series["reward_margin"]), 6) if n else None,
+        # How evenly the pairs spread over their types: 0 when one type has them all.
+        "pair_type_entropy_bits": round(abs(-math.fsum(c / n * math.log2(c / n) for c in types.values())), 6) if n else None,
         "mean_edit_ratio": mean(series["edit_ratio"]),
         "chosen_executable_rate": rate(sum(m["chosen_executable"] for m in metas)),
         "executable_hard_negative_rate": rate(sum(m["rejected_executable"] for m in metas)),
