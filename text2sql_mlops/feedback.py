@@ -276,8 +276,15 @@ def _minimal_repair(d: Diagnosis, mode: FeedbackMode) -> list[str]:
         line, rewritten = moved
         lines.append(line)
         shape = query_shape(rewritten, d.catalog)
-    if shape and shape.join_only:
-        names = ", ".join(_source_label(shape, alias) for alias in shape.join_only)
+    join_only = list(shape.join_only) if shape else []
+    if shape and unresolved and unresolved[0] == "column" and not moved:
+        # A joined table that has the missing column may be the one the fix takes it from
+        # (T3.singer_id where T1 = singer and T2 = singer_in_concert both have it): never
+        # advise dropping it.
+        column = unresolved[1].rpartition(".")[2]
+        join_only = [alias for alias in join_only if not any(has_column(d.catalog, t, column) for t in shape.bindings[alias.lower()])]
+    if join_only:
+        names = ", ".join(_source_label(shape, alias) for alias in join_only)
         then = "After that change, joined" if moved else "Joined"
         lines.append(f"{then} but used at most in a join condition: {names}. Drop such a join unless the question needs it to filter rows.")
     lines.append("Column-Minimal Repair: change as little as possible. Take each column from a table that has it, "
