@@ -425,3 +425,25 @@ def test_examples_overlapping_the_evaluation_set_are_left_out_before_the_limit(d
     assert "left out 1 of" in capsys.readouterr().err
     questions = [t["question"] for t in read(tmp_path / "run", "trajectories.jsonl")]
     assert summary["examples"] == 2 and questions == ["Question 1?", "Question 2?"]
+
+
+class WithoutDistinct(MockGenerator):
+    """Answers every prompt with the gold query minus its DISTINCT."""
+
+    def generate(self, requests, params):
+        from text2sql_mlops.generation import Completion
+
+        return [[Completion("```sql\n" + r.meta["gold_sql"].replace("DISTINCT ", "") + "\n```", 5)] * params.num_samples
+                for r in requests]
+
+
+def test_matcher_seed_judges_as_the_reference_did(tmp_path: Path):
+    """--matcher seed keeps DISTINCT (the reference ran queries as written): a missing DISTINCT
+    over duplicate rows is wrong there and right under the official evaluator."""
+    make_db(tmp_path / "database" / "concert_singer" / "concert_singer.sqlite", CONCERT_SQL)
+    dataset = tmp_path / "questions.json"
+    dataset.write_text(json.dumps([{"db_id": "concert_singer", "question": "Countries?", "query": "SELECT DISTINCT country FROM singer"}]))
+    official = rollout(dataset, tmp_path / "official", WithoutDistinct(), max_turns=1)
+    seed = rollout(dataset, tmp_path / "seed", WithoutDistinct(), max_turns=1, matcher="seed")
+    assert official["first_turn_ex"] == 1.0 and seed["first_turn_ex"] == 0.0
+    assert json.loads((tmp_path / "seed" / "run.json").read_text())["matcher"] == "seed"

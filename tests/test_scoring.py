@@ -309,3 +309,29 @@ def test_cli_refuses_a_db_id_that_leaves_the_database_root(dataset, capsys):
     (dataset / "one.sql").write_text("SELECT count(*) FROM singer\n")
     assert cli.main(score_cli(dataset, gold="escape.sql", pred="one.sql")) == 2
     assert f"{dataset / 'escape.sql'}:1: db_id '../database/shop' is not a plain database name" in one_error(capsys)
+
+
+def test_seed_matcher_keeps_distinct_as_the_reference_did(dbs):
+    """The official evaluator strips DISTINCT from both queries; the seed project ran them as
+    written, so a missing DISTINCT is a mismatch under --matcher seed (and --keep-distinct)."""
+    db = dbs / "one" / "shop.sqlite"
+    gold, pred = "SELECT DISTINCT country FROM singer", "SELECT country FROM singer"
+    with Scorer() as official, Scorer(matcher="seed") as seed, Scorer(matcher="seed", keep_distinct=False) as stripped:
+        assert official.score(db, gold, pred).match
+        assert not seed.score(db, gold, pred).match
+        assert stripped.score(db, gold, pred).match  # an explicit choice wins
+
+
+def test_cli_seed_matcher_reports_that_it_keeps_distinct(dataset, capsys):
+    (dataset / "d_gold.sql").write_text("SELECT DISTINCT country FROM singer\tshop\n")
+    (dataset / "d_pred.sql").write_text("SELECT country FROM singer\n")
+    argv = ["score", "--gold", str(dataset / "d_gold.sql"), "--pred", str(dataset / "d_pred.sql"),
+            "--db", str(dataset / "database"), "--no-progress"]
+    assert cli.main([*argv, "--matcher", "seed"]) == 0
+    captured = capsys.readouterr()
+    assert "matcher=seed keep_distinct=True" in captured.err
+    assert captured.out.splitlines()[3].split()[-1] == "0.000"
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "matcher=official keep_distinct=False" in captured.err
+    assert captured.out.splitlines()[3].split()[-1] == "1.000"

@@ -71,6 +71,7 @@ class RolloutConfig:
     feedback_mode: str = "error_only"  # error_only | online_visible | result_status | oracle_rows
     repair_scope: str = "online"  # verified | online | online_guarded
     timeout_sec: float = 10.0  # per query
+    matcher: str = "official"  # official (Spider's evaluator) | seed (the reference project's; keeps DISTINCT)
     use_gold_when_failed: bool = False  # gold SQL as the training target of unsolved examples
     # the prompt's schema
     schema_mode: str = "bm25_fk"  # full | retrieved | bm25 | bm25_fk
@@ -148,6 +149,7 @@ def check(config: RolloutConfig) -> None:
     from .generation import generator_names
     from .prompts import PromptConfig
     from .rollout_loop import REPAIR_SCOPES
+    from .scoring import MATCHERS
 
     for name, value, minimum in (
         ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
@@ -162,7 +164,7 @@ def check(config: RolloutConfig) -> None:
     if config.generator not in generator_names():
         raise UserError(f"--generator {config.generator!r} is not one of: {', '.join(generator_names())}")
     for name, value, choices in (("feedback_detail", config.feedback_detail, DETAIL_LEVELS), ("feedback_mode", config.feedback_mode, FEEDBACK_MODES),
-                                 ("repair_scope", config.repair_scope, REPAIR_SCOPES)):
+                                 ("repair_scope", config.repair_scope, REPAIR_SCOPES), ("matcher", config.matcher, MATCHERS)):
         if value not in choices:
             raise UserError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
     PromptConfig.of(config).check()
@@ -356,6 +358,9 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "repair_scope", default=d["repair_scope"],
           help="verified (uses gold), online, online_guarded (default: %(default)s)")
     flag(parser, "timeout_sec", type=float, default=d["timeout_sec"], help="seconds per query (default: %(default)s)")
+    flag(parser, "matcher", default=d["matcher"],
+         help="how a candidate is judged correct: official (Spider's evaluator) or seed (the reference project's: "
+              "sorted rows, rounded floats, DISTINCT kept) (default: %(default)s)")
     flag(parser, "use_gold_when_failed", action="store_true", help="gold SQL as the training target of unsolved examples (never a prediction)")
     flag(parser, "schema_mode", default=d["schema_mode"], help="full, retrieved, bm25 or bm25_fk (default: %(default)s)")
     flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")

@@ -136,7 +136,7 @@ class RolloutEngine:
         self.scope = REPAIR_SCOPES[config.repair_scope]
         self.prompt_config = PromptConfig.of(config)
         self.sandbox = Sandbox(timeout=config.timeout_sec, max_rows=MAX_ROWS)
-        self.scorer = Scorer(timeout=config.timeout_sec)
+        self.scorer = Scorer(matcher=config.matcher, timeout=config.timeout_sec)
         # Per chunk: a model often answers the same SQL again (every greedy sample, a repair
         # that changes nothing, the gold itself), and the database never changes.
         self._executions: dict[tuple[str, str], Execution] = {}

@@ -225,6 +225,7 @@ def _seed_normal_form(rows: Rows) -> list[tuple]:
 
 
 MATCHERS: dict[str, Callable[[Rows, Rows, bool], bool]] = {"official": official_match, "seed": seed_match}
+KEEPS_DISTINCT = {"official": False, "seed": True}  # whether the matcher's project ran DISTINCT as written
 
 # ---------------------------------------------------------------------------
 # Scoring one prediction against one gold query on a database
@@ -259,7 +260,7 @@ class Scorer:
     def __init__(
         self,
         matcher: str = "official",
-        keep_distinct: bool = False,
+        keep_distinct: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         gold_cache_size: int = 4096,
     ):
@@ -268,7 +269,9 @@ class Scorer:
         if matcher not in MATCHERS:
             raise ValueError(f"unknown matcher {matcher!r}; choose one of: {', '.join(MATCHERS)}")
         self.matcher = MATCHERS[matcher]
-        self.keep_distinct = keep_distinct
+        # The official evaluator removes DISTINCT before running both queries; the seed project
+        # ran them as written. Each matcher keeps its own rule unless told otherwise.
+        self.keep_distinct = KEEPS_DISTINCT[matcher] if keep_distinct is None else keep_distinct
         self.timeout = timeout
         self._sandbox = Sandbox(timeout=timeout, max_rows=None)
         self._files: dict[str, list[Path]] = {}  # db argument -> its SQLite files, listed once
@@ -480,7 +483,8 @@ def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--pred", required=True, help="predictions, one SQL a line, in the gold's order")
     parser.add_argument("--db", required=True, help="database root: DB/<db_id>/*.sqlite (every .sqlite file counts)")
     parser.add_argument("--per-example", "--per_example", dest="per_example", metavar="OUT.jsonl", type=output_file, help="write one JSON object per example, in order")
-    parser.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (official default: remove it)")
+    parser.add_argument("--keep-distinct", action="store_true", default=None,
+                        help="keep DISTINCT (default: removed for the official matcher, kept for seed, as each project did)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds per query before a prediction counts as failed (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--matcher", choices=sorted(MATCHERS), default="official",
@@ -497,14 +501,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise UserError(f"database root {args.db} is not a folder; point --db at the folder holding <db_id>/ folders")
     pairs = read_pairs(args.gold, args.pred)
     check_databases(pairs, args.db)
+    keep_distinct = KEEPS_DISTINCT[args.matcher] if args.keep_distinct is None else args.keep_distinct
     print(f"score: gold={args.gold} pred={args.pred} db={args.db} matcher={args.matcher} "
-          f"keep_distinct={args.keep_distinct} timeout={args.timeout:g}", file=sys.stderr)
+          f"keep_distinct={keep_distinct} timeout={args.timeout:g}", file=sys.stderr)
     from .sandbox import CLI_HEAP_LIMIT, limit_sqlite_heap
 
     # This process exists to run untrusted predictions: cap SQLite's memory for all of it,
     # so a worker abandoned at its deadline cannot keep allocating.
     limit_sqlite_heap(CLI_HEAP_LIMIT)
-    with Scorer(matcher=args.matcher, keep_distinct=args.keep_distinct, timeout=args.timeout) as scorer:
+    with Scorer(matcher=args.matcher, keep_distinct=keep_distinct, timeout=args.timeout) as scorer:
         records = score_pairs(pairs, args.db, scorer, progress=not args.no_progress)
     print(format_table(summarise(records)))
     failed_gold = sum(r["gold_error"] is not None for r in records)
