@@ -409,3 +409,39 @@ def test_an_empty_result_says_why(tmp_path, capsys):
     assert cli(["pairs", "merge", "--inputs", str(natural), str(synth), "--output", str(out), "--input_fraction_limits", "1.0", "0.2",
                 "--pair_type_max_fractions", "gold_vs_failed_attempt=0.2"]) == 0
     assert out.read_text() == "" and "no pair survived (10 removed by fraction_caps)" in capsys.readouterr().err
+
+
+def test_cli_reads_the_reference_projects_dpo_pairs_json(tmp_path: Path, capsys):
+    """The reference's builder wrote dpo_pairs.json: one JSON list, plain-string prompts. merge
+    converts each record, says which fields were missing and what they got, and merges it with ours."""
+    reference = [
+        {"prompt": "Schema: singer(name)\nQuestion: Names?\nSQL:", "chosen": "SELECT name FROM singer",
+         "rejected": "SELECT nme FROM singer", "db_id": "concert_singer", "question": "Names?", "gold": "SELECT name FROM singer",
+         "pair_type": "repair_correct_vs_repair_failed", "chosen_reward": 1.0, "rejected_reward": -0.5},
+        {"prompt": "Question: Ages?\nSQL:", "chosen": "SELECT age FROM singer", "rejected": "SELECT agee FROM singer"},
+    ]
+    (tmp_path / "dpo_pairs.json").write_text(json.dumps(reference, indent=2))
+    ours = write(tmp_path / "ours.jsonl", many(2, REPAIR, "n"))
+    out = tmp_path / "train.jsonl"
+    assert cli_main(["pairs", "merge", "--inputs", str(tmp_path / "dpo_pairs.json"), str(ours), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "2 reference pairs converted" in err
+    assert "chosen_reward=1.0 (1)" in err and "pair_type='reference_pair' (1)" in err and "db_id='' (1)" in err
+    merged = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(merged) == 4
+    first = next(p for p in merged if p["meta"].get("converted_from"))
+    assert first["prompt"] == [{"role": "user", "content": reference[0]["prompt"]}]
+    assert first["chosen"] == "SELECT name FROM singer"  # the reference's training target, unchanged
+    assert first["meta"]["reward_margin"] == 1.5 and first["meta"]["gold_sql"] == "SELECT name FROM singer"
+    assert first["meta"]["chosen_sql"] == "SELECT name FROM singer" and "chosen_reward" not in first["meta"]["assumed"]
+    for record in merged:
+        Pair.from_dict(record, "merged")
+
+
+def test_a_reference_pair_without_a_prompt_is_one_error_line(tmp_path: Path, capsys):
+    (tmp_path / "dpo_pairs.json").write_text(json.dumps([{"chosen": "SELECT 1", "rejected": "SELECT 2"}]))
+    out = tmp_path / "train.jsonl"
+    assert cli_main(["pairs", "merge", "--inputs", str(tmp_path / "dpo_pairs.json"), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dpo_pairs.json[0]: a reference pair needs a non-empty string 'prompt'" in err
+    assert not out.exists()

@@ -42,7 +42,7 @@ from typing import Any
 from ..cliutil import ArgParser, flag
 from ..errors import UserError
 from ..fileio import output_file
-from ..records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pair_file
+from ..records import NATURAL_PAIR_TYPES, REFERENCE_PAIR_DEFAULTS, SYNTHETIC_PREFIX, Pair, read_pair_file, read_reference_pairs
 
 REMOVAL_STEPS = ("input_limits", "duplicates", "same_sql", "min_reward_margin", "max_sql_edit_distance_ratio",
                  "pair_type_limits", "fraction_caps", "max_pairs")
@@ -396,12 +396,21 @@ def _type_order(pair_type: str) -> tuple[int, str]:
 
 
 def read_pairs(path: str) -> list[dict]:
-    """Every pair of a JSONL file, each checked; errors name ``path:line``."""
+    """Every pair of a JSONL file, each checked; errors name ``path:line``. A JSON list is the
+    reference project's ``dpo_pairs.json``: converted, with a note of the fields it lacked."""
     from pathlib import Path
 
     if not Path(path).is_file():
         raise UserError(f"pair file not found: {path}")
-    return read_pair_file(path)
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        first = handle.read(4096).lstrip()[:1]
+    if first != "[":
+        return read_pair_file(path)
+    pairs, lacked = read_reference_pairs(path)
+    filled = ", ".join(f"{key}={REFERENCE_PAIR_DEFAULTS[key]!r} ({count})" for key, count in lacked.items())
+    print(f"pairs merge: note: {path}: {len(pairs)} reference pairs converted (prompt string -> one user message)"
+          + (f"; fields missing, filled with: {filled}" if filled else ""), file=sys.stderr)
+    return pairs
 
 
 def per_input(items: Sequence[str] | None, inputs: int, option: str, parse, default):
