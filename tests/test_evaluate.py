@@ -62,7 +62,9 @@ def test_compare_builds_the_table_and_refuses_different_sets(demo_dataset: Path,
     report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert list(report["runs"]) == ["Repair", "OneShot"]
     assert report["runs"]["Repair"]["final_ex_strict"] == 1.0 and report["runs"]["OneShot"]["final_ex_strict"] == 0.0
-    assert report["runs"]["Repair"]["repair_success_rate"] == 1.0
+    assert report["runs"]["Repair"]["repair_success_rate"] == report["runs"]["Repair"]["repair_success_rate_seed_rule"] == 1.0
+    # The mock's first answers all fail and its repairs all run: 8 of 16 candidates, every final answer.
+    assert report["runs"]["Repair"]["executable_rate"] == 0.5 and report["runs"]["Repair"]["final_executable_rate"] == 1.0
     markdown = (tmp_path / "cmp" / "compare.md").read_text()
     assert "| Repair | 0.00% | 100.00% | 100.00% | 100.00% |" in markdown
     rows = json.loads((tmp_path / "cmp" / "ex_by_run.json").read_text())

@@ -113,7 +113,8 @@ def test_verified_three_turns_every_number(dataset: Path, tmp_path: Path):
     assert s["candidate_ex"] == good / candidates
     assert s["executable_rate"] == s["schema_valid_rate"] == good / candidates
     assert s["first_turn_executable_rate"] == 0.0 and s["final_executable_rate"] == good / N
-    assert s["repair"] == {"first_turn_failed": N, "repaired": good, "repair_success_rate": good / N}
+    assert s["repair"] == {"first_turn_failed": N, "repaired": good, "repair_success_rate": good / N,
+                           "repaired_seed_rule": good, "repair_success_rate_seed_rule": good / N}  # verified: the rules agree
     zero = dict.fromkeys(s["error_types"]["first_turn"], 0)
     assert s["error_types"] == {
         "first_turn": {**zero, "no_such_table": N},
@@ -447,3 +448,26 @@ def test_matcher_seed_judges_as_the_reference_did(tmp_path: Path):
     seed = rollout(dataset, tmp_path / "seed", WithoutDistinct(), max_turns=1, matcher="seed")
     assert official["first_turn_ex"] == 1.0 and seed["first_turn_ex"] == 0.0
     assert json.loads((tmp_path / "seed" / "run.json").read_text())["matcher"] == "seed"
+
+
+def test_repair_success_by_the_reference_rule_counts_a_correct_turn_the_run_went_past():
+    """Ours: the final answer is correct. The reference's: some later turn had a correct candidate."""
+    from text2sql_mlops.rollout_metrics import summarize
+
+    def candidate(correct: bool) -> dict:
+        return {"correct": correct, "executed": True, "schema_valid": True, "error_type": None if correct else "wrong_result",
+                "reward": 0.0, "cost_reward": 0.0, "total_reward": 0.0, "num_tokens": 1}
+
+    def trajectory(*turns: list[bool]) -> dict:
+        return {"turns": [{"candidates": [candidate(c) for c in turn], "selected": 0} for turn in turns],
+                "gold_error": None, "stop_reason": "max_turns", "target": None}
+
+    trajectories = [trajectory([False], [False, True], [False]),  # a correct sample at turn 2, not kept
+                    trajectory([False], [True]),                  # repaired both ways
+                    trajectory([False], [False]),                 # not repaired
+                    trajectory([True])]                           # right at once: not in the denominator
+    config = {"repair_scope": "online", "feedback_mode": "error_only", "feedback_detail": "minimal", "max_turns": 3,
+              "num_samples": 2, "temperature": 0.8}
+    repair = summarize(trajectories, config)["repair"]
+    assert repair == {"first_turn_failed": 3, "repaired": 1, "repair_success_rate": 1 / 3,
+                      "repaired_seed_rule": 2, "repair_success_rate_seed_rule": 2 / 3}

@@ -30,6 +30,9 @@ from .fileio import output_folder_type
 COLUMNS = (
     ("first_turn_ex", "first-turn EX"), ("final_ex_strict", "final EX strict"), ("final_ex_oracle", "final EX oracle"),
     ("repair_success_rate", "repair success"), ("final_executable_rate", "executable (final)"), ("examples", "examples"),
+    # The reference project's definitions, for comparing with its tables: every candidate of
+    # every turn, and an example repaired once any later turn has a correct candidate.
+    ("executable_rate", "executable (all candidates)"), ("repair_success_rate_seed_rule", "repair success (seed rule)"),
 )
 
 
@@ -50,6 +53,8 @@ def row(summary: dict, analysis: dict) -> dict[str, Any]:
         "first_turn_ex": summary["first_turn_ex"], "final_ex_strict": summary["final_ex_strict"],
         "final_ex_oracle": summary["final_ex_oracle"], "repair_success_rate": summary["repair"]["repair_success_rate"],
         "final_executable_rate": summary["final_executable_rate"], "examples": summary["examples"],
+        "executable_rate": summary["executable_rate"],
+        "repair_success_rate_seed_rule": summary["repair"].get("repair_success_rate_seed_rule"),  # older runs lack it
         "final_error_types": summary["error_types"]["final"], "by_hardness": analysis.get("by_hardness", {}),
         "final_ex_strict_configuration": summary.get("final_ex_strict_configuration"),
         "final_ex_oracle_configuration": summary.get("final_ex_oracle_configuration"),

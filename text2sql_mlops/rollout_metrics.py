@@ -90,6 +90,10 @@ def summarize(trajectories: list[dict], config: dict[str, Any]) -> dict[str, Any
     last_ok = [any_correct(t["turns"][-1]) for t in trajectories]
     failed_first = sum(not ok for ok in first_ok)
     repaired = sum(last and not first_ok_ for first_ok_, last in zip(first_ok, last_ok))
+    # The reference project's rule: an example wrong at turn 1 counts as repaired when SOME later
+    # turn has a correct candidate, even if the final answer is not (it differs from ours only
+    # when a run goes on repairing after a correct candidate, e.g. several samples per turn).
+    reached = sum(not ok and any(any_correct(turn) for turn in t["turns"][1:]) for ok, t in zip(first_ok, trajectories))
     return {
         "examples": n,
         "candidates": len(candidates),
@@ -107,7 +111,8 @@ def summarize(trajectories: list[dict], config: dict[str, Any]) -> dict[str, Any
         "first_turn_executable_rate": _rate(sum(c["executed"] for c in first), len(first)),
         "final_executable_rate": _rate(sum(c["executed"] for c in finals), n),
         # Conditional on need: of the examples wrong at turn 1, the share this run's own loop fixed.
-        "repair": {"first_turn_failed": failed_first, "repaired": repaired, "repair_success_rate": _rate(repaired, failed_first)},
+        "repair": {"first_turn_failed": failed_first, "repaired": repaired, "repair_success_rate": _rate(repaired, failed_first),
+                   "repaired_seed_rule": reached, "repair_success_rate_seed_rule": _rate(reached, failed_first)},
         "error_types": {
             "first_turn": _error_counts(first),
             "all_candidates": _error_counts(candidates),
