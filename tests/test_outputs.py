@@ -64,6 +64,7 @@ CASES = {
     ("data demo", "--out"): ["data", "demo", "--out", "{out}"],
     ("score", "--per-example"): ["score", "--gold", "g", "--pred", "p", "--db", "d", "--per-example", "{out}"],
     ("schema-recall", "--out"): ["schema-recall", "--dataset", "x", "--out", "{out}"],
+    ("schema-recall", "--per_example"): ["schema-recall", "--dataset", "x", "--per_example", "{out}"],
     ("rollout", "--output_dir"): ["rollout", "--dataset_path", "x", "--output_dir", "{out}"],
     ("rollout merge", "--output_dir"): ["rollout", "merge", "--inputs", "a", "b", "--output_dir", "{out}"],
     ("pairs mine", "--out"): ["pairs", "mine", "--trajectories", "x", "--out", "{out}"],

@@ -409,9 +409,47 @@ def test_schema_recall_counts_micro_macro_and_full_recall(db: Path):
         "recall_micro": pytest.approx(3 / 5),
         "recall_macro": pytest.approx((1 + 0.5 + 0.5) / 3),
         "full_recall": pytest.approx(1 / 3),
+        "any_recall": 1.0,  # each scored example has one of its gold tables selected
         "avg_tables_selected": 1.0,
     }
     assert schema_recall(recall_examples(db), "full")["recall_micro"] == 1.0
+
+
+def test_schema_recall_compares_modes_and_lists_missed_tables(tmp_path: Path, db: Path, tables_json: Path, capsys):
+    dataset = tmp_path / "questions.json"
+    dataset.write_text(json.dumps([{"db_id": e.db_id, "question": e.question, "query": e.query} for e in recall_examples(db)]))
+    rows = tmp_path / "missed.jsonl"
+    argv = ["schema-recall", "--dataset", str(dataset), "--db-root", str(tmp_path), "--mode", "bm25", "full",
+            "--top-k", "1", "--fk-hops", "0", "--per_example", str(rows)]
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["modes"]) == ["bm25", "full"]
+    assert report["modes"]["bm25"]["recall_micro"] == pytest.approx(3 / 5) and report["modes"]["full"]["recall_micro"] == 1.0
+    missed = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert len(missed) == 8  # 4 examples x 2 modes
+    third = next(r for r in missed if r["mode"] == "bm25" and "cityName" in r["gold_sql"])
+    assert third["gold_tables"] == ["city", "stadium"] and third["selected"] == ["stadium"] and third["missed"] == ["city"]
+    assert all(not r["missed"] for r in missed if r["mode"] == "full")
+
+
+def test_schema_recall_over_a_rollouts_trajectories(tmp_path: Path, db: Path, capsys):
+    """The schemas a run really showed its model: each trajectory's schema_tables against its gold."""
+    from text2sql_mlops.rollout import RolloutConfig, run_rollout
+
+    dataset = tmp_path / "questions.json"
+    dataset.write_text(json.dumps([{"db_id": e.db_id, "question": e.question, "query": e.query} for e in recall_examples(db)]))
+    run = tmp_path / "run"
+    run_rollout(RolloutConfig(dataset_path=str(dataset), output_dir=str(run), db_root=str(tmp_path), schema_mode="bm25",
+                              top_k_tables=1, fk_hops=0, max_turns=1, progress=False))
+    rows = tmp_path / "missed.jsonl"
+    assert cli.main(["schema-recall", "--trajectories", str(run), "--per_example", str(rows)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # The rollout retrieved as schema_recall's bm25 top-1 does: the same numbers.
+    assert (report["mode"], report["top_k"], report["examples"]) == ("bm25", 1, 4)
+    assert report["recall_micro"] == pytest.approx(3 / 5) and report["full_recall"] == pytest.approx(1 / 3)
+    assert report["any_recall"] == 1.0
+    missed = [r["missed"] for r in map(json.loads, rows.read_text().splitlines())]
+    assert missed == [[], ["singer"], ["city"], []]  # in the dataset's order; the last gold names no table
 
 
 def test_schema_recall_cli_end_to_end(tmp_path: Path, db: Path, tables_json: Path, capsys):
