@@ -42,7 +42,14 @@ from typing import Any
 from ..cliutil import ArgParser, flag
 from ..errors import UserError
 from ..fileio import output_file
-from ..records import NATURAL_PAIR_TYPES, REFERENCE_PAIR_DEFAULTS, SYNTHETIC_PREFIX, Pair, read_pair_file, read_reference_pairs
+from ..records import (
+    NATURAL_PAIR_TYPES,
+    REFERENCE_PAIR_DEFAULTS,
+    SYNTHETIC_PREFIX,
+    Pair,
+    read_pair_file,
+    read_reference_pairs,
+)
 
 REMOVAL_STEPS = ("input_limits", "duplicates", "same_sql", "min_reward_margin", "max_sql_edit_distance_ratio",
                  "pair_type_limits", "fraction_caps", "max_pairs")
