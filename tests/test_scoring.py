@@ -21,7 +21,7 @@ from text2sql_mlops.scoring import (
     Scorer,
     official_match,
     prepare_sql,
-    read_pairs,
+    read_gold_and_predictions,
     seed_match,
     sqlite3_statement,
     strip_distinct,
@@ -229,18 +229,18 @@ def test_cli_rejects_mismatched_line_counts(dataset, capsys):
     assert err[-1].startswith("error: ") and "5 gold examples" in err[-1] and "2 lines" in err[-1]
 
 
-def test_read_pairs_follows_the_official_file_format(tmp_path):
+def test_read_gold_and_predictions_follows_the_official_file_format(tmp_path):
     # SParC/CoSQL files separate interactions with blank lines, in both files.
     (tmp_path / "gold.sql").write_text("SELECT 1\tdb\nSELECT 2\tdb\n\nSELECT 3\tdb\n")
     (tmp_path / "pred.sql").write_text("SELECT 1\n  SELECT 2  \n\nSELECT value  \n")
-    pairs = read_pairs(tmp_path / "gold.sql", tmp_path / "pred.sql")
+    pairs = read_gold_and_predictions(tmp_path / "gold.sql", tmp_path / "pred.sql")
     assert [(p.index, p.gold, p.pred) for p in pairs] == [(0, "SELECT 1", "SELECT 1"), (1, "SELECT 2", "SELECT 2"),
                                                           (2, "SELECT 3", "SELECT value")]
     (tmp_path / "flat.sql").write_text("SELECT 1\nSELECT 2\n\n")  # a final blank line is an empty prediction
-    assert [p.pred for p in read_pairs(tmp_path / "gold.sql", tmp_path / "flat.sql")] == ["SELECT 1", "SELECT 2", ""]
+    assert [p.pred for p in read_gold_and_predictions(tmp_path / "gold.sql", tmp_path / "flat.sql")] == ["SELECT 1", "SELECT 2", ""]
     (tmp_path / "bad_gold.sql").write_text("SELECT 1\n")
     with pytest.raises(UserError, match="SQL<TAB>db_id"):
-        read_pairs(tmp_path / "bad_gold.sql", tmp_path / "bad_gold.sql")
+        read_gold_and_predictions(tmp_path / "bad_gold.sql", tmp_path / "bad_gold.sql")
 
 
 @pytest.mark.spider

@@ -79,7 +79,7 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     return model_path, adapter_path
 
 
-def analyse(trajectories: list[dict]) -> dict[str, Any]:
+def hardness_analysis(trajectories: list[dict]) -> dict[str, Any]:
     """EX by hardness level, the final answers' error types, and repair transitions."""
     from .hardness import LEVELS, hardness
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     config = replace(config, model_path=model_path, adapter_path=adapter_path)
     summary = run_rollout(config)
     trajectories = list(read_jsonl(Path(config.output_dir) / "trajectories.jsonl"))
-    analysis = analyse(trajectories)
+    analysis = hardness_analysis(trajectories)
     write_jsonl(Path(config.output_dir) / "examples.jsonl", example_rows(trajectories))
     analysis["adapter"] = args.adapter
     analysis["model_path"] = model_path

@@ -335,7 +335,7 @@ class Scorer:
 
 
 @dataclass(frozen=True)
-class Pair:
+class GoldPrediction:
     """One example of the files: its 0-based position, database, gold SQL and prediction."""
 
     index: int
@@ -344,7 +344,7 @@ class Pair:
     pred: str
 
 
-def read_pairs(gold_path: str | Path, pred_path: str | Path) -> list[Pair]:
+def read_gold_and_predictions(gold_path: str | Path, pred_path: str | Path) -> list[GoldPrediction]:
     """Read the official evaluator's files: GOLD ``SQL<TAB>db_id`` and PRED one SQL a line.
 
     As ``evaluation.py`` does, each line is stripped, a prediction keeps what comes
@@ -379,7 +379,7 @@ def read_pairs(gold_path: str | Path, pred_path: str | Path) -> list[Pair]:
             raise UserError(f"{gold_path}:{lineno}: expected 'SQL<TAB>db_id', got {len(fields)} tab-separated field(s)")
         check_db_id(fields[1], f"{gold_path}:{lineno}")
         pred_sql = pred.split("\t")[0].replace(" value ", " 1 ")
-        pairs.append(Pair(index, fields[1], fields[0], pred_sql))
+        pairs.append(GoldPrediction(index, fields[1], fields[0], pred_sql))
     return pairs
 
 
@@ -408,7 +408,7 @@ def _without_trailing_blanks(lines: list[str]) -> list[str]:
     return lines[:end]
 
 
-def check_databases(pairs: Sequence[Pair], db_root: str | Path) -> None:
+def check_databases(pairs: Sequence[GoldPrediction], db_root: str | Path) -> None:
     """Every database the pairs name exists under ``db_root`` and is a readable SQLite file
     (``data.check_database``: a corrupt file would otherwise score its examples 0 as bad gold)."""
     db_ids = sorted({p.db_id for p in pairs})
@@ -421,7 +421,7 @@ def check_databases(pairs: Sequence[Pair], db_root: str | Path) -> None:
             check_database(path)
 
 
-def score_pairs(pairs: Sequence[Pair], db_root: str | Path, scorer: Scorer, progress: bool = True) -> list[dict]:
+def score_predictions(pairs: Sequence[GoldPrediction], db_root: str | Path, scorer: Scorer, progress: bool = True) -> list[dict]:
     """One record per pair, in order: index, db_id, hardness, match, pred_error, gold_error."""
     from tqdm import tqdm
 
@@ -449,7 +449,7 @@ def score_pairs(pairs: Sequence[Pair], db_root: str | Path, scorer: Scorer, prog
     return records
 
 
-def summarise(records: Sequence[dict]) -> dict[str, dict[str, float]]:
+def ex_by_hardness(records: Sequence[dict]) -> dict[str, dict[str, float]]:
     """Count and EX for each hardness level and for "all" (examples without a level count in "all" only)."""
     summary = {}
     for level in (*LEVELS, "all"):
@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise UserError(f"--timeout must be a positive, finite number of seconds, got {args.timeout:g}")
     if not Path(args.db).is_dir():
         raise UserError(f"database root {args.db} is not a folder; point --db at the folder holding <db_id>/ folders")
-    pairs = read_pairs(args.gold, args.pred)
+    pairs = read_gold_and_predictions(args.gold, args.pred)
     check_databases(pairs, args.db)
     keep_distinct = KEEPS_DISTINCT[args.matcher] if args.keep_distinct is None else args.keep_distinct
     print(f"score: gold={args.gold} pred={args.pred} db={args.db} matcher={args.matcher} "
@@ -510,8 +510,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     # so a worker abandoned at its deadline cannot keep allocating.
     limit_sqlite_heap(CLI_HEAP_LIMIT)
     with Scorer(matcher=args.matcher, keep_distinct=keep_distinct, timeout=args.timeout) as scorer:
-        records = score_pairs(pairs, args.db, scorer, progress=not args.no_progress)
-    print(format_table(summarise(records)))
+        records = score_predictions(pairs, args.db, scorer, progress=not args.no_progress)
+    print(format_table(ex_by_hardness(records)))
     failed_gold = sum(r["gold_error"] is not None for r in records)
     if failed_gold:
         print(f"note: {failed_gold} gold quer{'y' if failed_gold == 1 else 'ies'} failed to execute and scored 0 "
