@@ -519,3 +519,18 @@ def test_bm25_fk_recall_on_spider_train(spider_train: Path):
     assert report["recall_micro"] >= 0.995
     assert report["full_recall"] >= 0.99
     assert report["avg_tables_selected"] < 6
+
+
+def test_column_values_are_read_again_when_the_database_is_rebuilt(tmp_path: Path):
+    """Prompts show stored values; a database rebuilt in place must not keep showing the old ones."""
+    from conftest import make_db
+
+    from text2sql_mlops.schema import column_values
+
+    path = make_db(tmp_path / "city.sqlite", "CREATE TABLE city (name TEXT); INSERT INTO city VALUES ('Paris'), ('Rome'), ('Rome');")
+    assert column_values(str(path), "city") == {"name": ["Rome", "Paris"]}  # most frequent first
+    path.unlink()
+    make_db(path, "CREATE TABLE city (name TEXT); INSERT INTO city VALUES ('Oslo');")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later write, whatever the clock resolution
+    assert column_values(str(path), "city") == {"name": ["Oslo"]}

@@ -414,7 +414,7 @@ _CATEGORY_VALUES = 20  # a text column with at most this many distinct values is
 def _category_values(catalog: Catalog, table: Table, limit: int) -> dict[str, list[str]]:
     """Per category column (a text column with few distinct values), its ``limit`` most frequent
     values: how they are spelled. A name column's arbitrary first values would only cost tokens."""
-    return {column: values[:limit] for column, values in _column_values(catalog.db_path, table.name).items()
+    return {column: values[:limit] for column, values in column_values(catalog.db_path, table.name).items()
             if len(values) <= _CATEGORY_VALUES}
 
 
@@ -424,7 +424,7 @@ def _mentioned_values(catalog: Catalog, tables: list[Table], limit: int, questio
     asked = question.lower()
     found = []
     for table in tables:
-        for column, values in _column_values(catalog.db_path, table.name).items():
+        for column, values in column_values(catalog.db_path, table.name).items():
             mentioned = sorted((v for v in values if len(v) > 1 and _mentions(asked, v.lower())), key=len, reverse=True)
             found += [f"{quote_name(table.name)}.{quote_name(column)} = {_sql_literal(v)}" for v in mentioned[:limit]]
     return found
@@ -441,10 +441,15 @@ def _mentions(asked: str, value: str) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=4096)
-def _column_values(db_path: str, table_name: str) -> dict[str, list[str]]:
+def column_values(db_path: str, table_name: str) -> dict[str, list[str]]:
     """Distinct short values of each text column, most frequent first (ties by value): cached
-    per database file, since every prompt over the database reads them."""
+    per database file and modification time, since every prompt over the database reads them
+    and a database rebuilt in place must be read again (as catalogs are)."""
+    return _column_values(db_path, os.stat(db_path).st_mtime_ns, table_name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _column_values(db_path: str, mtime_ns: int, table_name: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     with contextlib.closing(connect_read_only(db_path)) as conn:
         columns = [(row[1], (row[2] or "").upper()) for row in conn.execute(f"PRAGMA table_info({quote_name(table_name)})")]
