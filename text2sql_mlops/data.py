@@ -69,7 +69,7 @@ def load_examples(path: str | os.PathLike, db_root: str | os.PathLike | None = N
 def _load_file(path: Path, db_root: str | os.PathLike | None) -> list[Example]:
     if db_root is None and (path.parent / "database").is_dir():
         db_root = path.parent / "database"
-    return [_to_example(record, where, path, db_root) for where, record in _read_records(path)]
+    return [_to_example(record, where, path, db_root) for where, record in read_records(path)]
 
 
 def spider_split_files(folder: Path, split: str) -> list[Path]:
@@ -82,7 +82,7 @@ def spider_split_files(folder: Path, split: str) -> list[Path]:
     return files
 
 
-def _read_records(path: Path) -> Iterable[tuple[str, Any]]:
+def read_records(path: Path) -> Iterable[tuple[str, Any]]:
     """Yield (location, record) pairs; the location reads like ``file[index 3]`` or ``file:4``."""
     try:
         text = path.read_text(encoding="utf-8-sig")

@@ -327,8 +327,6 @@ def read_dataset(spec: str):
     import pandas as pd
     from mlflow.data.pandas_dataset import from_pandas
 
-    from .fileio import read_jsonl
-
     name, sep, where = spec.partition("=")
     path, _, split = where.partition("@")
     if not sep or not name or not path:
@@ -339,7 +337,9 @@ def read_dataset(spec: str):
         records = [example.to_dict() for example in load_examples(path, None, split or "train")]
         source = spider_split_files(Path(path), split or "train")[0]
     elif Path(path).is_file():
-        records = list(read_jsonl(path)) if path.endswith(".jsonl") else _read_records_file(path)
+        from .data import read_records
+
+        records = [record for _, record in read_records(Path(path))]  # a JSON list or JSONL
         source = Path(path)
     else:
         raise UserError(f"--inputs {name}: {path} does not exist; did the stage's command succeed?")
@@ -367,13 +367,6 @@ def read_table(spec: str):
     if not Path(path).is_file():
         raise UserError(f"--table {name}: {path} does not exist; did the stage's command succeed?")
     return name, pd.DataFrame(list(read_jsonl(path)))
-
-
-def _read_records_file(path: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read dataset {path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- the pipeline's parent run
