@@ -154,6 +154,10 @@ def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(pr
         "dashboard/pair_quality.html", "dashboard/pair_types.png"}
     champion = client.get_model_version_by_alias("text2sql-sft-dpo", "champion")
     assert champion.run_id == by_stage["sft_dpo"].info.run_id
+    # the version is the SFT+DPO run's logged MLflow model (a whole model in the demo recipe)
+    record = json.loads((root / "outputs" / "train" / "sft_dpo" / "mlflow_run.json").read_text())
+    assert champion.source == record["model_uri"] == f"models:/{record['model_id']}"
+    assert client.get_logged_model(record["model_id"]).tags["kind"] == "whole_model"
     assert champion.tags["base_model"] == "models/tiny" and champion.tags["final_ex_strict"] == "0.0"
 
 

@@ -1,13 +1,37 @@
-"""MLflow tracking and the registry on a real store in a temp folder (SQLite backend)."""
+"""MLflow tracking and the registry on a real store in a temp folder (SQLite backend).
+
+Trained models are real: LoRA adapters on a tiny random Llama (``tiny_model.py``), logged as
+MLflow transformers models, registered, and loaded back by MLflow and by the hf generator.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from pathlib import Path
 
 import pytest
+from tiny_model import build_tiny_llama, build_tiny_lora
 
 from text2sql_mlops.cli import main as cli
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model's matrices are too small to share between threads (see test_generation.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """The tiny base model the adapters are trained on (an absolute local folder, as in the project)."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "base")
 
 
 @pytest.fixture
@@ -28,18 +52,37 @@ def client():
     return MlflowClient(tracking_uri())
 
 
-def adapter_folder(path: Path, marker: str) -> Path:
-    path.mkdir(parents=True)
-    (path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "models/base", "marker": marker}))
-    (path / "adapter_model.safetensors").write_text(marker)
-    return path
+def adapter_folder(path: Path, base: Path, marker: str) -> Path:
+    """A real LoRA adapter on ``base`` whose random weights ``marker`` seeds (``weights_digest`` tells them apart)."""
+    return build_tiny_lora(path, base, seed=zlib.crc32(marker.encode()))
 
 
-def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path):
+def weights_digest(folder: str | Path) -> str:
+    """A hash of the tensors (names and values) of an adapter or whole model folder: equal
+    weights, equal digest, however the file was written again."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    weights = load_file(folder / ("adapter_model.safetensors" if (folder / "adapter_config.json").is_file() else "model.safetensors"))
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        digest.update(name.encode() + weights[name].float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def logged_model_folder(model_id: str) -> Path:
+    """The local folder of a logged model's artifacts (the temp store keeps them on disk)."""
+    location = client().get_logged_model(model_id).artifact_location
+    return Path(location.removeprefix("file://"))
+
+
+def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, base: Path):
+    import yaml
+
     (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25, "repair": {"repaired": 3}, "flag": True, "none": None,
                                                     "config": {"batch_size": 16, "model_path": "models/x"}}))
     (store / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
-    adapter_folder(store / "adapter_dir", "v1")
+    adapter = adapter_folder(store / "adapter_dir", base, "v1")
     code = cli(["track", "--stage", "eval_base", "--params", "eval", "--metrics", "summary.json", "--steps", "metrics.jsonl",
                 "--artifacts", "summary.json", "--adapter", "adapter_dir", "--record", "run.json",
                 "--metrics_out", "m.json", "--plots_out", "p.json", "--tag", "k=v"])
@@ -57,10 +100,18 @@ def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path):
     experiment = client().get_experiment(record["experiment_id"])
     # the UI opens it in the model-training view (runs and models), not the GenAI one (traces)
     assert experiment.name == "test-exp" and experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    artifacts = {a.path for a in client().list_artifacts(run.info.run_id)}
-    assert artifacts == {"summary.json", "adapter"}
-    assert {a.path for a in client().list_artifacts(run.info.run_id, "adapter")} == {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"}
-    assert record["adapter_uri"] == f"runs:/{run.info.run_id}/adapter"
+    # The adapter is the run's MLflow model, not a folder of plain artifacts.
+    assert {a.path for a in client().list_artifacts(run.info.run_id)} == {"summary.json"}
+    model = client().get_logged_model(record["model_id"])
+    assert record["model_uri"] == record["adapter_uri"] == f"models:/{model.model_id}"
+    assert model.source_run_id == run.info.run_id and model.name == "eval_base"
+    assert model.tags["kind"] == "lora" and model.tags["base_model"] == str(base)
+    folder = logged_model_folder(model.model_id)
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["transformers"]
+    # the adapter and the tokenizer are saved; the base model is recorded by its local path, not copied
+    assert flavor["peft_adaptor"] == "peft" and flavor["local_base_model_path"] == str(base) and "model_binary" not in flavor
+    assert weights_digest(folder / "peft") == weights_digest(adapter) and (folder / "components" / "tokenizer" / "tokenizer.json").is_file()
+    assert not (folder / "model").exists() and not list(folder.rglob("model.safetensors"))
     assert (store / "mlruns" / "mlflow.db").is_file()
     assert json.loads((store / "m.json").read_text()) == {"first_turn_ex": 0.25, "repair.repaired": 3.0}
     assert json.loads((store / "p.json").read_text()) == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]
@@ -89,8 +140,8 @@ def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkey
     assert sorted((r.data.tags.get("pipeline_parent") == "true", r.info.status) for r in runs) == [(False, "FAILED"), (True, "FINISHED")]
 
 
-def register_version(store: Path, name: str, strict: float | None, examples_hash: str = "a" * 64) -> dict:
-    adapter = adapter_folder(store / f"adapter_{name}", name)
+def register_version(store: Path, base: Path, name: str, strict: float | None, examples_hash: str = "a" * 64) -> dict:
+    adapter = adapter_folder(store / f"adapter_{name}", base, name)
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", f"run_{name}.json"]) == 0
     summary = {"first_turn_ex": 0.1, "final_ex_strict": strict, "final_ex_oracle": 0.9, "executable_rate": 0.5, "examples": 10,
                "config": {"examples_sha256": examples_hash, "examples": 10}}
@@ -100,20 +151,20 @@ def register_version(store: Path, name: str, strict: float | None, examples_hash
     return json.loads((store / f"decision_{name}.json").read_text())
 
 
-def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path):
+def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path, base: Path):
     from text2sql_mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
-    first = register_version(store, "one", 0.50)
+    first = register_version(store, base, "one", 0.50)
     assert first["promoted"] and first["version"] == 1 and "first version" in first["reason"]
-    worse = register_version(store, "two", 0.40)
+    worse = register_version(store, base, "two", 0.40)
     assert not worse["promoted"] and worse["champion_version"] == 1 and "does not beat" in worse["reason"]
-    tie = register_version(store, "three", 0.50)
+    tie = register_version(store, base, "three", 0.50)
     assert not tie["promoted"]
-    other_set = register_version(store, "four", 0.99, examples_hash="b" * 64)
+    other_set = register_version(store, base, "four", 0.99, examples_hash="b" * 64)
     assert not other_set["promoted"] and "different set" in other_set["reason"]
-    oracle_only = register_version(store, "five", None)
+    oracle_only = register_version(store, base, "five", None)
     assert not oracle_only["promoted"] and "cannot be compared" in oracle_only["reason"]
-    better = register_version(store, "six", 0.60)
+    better = register_version(store, base, "six", 0.60)
     assert better["promoted"] and better["version"] == 6
 
     registry = client()
@@ -122,21 +173,29 @@ def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path
     assert roles == {"1": "former_champion", "2": "challenger", "3": "challenger", "4": "challenger", "5": "challenger", "6": "champion"}
     six = registry.get_model_version(DEFAULT_MODEL_NAME, "6")
     assert six.tags["final_ex_strict"] == "0.6" and six.tags["base_model"] == "models/base" and six.tags["eval_dataset_hash"] == "a" * 16 + "-10"
+    # the version is the run's logged MLflow model, which lists the version back
+    record = json.loads((store / "run_six.json").read_text())
+    assert six.source == record["model_uri"] == f"models:/{record['model_id']}" and six.run_id == record["run_id"]
+    listed = json.loads(registry.get_logged_model(record["model_id"]).tags["mlflow.modelVersions"])
+    assert [(v["name"], str(v["version"])) for v in listed] == [(DEFAULT_MODEL_NAME, "6")]
 
     # Pulling: the alias resolves to its version, downloaded once into a per-version folder.
     local = resolve_adapter(f"models:/{DEFAULT_MODEL_NAME}@champion", cache_dir=store / "cache")
-    assert json.loads(Path(local, "adapter_config.json").read_text())["marker"] == "six"
+    assert weights_digest(local) == weights_digest(store / "adapter_six") != weights_digest(store / "adapter_one")
     assert Path(local) == store / "cache" / DEFAULT_MODEL_NAME / "v6"
     first_version = resolve_adapter(f"models:/{DEFAULT_MODEL_NAME}/1", cache_dir=store / "cache")
-    assert json.loads(Path(first_version, "adapter_config.json").read_text())["marker"] == "one"
+    assert weights_digest(first_version) == weights_digest(store / "adapter_one")
+    # a logged model by its id too (what a run record names), cached apart from the versions
+    logged = resolve_adapter(record["model_uri"], cache_dir=store / "cache")
+    assert Path(logged) == store / "cache" / "logged" / record["model_id"] and weights_digest(logged) == weights_digest(local)
 
 
-def test_manual_promotion_and_clear_errors(store: Path, capsys):
+def test_manual_promotion_and_clear_errors(store: Path, base: Path, capsys):
     from text2sql_mlops.errors import UserError
     from text2sql_mlops.registry import resolve_adapter
 
-    register_version(store, "one", 0.5)
-    register_version(store, "two", 0.9, examples_hash="c" * 64)
+    register_version(store, base, "one", 0.5)
+    register_version(store, base, "two", 0.9, examples_hash="c" * 64)
     assert cli(["register", "--run", "run_two.json", "--eval", "summary_two.json", "--promote"]) == 0
     assert str(client().get_model_version_by_alias("text2sql-sft-dpo", "champion").version) == "3"
     capsys.readouterr()
@@ -255,7 +314,7 @@ def test_a_stage_lists_the_datasets_it_read(store: Path, demo_dataset: Path):
     assert cli(["track", "--stage", "sft", "--inputs", "x=missing.jsonl"]) == 2
 
 
-def test_track_checks_every_input_before_creating_a_run(store: Path, capsys):
+def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path, capsys):
     (store / "good.json").write_text(json.dumps({"a": 1}))
     assert cli(["track", "--stage", "ok", "--metrics", "good.json"]) == 0
     (store / "bad.json").write_text("{not json")
@@ -269,6 +328,10 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, capsys):
     (store / "bad_config").mkdir()
     (store / "bad_config" / "adapter_config.json").write_text("{oops")
     (store / "bad_config" / "adapter_model.safetensors").write_text("w")
+    (store / "no_base").mkdir()
+    (store / "no_base" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "models/nowhere"}))
+    (store / "no_base" / "adapter_model.safetensors").write_text("w")
+    (adapter_folder(store / "bad_weights", base, "bad") / "adapter_model.safetensors").write_text("not a safetensors file")
     capsys.readouterr()
     for extra, message in [(["--metrics", "good.json", "bad.json"], "cannot read metrics file bad.json"),
                            (["--metrics", "list.json"], "must hold a JSON object"),
@@ -276,7 +339,9 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, capsys):
                            (["--steps", "badstep.jsonl"], "whole number"),
                            (["--metrics", "good.json", "--adapter", "no_config"], "adapter_config.json missing"),
                            (["--adapter", "no_weights"], "no weights"),
-                           (["--adapter", "bad_config"], "adapter_config.json is not valid JSON")]:
+                           (["--adapter", "bad_config"], "adapter_config.json is not valid JSON"),
+                           (["--adapter", "no_base"], "trained on 'models/nowhere', which is not a model folder here"),
+                           (["--adapter", "bad_weights"], "cannot load the trained model at")]:
         assert cli(["track", "--stage", "bad", *extra]) == 2, extra
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (extra, err)
@@ -287,61 +352,185 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, capsys):
 # --------------------------------------------------------------------------- registry: versions, cache, adapters
 
 
-def test_latest_resolves_to_the_newest_version_each_time(store: Path):
+def test_latest_resolves_to_the_newest_version_each_time(store: Path, base: Path):
     from text2sql_mlops.registry import resolve_adapter
 
-    register_version(store, "one", 0.5)
+    register_version(store, base, "one", 0.5)
     first = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
     assert Path(first) == store / "cache" / "text2sql-sft-dpo" / "v1"
-    register_version(store, "two", 0.4)
+    register_version(store, base, "two", 0.4)
     second = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
     assert Path(second) == store / "cache" / "text2sql-sft-dpo" / "v2"
-    assert json.loads(Path(second, "adapter_config.json").read_text())["marker"] == "two"
+    assert weights_digest(second) == weights_digest(store / "adapter_two") != weights_digest(first)
     assert not (store / "cache" / "text2sql-sft-dpo" / "vlatest").exists()
 
 
-def test_an_interrupted_download_is_not_trusted(store: Path):
+def test_an_interrupted_download_is_not_trusted(store: Path, base: Path):
     from text2sql_mlops.registry import resolve_adapter
 
-    register_version(store, "one", 0.5)
+    register_version(store, base, "one", 0.5)
     cached = store / "cache" / "text2sql-sft-dpo" / "v1"
     cached.mkdir(parents=True)
     (cached / "adapter_config.json").write_text(json.dumps({"marker": "partial"}))  # the weights never arrived
     local = resolve_adapter("models:/text2sql-sft-dpo/1", cache_dir=store / "cache")
     assert Path(local) == cached
-    assert json.loads((cached / "adapter_config.json").read_text())["marker"] == "one"
-    assert (cached / "adapter_model.safetensors").read_text() == "one"
+    assert "marker" not in json.loads((cached / "adapter_config.json").read_text())
+    assert weights_digest(cached) == weights_digest(store / "adapter_one")
     assert [p.name for p in cached.parent.iterdir()] == ["v1"]  # no temporaries left behind
 
 
-def test_a_failed_lookup_creates_nothing(store: Path):
+def test_a_failed_lookup_creates_nothing(store: Path, base: Path):
     from text2sql_mlops.errors import UserError
     from text2sql_mlops.registry import resolve_adapter
 
-    register_version(store, "one", 0.5)
+    register_version(store, base, "one", 0.5)
     for uri in ("models:/text2sql-sft-dpo/7", "models:/no-such-model/1", "models:/no-such-model/latest",
-                "models:/text2sql-sft-dpo@nope", "models:/text2sql-sft-dpo", "runs:/0123456789abcdef/adapter"):
+                "models:/text2sql-sft-dpo@nope", "models:/text2sql-sft-dpo", "models:/m-0123456789abcdef",
+                "runs:/0123456789abcdef/adapter"):
         with pytest.raises(UserError):
             resolve_adapter(uri, cache_dir=store / "cache")
         assert not (store / "cache").exists(), uri
 
 
-def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, capsys):
-    import mlflow
-
-    from text2sql_mlops.tracking import connect
-
-    broken = store / "broken"
-    broken.mkdir()
-    (broken / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "models/base"}))  # no weights
-    experiment_id = connect("test-exp")
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_artifacts(str(broken), artifact_path="adapter")
-    (store / "run.json").write_text(json.dumps({"run_id": run.info.run_id, "artifact_uri": run.info.artifact_uri,
-                                                "adapter_uri": f"runs:/{run.info.run_id}/adapter", "stage": "sft_dpo"}))
+def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, base: Path, capsys):
+    adapter = adapter_folder(store / "adapter", base, "broken")
+    assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run.json"]) == 0
+    record = json.loads((store / "run.json").read_text())
+    (logged_model_folder(record["model_id"]) / "peft" / "adapter_model.safetensors").unlink()  # the weights are lost
     (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.9, "config": {"examples_sha256": "a" * 64, "examples": 10}}))
     capsys.readouterr()
     assert cli(["register", "--run", "run.json", "--eval", "summary.json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no weights" in err[0]
+    # A record from before adapters were MLflow models (plain files under adapter/) says what to do.
+    old = {key: record[key] for key in ("run_id", "artifact_uri", "stage")} | {"adapter_uri": f"runs:/{record['run_id']}/adapter"}
+    (store / "old.json").write_text(json.dumps(old))
+    assert cli(["register", "--run", "old.json", "--eval", "summary.json"]) == 2
+    assert "not as an MLflow model" in capsys.readouterr().err
     assert client().search_registered_models() == []
+
+
+# --------------------------------------------------------------------------- the champion is an MLflow model
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: every connection attempt (a Hugging Face Hub look-up) is refused and
+    recorded, and the test fails if there was any, even one a library caught and ignored."""
+    import socket
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[1:] or kwargs)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    yield
+    assert attempts == [], f"network access attempted: {attempts}"
+
+
+def greedy_text(pipe, prompt: str = "SELECT name FROM", tokens: int = 4) -> str:
+    return pipe(prompt, max_new_tokens=tokens, do_sample=False, return_full_text=False)[0]["generated_text"]
+
+
+def reference_pipeline(model_dir: Path, adapter: Path | None = None):
+    """The trained model assembled by hand, straight from its folders: what MLflow must give back."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    return pipeline("text-generation", model=model, tokenizer=AutoTokenizer.from_pretrained(adapter or model_dir))
+
+
+def hf_generate(model_path: str, adapter_path: str | None) -> str:
+    """What `eval --generator hf` produces: the project's generator, greedy, a few tokens."""
+    from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator
+
+    generator = create_generator("hf", model_path=model_path, adapter_path=adapter_path, progress=False, device="cpu")
+    request = GenerationRequest(messages=[{"role": "user", "content": "How many singers are there?"}])
+    (samples,) = generator.generate([request], SamplingParams(max_new_tokens=6))
+    return samples[0].text
+
+
+def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eval_adapter(store: Path, base: Path, tmp_path: Path,
+                                                                                          offline):
+    import shutil
+
+    import mlflow
+    import torch
+    from peft import PeftModel
+
+    from text2sql_mlops.evaluate import resolve_models
+    from text2sql_mlops.registry import DEFAULT_MODEL_NAME, is_whole_model_folder
+
+    base_copy = tmp_path / "models" / "base"  # its own base: moved away below
+    base_copy.parent.mkdir()
+    shutil.copytree(base, base_copy)
+    adapter = adapter_folder(store / "adapter_lora", base_copy, "lora")
+    decision = register_version(store, base_copy, "lora", 0.5)
+    assert decision["promoted"] and decision["source"] == f"models:/{decision['model_id']}"
+    uri = f"models:/{DEFAULT_MODEL_NAME}@champion"
+
+    # (1) plain MLflow: a text-generation pipeline of the PEFT model on the recorded local base
+    pipe = mlflow.transformers.load_model(uri)
+    assert isinstance(pipe.model, PeftModel) and pipe.task == "text-generation"
+    reference = reference_pipeline(base_copy, adapter)
+    ids = reference.tokenizer("SELECT name FROM singer", return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits, expected = pipe.model(ids).logits, reference.model(ids).logits
+    assert torch.allclose(logits, expected, atol=1e-5)
+    with torch.no_grad(), reference.model.disable_adapter():
+        base_logits = reference.model(ids).logits
+    assert not torch.allclose(logits, base_logits, atol=1e-3)  # the adapter is really applied
+    text = greedy_text(pipe)
+    assert text and text == greedy_text(reference)
+
+    # (2) eval --adapter models:/...@champion: a local adapter folder (in the default cache) on the
+    # base model its config names, which the hf generator loads
+    model_path, local = resolve_models(uri, None, "hf")
+    assert (model_path, local) == (str(base_copy), f"models/registry/{DEFAULT_MODEL_NAME}/v1")
+    assert not is_whole_model_folder(local) and weights_digest(local) == weights_digest(adapter)
+    assert (Path(local) / "tokenizer_config.json").is_file()  # laid out as `train` writes it
+    assert hf_generate(model_path, local) == hf_generate(str(base_copy), str(adapter))
+
+    # The base model is recorded by path, not copied: moved elsewhere, MLflow is pointed at it.
+    moved = base_copy.rename(tmp_path / "moved_base")
+    with pytest.raises(OSError):  # the recorded path is gone
+        mlflow.transformers.load_model(uri)
+    assert greedy_text(mlflow.transformers.load_model(uri, base_model_path=str(moved))) == text
+
+
+def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_path: Path, offline):
+    import mlflow
+    import yaml
+
+    from text2sql_mlops.evaluate import resolve_models
+    from text2sql_mlops.registry import DEFAULT_MODEL_NAME, is_whole_model_folder, resolve_adapter
+
+    whole = build_tiny_llama(tmp_path / "outputs" / "train" / "sft_dpo", seed=3)  # `train --full_finetune` output
+    (whole / "training_summary.json").write_text(json.dumps({"lora": None}))
+    assert cli(["track", "--stage", "sft_dpo", "--adapter", str(whole), "--record", "run.json"]) == 0
+    record = json.loads((store / "run.json").read_text())
+    flavor = yaml.safe_load((logged_model_folder(record["model_id"]) / "MLmodel").read_text())["flavors"]["transformers"]
+    assert flavor["model_binary"] == "model" and "peft_adaptor" not in flavor and "local_base_model_path" not in flavor
+    assert client().get_logged_model(record["model_id"]).tags["kind"] == "whole_model"
+    (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.3, "config": {"examples_sha256": "a" * 64, "examples": 10}}))
+    assert cli(["register", "--run", "run.json", "--eval", "summary.json", "--out", "decision.json"]) == 0
+    assert json.loads((store / "decision.json").read_text())["promoted"]
+    uri = f"models:/{DEFAULT_MODEL_NAME}@champion"
+
+    pipe = mlflow.transformers.load_model(uri)
+    assert type(pipe.model).__name__ == "LlamaForCausalLM"
+    assert greedy_text(pipe) == greedy_text(reference_pipeline(whole))
+
+    local = resolve_adapter(uri, cache_dir=store / "cache")
+    assert is_whole_model_folder(local) and weights_digest(local) == weights_digest(whole)
+    assert (Path(local) / "tokenizer.json").is_file() and not (Path(local) / "training_summary.json").exists()
+    assert resolve_models(uri, None, "hf", ) == (f"models/registry/{DEFAULT_MODEL_NAME}/v1", None)  # the model itself, no base
+    assert hf_generate(local, None) == hf_generate(str(whole), None)

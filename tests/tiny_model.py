@@ -101,3 +101,22 @@ def build_tiny_llama(path: str | Path, seed: int = 0, max_positions: int = 512) 
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_lora(path: str | Path, base: str | Path, seed: int = 0) -> Path:
+    """Write a LoRA adapter (r=4 on every linear layer) for the tiny Llama at ``base``, with its
+    tokenizer beside it as ``train`` saves it; return ``path``.
+
+    Its A and B matrices are random and non-zero (peft starts B at zero), so the adapter
+    changes the base model's outputs and two seeds give two different adapters."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(base).save_pretrained(path)
+    return path

@@ -1,22 +1,30 @@
-"""``text2sql-mlops register``: the MLflow registry promotes the best SFT+DPO adapter.
+"""``text2sql-mlops register``: the MLflow registry promotes the best SFT+DPO model.
 
     text2sql-mlops register --run outputs/sft_dpo/mlflow_run.json \\
         --eval outputs/eval/sft_dpo/summary.json --out outputs/register/decision.json
 
-Every call adds a version of the registered model (``text2sql-sft-dpo`` by default)
-whose source is the training run's ``adapter/`` artifact, tagged with its evaluation
-numbers, the base model and the hash of the evaluation examples. The ``champion``
-alias moves to the new version only when its strict final EX beats the champion's
-on the SAME evaluation set (same hash); otherwise the new version is tagged
+A training stage's ``track --adapter`` logs the trained folder as an MLflow model of the
+``transformers`` flavor (``log_trained_model``): a LoRA adapter is saved as the PEFT
+adapter plus the tokenizer, its base model recorded by local path, never copied; a whole
+fine-tuned model (``--full_finetune``) is saved whole. Every ``register`` call adds that
+logged model (``models:/m-...``) as a version of the registered model
+(``text2sql-sft-dpo`` by default), tagged with its evaluation numbers, the base model
+and the hash of the evaluation examples, so every version loads with plain
+``mlflow.transformers.load_model("models:/text2sql-sft-dpo@champion")``. The
+``champion`` alias moves to the new version only when its strict final EX beats the
+champion's on the SAME evaluation set (same hash); otherwise the new version is tagged
 ``challenger`` and the decision says why. Numbers from different evaluation sets
 are never compared: the new version stays a challenger until promoted by hand
 (``--promote``). Aliases, not stages: MLflow 3 deprecates stages.
 
 ``resolve_adapter`` is the other direction: ``models:/NAME@ALIAS`` (or
-``models:/NAME/VERSION``, ``models:/NAME/latest``, or ``runs:/...``) is downloaded to a
-local folder (``models/registry/NAME/vN``) that ``eval`` and the ``hf`` generator load
-like any adapter path. Only loadable adapters (``check_adapter_folder``: a readable
-``adapter_config.json`` and the weights) are logged, registered, cached or used.
+``models:/NAME/VERSION``, ``models:/NAME/latest``, a logged model ``models:/m-ID``, or
+``runs:/...``) is downloaded to a local folder (``models/registry/NAME/vN``) that
+``eval`` and the ``hf`` generator load like any adapter path: an MLflow model is
+unpacked into the layout ``train`` writes (the adapter or the whole model, with its
+tokenizer). Only loadable adapters (``check_adapter_folder``: a readable
+``adapter_config.json`` and the weights) or whole models are logged, registered,
+cached or used.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +49,12 @@ TAGGED_NUMBERS = ("first_turn_ex", "final_ex_strict", "final_ex_oracle", "execut
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # what PEFT's save_pretrained writes
 MODEL_CONFIG = "config.json"  # a whole model folder (`train --full_finetune`) instead of an adapter
+# Where the MLflow transformers flavor puts things inside a logged model (mlflow/transformers/):
+# MLmodel names the PEFT adapter folder (peft_adaptor) or the whole model's (model_binary).
+MLMODEL = "MLmodel"
+FLAVOR = "transformers"
+TOKENIZER_DIR = ("components", "tokenizer")
+TASK = "text-generation"
 
 
 def is_whole_model(files: Iterable[str]) -> bool:
@@ -91,34 +107,183 @@ def check_adapter_folder(path: str | Path, where: str | None = None) -> Path:
     return folder
 
 
-def check_logged_adapter(run_id: str) -> None:
-    """``check_adapter_files`` on a run's ``adapter/`` artifacts (only adapter_config.json is downloaded)."""
+# --------------------------------------------------------------------------- the MLflow model of a trained folder
+
+
+@dataclass
+class TrainedModel:
+    """A training stage's output loaded for ``log_trained_model``: the pipeline components
+    MLflow saves and, for a LoRA adapter, its base model's local folder (None: a whole model)."""
+
+    folder: Path
+    components: dict[str, Any]
+    base_model: Path | None
+
+
+def local_base_model(adapter_dir: str | Path) -> Path:
+    """The absolute local folder of the base model a LoRA adapter names (its ``adapter_config.json``)."""
+    base = base_model_of(str(adapter_dir))
+    if not base:
+        raise UserError(f"the adapter at {adapter_dir} does not name its base model (base_model_name_or_path in {ADAPTER_CONFIG})")
+    path = Path(base).expanduser()
+    if not (path / MODEL_CONFIG).is_file():
+        raise UserError(f"the adapter at {adapter_dir} was trained on {base!r}, which is not a model folder here "
+                        f"({MODEL_CONFIG} missing); log it from the project folder that holds its base model "
+                        "(`text2sql-mlops model prepare --out PATH`)")
+    return path.resolve()
+
+
+def load_trained_model(folder: str | Path) -> TrainedModel:
+    """Load a trained folder (a LoRA adapter on its base model, or a whole model) for logging.
+
+    Whatever can fail fails here, as a ``UserError``, before a run exists: the folder's
+    files, the base model's folder, the weights, an MLflow that cannot record a local base.
+    """
+    import inspect
+
+    import mlflow.transformers
+
+    folder = check_adapter_folder(folder).resolve()
+    whole = is_whole_model_folder(folder)
+    base = None if whole else local_base_model(folder)
+    if base is not None and "base_model_path" not in inspect.signature(mlflow.transformers.log_model).parameters:
+        raise UserError(f"MLflow {mlflow.__version__} cannot record a LoRA adapter's base model by local path "
+                        "(log_model's base_model_path); install the version constraints.txt pins")
+    # The tokenizer `train` saved beside its output (the chat template it trained with), else the base model's.
+    tokenizer_dir = folder if whole or (folder / "tokenizer_config.json").is_file() else base
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        with _no_transformers_progress_bars():
+            # Absolute paths on purpose: MLflow takes a model's name_or_path for a Hugging Face Hub
+            # repository when it looks like one ("models/base") and asks the Hub for its model card
+            # and license; an absolute path is never a repository id, so nothing goes online.
+            model = AutoModelForCausalLM.from_pretrained(folder if whole else base, dtype="auto")
+            if base is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(folder))
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    except Exception as exc:  # any failure to load means the trained output is unusable
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load the trained model at {folder} ({why}); train it again") from None
+    return TrainedModel(folder, {"model": model, "tokenizer": tokenizer}, base)
+
+
+def log_trained_model(trained: TrainedModel, name: str, tags: dict[str, str] | None = None):
+    """Log ``trained`` to the active run as an MLflow model of the transformers flavor.
+
+    Returns MLflow's ``ModelInfo``: ``model_uri`` (``models:/m-...``) and ``model_id`` are
+    what ``register`` registers. A LoRA adapter is saved as the PEFT adapter (``peft/``) and
+    the tokenizer (``components/tokenizer/``); its base model is recorded by local path
+    (``base_model_path``, MLmodel's ``local_base_model_path``), never copied. Without that
+    path MLflow would record the base model as a Hugging Face Hub repository with its commit
+    hash, which a local folder has not, and then save the base weights after all;
+    ``mlflow.transformers.load_model`` loads the base from the recorded path, offline (where
+    the base lives elsewhere, ``load_model(uri, base_model_path=...)`` points at it). A whole
+    fine-tuned model is saved with its weights (``model/``) and a model card of ours, so MLflow
+    fetches none from the Hub. The requirements are the installed versions, given here:
+    MLflow's defaults want torchvision, which this project does not install.
+    """
+    import mlflow.transformers
+
+    if trained.base_model is not None:
+        extra: dict[str, Any] = {"base_model_path": str(trained.base_model)}
+    else:
+        from huggingface_hub import ModelCard
+
+        extra = {"model_card": ModelCard(f"---\nlibrary_name: transformers\npipeline_tag: {TASK}\n---\n# {name}\n\n"
+                                         f"A text-to-SQL model fully fine-tuned by text2sql-mlops ({trained.folder.name}).\n")}
+    packages = ("torch", "transformers", *(("peft",) if trained.base_model is not None else ()))
+    with _no_transformers_progress_bars():
+        return mlflow.transformers.log_model(trained.components, name=name, task=TASK, pip_requirements=_pinned(packages),
+                                             tags=tags, **extra)
+
+
+@contextmanager
+def _no_transformers_progress_bars() -> Iterator[None]:
+    """transformers draws a bar for every load and save, and peft calls deprecated transformers
+    APIs (FutureWarning): stage logs keep one line per event."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _pinned(packages: Iterable[str]) -> list[str]:
+    """``name==version`` of the installed packages, without a local label (torch's ``+cpu``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in packages:
+        try:
+            pins.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Small downloads: no MLflow progress bar on stderr."""
+    progress = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if progress is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = progress
+
+
+def check_logged_model(model_id: str) -> None:
+    """``check_adapter_files`` on a logged MLflow model before it is registered: a transformers
+    model with a tokenizer whose adapter (or whole model) folder is complete. Only ``MLmodel``
+    and ``adapter_config.json`` are downloaded."""
     import tempfile
 
     import mlflow
+    import yaml
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    text = None
+    where = f"models:/{model_id}"
     try:
-        files = [Path(a.path).name for a in MlflowClient().list_artifacts(run_id, "adapter") if not a.is_dir]
-        if ADAPTER_CONFIG in files:
-            progress = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # one small file: no progress bar on stderr
+        client = MlflowClient()
+        location = client.get_logged_model(model_id).artifact_location.rstrip("/")
+        with _no_progress_bar(), tempfile.TemporaryDirectory() as tmp:
+            if MLMODEL not in {Path(a.path).name for a in client.list_logged_model_artifacts(model_id) if not a.is_dir}:
+                raise UserError(f"{where} has no {MLMODEL}: it is not an MLflow model; log it again with `track --adapter`")
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/{MLMODEL}", dst_path=tmp)
             try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"adapter/{ADAPTER_CONFIG}",
-                                                                dst_path=tmp)
-                    text = Path(local).read_text(encoding="utf-8", errors="replace")
-            finally:
-                if progress is None:
-                    os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-                else:
-                    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = progress
+                flavor = (yaml.safe_load(Path(local).read_text(encoding="utf-8")) or {}).get("flavors", {}).get(FLAVOR)
+            except (yaml.YAMLError, AttributeError, ValueError):
+                flavor = None
+            if not isinstance(flavor, dict):
+                raise UserError(f"{where} is not a transformers model ({MLMODEL} has no {FLAVOR} flavor); log it with `track --adapter`")
+            inner = flavor.get("peft_adaptor") or flavor.get("model_binary")
+            if not inner or "tokenizer" not in (flavor.get("components") or []):
+                raise UserError(f"{where} holds no adapter or model weights and tokenizer (saved by reference to a Hub "
+                                "repository?); log it with `track --adapter`")
+            files = [Path(a.path).name for a in client.list_logged_model_artifacts(model_id, inner) if not a.is_dir]
+            text = None
+            if ADAPTER_CONFIG in files:
+                config = mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/{inner}/{ADAPTER_CONFIG}", dst_path=tmp)
+                text = Path(config).read_text(encoding="utf-8", errors="replace")
     except MlflowException as exc:
-        raise UserError(f"cannot read the adapter of run {run_id} from {mlflow.get_tracking_uri()}: "
+        raise UserError(f"cannot read the logged model {where} from {mlflow.get_tracking_uri()}: "
                         f"{str(exc).splitlines()[0]}; give the record of a run in this store") from None
-    check_adapter_files(f"runs:/{run_id}/adapter", files, text)
+    check_adapter_files(f"{where}/{inner}", files, text)
 
 
 def open_store() -> None:
@@ -165,23 +330,33 @@ def decide(new_value: float | None, new_hash: str, champion: dict[str, str] | No
 
 def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: str = DEFAULT_MODEL_NAME,
              base_model: str | None = None, promote: bool = False) -> dict[str, Any]:
-    """Register the run's adapter as a new version and apply the champion rule; returns the decision."""
+    """Register the run's logged MLflow model as a new version and apply the champion rule; returns the decision."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
-    if "adapter_uri" not in run_record or "run_id" not in run_record or "artifact_uri" not in run_record:
-        raise UserError(f"run {run_record.get('run_id')} logged no adapter; register the record of a training stage")
+    run_id = run_record.get("run_id")
+    if "model_id" not in run_record or "model_uri" not in run_record or run_id is None:
+        if run_id is not None and "adapter_uri" in run_record:
+            raise UserError(f"run {run_id} logged its adapter as plain files (an older `track`), not as an MLflow model; "
+                            "run the training stage's `track --adapter` again, then register its new record")
+        raise UserError(f"run {run_id} logged no adapter; register the record of a training stage")
     dataset_hash = eval_dataset_hash(summary)
-    check_logged_adapter(run_record["run_id"])  # before anything is created: an unloadable adapter never becomes champion
+    model_id, source = run_record["model_id"], run_record["model_uri"]
+    check_logged_model(model_id)  # before anything is created: an unloadable model never becomes champion
     client = MlflowClient()
     try:
         client.get_registered_model(model_name)
     except MlflowException:
-        client.create_registered_model(model_name, description="LoRA adapters trained by SFT then DPO (text2sql-mlops)")
+        client.create_registered_model(model_name, description="Text-to-SQL models trained by SFT then DPO (text2sql-mlops): "
+                                       "MLflow transformers models, a LoRA adapter on its local base model or a whole fine-tuned model")
     tags = {name: str(summary.get(name)) for name in TAGGED_NUMBERS}
     tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
-    source = f"{run_record['artifact_uri'].rstrip('/')}/adapter"
-    version = client.create_model_version(model_name, source=source, run_id=run_record["run_id"], tags=tags)
+    version = client.create_model_version(model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
+    # As mlflow.register_model does: the logged model lists its registered versions (the UI links them).
+    logged = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    listed = [*json.loads(logged or "[]"), {"name": model_name, "version": version.version}]
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(listed)})
     try:
         current = client.get_model_version_by_alias(model_name, CHAMPION)
         champion = {**current.tags, "version": current.version}
@@ -198,20 +373,22 @@ def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: st
     client.set_model_version_tag(model_name, version.version, "decision", why)
     return {"model_name": model_name, "version": int(version.version), "promoted": promoted, "reason": why,
             "champion_version": int(version.version) if promoted else (int(champion["version"]) if champion else None),
-            METRIC: summary.get(METRIC), "eval_dataset_hash": dataset_hash, "source": source, "run_id": run_record["run_id"]}
+            METRIC: summary.get(METRIC), "eval_dataset_hash": dataset_hash, "source": source, "run_id": run_id,
+            "model_id": model_id}
 
 
 def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
     """A local adapter folder for ``uri``: a folder as is (checked); ``models:/NAME@ALIAS``,
-    ``models:/NAME/VERSION``, ``models:/NAME/latest`` or ``runs:/RUN/PATH`` downloaded once
-    into ``cache_dir``.
+    ``models:/NAME/VERSION``, ``models:/NAME/latest``, a logged model ``models:/m-ID`` or
+    ``runs:/RUN/PATH`` downloaded once into ``cache_dir``.
 
     An alias or ``latest`` is resolved to its version number first, so the cache holds one
-    folder per version (``NAME/vN``) and a moved alias or a new version never reuses
-    another version's files. A download lands in a temporary folder next to the cache and
-    is checked (``check_adapter_folder``) before it is renamed into place; a cached folder
-    that fails the check (an interrupted download from an older release) is fetched again.
-    A failed lookup creates nothing.
+    folder per version (``NAME/vN``; a logged model: ``logged/m-ID``) and a moved alias or a
+    new version never reuses another version's files. A download lands in a temporary folder
+    next to the cache, is unpacked (an MLflow model: its adapter or whole model folder with
+    the tokenizer's files, as ``train`` writes them) and checked (``check_adapter_folder``)
+    before it is renamed into place; a cached folder that fails the check (an interrupted
+    download from an older release) is fetched again. A failed lookup creates nothing.
     """
     if not uri.startswith(("models:/", "runs:/")):
         if "://" in uri:
@@ -226,13 +403,17 @@ def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
     open_store()
     client = MlflowClient()
     try:
-        if uri.startswith("models:/"):
+        reference = uri[len("models:/"):] if uri.startswith("models:/") else None
+        if reference is not None and _is_logged_model_id(reference):
+            client.get_logged_model(reference)  # an unknown model fails before anything is created
+            dest = Path(cache_dir) / "logged" / reference
+        elif reference is not None:
             name, version = _model_version(client, uri)
             uri, dest = f"models:/{name}/{version}", Path(cache_dir) / name / f"v{version}"
         else:
             run_path = uri[len("runs:/"):].strip("/")
             if not run_path:
-                raise UserError(f"{uri}: expected runs:/RUN_ID/PATH (e.g. runs:/RUN_ID/adapter)")
+                raise UserError(f"{uri}: expected runs:/RUN_ID/PATH (e.g. runs:/RUN_ID/model)")
             client.get_run(run_path.split("/")[0])  # an unknown run fails before anything is created
             dest = Path(cache_dir) / "runs" / run_path.replace("/", "_")
         if not _is_adapter(dest):
@@ -240,6 +421,11 @@ def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
     except MlflowException as exc:
         raise UserError(f"cannot fetch {uri} from {mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}") from None
     return str(dest)
+
+
+def _is_logged_model_id(reference: str) -> bool:
+    """``m-<hex>``: the id MLflow 3 gives a logged model (``models:/m-...``), not a registered name."""
+    return reference.startswith("m-") and "/" not in reference and "@" not in reference
 
 
 def _model_version(client, uri: str) -> tuple[str, str]:
@@ -252,7 +438,8 @@ def _model_version(client, uri: str) -> tuple[str, str]:
         return name, str(client.get_model_version_by_alias(name, alias).version)
     name, _, version = reference.rpartition("/")
     if not name or not version:
-        raise UserError(f"{uri}: expected models:/NAME@ALIAS, models:/NAME/VERSION or models:/NAME/latest")
+        raise UserError(f"{uri}: expected models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/latest "
+                        "or models:/m-ID (a logged model)")
     if version.lower() == "latest":
         versions = client.search_model_versions(f"name = '{name}'")
         if not versions:
@@ -273,7 +460,7 @@ def _is_adapter(folder: Path) -> bool:
 
 
 def _download_adapter(uri: str, dest: Path) -> None:
-    """Download ``uri`` into a temporary folder next to ``dest``, check it, then swap it in.
+    """Download ``uri`` into a temporary folder next to ``dest``, unpack and check it, then swap it in.
 
     An interrupted download never looks like a cached adapter, and a failure leaves
     nothing behind, not even the cache folders this call created.
@@ -288,13 +475,15 @@ def _download_adapter(uri: str, dest: Path) -> None:
             download = staged.parent / "download"
             download.mkdir()
             mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(download))
-            # the shallowest folder holding an adapter config, or else a whole model's config
-            configs = sorted(download.rglob(ADAPTER_CONFIG), key=lambda path: len(path.parts)) or \
-                sorted((p for p in download.rglob(MODEL_CONFIG) if is_whole_model_folder(p.parent)), key=lambda path: len(path.parts))
-            if not configs:
-                raise UserError(f"{uri} holds no {ADAPTER_CONFIG} and no whole model; is it a registered adapter?")
-            check_adapter_folder(configs[0].parent, where=uri)
-            configs[0].parent.rename(staged)
+            if not _unpack_mlflow_model(download, staged, uri):
+                # Plain files (an adapter/ artifact of an older run): the shallowest folder holding an
+                # adapter config, or else a whole model's config.
+                configs = sorted(download.rglob(ADAPTER_CONFIG), key=lambda path: len(path.parts)) or \
+                    sorted((p for p in download.rglob(MODEL_CONFIG) if is_whole_model_folder(p.parent)), key=lambda path: len(path.parts))
+                if not configs:
+                    raise UserError(f"{uri} holds no MLflow model, no {ADAPTER_CONFIG} and no whole model; is it a registered model?")
+                configs[0].parent.rename(staged)
+            check_adapter_folder(staged, where=uri)
     except BaseException:
         for folder in created:
             try:
@@ -302,6 +491,34 @@ def _download_adapter(uri: str, dest: Path) -> None:
             except OSError:
                 break
         raise
+
+
+def _unpack_mlflow_model(download: Path, staged: Path, uri: str) -> bool:
+    """Lay out the MLflow transformers model under ``download`` (its shallowest ``MLmodel``) at
+    ``staged`` as ``train`` writes its output: the PEFT adapter folder, or the whole model
+    folder, with the tokenizer's files beside it (the hf generator reads a whole model's
+    tokenizer from its folder). False when ``download`` holds no such model."""
+    import yaml
+
+    for mlmodel in sorted(download.rglob(MLMODEL), key=lambda path: len(path.parts)):
+        try:
+            flavor = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {}).get(FLAVOR)
+        except (OSError, ValueError, yaml.YAMLError, AttributeError):
+            continue
+        if not isinstance(flavor, dict):
+            continue
+        root = mlmodel.parent
+        inner = flavor.get("peft_adaptor") or flavor.get("model_binary")
+        if not inner or not (root / inner).is_dir():
+            raise UserError(f"the MLflow model at {uri} holds no adapter and no model weights (saved by reference "
+                            "to a Hub repository?); log the trained folder with `track --adapter`")
+        (root / inner).rename(staged)
+        tokenizer = root.joinpath(*TOKENIZER_DIR)
+        for item in sorted(tokenizer.iterdir()) if tokenizer.is_dir() else ():
+            if not (staged / item.name).exists():
+                item.rename(staged / item.name)
+        return True
+    return False
 
 
 def base_model_of(adapter_dir: str) -> str:

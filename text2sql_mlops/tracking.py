@@ -223,6 +223,11 @@ def _mlflow_key(key: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_-. /" else "_" for ch in key)
 
 
+def _model_name(stage: str) -> str:
+    """A logged model's name (MLflow forbids / : . % and quotes in it): the stage's."""
+    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in stage) or "model"
+
+
 def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -255,12 +260,12 @@ def log_stage(
     named ``<namespace>/<key>`` (``eval/final_ex_strict``, ``train/loss``).
 
     Every input is read and checked first (metrics files, step series, artifacts, the
-    adapter folder): a bad one is a ``UserError`` and no run is created at all.
+    adapter folder, loaded with its base model): a bad one is a ``UserError`` and no run is
+    created at all. The adapter becomes the run's MLflow model (``log_trained_model``); the
+    record names it (``model_uri``, ``model_id``; ``adapter_uri`` is the same URI).
     """
     import mlflow
     from mlflow import MlflowClient
-
-    from .registry import check_adapter_folder
 
     files = [Path(p) for p in [*metrics_files, *step_files, *artifacts, *([adapter] if adapter else [])]]
     missing = [str(p) for p in files if not p.exists()]
@@ -272,10 +277,13 @@ def log_stage(
     metrics = [numeric_metrics(summary) for summary in summaries]
     resolved = {key: value for summary in summaries for key, value in resolved_params(summary).items()}
     series = [step for path in step_files for step in _read_steps(Path(path))]
-    if adapter:
-        check_adapter_folder(adapter)
     if started is not None and not (math.isfinite(started) and 0 < started <= time.time() + 60):
         raise UserError(f"--started must be the stage's start as seconds since the epoch (`date +%s`), got {started}")
+    trained = None
+    if adapter:  # torch and the model only here: a stage without an adapter stays light
+        from .registry import load_trained_model
+
+        trained = load_trained_model(adapter)
     experiment_id = connect(experiment, store_dir)
     space = namespace(stage)
     tags = {"stage": stage, "git_commit": git_commit(), "dvc_data_hash": data_hash(), "params_hash": params_hash(params),
@@ -301,12 +309,15 @@ def log_stage(
             mlflow.log_table(data=frame, artifact_file=f"{name}.json")
         for path in artifacts:
             _log_artifact(Path(path))
-        if adapter:
-            mlflow.log_artifacts(adapter, artifact_path="adapter")
         record = {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment": experiment, "stage": stage,
                   "artifact_uri": run.info.artifact_uri, "tracking_uri": mlflow.get_tracking_uri()}
-        if adapter:
-            record["adapter_uri"] = f"runs:/{run.info.run_id}/adapter"
+        if trained is not None:
+            from .registry import log_trained_model
+
+            model_tags = {"stage": stage, "kind": "lora" if trained.base_model is not None else "whole_model",
+                          "base_model": str(trained.base_model or "")}
+            info = log_trained_model(trained, _model_name(stage), model_tags)
+            record.update(model_uri=info.model_uri, model_id=info.model_id, adapter_uri=info.model_uri)
     if parent:
         record["parent_run_id"] = parent
         _extend_parent(parent, run_id, to_parent, metrics, space, artifacts)
@@ -480,14 +491,15 @@ def _log_artifact(path: Path) -> None:
 
 def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     parser = ArgParser(prog=prog, description="Log a finished pipeline stage to MLflow as one run "
-                       "(params from params.yaml, metrics files, step series, artifacts, an adapter).")
+                       "(params from params.yaml, metrics files, step series, artifacts, a trained model).")
     flag(parser, "stage", required=True, help="stage name (the run name and the `stage` tag)")
     flag(parser, "params", nargs="*", default=[], metavar="SECTION", help="params.yaml sections the stage uses")
     flag(parser, "params_file", default="params.yaml", help="(default: %(default)s)")
     flag(parser, "metrics", nargs="*", default=[], metavar="JSON", help="JSON files whose numbers become metrics")
     flag(parser, "steps", nargs="*", default=[], metavar="JSONL", help="JSONL step series (e.g. training metrics.jsonl)")
     flag(parser, "artifacts", nargs="*", default=[], metavar="PATH", help="files or folders to log as artifacts")
-    flag(parser, "adapter", help="a LoRA adapter folder, logged under adapter/")
+    flag(parser, "adapter", help="a trained folder (a LoRA adapter, or a whole model from --full_finetune), logged as the "
+         "run's MLflow transformers model (the adapter and tokenizer; its base model recorded by local path)")
     flag(parser, "tag", action="append", default=[], metavar="KEY=VALUE", help="another run tag (repeatable)")
     flag(parser, "experiment", help="MLflow experiment (default: tracking.experiment in the params file, else "
          f"{DEFAULT_EXPERIMENT})")
