@@ -107,6 +107,8 @@ def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any
     """What makes two runs the same run: result-changing settings and the examples selected
     (before sharding, so every shard of a run shares it with the unsharded run)."""
     identity = {key: value for key, value in asdict(config).items() if key not in NOT_IN_IDENTITY}
+    # A generation flag the backend ignores cannot change a trajectory (a profile's batch_size for openai).
+    identity.update(dict.fromkeys(ignored_flags(config)))
     identity["generator_option"] = list(config.generator_option)
     identity["examples"] = len(example_ids)
     identity["examples_sha256"] = hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
