@@ -15,7 +15,15 @@ import pytest
 from tiny_model import build_tiny_llama
 
 from text2sql_mlops.errors import UserError
-from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator, generator_names
+from text2sql_mlops.generation import (
+    GenerationRequest,
+    SamplingParams,
+    backend_options,
+    backends_with,
+    create_generator,
+    generator_names,
+    parse_option,
+)
 from text2sql_mlops.generation.chat import encode, render_completion, render_prompt
 
 QUESTIONS = [
@@ -95,10 +103,12 @@ def test_render_prompt_without_chat_template_is_a_user_error(tokenizer):
         render_prompt(bare, REQUESTS[0].messages)
 
 
-def test_chat_and_remote_backends_do_not_import_torch():
+def test_chat_and_remote_backends_and_every_backends_options_do_not_import_torch():
     code = (
         "import sys\n"
         "import text2sql_mlops.generation.chat, text2sql_mlops.generation.openai_compat, text2sql_mlops.generation.vllm_backend\n"
+        "from text2sql_mlops.generation import backend_options, describe_options, generator_names\n"
+        "assert all(backend_options(name) is not None for name in generator_names()) and describe_options()\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -429,8 +439,9 @@ class FakeLLM:
 
 
 @pytest.fixture
-def fake_vllm(tokenizer):
-    from text2sql_mlops.generation.vllm_backend import VllmApi
+def fake_vllm(tokenizer, monkeypatch):
+    """vLLM's entry points replaced by fakes for any VLLMGenerator this test creates; the engines it made."""
+    from text2sql_mlops.generation import vllm_backend
 
     engines = []
 
@@ -438,13 +449,14 @@ def fake_vllm(tokenizer):
         engines.append(FakeLLM(tokenizer, **options))
         return engines[-1]
 
-    api = VllmApi(LLM=make_llm, SamplingParams=dict, LoRARequest=lambda *args: ("lora", *args))
-    return api, engines
+    api = vllm_backend.VllmApi(LLM=make_llm, SamplingParams=dict, LoRARequest=lambda *args: ("lora", *args))
+    monkeypatch.setattr(vllm_backend, "load_vllm_api", lambda: api)
+    return engines
 
 
 def test_vllm_passes_rendered_token_ids_and_sampling(tiny_model, tokenizer, fake_vllm):
-    api, engines = fake_vllm
-    generator = create_generator("vllm", model_path=str(tiny_model), api=api, progress=False)
+    engines = fake_vllm
+    generator = create_generator("vllm", model_path=str(tiny_model), progress=False)
     params = SamplingParams(num_samples=2, temperature=0.7, top_p=0.9, max_new_tokens=64, seed=3)
     results = generator.generate(REQUESTS[:2], params)
     (engine,) = engines
@@ -458,28 +470,27 @@ def test_vllm_passes_rendered_token_ids_and_sampling(tiny_model, tokenizer, fake
 
 
 def test_vllm_greedy_asks_once_and_copies(tiny_model, fake_vllm):
-    api, engines = fake_vllm
-    results = create_generator("vllm", model_path=str(tiny_model), api=api).generate(REQUESTS[:1], SamplingParams(num_samples=3))
+    engines = fake_vllm
+    results = create_generator("vllm", model_path=str(tiny_model)).generate(REQUESTS[:1], SamplingParams(num_samples=3))
     assert engines[0].calls[0].sampling["n"] == 1 and engines[0].calls[0].sampling["temperature"] == 0.0
     assert len(results[0]) == 3 and len({s.text for s in results[0]}) == 1
 
 
 def test_vllm_serves_a_lora_adapter(tiny_model, tiny_adapter, fake_vllm):
-    api, engines = fake_vllm
-    generator = create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tiny_adapter), api=api)
+    engines = fake_vllm
+    generator = create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tiny_adapter))
     generator.generate(REQUESTS[:1], GREEDY)
     assert engines[0].options["enable_lora"] is True and engines[0].options["max_lora_rank"] == 8  # r=4 rounded up
     assert engines[0].calls[0].lora_request == ("lora", "adapter", 1, str(tiny_adapter))
 
 
 def test_vllm_option_errors(tiny_model, tmp_path, fake_vllm):
-    api, _ = fake_vllm
     with pytest.raises(UserError, match="model folder not found"):
-        create_generator("vllm", model_path=str(tmp_path / "missing"), api=api)
+        create_generator("vllm", model_path=str(tmp_path / "missing"))
     with pytest.raises(UserError, match="has no adapter_config.json"):
-        create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tmp_path), api=api)
+        create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tmp_path))
     with pytest.raises(UserError, match="unknown option.*batch_size"):
-        create_generator("vllm", model_path=str(tiny_model), batch_size=8, api=api)
+        create_generator("vllm", model_path=str(tiny_model), batch_size=8)
 
 
 # --- registry --------------------------------------------------------------------------------
@@ -489,3 +500,116 @@ def test_registry_lists_every_backend_and_rejects_unknown_names():
     assert {"mock", "hf", "openai", "vllm"} <= set(generator_names())
     with pytest.raises(UserError, match="unknown generator 'gpt'; choose one of: .*hf.*openai.*vllm"):
         create_generator("gpt")
+
+
+def test_every_backend_declares_typed_options_with_help():
+    for name in generator_names():
+        for option, declared in backend_options(name).items():
+            assert declared.metadata.get("help"), (name, option)
+    assert {"batch_size", "model_path", "adapter_path"} <= set(backend_options("hf"))
+    assert "batch_size" not in backend_options("openai") and "batch_size" not in backend_options("vllm")
+    assert backend_options("mock") == {}
+    assert backends_with("adapter_path") == ["hf", "vllm"]
+
+
+@pytest.mark.parametrize(
+    ("name", "item", "parsed"),
+    [
+        ("hf", "batch_size=8", ("batch_size", 8)),
+        ("hf", "progress=false", ("progress", False)),
+        ("hf", "device_map=none", ("device_map", None)),
+        ("hf", "dtype=float32", ("dtype", "float32")),
+        ("openai", "backoff_s=0.5", ("backoff_s", 0.5)),
+        ("vllm", "max_model_len=4096", ("max_model_len", 4096)),
+    ],
+)
+def test_generator_options_are_parsed_by_their_declared_type(name, item, parsed):
+    assert parse_option(name, item) == parsed
+
+
+@pytest.mark.parametrize(
+    ("name", "item", "message"),
+    [
+        ("openai", "batch_size=4", "--generator_option batch_size: the openai generator has no such option; its options: base_url, model,"),
+        ("mock", "seed=1", "the mock generator has no such option; its options: none"),
+        ("hf", "batch_size=many", "the hf generator's batch_size is a int"),
+        ("hf", "progress=maybe", "the hf generator's progress is a bool"),
+        ("hf", "batch_size", "must look like KEY=VALUE"),
+    ],
+)
+def test_generator_option_errors_name_the_backends_options(name, item, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        parse_option(name, item)
+
+
+# --- one profile, every backend --------------------------------------------------------------
+
+
+def profile_generation_flags(generator: str) -> list[str]:
+    """profiles/spider.yaml's `generation:` section as dvc.yaml passes it (`${generation}`), with
+    its generator replaced: how `dvc exp run -S generation.generator=...` switches backends."""
+    import yaml
+
+    section = yaml.safe_load((Path(__file__).parents[1] / "profiles" / "spider.yaml").read_text())["generation"]
+    assert "batch_size" in section  # an hf option the other backends lack: the point of this test
+    return [arg for key, value in {**section, "generator": generator}.items() for arg in (f"--{key}", str(value))]
+
+
+@pytest.fixture(scope="module")
+def long_tiny_model(tmp_path_factory) -> Path:
+    """The tiny Llama with room for a schema prompt plus the profile's 256 new tokens."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama-2k", max_positions=2048)
+
+
+def test_one_profile_runs_every_backend(spider_layout, long_tiny_model, fake_openai, fake_vllm, tmp_path, capsys, monkeypatch):
+    """The spider profile's generation section drives each backend: a backend gets the options
+    it declares (batch_size reaches hf), the others note once on stderr what they ignore."""
+    import text2sql_mlops.generation as generation
+    from text2sql_mlops.cli import main as cli_main
+
+    created = {}
+    real_create = generation.create_generator
+
+    def recording_create(name, **options):
+        created[name] = options
+        return real_create(name, **options)
+
+    monkeypatch.setattr(generation, "create_generator", recording_create)
+    (spider_layout / "tables.json").unlink()  # the fixture's is a stub; the SQLite file has the schema
+    server = fake_openai(fail_first=False)
+    model = ["--model_path", str(long_tiny_model)]
+    backend_flags = {
+        "mock": [],
+        "hf": model,
+        "vllm": model,
+        # --model_path too, as dvc.yaml passes it to every backend
+        "openai": [*model, "--base_url", server.base_url, "--model_name", "tiny", "--generator_option", "backoff_s=0.01"],
+    }
+    assert sorted(backend_flags) == generator_names()
+    for name, flags in backend_flags.items():
+        argv = ["rollout", "--dataset_path", str(spider_layout), "--split", "train", "--output_dir", str(tmp_path / name),
+                "--max_turns", "2", "--no_progress", *profile_generation_flags(name), *flags]
+        assert cli_main(argv) == 0, name
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["examples"] == 2, name
+        notes = [line for line in captured.err.splitlines() if "has no option for" in line]
+        ignored = {"hf": [], "mock": ["--batch_size"], "vllm": ["--batch_size"], "openai": ["--batch_size", "--model_path"]}[name]
+        assert notes == ([f"rollout: note: the {name} generator has no option for {', '.join(ignored)}; ignored"] if ignored else []), name
+    assert created["hf"] == {"model_path": str(long_tiny_model), "batch_size": 64, "progress": False}
+    assert created["vllm"] == {"model_path": str(long_tiny_model), "progress": False}
+    assert created["openai"] == {"model": "tiny", "base_url": server.base_url, "backoff_s": 0.01}
+    assert created["mock"] == {}
+    assert len(fake_vllm[0].calls) == 2 and len(server.bodies) == 4  # two turns of two examples (no answer is SQL)
+
+
+def test_an_explicit_option_the_backend_lacks_is_one_error_line(spider_layout, tmp_path, capsys):
+    from text2sql_mlops.cli import main as cli_main
+
+    argv = ["rollout", "--dataset_path", str(spider_layout), "--split", "train", "--output_dir", str(tmp_path / "out"),
+            "--generator", "openai", "--base_url", "http://127.0.0.1:1/v1", "--model_name", "tiny",
+            "--generator_option", "batch_size=4", "--no_progress"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --generator_option batch_size: the openai generator has no such option; "
+                                                   "its options: base_url, model, api_key_env, max_concurrency,"), err
+    assert not (tmp_path / "out").exists()

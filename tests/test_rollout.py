@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from text2sql_mlops.errors import UserError
 from text2sql_mlops.generation.mock import MockGenerator, broken_variant
 from text2sql_mlops.query_plan import PlanFlags
 from text2sql_mlops.rewards import cost_reward, rule_reward
-from text2sql_mlops.rollout import RolloutConfig, generator_options, run_rollout
+from text2sql_mlops.rollout import RolloutConfig, generator_options, ignored_flags, run_identity, run_rollout
 from text2sql_mlops.rollout_store import WORK_FILE
 
 GOLD = [
@@ -413,6 +414,13 @@ def test_generator_options_are_the_ones_given():
     assert generator_options(quiet) == {"model_path": "m", "progress": False}  # --no_progress silences the batch bar too
     served = RolloutConfig(dataset_path="d", output_dir="o", generator="openai", model_name="qwen", base_url="http://h/v1", max_concurrency=4)
     assert generator_options(served) == {"model": "qwen", "base_url": "http://h/v1", "max_concurrency": 4}
+    # A profile's generation flags reach only the backends that declare them (--no_progress too).
+    profiled = replace(served, batch_size=64, model_path="m", progress=False)
+    assert generator_options(profiled) == generator_options(served) and ignored_flags(profiled) == ["batch_size", "model_path"]
+    assert ignored_flags(config) == []
+    # ... and cannot change the run: it is left out of the run's identity.
+    assert run_identity(replace(served, batch_size=64), ["x"]) == run_identity(served, ["x"])
+    assert run_identity(replace(config, batch_size=64), ["x"]) != run_identity(config, ["x"])
     with pytest.raises(UserError, match="KEY=VALUE"):
         generator_options(RolloutConfig(dataset_path="d", output_dir="o", generator_option=("oops",)))
 

@@ -52,16 +52,18 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
 
     ``adapter`` is ``--adapter`` (a folder or a registry URI), ``adapter_path`` the rollout's
     ``--adapter_path`` (a folder): one of them at most, and only for a generator that loads
-    adapters (hf, vllm); neither is ever dropped silently."""
+    adapters (one that declares an ``adapter_path`` option); neither is ever dropped silently."""
+    from .generation import backend_options, backends_with
     from .registry import base_model_of, is_whole_model_folder, resolve_adapter
 
     if adapter and adapter_path:
         raise UserError("give --adapter or --adapter_path, not both (--adapter takes a folder or models:/NAME@ALIAS)")
-    if (adapter or adapter_path) and generator not in {"hf", "vllm"}:
+    loads_adapters = "adapter_path" in backend_options(generator)
+    if (adapter or adapter_path) and not loads_adapters:
         raise UserError(f"--generator {generator} does not load LoRA adapters, so --adapter{'' if adapter else '_path'} "
-                        "would be ignored; use --generator hf or vllm, or drop the adapter")
+                        f"would be ignored; use --generator {' or '.join(backends_with('adapter_path'))}, or drop the adapter")
     adapter_path = resolve_adapter(adapter or adapter_path) if (adapter or adapter_path) else None
-    if generator not in {"hf", "vllm"}:
+    if not loads_adapters:
         return model_path, adapter_path
     if adapter_path is not None and is_whole_model_folder(adapter_path):
         return adapter_path, None  # a fully fine-tuned model: it replaces the base model

@@ -29,6 +29,7 @@ import json
 import math
 import sys
 import time
+import typing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -50,15 +51,16 @@ class RolloutConfig:
     split: str = "train"  # for a Spider-layout folder
     tables_json: str | None = None  # default: tables.json next to the dataset, when there is one
     # generation
-    generator: str = "mock"  # mock | hf | openai | vllm
-    model_path: str | None = None  # hf / vllm: a model folder
-    adapter_path: str | None = None  # hf / vllm: a LoRA adapter folder
-    model_name: str | None = None  # openai: the model name the server serves
-    base_url: str | None = None  # openai: e.g. http://localhost:8000/v1
-    api_key_env: str | None = None  # openai: the variable holding the API key
-    max_concurrency: int | None = None  # openai: requests in flight
-    batch_size: int | None = None  # hf: prompts per forward pass (backend default when unset)
-    device_map: str | None = None  # hf: transformers device_map ("auto" shards a big model across GPUs)
+    generator: str = "mock"  # a registered backend: generation.generator_names()
+    # Generation flags (GENERIC_OPTIONS): each goes to the backends that declare it, others ignore it.
+    model_path: str | None = None  # a model folder
+    adapter_path: str | None = None  # a LoRA adapter folder
+    model_name: str | None = None  # the model name a server serves
+    base_url: str | None = None  # a server's endpoint, e.g. http://localhost:8000/v1
+    api_key_env: str | None = None  # the variable holding the API key
+    max_concurrency: int | None = None  # requests in flight
+    batch_size: int | None = None  # prompts per forward pass (backend default when unset)
+    device_map: str | None = None  # transformers device_map ("auto" shards a big model across GPUs)
     generator_option: tuple[str, ...] = ()  # further KEY=VALUE backend options
     num_samples: int = 1
     temperature: float = 0.0
@@ -105,35 +107,51 @@ def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any
     """What makes two runs the same run: result-changing settings and the examples selected
     (before sharding, so every shard of a run shares it with the unsharded run)."""
     identity = {key: value for key, value in asdict(config).items() if key not in NOT_IN_IDENTITY}
+    # A generation flag the backend ignores cannot change a trajectory (a profile's batch_size for openai).
+    identity.update(dict.fromkeys(ignored_flags(config)))
     identity["generator_option"] = list(config.generator_option)
     identity["examples"] = len(example_ids)
     identity["examples_sha256"] = hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
     return identity
 
 
-def generator_options(config: RolloutConfig) -> dict[str, Any]:
-    """Backend options: the ones given on the command line, under the names backends take."""
-    given = {
-        "model_path": config.model_path, "adapter_path": config.adapter_path, "model": config.model_name,
-        "base_url": config.base_url, "api_key_env": config.api_key_env,
-        "max_concurrency": config.max_concurrency, "batch_size": config.batch_size, "device_map": config.device_map,
-    }
+# The rollout's generation flags (what a profile's `generation:` section sets) -> the option
+# names backends declare. Each backend gets those it declares; the rest are noted and ignored,
+# so one profile can switch backends. --generator_option names one backend's option exactly.
+GENERIC_OPTIONS = {"model_path": "model_path", "adapter_path": "adapter_path", "model_name": "model", "base_url": "base_url",
+                   "api_key_env": "api_key_env", "max_concurrency": "max_concurrency", "batch_size": "batch_size",
+                   "device_map": "device_map"}
+
+
+def _generic_options(config: RolloutConfig) -> dict[str, tuple[str, Any]]:
+    """The generation flags given: option name -> (flag, value)."""
+    given = {option: (flag, getattr(config, flag)) for flag, option in GENERIC_OPTIONS.items()}
     if config.adapter_path:
         from .registry import is_whole_model_folder
 
         if is_whole_model_folder(config.adapter_path):  # a fully fine-tuned model replaces the base
-            given.update(model_path=config.adapter_path, adapter_path=None)
-    options = {key: value for key, value in given.items() if value is not None}
-    if not config.progress and config.generator in {"hf", "vllm"}:
-        options["progress"] = False  # their per-batch bars too
-    for item in config.generator_option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--generator_option must look like KEY=VALUE, got {item!r}")
-        try:
-            options[key] = json.loads(value)  # numbers, true/false, null
-        except json.JSONDecodeError:
-            options[key] = value
+            given.update(model_path=("adapter_path", config.adapter_path), adapter_path=("adapter_path", None))
+    return {option: (flag, value) for option, (flag, value) in given.items() if value is not None}
+
+
+def ignored_flags(config: RolloutConfig) -> list[str]:
+    """The generation flags given that ``config.generator`` has no option for."""
+    from .generation import backend_options
+
+    declared = backend_options(config.generator)
+    return sorted({flag for option, (flag, _) in _generic_options(config).items() if option not in declared})
+
+
+def generator_options(config: RolloutConfig) -> dict[str, Any]:
+    """The options ``config.generator`` declares, from the generation flags and --generator_option
+    (an option that backend lacks is an error there, naming the ones it has)."""
+    from .generation import backend_options, parse_option
+
+    declared = backend_options(config.generator)
+    options = {option: value for option, (_, value) in _generic_options(config).items() if option in declared}
+    if not config.progress and "progress" in declared:
+        options["progress"] = False  # a backend's own bars too
+    options.update(parse_option(config.generator, item) for item in config.generator_option)
     return options
 
 
@@ -163,6 +181,7 @@ def check(config: RolloutConfig) -> None:
                         f"got {config.temperature:g}, {config.top_p:g} and {config.timeout_sec:g}")
     if config.generator not in generator_names():
         raise UserError(f"--generator {config.generator!r} is not one of: {', '.join(generator_names())}")
+    generator_options(config)  # a bad --generator_option fails before any work
     for name, value, choices in (("feedback_detail", config.feedback_detail, DETAIL_LEVELS), ("feedback_mode", config.feedback_mode, FEEDBACK_MODES),
                                  ("repair_scope", config.repair_scope, REPAIR_SCOPES), ("matcher", config.matcher, MATCHERS)):
         if value not in choices:
@@ -231,6 +250,9 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
         print("rollout: note: temperature 0 is greedy, so all samples of a prompt are the same", file=sys.stderr)
 
     own_generator = generator is None
+    if own_generator and (ignored := ignored_flags(config)):
+        print(f"rollout: note: the {config.generator} generator has no option for {', '.join('--' + f for f in ignored)}; "
+              "ignored", file=sys.stderr)
     generator = generator or create_generator(config.generator, **generator_options(config))
     claimed = bool(finished)  # a resumed run's folder is already its own
     engine = RolloutEngine(config, generator, config.tables_json)
@@ -325,9 +347,18 @@ def _limit(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
+class _KeepEpilogLines(argparse.HelpFormatter):
+    """Wraps the description as usual; keeps the epilog (the generators' options) line by line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return text if "\n" in text else super()._fill_text(text, width, indent)
+
+
 def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
+    from .generation import backend_options, backends_with, describe_options, generator_names
+
     d = {f.name: f.default for f in fields(RolloutConfig)}
-    parser = ArgParser(prog=prog, description=(
+    parser = ArgParser(prog=prog, formatter_class=_KeepEpilogLines, epilog=describe_options(), description=(
         "Generate SQL, execute it, feed errors back and repair, up to --max_turns; write trajectories.jsonl, "
         "grpo_rollouts.jsonl and summary.json. Resumable: run it again with the same arguments. "
         f"`{prog} merge --inputs DIR ... --output_dir OUT` recombines --shard runs."))
@@ -336,16 +367,17 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
     flag(parser, "split", default=d["split"], help="split of a Spider-layout folder (default: %(default)s)")
     flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
-    flag(parser, "generator", default=d["generator"], help="mock, hf, openai or vllm (default: %(default)s)")
-    flag(parser, "model_path", "--model", help="hf/vllm: model folder")
-    flag(parser, "adapter_path", help="hf/vllm: LoRA adapter folder")
-    flag(parser, "model_name", help="openai: the model name the server serves")
-    flag(parser, "base_url", help="openai: endpoint, e.g. http://localhost:8000/v1")
-    flag(parser, "api_key_env", help="openai: environment variable holding the API key")
-    flag(parser, "max_concurrency", type=int, help="openai: requests in flight")
-    flag(parser, "batch_size", type=int, help="hf: prompts per forward pass (backend default when unset)")
-    flag(parser, "device_map", help="hf: transformers device_map, e.g. auto (shards a big model across GPUs)")
-    flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE", help="another backend option (repeatable)")
+    flag(parser, "generator", default=d["generator"], help=f"{', '.join(generator_names())} (default: %(default)s)")
+    hints = typing.get_type_hints(RolloutConfig)
+    for name, option in GENERIC_OPTIONS.items():
+        # Help from the backends' own declarations, so the parser names no backend itself.
+        owners = backends_with(option)
+        help_text = backend_options(owners[0])[option].metadata["help"].replace("%", "%%") if owners else ""
+        kind = next(a for a in typing.get_args(hints[name]) if a is not type(None))  # int | None -> int
+        flag(parser, name, *(["--model"] if name == "model_path" else []), type=kind,
+             help=f"{'/'.join(owners)}: {help_text} (ignored by other generators)")
+    flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE",
+         help="an option of the chosen generator (repeatable; see below)")
     flag(parser, "num_samples", type=int, default=d["num_samples"], help="candidates per prompt (default: %(default)s)")
     flag(parser, "temperature", type=float, default=d["temperature"], help="0 = greedy (default: %(default)s)")
     flag(parser, "top_p", type=float, default=d["top_p"], help="(default: %(default)s)")

@@ -2,9 +2,22 @@
 
 A generator takes a batch of chat prompts and returns ``num_samples``
 completions per prompt. Backends are registered by name and imported only when
-used, so choosing ``mock`` never imports torch.
+used, so choosing ``mock`` never imports torch. Each declares its options as a
+dataclass, which callers read through ``backend_options`` instead of naming backends.
 """
 
-from .base import Completion, GenerationRequest, Generator, SamplingParams, create_generator, generator_names
+from .base import (
+    Completion,
+    GenerationRequest,
+    Generator,
+    SamplingParams,
+    backend_options,
+    backends_with,
+    create_generator,
+    describe_options,
+    generator_names,
+    parse_option,
+)
 
-__all__ = ["Completion", "GenerationRequest", "Generator", "SamplingParams", "create_generator", "generator_names"]
+__all__ = ["Completion", "GenerationRequest", "Generator", "SamplingParams", "backend_options", "backends_with",
+           "create_generator", "describe_options", "generator_names", "parse_option"]

@@ -35,6 +35,7 @@ from ..errors import UserError
 from ..prompts import answer_complete
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 from .chat import encode, render_prompt
+from .hf_options import HFOptions
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -104,20 +105,8 @@ class HFGenerator(Generator):
 
     name = "hf"
 
-    def __init__(
-        self,
-        model_path: str | None = None,
-        adapter_path: str | None = None,
-        batch_size: int = 16,
-        dtype: str = "auto",
-        device: str = "auto",
-        progress: bool = True,
-        device_map: str | None = None,
-        **unknown: object,
-    ) -> None:
-        if unknown:
-            raise UserError(f"hf generator: unknown option(s) {', '.join(sorted(unknown))}; known: model_path, adapter_path, "
-                            "batch_size, dtype, device, device_map, progress")
+    def __init__(self, options: HFOptions) -> None:
+        model_path, batch_size, device_map = options.model_path, options.batch_size, options.device_map
         if not model_path:
             raise UserError("hf generator needs model_path (a Hugging Face model folder, e.g. models/smollm2-135m-instruct)")
         model_dir = Path(model_path)
@@ -126,14 +115,14 @@ class HFGenerator(Generator):
         if batch_size < 1:
             raise UserError(f"hf generator: batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
-        self.progress = progress
-        self.device = resolve_device(device)
+        self.progress = options.progress
+        self.device = resolve_device(options.device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         # device_map (e.g. "auto": accelerate spreads the layers over the GPUs) places the model itself.
         placed = {"device_map": device_map} if device_map else {}
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(dtype, self.device), **placed)
-        if adapter_path:
-            model = self._with_adapter(model, Path(adapter_path))
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(options.dtype, self.device), **placed)
+        if options.adapter_path:
+            model = self._with_adapter(model, Path(options.adapter_path))
         self.model = (model if device_map else model.to(self.device)).eval()
         if device_map:
             self.device = str(self.model.get_input_embeddings().weight.device)

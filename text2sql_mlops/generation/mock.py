@@ -10,7 +10,14 @@ its numbers say nothing about any model.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import Completion, GenerationRequest, Generator, SamplingParams
+
+
+@dataclass(frozen=True)
+class MockOptions:
+    """The mock takes no options: it answers from the request metadata alone."""
 
 
 def broken_variant(sql: str) -> str:
@@ -32,7 +39,7 @@ def broken_variant(sql: str) -> str:
 class MockGenerator(Generator):
     name = "mock"
 
-    def __init__(self, **_: object) -> None:
+    def __init__(self, options: MockOptions | None = None) -> None:
         pass
 
     def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:

@@ -20,14 +20,26 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http.client import HTTPException
 
 from ..errors import UserError
-from .base import Completion, GenerationRequest, Generator, Messages, SamplingParams
+from .base import Completion, GenerationRequest, Generator, Messages, SamplingParams, option
 
 
 def _one_line(text: str, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
+
+
+@dataclass(frozen=True)
+class OpenAIOptions:
+    base_url: str | None = option(None, "the endpoint, e.g. http://localhost:8000/v1")
+    model: str | None = option(None, "the model name the server serves")
+    api_key_env: str = option("OPENAI_API_KEY", "environment variable holding the API key (unset: no key sent)")
+    max_concurrency: int = option(8, "requests in flight at once")
+    max_retries: int = option(5, "retries on 429, 5xx and connection errors")
+    backoff_s: float = option(1.0, "first retry delay in seconds, doubled each time")
+    timeout_s: float = option(120.0, "seconds to wait for one answer")
 
 
 class OpenAIGenerator(Generator):
@@ -39,30 +51,19 @@ class OpenAIGenerator(Generator):
 
     name = "openai"
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        model: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        max_concurrency: int = 8,
-        max_retries: int = 5,
-        backoff_s: float = 1.0,
-        timeout_s: float = 120.0,
-        **unknown: object,
-    ) -> None:
-        if unknown:
-            raise UserError(f"openai generator: unknown option(s) {', '.join(sorted(unknown))}; known: base_url, model, api_key_env, max_concurrency, max_retries, backoff_s, timeout_s")
+    def __init__(self, options: OpenAIOptions) -> None:
+        base_url, model, max_concurrency, max_retries = options.base_url, options.model, options.max_concurrency, options.max_retries
         if not base_url or not model:
             raise UserError("openai generator needs base_url (e.g. http://localhost:8000/v1) and model (the name the server serves)")
         if max_concurrency < 1 or max_retries < 0:
             raise UserError(f"openai generator: max_concurrency must be at least 1 and max_retries at least 0, got {max_concurrency} and {max_retries}")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        self.api_key = os.environ.get(api_key_env)
+        self.api_key = os.environ.get(options.api_key_env)
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.timeout_s = timeout_s
+        self.backoff_s = options.backoff_s
+        self.timeout_s = options.timeout_s
 
     def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="openai") as pool:

@@ -6,7 +6,8 @@ shared with training (``chat.py``) and passed as token ids, so vLLM adds no BOS 
 its own; a LoRA adapter is served without merging, through ``LoRARequest``.
 
 vLLM does not run on CPU machines, so the three vLLM entry points are injectable
-(``api=VllmApi(...)``) and the unit test runs this code against fakes.
+(``VLLMGenerator(options, api=VllmApi(...))``, or ``load_vllm_api`` replaced) and the
+tests run this code against fakes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .base import Completion, GenerationRequest, Generator, SamplingParams
+from .base import Completion, GenerationRequest, Generator, SamplingParams, option
 from .chat import encode, render_prompt
 
 # vLLM accepts only these values for max_lora_rank; the adapter's rank is rounded up to one.
@@ -43,40 +44,39 @@ def load_vllm_api() -> VllmApi:
     return VllmApi(LLM, SamplingParams, LoRARequest)
 
 
+@dataclass(frozen=True)
+class VLLMOptions:
+    model_path: str | None = option(None, "a Hugging Face model folder")
+    adapter_path: str | None = option(None, "a LoRA adapter folder, served unmerged")
+    dtype: str = option("auto", "auto (bfloat16), bfloat16, float16 or float32")
+    gpu_memory_utilization: float = option(0.9, "share of the GPU's memory vLLM may take")
+    max_model_len: int | None = option(None, "longest prompt + answer in tokens (default: the model's)")
+    progress: bool = option(True, "vLLM's progress bar on stderr")
+
+
 class VLLMGenerator(Generator):
     """A vLLM engine over ``model_path``, optionally serving the LoRA adapter at ``adapter_path``."""
 
     name = "vllm"
 
-    def __init__(
-        self,
-        model_path: str | None = None,
-        adapter_path: str | None = None,
-        dtype: str = "auto",
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: int | None = None,
-        progress: bool = True,
-        api: VllmApi | None = None,
-        **unknown: object,
-    ) -> None:
-        if unknown:
-            raise UserError(f"vllm generator: unknown option(s) {', '.join(sorted(unknown))}; known: model_path, adapter_path, dtype, gpu_memory_utilization, max_model_len, progress")
+    def __init__(self, options: VLLMOptions, api: VllmApi | None = None) -> None:
+        model_path, adapter_path, dtype = options.model_path, options.adapter_path, options.dtype
         if not model_path:
             raise UserError("vllm generator needs model_path (a Hugging Face model folder, e.g. models/smollm2-135m-instruct)")
         model_dir = Path(model_path)
         if not (model_dir / "config.json").is_file():
             raise UserError(f"model folder not found: {model_dir} has no config.json; run `text2sql-mlops model prepare --out {model_dir}` or pass another model folder")
         self.api = api or load_vllm_api()
-        self.progress = progress
+        self.progress = options.progress
         # "auto" means bf16, as in the hf backend on a GPU (vLLM's own "auto" would pick fp16
         # for the fp32 folders that `model prepare` writes).
-        options: dict[str, Any] = {
+        engine_options: dict[str, Any] = {
             "model": str(model_dir),
             "dtype": "bfloat16" if dtype == "auto" else dtype,
-            "gpu_memory_utilization": gpu_memory_utilization,
+            "gpu_memory_utilization": options.gpu_memory_utilization,
         }
-        if max_model_len:
-            options["max_model_len"] = max_model_len
+        if options.max_model_len:
+            engine_options["max_model_len"] = options.max_model_len
         self.lora = None
         if adapter_path:
             adapter_dir = Path(adapter_path)
@@ -84,10 +84,10 @@ class VLLMGenerator(Generator):
             if not config_file.is_file():
                 raise UserError(f"LoRA adapter not found: {adapter_dir} has no adapter_config.json")
             rank = json.loads(config_file.read_text())["r"]
-            options["enable_lora"] = True
-            options["max_lora_rank"] = next((r for r in VLLM_LORA_RANKS if r >= rank), rank)
+            engine_options["enable_lora"] = True
+            engine_options["max_lora_rank"] = next((r for r in VLLM_LORA_RANKS if r >= rank), rank)
             self.lora = self.api.LoRARequest("adapter", 1, str(adapter_dir))
-        self.engine = self.api.LLM(**options)
+        self.engine = self.api.LLM(**engine_options)
         self.tokenizer = self.engine.get_tokenizer()
 
     def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:
