@@ -92,3 +92,19 @@ def test_pair_commands_and_compare_never_import_torch(demo_dataset: Path, tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     assert "HEAVY []" in result.stderr
     assert (tmp_path / "dash" / "pair_quality.html").is_file() and (tmp_path / "cmp" / "compare.md").is_file()
+
+
+HELP_COMMANDS = [["model"], ["model", "prepare"], ["data", "validate"], ["exec"], ["score"], ["schema-recall"], ["rollout"],
+                 ["rollout", "merge"], ["pairs", "mine"], ["pairs", "synth"], ["pairs", "merge"], ["pairs", "report"],
+                 ["train", "sft"], ["train", "dpo"], ["eval"], ["compare"], ["report", "routing"], ["track"], ["register"]]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=" ".join)
+def test_every_command_prints_its_help(command, capsys):
+    """argparse formats help text with %: an unescaped "10%" in one flag's help crashed `train sft --help`."""
+    from text2sql_mlops import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out

@@ -82,7 +82,7 @@ class SFTSettings(TrainSettings):
     trajectories: list[str] = setting([], "rollout folders or trajectories.jsonl files: their correct candidates and gold SQL are the targets", nargs="+", action="extend", metavar="PATH")
     pairs: list[str] = setting([], "pair JSONL files whose chosen answers are added as targets", nargs="+", action="extend", metavar="PATH")
     group_by_length: bool = setting(False, "batches of similar length (random order of batches): less padding, "
-                                           "about 10% more examples per second on a CPU", action="store_true")
+                                           "about 10%% more examples per second on a CPU", action="store_true")
     dataset: str | None = setting(None, "a training split whose gold SQL are targets, with first-turn prompts built exactly as "
                                         "`rollout` builds them from the schema settings below (JSON, JSONL or Spider-layout folder)", metavar="PATH")
     split: str = setting("train", "split of a Spider-layout --dataset")
