@@ -69,3 +69,17 @@ def demo_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "demo"
     build_demo(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module of tiny-model tests: the tiny model's matrices are too
+    small to share between threads, and when other processes busy the cores, OpenMP threads
+    mostly wait for each other (10x slower). Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

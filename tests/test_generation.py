@@ -44,16 +44,7 @@ REQUESTS = [chat(question) for question in QUESTIONS]
 GREEDY = SamplingParams(max_new_tokens=12)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny model's matrices are too small to share between threads, and when other
-    processes busy the cores, OpenMP threads mostly wait for each other (10x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models run on one thread
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,7 @@ from tiny_model import build_tiny_llama, build_tiny_lora
 
 from text2sql_mlops.cli import main as cli
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny model's matrices are too small to share between threads (see test_generation.py)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models run on one thread
 
 
 @pytest.fixture(scope="module")
