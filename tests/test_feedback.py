@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from text2sql_mlops.feedback import (
+from text2sql_mlops.rollout.feedback import (
     DETAIL_LEVELS,
     FEEDBACK_MODES,
     Diagnosis,
@@ -23,11 +23,11 @@ from text2sql_mlops.feedback import (
     is_schema_valid,
     observe,
 )
-from text2sql_mlops.query_plan import plan_flags
-from text2sql_mlops.query_shape import query_shape
-from text2sql_mlops.sandbox import Sandbox
-from text2sql_mlops.schema import load_catalog
-from text2sql_mlops.scoring import Scorer
+from text2sql_mlops.scoring.scorer import Scorer
+from text2sql_mlops.sql.catalog import load_catalog
+from text2sql_mlops.sql.plan import plan_flags
+from text2sql_mlops.sql.sandbox import Sandbox
+from text2sql_mlops.sql.shape import query_shape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feedback"
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from tiny_model import build_tiny_llama
 
-from text2sql_mlops.errors import UserError
+from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.generation import (
     GenerationRequest,
     SamplingParams,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.cli import main as cli_main
-from text2sql_mlops.errors import UserError
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.records import Pair
 from text2sql_mlops.pairs.merge import MergeConfig, merge_pairs, parse_type_values, read_pairs, solve_counts
-from text2sql_mlops.records import Pair
 
 REPAIR, GOLD, FIRST = "repair_correct_vs_repair_failed", "gold_vs_failed_attempt", "first_turn_correct_sample_vs_failed_sample"
 
@@ -394,7 +394,7 @@ def test_guard_refuses_pairs_from_the_evaluation_set(spider_layout: Path, tmp_pa
 def test_an_empty_result_says_why(tmp_path, capsys):
     """Only capped groups (gold fallback + synthetic, 0.2 each): the only size where both caps hold is 0."""
     from text2sql_mlops.cli import main as cli
-    from text2sql_mlops.records import Pair
+    from text2sql_mlops.core.records import Pair
 
     def pair(i: int, pair_type: str, source: str) -> dict:
         return Pair.create([{"role": "user", "content": f"q{i}"}], "SELECT 1", f"SELECT {i + 2}", pair_type=pair_type,

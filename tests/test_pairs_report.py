@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops import cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.fileio import MARKER, read_jsonl
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.fileio import MARKER, read_jsonl
+from text2sql_mlops.core.records import Pair
 from text2sql_mlops.pairs import report
-from text2sql_mlops.records import Pair
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report" / "pairs_small.jsonl"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -16,8 +16,8 @@ from text2sql_mlops.prompts import (
     format_answer,
     prompt_schema,
 )
-from text2sql_mlops.retrieval import select_tables
-from text2sql_mlops.schema import load_catalog, schema_text
+from text2sql_mlops.schema.retrieval import select_tables
+from text2sql_mlops.sql.catalog import load_catalog, schema_text
 
 
 def test_first_turn_is_system_then_schema_and_question():

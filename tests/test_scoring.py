@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops import cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.scoring import (
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.scoring.scorer import (
     Scorer,
     official_match,
     prepare_sql,

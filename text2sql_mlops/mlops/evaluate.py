@@ -28,14 +28,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..core.errors import UserError
 
 EVAL_DEFAULTS = {"split": "dev", "repair_scope": "verified", "feedback_mode": "error_only", "temperature": 0.0}
 
 
 def make_parser(prog: str | None = "text2sql-mlops eval"):
-    from .cliutil import flag
-    from .rollout import make_parser as rollout_parser
+    from ..core.cliutil import flag
+    from ..rollout.command import make_parser as rollout_parser
 
     parser = rollout_parser(prog)
     parser.description = ("Evaluate a base model or a LoRA adapter (a folder or models:/NAME@ALIAS) with the rollout "
@@ -53,7 +53,7 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     ``adapter`` is ``--adapter`` (a folder or a registry URI), ``adapter_path`` the rollout's
     ``--adapter_path`` (a folder): one of them at most, and only for a generator that loads
     adapters (one that declares an ``adapter_path`` option); neither is ever dropped silently."""
-    from .generation import backend_options, backends_with
+    from ..generation import backend_options, backends_with
     from .registry import base_model_of, is_whole_model_folder, resolve_adapter
 
     if adapter and adapter_path:
@@ -83,7 +83,7 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
 
 def hardness_analysis(trajectories: list[dict]) -> dict[str, Any]:
     """EX by hardness level, the final answers' error types, and repair transitions."""
-    from .hardness import LEVELS, hardness
+    from ..scoring.hardness import LEVELS, hardness
 
     by_level: dict[str, list[dict]] = defaultdict(list)
     for t in trajectories:
@@ -117,8 +117,8 @@ def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
     """One flat row per example (the per-example table MLflow shows): question, database,
     hardness, gold, each turn's selected SQL with its error type and verdict, and the final
     verdicts, strict (where a gold-free run would have stopped) and oracle (the last turn)."""
-    from .hardness import hardness
-    from .rollout_metrics import any_correct, strict_turn
+    from ..rollout.metrics import any_correct, strict_turn
+    from ..scoring.hardness import hardness
 
     rows = []
     for t in trajectories:
@@ -142,8 +142,8 @@ def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> int:
     from dataclasses import replace
 
-    from .fileio import read_jsonl, write_json, write_jsonl
-    from .rollout import HEADLINE, config_from_args, run_rollout
+    from ..core.fileio import read_jsonl, write_json, write_jsonl
+    from ..rollout.command import HEADLINE, config_from_args, run_rollout
 
     args = make_parser(prog).parse_args(argv)
     config = config_from_args(args)

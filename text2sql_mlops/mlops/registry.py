@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cliutil import ArgParser, flag
-from .errors import UserError
-from .fileio import output_file
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_file
 
 DEFAULT_MODEL_NAME = "text2sql-sft-dpo"
 CHAMPION = "champion"
@@ -467,7 +467,7 @@ def _download_adapter(uri: str, dest: Path) -> None:
     """
     import mlflow
 
-    from .fileio import atomic_folder
+    from ..core.fileio import atomic_folder
 
     created = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]  # deepest first
     try:
@@ -540,7 +540,7 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
-    from .fileio import write_json
+    from ..core.fileio import write_json
     from .tracking import store_lock, tracking_uri
 
     args = make_parser(prog).parse_args(argv)

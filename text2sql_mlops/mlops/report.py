@@ -35,10 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cliutil import ArgParser, flag
-from .errors import UserError
-from .fileio import output_folder_type
-from .rollout_metrics import any_correct, strict_turn
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_folder_type
+from ..rollout.metrics import any_correct, strict_turn
 
 Trajectory = dict[str, Any]
 
@@ -106,8 +106,8 @@ def online_repair(trajectories: list[Trajectory]) -> dict[str, Any]:
 
 
 def column_errors(trajectories: list[Trajectory], catalog_of: Callable[[str], Any]) -> dict[str, Any]:
-    from .feedback import unresolved_name
-    from .query_shape import column_owners, query_shape
+    from ..rollout.feedback import unresolved_name
+    from ..sql.shape import column_owners, query_shape
 
     kinds = ("alias_mis_binding", "wrong_owner_table", "truly_missing")
     counts, extra_join, cases = Counter(), 0, defaultdict(list)
@@ -176,7 +176,7 @@ REPORTS = ("repair-breakdown", "routing", "online-repair", "column-errors")
 
 
 def _read_run(folder: Path) -> tuple[list[Trajectory], dict[str, Any]]:
-    from .fileio import read_jsonl
+    from ..core.fileio import read_jsonl
 
     path = folder / "trajectories.jsonl"
     if not path.is_file():
@@ -189,8 +189,8 @@ def _read_run(folder: Path) -> tuple[list[Trajectory], dict[str, Any]]:
 
 
 def _catalogs(folder: Path, identity: dict[str, Any]) -> Callable[[str], Any]:
-    from .schema import load_catalog
-    from .split_guard import find_databases, rollout_db_roots
+    from ..data.guard import find_databases, rollout_db_roots
+    from ..sql.catalog import load_catalog
 
     roots = rollout_db_roots([str(folder)])
     tables_json = identity.get("tables_json")
@@ -216,7 +216,7 @@ def make_parser(prog: str | None = "text2sql-mlops report") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops report") -> int:
-    from .fileio import atomic_folder, write_json
+    from ..core.fileio import atomic_folder, write_json
 
     args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     runs: dict[str, Path] = {}

@@ -40,9 +40,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .cliutil import ArgParser, flag
-from .errors import UserError
-from .fileio import output_file
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_file
 
 STORE_DIR = Path("mlruns")
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -343,12 +343,12 @@ def read_dataset(spec: str):
     if not sep or not name or not path:
         raise UserError(f"--inputs must look like NAME=PATH or NAME=FOLDER@SPLIT, got {spec!r}")
     if Path(path).is_dir():
-        from .data import load_examples, spider_split_files
+        from ..data.load import load_examples, spider_split_files
 
         records = [example.to_dict() for example in load_examples(path, None, split or "train")]
         source = spider_split_files(Path(path), split or "train")[0]
     elif Path(path).is_file():
-        from .data import read_records
+        from ..data.load import read_records
 
         records = [record for _, record in read_records(Path(path))]  # a JSON list or JSONL
         source = Path(path)
@@ -370,7 +370,7 @@ def read_table(spec: str):
     evaluation view, where rows can be filtered (the per-example results of ``eval``)."""
     import pandas as pd
 
-    from .fileio import read_jsonl
+    from ..core.fileio import read_jsonl
 
     name, sep, path = spec.partition("=")
     if not sep or not name or not path.endswith(".jsonl"):
@@ -449,7 +449,7 @@ def _read_json(path: str | os.PathLike) -> dict[str, Any]:
 
 def _read_steps(path: Path) -> list[tuple[int, dict[str, float]]]:
     """(step, numbers) per line of a JSONL step series; a line's ``step`` defaults to its index."""
-    from .fileio import read_jsonl
+    from ..core.fileio import read_jsonl
 
     series = []
     for index, line in enumerate(read_jsonl(path)):
@@ -528,7 +528,7 @@ def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> int:
-    from .fileio import read_jsonl, write_json
+    from ..core.fileio import read_jsonl, write_json
 
     args = make_parser(prog).parse_args(argv)
     tags = {}

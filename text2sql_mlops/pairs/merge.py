@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..cliutil import ArgParser, flag
-from ..errors import UserError
-from ..fileio import output_file
-from ..records import (
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_file
+from ..core.records import (
     NATURAL_PAIR_TYPES,
     REFERENCE_PAIR_DEFAULTS,
     SYNTHETIC_PREFIX,
@@ -518,8 +518,8 @@ def _refuse_repeated_inputs(paths: Sequence[str]) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge") -> int:
-    from ..fileio import write_json, write_jsonl
-    from ..split_guard import load_eval_split, refuse_leaks
+    from ..core.fileio import write_json, write_jsonl
+    from ..data.guard import load_eval_split, refuse_leaks
 
     args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     def limit(text: str) -> int | None:

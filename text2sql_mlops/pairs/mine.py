@@ -37,10 +37,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..cliutil import ArgParser, flag
-from ..errors import UserError
-from ..fileio import output_file
-from ..records import NATURAL_PAIR_TYPES, Pair
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_file
+from ..core.records import NATURAL_PAIR_TYPES, Pair
 
 TRAJECTORY_KEYS = ("id", "db_id", "question", "gold", "turns")
 
@@ -183,7 +183,7 @@ def trajectories_file(path: str) -> Path:
 
 
 def read_trajectories(paths: list[str]) -> list[dict]:
-    from ..fileio import read_jsonl
+    from ..core.fileio import read_jsonl
 
     trajectories = []
     for path in paths:
@@ -217,8 +217,8 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine") -> int:
-    from ..fileio import write_jsonl
-    from ..split_guard import load_eval_split, refuse_leaks, rollout_db_roots
+    from ..core.fileio import write_jsonl
+    from ..data.guard import load_eval_split, refuse_leaks, rollout_db_roots
 
     args = make_parser(prog).parse_args(argv)
     unknown = sorted(set(args.pair_types) - set(NATURAL_PAIR_TYPES))

@@ -50,10 +50,10 @@ from sqlglot import exp
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import SqlglotError
 
-from ..cliutil import ArgParser, flag
-from ..errors import UserError
-from ..fileio import output_file, output_folder_type
-from ..records import SYNTHETIC_PREFIX, Pair
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_file, output_folder_type
+from ..core.records import SYNTHETIC_PREFIX, Pair
 
 MAX_ROWS = 10_000  # rows fetched per query, as in the rollout
 AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
@@ -124,7 +124,7 @@ def _sources(select: exp.Select) -> dict[str, str]:
 def _owner(column: exp.Column, catalog) -> str | None:
     """The catalog table a column reference reads: by its qualifier, else the first table of its
     SELECT (or of an enclosing one, for correlated subqueries) that has such a column."""
-    from ..query_shape import has_column
+    from ..sql.shape import has_column
 
     select = column.find_ancestor(exp.Select)
     while select is not None:
@@ -381,9 +381,9 @@ class SynthConfig:
 
 def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json: str | None, stats: Counter) -> tuple[str | None, list[Negative]]:
     """(chosen SQL, verified negatives) of one example; (None, []) when its gold cannot serve."""
-    from ..feedback import GoldResult, observe
-    from ..rollout_loop import outcome_type
-    from ..schema import load_catalog
+    from ..rollout.feedback import GoldResult, observe
+    from ..rollout.loop import outcome_type
+    from ..sql.catalog import load_catalog
 
     db, gold = example.db_path, example.query
     ran = observe(sandbox, db, gold, max_rows=MAX_ROWS)
@@ -425,7 +425,7 @@ def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json
 
 
 def _pair(example, prompt: list[dict[str, str]], chosen: str, negative: Negative) -> dict[str, Any]:
-    from ..rewards import rule_reward
+    from ..rollout.rewards import rule_reward
 
     return Pair.create(
         prompt, chosen, negative.sql,
@@ -442,8 +442,8 @@ def synthesize(examples: list, config: SynthConfig, tables_json: str | None = No
     from tqdm import tqdm
 
     from ..prompts import PromptConfig, build_messages, prompt_schema
-    from ..sandbox import Sandbox
-    from ..scoring import Scorer
+    from ..scoring.scorer import Scorer
+    from ..sql.sandbox import Sandbox
 
     started = time.perf_counter()
     stats: Counter = Counter()
@@ -541,11 +541,11 @@ def negative_rows(pairs: list[dict]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth") -> int:
-    from ..data import load_examples
-    from ..fileio import write_jsonl
+    from ..core.fileio import write_jsonl
+    from ..data.guard import exclude_leaks, load_eval_split
+    from ..data.load import load_examples
     from ..prompts import PromptConfig
-    from ..rollout import default_tables_json
-    from ..split_guard import exclude_leaks, load_eval_split
+    from ..rollout.command import default_tables_json
 
     args = make_parser(prog).parse_args(argv)
     args.mutations = tuple(dict.fromkeys(name.strip() for name in args.mutations.split(",") if name.strip()))
@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
     if args.output_dir:
-        from ..fileio import atomic_folder, write_json
+        from ..core.fileio import atomic_folder, write_json
 
         with atomic_folder(args.output_dir, _written_by_synth) as staged:
             staged.mkdir()

@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .cliutil import ArgParser, flag
-from .errors import UserError
-from .rollout_store import RunFolder, output_dir
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from .store import RunFolder, output_dir
 
 # --------------------------------------------------------------------------- configuration
 
@@ -127,7 +127,7 @@ def _generic_options(config: RolloutConfig) -> dict[str, tuple[str, Any]]:
     """The generation flags given: option name -> (flag, value)."""
     given = {option: (flag, getattr(config, flag)) for flag, option in GENERIC_OPTIONS.items()}
     if config.adapter_path:
-        from .registry import is_whole_model_folder
+        from ..mlops.registry import is_whole_model_folder
 
         if is_whole_model_folder(config.adapter_path):  # a fully fine-tuned model replaces the base
             given.update(model_path=("adapter_path", config.adapter_path), adapter_path=("adapter_path", None))
@@ -136,7 +136,7 @@ def _generic_options(config: RolloutConfig) -> dict[str, tuple[str, Any]]:
 
 def ignored_flags(config: RolloutConfig) -> list[str]:
     """The generation flags given that ``config.generator`` has no option for."""
-    from .generation import backend_options
+    from ..generation import backend_options
 
     declared = backend_options(config.generator)
     return sorted({flag for option, (flag, _) in _generic_options(config).items() if option not in declared})
@@ -145,7 +145,7 @@ def ignored_flags(config: RolloutConfig) -> list[str]:
 def generator_options(config: RolloutConfig) -> dict[str, Any]:
     """The options ``config.generator`` declares, from the generation flags and --generator_option
     (an option that backend lacks is an error there, naming the ones it has)."""
-    from .generation import backend_options, parse_option
+    from ..generation import backend_options, parse_option
 
     declared = backend_options(config.generator)
     options = {option: value for option, (_, value) in _generic_options(config).items() if option in declared}
@@ -163,11 +163,11 @@ def default_tables_json(dataset_path: str) -> str | None:
 
 def check(config: RolloutConfig) -> None:
     """One-line errors for settings no run could use."""
+    from ..generation import generator_names
+    from ..prompts import PromptConfig
+    from ..scoring.scorer import MATCHERS
     from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
-    from .generation import generator_names
-    from .prompts import PromptConfig
-    from .rollout_loop import REPAIR_SCOPES
-    from .scoring import MATCHERS
+    from .loop import REPAIR_SCOPES
 
     for name, value, minimum in (
         ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
@@ -194,12 +194,12 @@ def check(config: RolloutConfig) -> None:
 
 def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tuple[int, Any]]]]:
     """The run identity and the chunks of (dataset index, example) pairs this run processes."""
-    from .data import load_examples
-    from .rollout_store import parse_shard
+    from ..data.load import load_examples
+    from .store import parse_shard
 
     examples = load_examples(config.dataset_path, config.db_root, config.split)
     if config.eval_dataset:
-        from .split_guard import exclude_leaks, load_eval_split
+        from ..data.guard import exclude_leaks, load_eval_split
 
         examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split,
                                                                     config.eval_same_db_split), "rollout")
@@ -234,8 +234,8 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
                 started: float) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from .generation import create_generator
-    from .rollout_loop import RolloutEngine
+    from ..generation import create_generator
+    from .loop import RolloutEngine
 
     finished = folder.prepare(identity, config.overwrite)
     if finished is None:
@@ -298,7 +298,7 @@ def _running_ex(done: dict[int, dict]) -> str:
 
 def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> dict[str, Any]:
     """Write the final files from the chunk records (or shards' timing records); returns summary.json."""
-    from .rollout_metrics import summarize, timing
+    from .metrics import summarize, timing
 
     trajectories = [t for record in records for t in record["trajectories"]]
     summary = summarize(trajectories, identity)
@@ -313,7 +313,7 @@ def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], st
 
 def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> dict[str, Any]:
     """Recombine finished shards into the files the unsharded run writes; returns summary.json."""
-    from .rollout_store import shards_of
+    from .store import shards_of
 
     started = time.perf_counter()
     folders = [RunFolder(path) for path in inputs]
@@ -355,7 +355,7 @@ class _KeepEpilogLines(argparse.HelpFormatter):
 
 
 def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
-    from .generation import backend_options, backends_with, describe_options, generator_names
+    from ..generation import backend_options, backends_with, describe_options, generator_names
 
     d = {f.name: f.default for f in fields(RolloutConfig)}
     parser = ArgParser(prog=prog, formatter_class=_KeepEpilogLines, epilog=describe_options(), description=(

@@ -46,9 +46,9 @@ from dataclasses import dataclass, replace
 import sqlglot
 from sqlglot import exp
 
-from .query_plan import PlanFlags, explain
-from .query_shape import QueryShape, column_owners, has_column, query_shape
-from .schema import Catalog
+from ..sql.catalog import Catalog
+from ..sql.plan import PlanFlags, explain
+from ..sql.shape import QueryShape, column_owners, has_column, query_shape
 
 ERROR_TYPES = (
     "no_such_column", "no_such_table", "syntax", "wrong_result", "wrong_row_count", "empty_result", "timeout", "other",

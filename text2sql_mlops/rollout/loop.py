@@ -34,6 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..core.records import Candidate, Example, Trajectory, Turn
+from ..generation import GenerationRequest, Generator, SamplingParams
+from ..prompts import PromptConfig, PromptSchema, build_messages, extract_sql, prompt_schema
+from ..scoring.scorer import Scorer
+from ..sql.catalog import Catalog, load_catalog
+from ..sql.sandbox import Sandbox
 from .feedback import (
     FEEDBACK_MODES,
     Diagnosis,
@@ -44,16 +50,10 @@ from .feedback import (
     is_schema_valid,
     observe,
 )
-from .generation import GenerationRequest, Generator, SamplingParams
-from .prompts import PromptConfig, PromptSchema, build_messages, extract_sql, prompt_schema
-from .records import Candidate, Example, Trajectory, Turn
 from .rewards import cost_reward, rule_reward
-from .sandbox import Sandbox
-from .schema import Catalog, load_catalog
-from .scoring import Scorer
 
 if TYPE_CHECKING:
-    from .rollout import RolloutConfig
+    from .command import RolloutConfig
 
 MAX_ROWS = 10_000  # rows fetched per query; row counts above it are reported as "more than"
 

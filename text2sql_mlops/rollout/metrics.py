@@ -33,7 +33,7 @@ from collections import Counter
 from typing import Any
 
 from .feedback import ERROR_TYPES, FEEDBACK_MODES
-from .rollout_loop import uses_gold
+from .loop import uses_gold
 
 
 def _rate(count: float, total: int) -> float | None:

@@ -22,7 +22,7 @@ The total reward is their sum.
 
 from __future__ import annotations
 
-from .query_plan import PlanFlags
+from ..sql.plan import PlanFlags
 
 COST_PER_INNER_SCAN = 0.1
 COST_PER_LOOPED_SCAN = 0.1

@@ -32,8 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .fileio import (
+from ..core.errors import UserError
+from ..core.fileio import (
     check_output_folder,
     mark_folder,
     output_folder_type,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from rank_bm25 import BM25Okapi
 
 if TYPE_CHECKING:
-    from .schema import Catalog, Table
+    from ..sql.catalog import Catalog, Table
 
 DEFAULT_TOP_K = 6
 DEFAULT_FK_HOPS = 1

@@ -37,9 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import check_database, check_db_id
-from .errors import UserError
-from .fileio import output_file
+from ..core.errors import UserError
+from ..core.fileio import output_file
+from ..data.load import check_database, check_db_id
 
 # The official evaluator's TIMEOUT; its own limit can never fire (a blocking call
 # inside asyncio.wait_for), so ours is only a guard against runaway predictions.
@@ -97,7 +97,7 @@ def sqlite3_statement(sql: str) -> tuple[str, str | None]:
     laxer about the third, so the text is settled here and the Sandbox only
     ever gets one statement. ("", None) means no rows and no error.
     """
-    from .sandbox import split_first_statement
+    from ..sql.sandbox import split_first_statement
 
     start = _skip_blanks(sql, 0, semicolons=True)
     if start == len(sql):
@@ -264,7 +264,7 @@ class Scorer:
         timeout: float = DEFAULT_TIMEOUT,
         gold_cache_size: int = 4096,
     ):
-        from .sandbox import Sandbox
+        from ..sql.sandbox import Sandbox
 
         if matcher not in MATCHERS:
             raise ValueError(f"unknown matcher {matcher!r}; choose one of: {', '.join(MATCHERS)}")
@@ -504,7 +504,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     keep_distinct = KEEPS_DISTINCT[args.matcher] if args.keep_distinct is None else args.keep_distinct
     print(f"score: gold={args.gold} pred={args.pred} db={args.db} matcher={args.matcher} "
           f"keep_distinct={keep_distinct} timeout={args.timeout:g}", file=sys.stderr)
-    from .sandbox import CLI_HEAP_LIMIT, limit_sqlite_heap
+    from ..sql.sandbox import CLI_HEAP_LIMIT, limit_sqlite_heap
 
     # This process exists to run untrusted predictions: cap SQLite's memory for all of it,
     # so a worker abandoned at its deadline cannot keep allocating.
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"note: {failed_gold} gold quer{'y' if failed_gold == 1 else 'ies'} failed to execute and scored 0 "
               "(the official evaluator stops on them)")
     if args.per_example:
-        from .fileio import write_jsonl
+        from ..core.fileio import write_jsonl
 
         write_jsonl(args.per_example, records)
     return 0

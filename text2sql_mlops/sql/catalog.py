@@ -35,11 +35,11 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 from tqdm import tqdm
 
-from .data import check_database, load_examples
-from .errors import UserError
-from .fileio import output_file, write_json
-from .records import Example
-from .retrieval import DEFAULT_FK_HOPS, DEFAULT_TOP_K, MODES, select_tables
+from ..core.errors import UserError
+from ..core.fileio import output_file, write_json
+from ..core.records import Example
+from ..data.load import check_database, load_examples
+from ..schema.retrieval import DEFAULT_FK_HOPS, DEFAULT_TOP_K, MODES, select_tables
 from .sandbox import database_uri
 
 # --------------------------------------------------------------------------- catalog
@@ -604,7 +604,7 @@ def make_parser(prog: str = "text2sql-mlops schema-recall") -> argparse.Argument
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recall") -> int:
-    from .fileio import write_jsonl
+    from ..core.fileio import write_jsonl
 
     args = make_parser(prog).parse_args(argv)
     rows: list[dict[str, Any]] = []

@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import EllipsisType
 
-from .errors import UserError
+from ..core.errors import UserError
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 10_000

@@ -14,7 +14,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
-from .schema import Catalog
+from .catalog import Catalog
 
 
 @dataclass(frozen=True)

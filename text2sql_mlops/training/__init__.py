@@ -21,6 +21,6 @@ ACTIONS = {
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train") -> int:
-    from ..cliutil import run_action
+    from ..core.cliutil import run_action
 
     return run_action(ACTIONS, argv, prog)

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
 
@@ -41,14 +41,14 @@ def check_settings(settings: TrainSettings) -> None:
         raise UserError(f"--learning_rate must be positive, got {settings.learning_rate}")
     if settings.last_layers < 0:
         raise UserError(f"--last_layers must be 0 (all layers) or more, got {settings.last_layers}")
-    from ..fileio import check_output_folder
+    from ..core.fileio import check_output_folder
 
     check_output_folder(settings.out, trained_here)
 
 
 def eval_split(settings: TrainSettings):
     """The clean-split guard's evaluation keys, or None without --eval_dataset."""
-    from ..split_guard import load_eval_split
+    from ..data.guard import load_eval_split
 
     return load_eval_split(settings.eval_dataset, settings.eval_db_root, settings.eval_split,
                            settings.eval_same_db_split) if settings.eval_dataset else None
@@ -218,7 +218,7 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
     write the adapter, tokenizer, metrics.jsonl and training_summary.json atomically to --out."""
     from transformers import PrinterCallback
 
-    from ..fileio import atomic_folder, write_json, write_jsonl
+    from ..core.fileio import atomic_folder, write_json, write_jsonl
     from .metrics import MetricsLog
 
     main = is_main_process()

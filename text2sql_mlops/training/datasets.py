@@ -28,7 +28,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..generation.chat import encode, render_completion, render_prompt
 from ..prompts import format_answer
 
@@ -39,7 +39,7 @@ def read_pairs(paths: list[str]) -> list[dict[str, Any]]:
     """Every pair record of ``paths`` (JSONL of ``records.Pair``), each checked by ``Pair.from_dict``."""
     from pathlib import Path
 
-    from ..records import read_pair_file
+    from ..core.records import read_pair_file
 
     pairs = []
     for path in paths:
@@ -53,7 +53,7 @@ def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> t
     """(first-turn prompt, gold answer) of every example whose gold SQL runs, built by the same
     functions as a rollout's first turn; and how many were left out because their gold fails."""
     from ..prompts import build_messages, prompt_schema
-    from ..sandbox import Sandbox
+    from ..sql.sandbox import Sandbox
 
     targets, bad_gold = [], 0
     with Sandbox() as sandbox:

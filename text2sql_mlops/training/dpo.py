@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cliutil import ArgParser
-from ..errors import UserError
+from ..core.cliutil import ArgParser
+from ..core.errors import UserError
 from .config import DPOSettings, add_flags, from_args
 
 # TRL 1.16's DPO losses (DPOTrainer raises on others, but only at the first step).
@@ -81,7 +81,7 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") -> int:
-    from ..split_guard import refuse_leaks
+    from ..data.guard import refuse_leaks
     from .common import (
         announce,
         check_settings,
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
     loss_types(settings.loss_type)
     adapter_file = None
     if settings.init_adapter:
-        from ..registry import is_whole_model_folder
+        from ..mlops.registry import is_whole_model_folder
 
         adapter = Path(settings.init_adapter)
         if is_whole_model_folder(adapter):

@@ -62,8 +62,8 @@ def invented_columns(tree: exp.Expression, case: str, catalog, rng: random.Rando
 
 def failing_query(example, catalog, sandbox, rng: random.Random) -> tuple[str, str] | None:
     """(family, SQL) of a corrupted gold query that SQLite rejects with an unresolved name."""
-    from ..feedback import unresolved_name
     from ..pairs.synth import candidate_sqls, function_case
+    from ..rollout.feedback import unresolved_name
 
     try:
         tree = sqlglot.parse_one(example.query, read="sqlite")
@@ -92,9 +92,9 @@ def repair_targets(examples: list, prompt_config, tables_json: str | None, fract
                    feedback_mode: str, seed: int) -> tuple[list[tuple[Messages, str]], Counter]:
     """(repair-turn messages, gold answer) for a seeded ``fraction`` of ``examples`` whose gold runs;
     and counts per family (plus ``repair_no_failing_query``)."""
-    from ..feedback import Diagnosis, GoldResult, build_feedback, observe
-    from ..sandbox import Sandbox
-    from ..schema import load_catalog
+    from ..rollout.feedback import Diagnosis, GoldResult, build_feedback, observe
+    from ..sql.catalog import load_catalog
+    from ..sql.sandbox import Sandbox
 
     targets: list[tuple[Messages, str]] = []
     counts: Counter[str] = Counter()

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..cliutil import ArgParser
-from ..errors import UserError
+from ..core.cliutil import ArgParser
+from ..core.errors import UserError
 from .config import SFTSettings, add_flags, from_args
 
 
@@ -56,7 +56,7 @@ def prompt_config(settings: SFTSettings):
 
 
 def check_repair_settings(settings: SFTSettings) -> None:
-    from ..feedback import DETAIL_LEVELS, FEEDBACK_MODES
+    from ..rollout.feedback import DETAIL_LEVELS, FEEDBACK_MODES
 
     if not 0.0 <= settings.repair_fraction <= 1.0:
         raise UserError(f"--repair_fraction must be between 0 and 1, got {settings.repair_fraction}")
@@ -72,8 +72,8 @@ def dataset_examples(settings: SFTSettings) -> list:
     """The examples of --dataset (none without it); tables.json defaults to the one next to it."""
     if not settings.dataset:
         return []
-    from ..data import load_examples
-    from ..rollout import default_tables_json
+    from ..data.load import load_examples
+    from ..rollout.command import default_tables_json
 
     prompt_config(settings)  # bad schema settings fail before anything is loaded
     settings.tables_json = settings.tables_json or default_tables_json(settings.dataset)
@@ -86,7 +86,7 @@ def dataset_files(settings: SFTSettings) -> list[str]:
         return []
     from pathlib import Path
 
-    from ..data import spider_split_files
+    from ..data.load import spider_split_files
 
     path = Path(settings.dataset)
     files = [str(f) for f in spider_split_files(path, settings.split)] if path.is_dir() else [str(path)]
@@ -94,8 +94,8 @@ def dataset_files(settings: SFTSettings) -> list[str]:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") -> int:
+    from ..data.guard import exclude_leaks, refuse_leaks, rollout_db_roots
     from ..pairs.mine import read_trajectories, trajectories_file
-    from ..split_guard import exclude_leaks, refuse_leaks, rollout_db_roots
     from .common import (
         announce,
         check_settings,

@@ -1,6 +1,6 @@
 """The databases of the embedded demo dataset, one module each, written as data.
 
-Every module here defines the same four names, and ``text2sql_mlops.demo_data``
+Every module here defines the same four names, and ``text2sql_mlops.data.demo.build``
 is the only code that reads them:
 
 ``DB_ID``

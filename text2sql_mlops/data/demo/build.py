@@ -28,7 +28,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from .demo import (
+from ...core.fileio import atomic_folder, check_output_folder
+from . import (
     art_museum,
     bookstore,
     car_rental,
@@ -46,8 +47,7 @@ from .demo import (
     university,
     weather_network,
 )
-from .demo.generic import generic_templates
-from .fileio import atomic_folder, check_output_folder
+from .generic import generic_templates
 
 TRAIN_DATABASES = (university, bookstore, clinic, sports_league, hotel_booking, car_rental, art_museum, city_zoo,
                    online_shop, real_estate, software_team, weather_network, public_library)
