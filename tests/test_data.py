@@ -165,7 +165,7 @@ def test_corrupt_database_fails_validate_with_one_line_naming_it(spider_layout: 
 
 
 def test_corrupt_database_check_reads_only_and_passes_good_files(spider_layout: Path):
-    from text2sql_mlops.data.load import check_database
+    from text2sql_mlops.sql.database import check_database
 
     db = spider_layout / "database" / "concert_singer" / "concert_singer.sqlite"
     before = sorted(p.name for p in db.parent.iterdir())

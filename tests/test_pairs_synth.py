@@ -26,7 +26,8 @@ from text2sql_mlops.pairs.synth import (
     function_case,
     synthesize,
 )
-from text2sql_mlops.prompts import PromptConfig, build_messages, format_answer, prompt_schema
+from text2sql_mlops.prompts import build_messages, format_answer
+from text2sql_mlops.schema.select import PromptConfig, prompt_schema
 from text2sql_mlops.scoring.scorer import Scorer
 from text2sql_mlops.sql.catalog import load_catalog
 from text2sql_mlops.sql.sandbox import Sandbox

@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.core.errors import UserError
-from text2sql_mlops.sql.sandbox import ExecResult, Sandbox, execute_readonly, split_first_statement
+from text2sql_mlops.sql.sandbox import ExecResult, Sandbox, execute_readonly
+from text2sql_mlops.sql.text import split_first_statement
 
 CORPUS = Path(__file__).parent / "sandbox_corpus"
 TIMEOUT = 0.5  # seconds; every call must answer within TIMEOUT + 1

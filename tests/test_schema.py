@@ -14,16 +14,12 @@ import pytest
 from text2sql_mlops import cli
 from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.core.records import Example
+from text2sql_mlops.schema.recall import schema_recall
+from text2sql_mlops.schema.render import quote_name, schema_text
 from text2sql_mlops.schema.retrieval import expand_foreign_keys, identifier_tokens, question_tokens, select_tables
-from text2sql_mlops.sql.catalog import (
-    ForeignKey,
-    connect_read_only,
-    gold_tables,
-    load_catalog,
-    quote_name,
-    schema_recall,
-    schema_text,
-)
+from text2sql_mlops.sql.catalog import ForeignKey, load_catalog
+from text2sql_mlops.sql.database import connect_read_only
+from text2sql_mlops.sql.shape import gold_tables
 
 # A foreign-key chain singer - singer_in_concert - concert - stadium, continued
 # to city only by tables.json; "Sales Log" stands alone. The second FK of
@@ -525,7 +521,7 @@ def test_column_values_are_read_again_when_the_database_is_rebuilt(tmp_path: Pat
     """Prompts show stored values; a database rebuilt in place must not keep showing the old ones."""
     from conftest import make_db
 
-    from text2sql_mlops.sql.catalog import column_values
+    from text2sql_mlops.schema.render import column_values
 
     path = make_db(tmp_path / "city.sqlite", "CREATE TABLE city (name TEXT); INSERT INTO city VALUES ('Paris'), ('Rome'), ('Rome');")
     assert column_values(str(path), "city") == {"name": ["Rome", "Paris"]}  # most frequent first

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("text2sql_mlops.data.load", "import, validate and generate datasets (import-spider, demo, validate)"),
     "exec": ("text2sql_mlops.sql.sandbox", "run one SQL query in the read-only sandbox; prints one JSON object"),
     "score": ("text2sql_mlops.scoring.scorer", "execution accuracy with the official Spider semantics"),
-    "schema-recall": ("text2sql_mlops.sql.catalog", "gold-table recall of a schema retrieval mode"),
+    "schema-recall": ("text2sql_mlops.schema.recall", "gold-table recall of a schema retrieval mode"),
     "rollout": ("text2sql_mlops.rollout.command", "multi-turn generation with execution feedback and repair; `rollout merge` joins shards"),
     "pairs": ("text2sql_mlops.pairs", "preference pairs: mine, synth (hard negatives), merge (filter/balance), report (dashboard)"),
     "train": ("text2sql_mlops.training", "LoRA fine-tuning with TRL: `train sft`, `train dpo` (optionally continuing an SFT adapter)"),

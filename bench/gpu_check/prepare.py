@@ -40,7 +40,7 @@ def spider_schema_settings():
     """profiles/spider.yaml's schema section: the prompts the GPU profile would build."""
     import yaml
 
-    from text2sql_mlops.prompts import PromptConfig
+    from text2sql_mlops.schema.select import PromptConfig
 
     schema = yaml.safe_load((REPO / "profiles" / "spider.yaml").read_text())["schema"]
     return PromptConfig(**schema).check()
@@ -49,7 +49,8 @@ def spider_schema_settings():
 def build_prompts(spider: Path, count: int) -> tuple[list[dict], list]:
     from text2sql_mlops.data.load import load_examples
     from text2sql_mlops.generation.mock import broken_variant
-    from text2sql_mlops.prompts import build_messages, prompt_schema
+    from text2sql_mlops.prompts import build_messages
+    from text2sql_mlops.schema.select import prompt_schema
 
     config = spider_schema_settings()
     examples = load_examples(spider, None, "train")[:count]

@@ -32,12 +32,12 @@ from typing import Any
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_output_folder, output_file, output_folder, output_folder_type, write_json
 from ..core.records import Example, example_id
+from ..sql.database import check_database
 
 QUESTION_KEYS = ("question", "utterance", "nl")
 SQL_KEYS = ("query", "sql", "gold_sql")
 DB_PATH_KEYS = ("db_path", "database_path", "sqlite_path")
 SPLIT_FILES = {"train": ("train_spider.json", "train_others.json"), "dev": ("dev.json",), "test_same_db": ("test_same_db.json",)}
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 # --------------------------------------------------------------------------- loading
@@ -172,59 +172,6 @@ def check_db_id(db_id: str, where: str = "") -> None:
         prefix = f"{where}: " if where else ""
         raise UserError(f"{prefix}db_id {db_id!r} is not a plain database name (it holds a path separator, '..' or a drive), "
                         "so it would resolve outside the database root; use the name of a folder under --db-root")
-
-
-def check_database(path: str | os.PathLike) -> None:
-    """Raise one ``UserError`` naming ``path`` unless it is a readable SQLite database.
-
-    The one check every command runs before trusting a database file: SQLite itself opens
-    an empty or foreign file without complaint and only fails (or, for an empty file, finds
-    no tables) once a query runs, so a corrupt file would otherwise pass as an empty
-    database. Opened read-only; the verdict is cached per path, size and modification time.
-    """
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        raise UserError(f"cannot read database {path}: {exc.strerror}") from None
-    problem = _database_problem(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    if problem:
-        raise UserError(f"corrupt database {path}: {problem}; restore the file (or rebuild it, e.g. re-import the dataset)")
-
-
-@lru_cache(maxsize=4096)
-def _database_problem(path: str, size: int, mtime_ns: int) -> str | None:
-    import sqlite3
-
-    from ..sql.sandbox import database_uri
-
-    if size == 0:
-        return "the file is empty (0 bytes)"
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(100)
-    except OSError as exc:
-        return f"cannot read it ({exc.strerror})"
-    if not header.startswith(SQLITE_MAGIC):
-        return "not a SQLite database (bad header)"
-    if len(header) < 100:
-        return f"truncated: {size} bytes, shorter than the 100-byte SQLite header"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    # The header's page count is valid when its change counter matches (SQLite >= 3.7.0); with
-    # a -wal file the latest pages may live there, so the main file's size proves nothing.
-    if pages and header[24:28] == header[92:96] and not os.path.exists(f"{path}-wal") and size < pages * page_size:
-        return f"truncated: the header says {pages * page_size} bytes, the file has {size}"
-    try:
-        conn = sqlite3.connect(database_uri(Path(path)), uri=True)
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return str(exc)
-    return None
 
 
 def db_candidates(db_id: str, db_root: str | os.PathLike) -> tuple[str, str]:

@@ -441,7 +441,8 @@ def synthesize(examples: list, config: SynthConfig, tables_json: str | None = No
     appears twice (same id) is used once, so every pair is unique and the cap holds on the output."""
     from tqdm import tqdm
 
-    from ..prompts import PromptConfig, build_messages, prompt_schema
+    from ..prompts import build_messages
+    from ..schema.select import PromptConfig, prompt_schema
     from ..scoring.scorer import Scorer
     from ..sql.sandbox import Sandbox
 
@@ -544,8 +545,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     from ..core.fileio import write_jsonl
     from ..data.guard import exclude_leaks, load_eval_split
     from ..data.load import load_examples
-    from ..prompts import PromptConfig
     from ..rollout.command import default_tables_json
+    from ..schema.select import PromptConfig
 
     args = make_parser(prog).parse_args(argv)
     args.mutations = tuple(dict.fromkeys(name.strip() for name in args.mutations.split(",") if name.strip()))

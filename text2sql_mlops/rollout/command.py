@@ -164,7 +164,7 @@ def default_tables_json(dataset_path: str) -> str | None:
 def check(config: RolloutConfig) -> None:
     """One-line errors for settings no run could use."""
     from ..generation import generator_names
-    from ..prompts import PromptConfig
+    from ..schema.select import PromptConfig
     from ..scoring.scorer import MATCHERS
     from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
     from .loop import REPAIR_SCOPES

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING
 
 from ..core.records import Candidate, Example, Trajectory, Turn
 from ..generation import GenerationRequest, Generator, SamplingParams
-from ..prompts import PromptConfig, PromptSchema, build_messages, extract_sql, prompt_schema
+from ..prompts import build_messages, extract_sql
+from ..schema.select import PromptConfig, PromptSchema, prompt_schema
 from ..scoring.scorer import Scorer
 from ..sql.catalog import Catalog, load_catalog
 from ..sql.sandbox import Sandbox

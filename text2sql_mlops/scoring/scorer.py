@@ -39,7 +39,8 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.fileio import output_file
-from ..data.load import check_database, check_db_id
+from ..data.load import check_db_id
+from ..sql.database import check_database
 
 # The official evaluator's TIMEOUT; its own limit can never fire (a blocking call
 # inside asyncio.wait_for), so ours is only a guard against runaway predictions.
@@ -97,7 +98,7 @@ def sqlite3_statement(sql: str) -> tuple[str, str | None]:
     laxer about the third, so the text is settled here and the Sandbox only
     ever gets one statement. ("", None) means no rows and no error.
     """
-    from ..sql.sandbox import split_first_statement
+    from ..sql.text import split_first_statement
 
     start = _skip_blanks(sql, 0, semicolons=True)
     if start == len(sql):

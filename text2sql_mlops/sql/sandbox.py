@@ -49,7 +49,6 @@ import json
 import math
 import os
 import queue
-import re
 import sqlite3
 import sys
 import threading
@@ -60,6 +59,8 @@ from pathlib import Path
 from types import EllipsisType
 
 from ..core.errors import UserError
+from .database import database_uri
+from .text import first_statement_bounds, is_blank, leading_keyword
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 10_000
@@ -158,62 +159,11 @@ def _json_value(value):
 
 # --- one statement per call --------------------------------------------------
 
-# SQLite's tokenizer rules for what can hide a ";": quoted strings and
-# identifiers (a doubled quote escapes itself), [bracketed] identifiers, and
-# comments (an unterminated one runs to the end). SQLite treats a UTF-8 BOM as
-# whitespace anywhere, so it must not hide a statement from us either.
-# Possessive regexes scan a megabyte of hostile SQL in milliseconds.
-_BLANK_ITEM = r"[ \t\n\v\f\r\ufeff]++|--[^\n]*+\n?|/\*.*?(?:\*/|\Z)"
-_BLANK = re.compile(rf"(?:{_BLANK_ITEM})*+", re.DOTALL)
-_BLANK_OR_SEMICOLONS = re.compile(rf"(?:{_BLANK_ITEM}|;)*+", re.DOTALL)
-_EMPTY_STATEMENTS = re.compile(rf"(?:(?:{_BLANK_ITEM})*+;)*+", re.DOTALL)
-_STATEMENT_BODY = re.compile(
-    r"""(?:[^;'"`\[\-/]++|-(?!-)|/(?!\*)"""  # plain text, including "-" and "/" that start no comment
-    r"""|'[^']*+(?:''[^']*+)*+'?|"[^"]*+(?:""[^"]*+)*+"?|`[^`]*+(?:``[^`]*+)*+`?|\[[^\]]*+\]?"""
-    r"""|--[^\n]*+|/\*.*?(?:\*/|\Z))*+""",
-    re.DOTALL,
-)
-_WORD = re.compile(r"[A-Za-z_]+")
 # What a read-only statement can start with. The authorizer is what enforces
 # read-only; this check exists because a write that finds nothing to change
 # (DROP TABLE IF EXISTS nosuch) never reaches the authorizer, and it gives
 # the clearest error message.
 READ_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "PRAGMA"})
-
-
-def _first_statement(sql: str) -> tuple[int, int]:
-    """(begin, end) of the first statement, its ``;`` included; ``begin`` skips empty ones like ``;;``."""
-    begin = _EMPTY_STATEMENTS.match(sql).end()
-    end = _STATEMENT_BODY.match(sql, begin).end()
-    return begin, min(end + 1, len(sql))
-
-
-def _is_blank(sql: str, start: int, end: int) -> bool:
-    """Whether ``sql[start:end]`` holds only whitespace, comments and semicolons."""
-    return _BLANK_OR_SEMICOLONS.match(sql, start, end).end() == end
-
-
-def split_first_statement(sql: str) -> tuple[str, str]:
-    """Split ``sql`` into its first statement (with its ``;``, if any) and the rest, both unchanged.
-
-    Leading empty statements stay with the first one, so ``first + rest == sql``.
-    """
-    _, end = _first_statement(sql)
-    return sql[:end], sql[end:]
-
-
-def _leading_keyword(statement: str) -> str:
-    """The statement's first word after any ``EXPLAIN [QUERY PLAN]``, upper-cased."""
-    i = 0
-    for _ in range(4):
-        i = _BLANK.match(statement, i).end()
-        word = _WORD.match(statement, i)
-        if word is None:
-            break
-        if word.group().upper() not in {"EXPLAIN", "QUERY", "PLAN"}:
-            return word.group().upper()
-        i = word.end()
-    return statement[i:i + 20].strip()
 
 
 def _check_sql(sql: str) -> tuple[str | None, str | None]:
@@ -230,16 +180,16 @@ def _check_sql(sql: str) -> tuple[str | None, str | None]:
     if nul >= 0:
         # SQLite would stop reading at the NUL and silently ignore what follows.
         return None, f"rejected: SQL contains a NUL character at character {nul}"
-    begin, end = _first_statement(sql)
-    if _is_blank(sql, begin, end):
+    begin, end = first_statement_bounds(sql)
+    if is_blank(sql, begin, end):
         return None, "rejected: no SQL statement to run (the text is empty or only comments)"
-    if not _is_blank(sql, end, len(sql)):
+    if not is_blank(sql, end, len(sql)):
         return None, (
             f"rejected: only one SQL statement is allowed per call; another statement "
             f"follows the first at character {end}"
         )
     statement = sql[begin:end]
-    keyword = _leading_keyword(statement)
+    keyword = leading_keyword(statement)
     if keyword not in READ_KEYWORDS:
         return None, (
             f"rejected: only read-only queries can run here (SELECT, WITH, VALUES, EXPLAIN or "
@@ -251,19 +201,6 @@ def _check_sql(sql: str) -> tuple[str | None, str | None]:
 # --- the connection and its worker ----------------------------------------------
 
 _TIMED_OUT = "timeout"  # a worker's error for a query stopped at its deadline; execute() words it
-
-
-def database_uri(path: Path) -> str:
-    uri = path.as_uri() + "?mode=ro"
-    # A WAL database opened with mode=ro makes SQLite create -wal and -shm
-    # files. With no -wal file there is nothing to read from it, so open it
-    # as immutable instead, which creates nothing.
-    with open(path, "rb") as handle:
-        header = handle.read(20)
-    is_wal = len(header) == 20 and header.startswith(b"SQLite format 3\x00") and header[18] == 2
-    if is_wal and not Path(f"{path}-wal").exists():
-        uri += "&immutable=1"
-    return uri
 
 
 class _Runner:

@@ -1,5 +1,6 @@
 """How a query uses its tables, read with sqlglot: aliases, the tables behind them, and
-joins a repair could drop. Feedback (``feedback.py``) explains errors with it.
+joins a repair could drop, and the catalog tables it reads (``gold_tables``). Feedback
+(``rollout/feedback.py``) explains errors with it; ``schema-recall`` scores retrieval against the gold tables.
 
 Names are kept as the query writes them; lookups against the catalog are
 case-insensitive, as SQLite's are. A query sqlglot cannot parse has no shape (None).
@@ -87,3 +88,20 @@ def has_column(catalog: Catalog, table: str, column: str) -> bool | None:
 def column_owners(catalog: Catalog, column: str) -> list[str]:
     """The tables of the database that have ``column``, in catalog order."""
     return [table.name for table in catalog.tables if has_column(catalog, table.name, column)]
+
+
+def gold_tables(sql: str, catalog: Catalog) -> set[str]:
+    """The catalog tables that ``sql`` reads, spelled as in the catalog.
+
+    Walks every scope sqlglot finds (subqueries, CTEs, set operations), so a
+    CTE name is never taken for a table, yet a table that a CTE of the same
+    name reads is. Aliases need no resolving: a source's table name is kept
+    apart from its alias. Names the catalog lacks are dropped; SQL that does
+    not parse gives the empty set.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+        names = {source.name for scope in traverse_scope(tree) for source in scope.sources.values() if isinstance(source, exp.Table)}
+    except SqlglotError:
+        return set()
+    return {resolved for name in names if (resolved := catalog.resolve(name))}

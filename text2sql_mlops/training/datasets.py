@@ -52,7 +52,8 @@ def read_pairs(paths: list[str]) -> list[dict[str, Any]]:
 def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> tuple[list[tuple[Messages, str]], int]:
     """(first-turn prompt, gold answer) of every example whose gold SQL runs, built by the same
     functions as a rollout's first turn; and how many were left out because their gold fails."""
-    from ..prompts import build_messages, prompt_schema
+    from ..prompts import build_messages
+    from ..schema.select import prompt_schema
     from ..sql.sandbox import Sandbox
 
     targets, bad_gold = [], 0

@@ -29,7 +29,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from ..prompts import build_messages, format_answer, prompt_schema
+from ..prompts import build_messages, format_answer
+from ..schema.select import prompt_schema
 
 Messages = list[dict[str, str]]
 FAMILIES = ("invented_column", "wrong_column", "missing_join")

@@ -50,7 +50,7 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
 
 def prompt_config(settings: SFTSettings):
     """The schema settings of --dataset prompts, checked as `rollout` checks them."""
-    from ..prompts import PromptConfig
+    from ..schema.select import PromptConfig
 
     return PromptConfig.of(settings).check()
 
