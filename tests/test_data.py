@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.core.errors import UserError
-from text2sql_mlops.data.load import import_spider, load_examples, validate_spider_layout
+from text2sql_mlops.data.load import load_examples
+from text2sql_mlops.data.spider import import_spider, validate_spider_layout
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import sys
 # subcommand -> (module, one-line help). Order is the order of the data flow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("text2sql_mlops.generation.prepare", "prepare the base model folder (the embedded SmolLM2-135M-Instruct by default)"),
-    "data": ("text2sql_mlops.data.load", "import, validate and generate datasets (import-spider, demo, validate)"),
+    "data": ("text2sql_mlops.data.command", "import, validate and generate datasets (import-spider, demo, validate)"),
     "exec": ("text2sql_mlops.sql.sandbox", "run one SQL query in the read-only sandbox; prints one JSON object"),
     "score": ("text2sql_mlops.scoring.scorer", "execution accuracy with the official Spider semantics"),
     "schema-recall": ("text2sql_mlops.schema.recall", "gold-table recall of a schema retrieval mode"),
