@@ -497,8 +497,8 @@ def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_g
     from text2sql_mlops.data.load import load_examples
     from text2sql_mlops.pairs.synth import function_case
     from text2sql_mlops.prompts import REPAIR_INSTRUCTION
-    from text2sql_mlops.rollout.feedback import unresolved_name
     from text2sql_mlops.schema.select import PromptConfig
+    from text2sql_mlops.scoring.errors import unresolved_name
     from text2sql_mlops.sql.catalog import load_catalog
     from text2sql_mlops.sql.sandbox import Sandbox
     from text2sql_mlops.training.datasets import dataset_targets

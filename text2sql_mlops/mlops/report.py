@@ -106,7 +106,7 @@ def online_repair(trajectories: list[Trajectory]) -> dict[str, Any]:
 
 
 def column_errors(trajectories: list[Trajectory], catalog_of: Callable[[str], Any]) -> dict[str, Any]:
-    from ..rollout.feedback import unresolved_name
+    from ..scoring.errors import unresolved_name
     from ..sql.shape import column_owners, query_shape
 
     kinds = ("alias_mis_binding", "wrong_owner_table", "truly_missing")

@@ -381,8 +381,7 @@ class SynthConfig:
 
 def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json: str | None, stats: Counter) -> tuple[str | None, list[Negative]]:
     """(chosen SQL, verified negatives) of one example; (None, []) when its gold cannot serve."""
-    from ..rollout.feedback import GoldResult, observe
-    from ..rollout.loop import outcome_type
+    from ..scoring.errors import GoldResult, observe, outcome_type
     from ..sql.catalog import load_catalog
 
     db, gold = example.db_path, example.query

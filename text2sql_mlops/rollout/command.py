@@ -165,7 +165,7 @@ def check(config: RolloutConfig) -> None:
     """One-line errors for settings no run could use."""
     from ..generation import generator_names
     from ..schema.select import PromptConfig
-    from ..scoring.scorer import MATCHERS
+    from ..scoring.match import MATCHERS
     from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
     from .loop import REPAIR_SCOPES
 

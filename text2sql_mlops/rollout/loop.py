@@ -38,19 +38,11 @@ from ..core.records import Candidate, Example, Trajectory, Turn
 from ..generation import GenerationRequest, Generator, SamplingParams
 from ..prompts import build_messages, extract_sql
 from ..schema.select import PromptConfig, PromptSchema, prompt_schema
+from ..scoring.errors import Execution, GoldResult, is_schema_valid, observe, outcome_type
 from ..scoring.scorer import Scorer
 from ..sql.catalog import Catalog, load_catalog
 from ..sql.sandbox import Sandbox
-from .feedback import (
-    FEEDBACK_MODES,
-    Diagnosis,
-    Execution,
-    GoldResult,
-    build_feedback,
-    classify_error,
-    is_schema_valid,
-    observe,
-)
+from .feedback import FEEDBACK_MODES, Diagnosis, build_feedback
 from .rewards import cost_reward, rule_reward
 
 if TYPE_CHECKING:
@@ -241,20 +233,3 @@ class RolloutEngine:
         elif self.config.use_gold_when_failed and trajectory.gold_error is None:
             trajectory.target = {"sql": trajectory.gold, "source": "gold"}
         return trajectory
-
-
-def outcome_type(ran: Execution, gold: GoldResult) -> str:
-    """The error type of a candidate that is not correct (``feedback.ERROR_TYPES``).
-
-    A candidate that ran against a gold query that fails counts as ``other``: its
-    result cannot be judged.
-    """
-    if not ran.ok:
-        return classify_error(ran.error or "")
-    if gold.error is not None:
-        return "other"
-    if ran.row_count == 0 and gold.row_count > 0:
-        return "empty_result"
-    if ran.row_count != gold.row_count or ran.truncated:
-        return "wrong_row_count"
-    return "wrong_result"

@@ -32,7 +32,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .feedback import ERROR_TYPES, FEEDBACK_MODES
+from ..scoring.errors import ERROR_TYPES
+from .feedback import FEEDBACK_MODES
 from .loop import uses_gold
 
 

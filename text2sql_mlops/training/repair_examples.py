@@ -64,7 +64,7 @@ def invented_columns(tree: exp.Expression, case: str, catalog, rng: random.Rando
 def failing_query(example, catalog, sandbox, rng: random.Random) -> tuple[str, str] | None:
     """(family, SQL) of a corrupted gold query that SQLite rejects with an unresolved name."""
     from ..pairs.synth import candidate_sqls, function_case
-    from ..rollout.feedback import unresolved_name
+    from ..scoring.errors import unresolved_name
 
     try:
         tree = sqlglot.parse_one(example.query, read="sqlite")
@@ -93,7 +93,8 @@ def repair_targets(examples: list, prompt_config, tables_json: str | None, fract
                    feedback_mode: str, seed: int) -> tuple[list[tuple[Messages, str]], Counter]:
     """(repair-turn messages, gold answer) for a seeded ``fraction`` of ``examples`` whose gold runs;
     and counts per family (plus ``repair_no_failing_query``)."""
-    from ..rollout.feedback import Diagnosis, GoldResult, build_feedback, observe
+    from ..rollout.feedback import Diagnosis, build_feedback
+    from ..scoring.errors import GoldResult, observe
     from ..sql.catalog import load_catalog
     from ..sql.sandbox import Sandbox
 
