@@ -24,7 +24,7 @@ def measure(dataset: str, split: str, limit: int | None, tokenizer) -> list[dict
     from text2sql_mlops.data.load import load_examples
     from text2sql_mlops.generation.chat import render_prompt
     from text2sql_mlops.prompts import build_messages
-    from text2sql_mlops.rollout.command import default_tables_json
+    from text2sql_mlops.rollout.config import default_tables_json
     from text2sql_mlops.schema.select import PromptConfig, prompt_schema
 
     examples = load_examples(dataset, None, split)[:limit]

@@ -23,7 +23,8 @@ from conftest import CONCERT_SQL, make_db
 from text2sql_mlops.cli import main as cli_main
 from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.generation.mock import MockGenerator, broken_variant
-from text2sql_mlops.rollout.command import RolloutConfig, generator_options, ignored_flags, run_identity, run_rollout
+from text2sql_mlops.rollout.command import run_rollout
+from text2sql_mlops.rollout.config import RolloutConfig, generator_options, ignored_flags, run_identity
 from text2sql_mlops.rollout.rewards import cost_reward, rule_reward
 from text2sql_mlops.rollout.store import WORK_FILE
 from text2sql_mlops.sql.plan import PlanFlags

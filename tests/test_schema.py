@@ -430,7 +430,8 @@ def test_schema_recall_compares_modes_and_lists_missed_tables(tmp_path: Path, db
 
 def test_schema_recall_over_a_rollouts_trajectories(tmp_path: Path, db: Path, capsys):
     """The schemas a run really showed its model: each trajectory's schema_tables against its gold."""
-    from text2sql_mlops.rollout.command import RolloutConfig, run_rollout
+    from text2sql_mlops.rollout.command import run_rollout
+    from text2sql_mlops.rollout.config import RolloutConfig
 
     dataset = tmp_path / "questions.json"
     dataset.write_text(json.dumps([{"db_id": e.db_id, "question": e.question, "query": e.query} for e in recall_examples(db)]))

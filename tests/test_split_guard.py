@@ -36,7 +36,8 @@ from text2sql_mlops.data.guard import (
     rollout_db_roots,
     schema_fingerprint,
 )
-from text2sql_mlops.rollout.command import RolloutConfig, run_rollout
+from text2sql_mlops.rollout.command import run_rollout
+from text2sql_mlops.rollout.config import RolloutConfig
 
 DEV_QUESTION, DEV_SQL = "What is the average age?", "SELECT avg(age) FROM singer"
 DEV_ID = example_id("concert_singer", DEV_QUESTION, DEV_SQL)

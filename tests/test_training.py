@@ -157,7 +157,8 @@ def test_sft_targets_are_verified_sql_with_their_turns_prompts():
 def test_sft_targets_from_a_mock_rollout_include_the_repairs(demo_dataset, tmp_path):
     """Real trajectories: the mock answers turn 1 wrong and repairs at turn 2."""
     from text2sql_mlops.pairs.mine import read_trajectories
-    from text2sql_mlops.rollout.command import RolloutConfig, run_rollout
+    from text2sql_mlops.rollout.command import run_rollout
+    from text2sql_mlops.rollout.config import RolloutConfig
     from text2sql_mlops.training.datasets import sft_targets
 
     run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(tmp_path / "run"), generator="mock", max_turns=3, limit=3, progress=False))
@@ -222,7 +223,8 @@ def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(
 
     from text2sql_mlops.data.load import load_examples
     from text2sql_mlops.generation import create_generator
-    from text2sql_mlops.rollout.command import RolloutConfig, run_rollout
+    from text2sql_mlops.rollout.command import run_rollout
+    from text2sql_mlops.rollout.config import RolloutConfig
     from text2sql_mlops.schema.select import PromptConfig
     from text2sql_mlops.training.datasets import dataset_targets
 

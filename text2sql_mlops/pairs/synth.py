@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     from ..core.fileio import write_jsonl
     from ..data.guard import exclude_leaks, load_eval_split
     from ..data.load import load_examples
-    from ..rollout.command import default_tables_json
+    from ..rollout.config import default_tables_json
     from ..schema.select import PromptConfig
 
     args = make_parser(prog).parse_args(argv)

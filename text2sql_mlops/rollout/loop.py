@@ -6,19 +6,11 @@ backend batches across examples. Every candidate is executed, planned and scored
 (official EX, ``scoring.Scorer``); the repair scope then decides, per example,
 whether the selected candidate goes back to the model with feedback.
 
-Repair scopes (``REPAIR_SCOPES``) decide when an example is repaired again:
-
-  ==============  =========================================================  ==========
-  verified        until some candidate matches gold (the seed's setting)     uses gold
-  online          while the selected candidate fails to execute               gold-free
-  online_guarded  while the selected candidate raises a guard signal: an      gold-free
-                  error, schema-invalid SQL, an empty result, a cartesian or
-                  looped full scan in EXPLAIN QUERY PLAN
-  ==============  =========================================================  ==========
-
-A configuration uses gold (is an *oracle* configuration) when its scope or its
-feedback mode (``feedback.FEEDBACK_MODES``) does; otherwise it is *strict*: no
-gold information reaches the model's prompts or the stopping rule.
+The repair scopes (verified, online, online_guarded: ``config.REPAIR_SCOPES``) decide
+when an example is repaired again. A configuration uses gold (is an *oracle*
+configuration) when its scope or its feedback mode (``feedback.FEEDBACK_MODES``) does;
+otherwise it is *strict*: no gold information reaches the model's prompts or the
+stopping rule.
 
 With ``num_samples`` > 1 every turn samples that many candidates from one prompt;
 the repair continues from one *selected* candidate. Selection is gold-free (fewest
@@ -30,9 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..core.records import Candidate, Example, Trajectory, Turn
 from ..generation import GenerationRequest, Generator, SamplingParams
@@ -42,50 +32,13 @@ from ..scoring.errors import Execution, GoldResult, is_schema_valid, observe, ou
 from ..scoring.scorer import Scorer
 from ..sql.catalog import Catalog, load_catalog
 from ..sql.sandbox import Sandbox
-from .feedback import FEEDBACK_MODES, Diagnosis, build_feedback
+from .config import REPAIR_SCOPES, RepairScope, RolloutConfig
+from .feedback import Diagnosis, build_feedback
 from .rewards import cost_reward, rule_reward
-
-if TYPE_CHECKING:
-    from .command import RolloutConfig
 
 MAX_ROWS = 10_000  # rows fetched per query; row counts above it are reported as "more than"
 
-# --------------------------------------------------------------------------- repair scopes
-
-
-def _no_candidate_correct(candidates: list[Candidate], selected: Candidate) -> bool:
-    return not any(c.correct for c in candidates)
-
-
-def _selected_failed(candidates: list[Candidate], selected: Candidate) -> bool:
-    return not selected.executed
-
-
-def _selected_flagged(candidates: list[Candidate], selected: Candidate) -> bool:
-    return bool(selected.signals)
-
-
-@dataclass(frozen=True)
-class RepairScope:
-    name: str
-    uses_gold: bool
-    needs_repair: Callable[[list[Candidate], Candidate], bool]
-    stop_reason: str  # why an episode that needs no repair stops
-
-
-REPAIR_SCOPES = {
-    scope.name: scope
-    for scope in (
-        RepairScope("verified", True, _no_candidate_correct, "correct"),
-        RepairScope("online", False, _selected_failed, "executed"),
-        RepairScope("online_guarded", False, _selected_flagged, "no_guard_signal"),
-    )
-}
-
-
-def uses_gold(repair_scope: str, feedback_mode: str) -> bool:
-    """Whether a configuration is an oracle one: gold reaches the prompts or the stopping rule."""
-    return REPAIR_SCOPES[repair_scope].uses_gold or FEEDBACK_MODES[feedback_mode].uses_gold
+# --------------------------------------------------------------------------- the loop
 
 
 def select(candidates: list[Candidate], scope: RepairScope) -> int:
@@ -94,9 +47,6 @@ def select(candidates: list[Candidate], scope: RepairScope) -> int:
         if correct:
             return correct[0]
     return min(range(len(candidates)), key=lambda i: (not candidates[i].executed, len(candidates[i].signals), i))
-
-
-# --------------------------------------------------------------------------- the loop
 
 
 @dataclass

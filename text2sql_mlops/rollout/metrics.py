@@ -33,8 +33,8 @@ from collections import Counter
 from typing import Any
 
 from ..scoring.errors import ERROR_TYPES
+from .config import uses_gold
 from .feedback import FEEDBACK_MODES
-from .loop import uses_gold
 
 
 def _rate(count: float, total: int) -> float | None:

@@ -73,7 +73,7 @@ def dataset_examples(settings: SFTSettings) -> list:
     if not settings.dataset:
         return []
     from ..data.load import load_examples
-    from ..rollout.command import default_tables_json
+    from ..rollout.config import default_tables_json
 
     prompt_config(settings)  # bad schema settings fail before anything is loaded
     settings.tables_json = settings.tables_json or default_tables_json(settings.dataset)
