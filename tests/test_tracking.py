@@ -466,8 +466,9 @@ def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eva
     import torch
     from peft import PeftModel
 
+    from text2sql_mlops.generation.adapters import is_whole_model_folder
     from text2sql_mlops.mlops.evaluate import resolve_models
-    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, is_whole_model_folder
+    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME
 
     base_copy = tmp_path / "models" / "base"  # its own base: moved away below
     base_copy.parent.mkdir()
@@ -510,8 +511,9 @@ def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_pat
     import mlflow
     import yaml
 
+    from text2sql_mlops.generation.adapters import is_whole_model_folder
     from text2sql_mlops.mlops.evaluate import resolve_models
-    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, is_whole_model_folder, resolve_adapter
+    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
     whole = build_tiny_llama(tmp_path / "outputs" / "train" / "sft_dpo", seed=3)  # `train --full_finetune` output
     (whole / "training_summary.json").write_text(json.dumps({"lora": None}))

@@ -54,7 +54,8 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     ``--adapter_path`` (a folder): one of them at most, and only for a generator that loads
     adapters (one that declares an ``adapter_path`` option); neither is ever dropped silently."""
     from ..generation import backend_options, backends_with
-    from .registry import base_model_of, is_whole_model_folder, resolve_adapter
+    from ..generation.adapters import base_model_of, is_whole_model_folder
+    from .registry import resolve_adapter
 
     if adapter and adapter_path:
         raise UserError("give --adapter or --adapter_path, not both (--adapter takes a folder or models:/NAME@ALIAS)")

@@ -4,7 +4,7 @@
         --eval outputs/eval/sft_dpo/summary.json --out outputs/register/decision.json
 
 A training stage's ``track --adapter`` logs the trained folder as an MLflow model of the
-``transformers`` flavor (``log_trained_model``): a LoRA adapter is saved as the PEFT
+``transformers`` flavor (``models.py: log_trained_model``): a LoRA adapter is saved as the PEFT
 adapter plus the tokenizer, its base model recorded by local path, never copied; a whole
 fine-tuned model (``--full_finetune``) is saved whole. Every ``register`` call adds that
 logged model (``models:/m-...``) as a version of the registered model
@@ -22,7 +22,7 @@ are never compared: the new version stays a challenger until promoted by hand
 ``runs:/...``) is downloaded to a local folder (``models/registry/NAME/vN``) that
 ``eval`` and the ``hf`` generator load like any adapter path: an MLflow model is
 unpacked into the layout ``train`` writes (the adapter or the whole model, with its
-tokenizer). Only loadable adapters (``check_adapter_folder``: a readable
+tokenizer). Only loadable adapters (``generation/adapters.py: check_adapter_folder``: a readable
 ``adapter_config.json`` and the weights) or whole models are logged, registered,
 cached or used.
 """
@@ -32,204 +32,32 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file
+from ..generation.adapters import (
+    ADAPTER_CONFIG,
+    MODEL_CONFIG,
+    check_adapter_files,
+    check_adapter_folder,
+    is_whole_model_folder,
+)
+from .tracking import connect, sqlite_db_path, store_lock, tracking_uri
 
 DEFAULT_MODEL_NAME = "text2sql-sft-dpo"
 CHAMPION = "champion"
 METRIC = "final_ex_strict"  # promotion compares the gold-free number only
 TAGGED_NUMBERS = ("first_turn_ex", "final_ex_strict", "final_ex_oracle", "executable_rate", "examples")
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # what PEFT's save_pretrained writes
-MODEL_CONFIG = "config.json"  # a whole model folder (`train --full_finetune`) instead of an adapter
 # Where the MLflow transformers flavor puts things inside a logged model (mlflow/transformers/):
 # MLmodel names the PEFT adapter folder (peft_adaptor) or the whole model's (model_binary).
 MLMODEL = "MLmodel"
 FLAVOR = "transformers"
 TOKENIZER_DIR = ("components", "tokenizer")
-TASK = "text-generation"
-
-
-def is_whole_model(files: Iterable[str]) -> bool:
-    """A trained output that is a whole model (config + weights), not a LoRA adapter."""
-    names = set(files)
-    return (MODEL_CONFIG in names and ADAPTER_CONFIG not in names
-            and any(name.endswith(".safetensors") or name == "pytorch_model.bin" for name in names))
-
-
-def is_whole_model_folder(path: str | Path) -> bool:
-    folder = Path(path)
-    return folder.is_dir() and is_whole_model(entry.name for entry in folder.iterdir() if entry.is_file())
-
-
-# --------------------------------------------------------------------------- what a loadable adapter is
-
-
-def check_adapter_files(where: str, files: Iterable[str], config_text: str | None) -> None:
-    """The one check of a LoRA adapter before it is logged, registered or used: its
-    ``adapter_config.json`` (``config_text``; None when absent) holds a JSON object and
-    ``files`` (the names in its folder) include the weights. A whole model folder (a fully
-    fine-tuned model: config.json and weights) passes too: it is used in place of the base."""
-    if config_text is None and is_whole_model(files):
-        return
-    if config_text is None:
-        raise UserError(f"no LoRA adapter at {where} ({ADAPTER_CONFIG} missing); give the folder a training stage saved, "
-                        "or models:/NAME@ALIAS")
-    try:
-        config = json.loads(config_text)
-    except ValueError as exc:
-        raise UserError(f"the LoRA adapter at {where} is broken: {ADAPTER_CONFIG} is not valid JSON ({exc}); "
-                        "save or train the adapter again") from None
-    if not isinstance(config, dict):
-        raise UserError(f"the LoRA adapter at {where} is broken: {ADAPTER_CONFIG} must hold a JSON object")
-    if not set(files) & set(ADAPTER_WEIGHTS):
-        raise UserError(f"the LoRA adapter at {where} has no weights ({' or '.join(ADAPTER_WEIGHTS)}); "
-                        "was it saved by an interrupted training? train it again")
-
-
-def check_adapter_folder(path: str | Path, where: str | None = None) -> Path:
-    """``path`` as a loadable LoRA adapter folder (``check_adapter_files``); ``where`` names it in errors."""
-    folder = Path(path)
-    config = folder / ADAPTER_CONFIG
-    try:
-        text = config.read_text(encoding="utf-8") if config.is_file() else None
-    except (OSError, ValueError) as exc:  # unreadable, or not UTF-8
-        raise UserError(f"cannot read {config}: {exc}") from None
-    files = [entry.name for entry in folder.iterdir() if entry.is_file()] if folder.is_dir() else []
-    check_adapter_files(where or str(path), files, text)
-    return folder
-
-
-# --------------------------------------------------------------------------- the MLflow model of a trained folder
-
-
-@dataclass
-class TrainedModel:
-    """A training stage's output loaded for ``log_trained_model``: the pipeline components
-    MLflow saves and, for a LoRA adapter, its base model's local folder (None: a whole model)."""
-
-    folder: Path
-    components: dict[str, Any]
-    base_model: Path | None
-
-
-def local_base_model(adapter_dir: str | Path) -> Path:
-    """The absolute local folder of the base model a LoRA adapter names (its ``adapter_config.json``)."""
-    base = base_model_of(str(adapter_dir))
-    if not base:
-        raise UserError(f"the adapter at {adapter_dir} does not name its base model (base_model_name_or_path in {ADAPTER_CONFIG})")
-    path = Path(base).expanduser()
-    if not (path / MODEL_CONFIG).is_file():
-        raise UserError(f"the adapter at {adapter_dir} was trained on {base!r}, which is not a model folder here "
-                        f"({MODEL_CONFIG} missing); log it from the project folder that holds its base model "
-                        "(`text2sql-mlops model prepare --out PATH`)")
-    return path.resolve()
-
-
-def load_trained_model(folder: str | Path) -> TrainedModel:
-    """Load a trained folder (a LoRA adapter on its base model, or a whole model) for logging.
-
-    Whatever can fail fails here, as a ``UserError``, before a run exists: the folder's
-    files, the base model's folder, the weights, an MLflow that cannot record a local base.
-    """
-    import inspect
-
-    import mlflow.transformers
-
-    folder = check_adapter_folder(folder).resolve()
-    whole = is_whole_model_folder(folder)
-    base = None if whole else local_base_model(folder)
-    if base is not None and "base_model_path" not in inspect.signature(mlflow.transformers.log_model).parameters:
-        raise UserError(f"MLflow {mlflow.__version__} cannot record a LoRA adapter's base model by local path "
-                        "(log_model's base_model_path); install the version constraints.txt pins")
-    # The tokenizer `train` saved beside its output (the chat template it trained with), else the base model's.
-    tokenizer_dir = folder if whole or (folder / "tokenizer_config.json").is_file() else base
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        with _no_transformers_progress_bars():
-            # Absolute paths on purpose: MLflow takes a model's name_or_path for a Hugging Face Hub
-            # repository when it looks like one ("models/base") and asks the Hub for its model card
-            # and license; an absolute path is never a repository id, so nothing goes online.
-            model = AutoModelForCausalLM.from_pretrained(folder if whole else base, dtype="auto")
-            if base is not None:
-                from peft import PeftModel
-
-                model = PeftModel.from_pretrained(model, str(folder))
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    except Exception as exc:  # any failure to load means the trained output is unusable
-        why = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load the trained model at {folder} ({why}); train it again") from None
-    return TrainedModel(folder, {"model": model, "tokenizer": tokenizer}, base)
-
-
-def log_trained_model(trained: TrainedModel, name: str, tags: dict[str, str] | None = None):
-    """Log ``trained`` to the active run as an MLflow model of the transformers flavor.
-
-    Returns MLflow's ``ModelInfo``: ``model_uri`` (``models:/m-...``) and ``model_id`` are
-    what ``register`` registers. A LoRA adapter is saved as the PEFT adapter (``peft/``) and
-    the tokenizer (``components/tokenizer/``); its base model is recorded by local path
-    (``base_model_path``, MLmodel's ``local_base_model_path``), never copied. Without that
-    path MLflow would record the base model as a Hugging Face Hub repository with its commit
-    hash, which a local folder has not, and then save the base weights after all;
-    ``mlflow.transformers.load_model`` loads the base from the recorded path, offline (where
-    the base lives elsewhere, ``load_model(uri, base_model_path=...)`` points at it). A whole
-    fine-tuned model is saved with its weights (``model/``) and a model card of ours, so MLflow
-    fetches none from the Hub. The requirements are the installed versions, given here:
-    MLflow's defaults want torchvision, which this project does not install.
-    """
-    import mlflow.transformers
-
-    if trained.base_model is not None:
-        extra: dict[str, Any] = {"base_model_path": str(trained.base_model)}
-    else:
-        from huggingface_hub import ModelCard
-
-        extra = {"model_card": ModelCard(f"---\nlibrary_name: transformers\npipeline_tag: {TASK}\n---\n# {name}\n\n"
-                                         f"A text-to-SQL model fully fine-tuned by text2sql-mlops ({trained.folder.name}).\n")}
-    packages = ("torch", "transformers", *(("peft",) if trained.base_model is not None else ()))
-    with _no_transformers_progress_bars():
-        return mlflow.transformers.log_model(trained.components, name=name, task=TASK, pip_requirements=_pinned(packages),
-                                             tags=tags, **extra)
-
-
-@contextmanager
-def _no_transformers_progress_bars() -> Iterator[None]:
-    """transformers draws a bar for every load and save, and peft calls deprecated transformers
-    APIs (FutureWarning): stage logs keep one line per event."""
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
-
-
-def _pinned(packages: Iterable[str]) -> list[str]:
-    """``name==version`` of the installed packages, without a local label (torch's ``+cpu``)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for name in packages:
-        try:
-            pins.append(f"{name}=={version(name).split('+')[0]}")
-        except PackageNotFoundError:
-            continue
-    return pins
 
 
 @contextmanager
@@ -292,8 +120,6 @@ def open_store() -> None:
     A local store that does not exist is an error here, never created empty: pulling or
     registering needs the store the pipeline's ``track`` calls wrote.
     """
-    from .tracking import connect, sqlite_db_path, tracking_uri
-
     db = sqlite_db_path(tracking_uri())
     if db is not None and not db.is_file():
         raise UserError(f"no MLflow store at {db}; run from the project folder whose `track` calls wrote mlruns/, "
@@ -521,12 +347,6 @@ def _unpack_mlflow_model(download: Path, staged: Path, uri: str) -> bool:
     return False
 
 
-def base_model_of(adapter_dir: str) -> str:
-    """The base model an adapter was trained on (adapter_config.json)."""
-    config = json.loads(Path(adapter_dir, "adapter_config.json").read_text())
-    return str(config.get("base_model_name_or_path") or "")
-
-
 def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
     parser = ArgParser(prog=prog, description="Register a trained adapter in the MLflow registry and move the "
                        f"'{CHAMPION}' alias when its strict final EX beats the champion's on the same evaluation set.")
@@ -541,7 +361,6 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
     from ..core.fileio import write_json
-    from .tracking import store_lock, tracking_uri
 
     args = make_parser(prog).parse_args(argv)
     records = []

@@ -43,6 +43,7 @@ from typing import Any
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file
+from .models import load_trained_model, log_trained_model
 
 STORE_DIR = Path("mlruns")
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -281,8 +282,6 @@ def log_stage(
         raise UserError(f"--started must be the stage's start as seconds since the epoch (`date +%s`), got {started}")
     trained = None
     if adapter:  # torch and the model only here: a stage without an adapter stays light
-        from .registry import load_trained_model
-
         trained = load_trained_model(adapter)
     experiment_id = connect(experiment, store_dir)
     space = namespace(stage)
@@ -312,8 +311,6 @@ def log_stage(
         record = {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment": experiment, "stage": stage,
                   "artifact_uri": run.info.artifact_uri, "tracking_uri": mlflow.get_tracking_uri()}
         if trained is not None:
-            from .registry import log_trained_model
-
             model_tags = {"stage": stage, "kind": "lora" if trained.base_model is not None else "whole_model",
                           "base_model": str(trained.base_model or "")}
             info = log_trained_model(trained, _model_name(stage), model_tags)

@@ -156,7 +156,7 @@ def _generic_options(config: RolloutConfig) -> dict[str, tuple[str, Any]]:
     """The generation flags given: option name -> (flag, value)."""
     given = {option: (flag, getattr(config, flag)) for flag, option in GENERIC_OPTIONS.items()}
     if config.adapter_path:
-        from ..mlops.registry import is_whole_model_folder
+        from ..generation.adapters import is_whole_model_folder
 
         if is_whole_model_folder(config.adapter_path):  # a fully fine-tuned model replaces the base
             given.update(model_path=("adapter_path", config.adapter_path), adapter_path=("adapter_path", None))

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
     loss_types(settings.loss_type)
     adapter_file = None
     if settings.init_adapter:
-        from ..mlops.registry import is_whole_model_folder
+        from ..generation.adapters import is_whole_model_folder
 
         adapter = Path(settings.init_adapter)
         if is_whole_model_folder(adapter):
