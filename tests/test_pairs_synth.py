@@ -17,15 +17,8 @@ from conftest import make_db
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.core.records import PAIR_META_KEYS, SYNTHETIC_PREFIX, pair_id
 from text2sql_mlops.data.load import load_examples
-from text2sql_mlops.pairs.synth import (
-    MUTATIONS,
-    Negative,
-    SynthConfig,
-    candidate_sqls,
-    cap_schema_errors,
-    function_case,
-    synthesize,
-)
+from text2sql_mlops.pairs.mutations import MUTATIONS, candidate_sqls, function_case
+from text2sql_mlops.pairs.synth import Negative, SynthConfig, cap_schema_errors, synthesize
 from text2sql_mlops.prompts import build_messages, format_answer
 from text2sql_mlops.schema.select import PromptConfig, prompt_schema
 from text2sql_mlops.scoring.scorer import Scorer

@@ -23,7 +23,7 @@ from conftest import CONCERT_SQL, make_db
 
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.core.errors import UserError
-from text2sql_mlops.core.records import Example, Pair, example_id
+from text2sql_mlops.core.records import Example, example_id
 from text2sql_mlops.data.guard import (
     EvalSplit,
     QuestionIndex,
@@ -36,6 +36,7 @@ from text2sql_mlops.data.guard import (
     rollout_db_roots,
     schema_fingerprint,
 )
+from text2sql_mlops.pairs.build import build_pair
 from text2sql_mlops.rollout.command import run_rollout
 from text2sql_mlops.rollout.config import RolloutConfig
 
@@ -50,7 +51,7 @@ INSERT INTO owner VALUES (1, 'Ann', 1), (2, 'Bob', 2);
 
 
 def pair_record(example: str, question: str, db_id: str) -> dict:
-    return Pair.create([{"role": "user", "content": question}], "SELECT 1", "SELECT 2", pair_type="gold_vs_failed_attempt",
+    return build_pair([{"role": "user", "content": question}], "SELECT 1", "SELECT 2", pair_type="gold_vs_failed_attempt",
                        source="natural", gold_fallback=True, example_id=example, db_id=db_id, question=question, gold_sql="SELECT 1",
                        chosen_reward=1.0, rejected_reward=0.0, turn=1, chosen_executable=True, rejected_executable=True,
                        rejected_error_type="wrong_result").to_dict()

@@ -156,7 +156,7 @@ def test_sft_targets_are_verified_sql_with_their_turns_prompts():
 
 def test_sft_targets_from_a_mock_rollout_include_the_repairs(demo_dataset, tmp_path):
     """Real trajectories: the mock answers turn 1 wrong and repairs at turn 2."""
-    from text2sql_mlops.pairs.mine import read_trajectories
+    from text2sql_mlops.core.records import read_trajectories
     from text2sql_mlops.rollout.command import run_rollout
     from text2sql_mlops.rollout.config import RolloutConfig
     from text2sql_mlops.training.datasets import sft_targets
@@ -497,7 +497,7 @@ def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_g
     import sqlglot
 
     from text2sql_mlops.data.load import load_examples
-    from text2sql_mlops.pairs.synth import function_case
+    from text2sql_mlops.pairs.mutations import function_case
     from text2sql_mlops.prompts import REPAIR_INSTRUCTION
     from text2sql_mlops.schema.select import PromptConfig
     from text2sql_mlops.scoring.errors import unresolved_name

@@ -10,13 +10,13 @@ import hashlib
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .fileio import numbered_jsonl, read_jsonl
 
 
 def example_id(db_id: str, question: str, gold_sql: str) -> str:
@@ -79,6 +79,9 @@ class Turn:
     candidates: list[Candidate]
     selected: int  # the candidate the repair continues from, or the final answer
     feedback: str | None = None  # shown in the next turn; None when the episode ended here
+
+
+TRAJECTORY_KEYS = ("id", "db_id", "question", "gold", "turns")
 
 
 @dataclass
@@ -145,6 +148,7 @@ class Pair:
     ``prompt`` is the chat exactly as the model saw it (``prompts.build_messages``);
     ``chosen`` and ``rejected`` are assistant answers in the exact format the model is
     asked to produce (``prompts.format_answer``), so training and inference agree.
+    ``pairs/build.py`` makes them from SQL (``build_pair``).
     """
 
     id: str
@@ -155,19 +159,6 @@ class Pair:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def create(cls, prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, **meta: Any) -> Pair:
-        """A pair from two SQL strings; fills the answer texts, chosen/rejected SQL, margin and id."""
-        from ..prompts import format_answer
-
-        chosen, rejected = format_answer(chosen_sql), format_answer(rejected_sql)
-        meta = {"chosen_sql": chosen_sql, "rejected_sql": rejected_sql, **meta}
-        meta["reward_margin"] = round(meta["chosen_reward"] - meta["rejected_reward"], 10)
-        missing = [key for key in PAIR_META_KEYS if key not in meta]
-        if missing:
-            raise ValueError(f"pair meta lacks {missing}")
-        return cls(id=pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen, rejected=rejected, meta=meta)
 
     @classmethod
     def from_dict(cls, record: Any, where: str) -> Pair:
@@ -195,15 +186,15 @@ class Pair:
                 shown = shown if len(shown) <= 80 else shown[:77] + "..."
                 raise UserError(f"{where}: {name} must be {wanted}, got {shown}")
 
-        check("id", record["id"], _nonempty_str, "a non-empty string")
+        check("id", record["id"], nonempty_str, "a non-empty string")
         check("prompt", record["prompt"], lambda v: isinstance(v, list) and bool(v), "a non-empty list of chat messages")
         for index, message in enumerate(record["prompt"]):
             check(f"prompt[{index}]", message, lambda v: isinstance(v, dict) and "role" in v and "content" in v,
                   'a message object with "role" and "content"')
-            check(f"prompt[{index}].role", message["role"], _nonempty_str, "a non-empty string")
+            check(f"prompt[{index}].role", message["role"], nonempty_str, "a non-empty string")
             check(f"prompt[{index}].content", message["content"], lambda v: isinstance(v, str), "a string")
         for name in ("chosen", "rejected"):
-            check(name, record[name], _nonempty_str, "a non-empty string")
+            check(name, record[name], nonempty_str, "a non-empty string")
         for key, (ok, wanted) in _PAIR_META_CHECKS.items():
             check(f"meta.{key}", meta[key], ok, wanted)
         return cls(id=record["id"], prompt=record["prompt"], chosen=record["chosen"], rejected=record["rejected"], meta=meta)
@@ -212,105 +203,59 @@ class Pair:
 PAIR_RECORD_KEYS = ("id", "prompt", "chosen", "rejected", "meta")
 
 
-def _nonempty_str(value: Any) -> bool:
+def nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and value != ""
 
 
-def _finite(value: Any) -> bool:
+def finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _TEXT = (lambda v: isinstance(v, str), "a string")
 _FLAG = (lambda v: isinstance(v, bool), "true or false")
-_NUMBER = (_finite, "a finite number")
+_NUMBER = (finite_number, "a finite number")
 # meta key -> (check, what it must be); every key of PAIR_META_KEYS (extra keys, e.g. "mutation", are free)
 _PAIR_META_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "pair_type": (_nonempty_str, "a non-empty string"),
+    "pair_type": (nonempty_str, "a non-empty string"),
     "source": (lambda v: v in ("natural", "synthetic"), '"natural" or "synthetic"'),
     "gold_fallback": _FLAG,
     "example_id": _TEXT, "db_id": _TEXT, "question": _TEXT, "gold_sql": _TEXT, "chosen_sql": _TEXT, "rejected_sql": _TEXT,
     "chosen_reward": _NUMBER, "rejected_reward": _NUMBER, "reward_margin": _NUMBER,
     "turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a turn number (1 or more)"),
     "chosen_executable": _FLAG, "rejected_executable": _FLAG,
-    "rejected_error_type": (lambda v: v is None or _nonempty_str(v), "a string or null"),
+    "rejected_error_type": (lambda v: v is None or nonempty_str(v), "a string or null"),
 }
 assert set(_PAIR_META_CHECKS) == set(PAIR_META_KEYS)
-
-
-# The reference project's dpo_pairs.json: a JSON list of {prompt, chosen, rejected, ...} with a
-# plain-string prompt. Fields our records need that such a record may lack, and what they get.
-REFERENCE_PAIR_DEFAULTS: dict[str, Any] = {
-    "pair_type": "reference_pair", "chosen_reward": 1.0, "rejected_reward": 0.0, "turn": 1,
-    "chosen_executable": True, "rejected_executable": False, "rejected_error_type": None,
-    "example_id": "", "db_id": "", "question": "", "gold_sql": "",
-}
-_REFERENCE_ALIASES = {"example_id": ("example_id", "id", "qid"), "gold_sql": ("gold_sql", "gold", "query"),
-                      "db_id": ("db_id",), "question": ("question",)}
-
-
-def pair_from_reference(record: Any, where: str) -> tuple[dict[str, Any], list[str]]:
-    """One reference ``dpo_pairs.json`` record as a ``Pair`` record, and the meta fields it lacked
-    (filled from ``REFERENCE_PAIR_DEFAULTS``). The prompt string becomes one user message and the
-    answers stay exactly as written (they are the reference model's training targets)."""
-    from ..prompts import extract_sql
-
-    if not isinstance(record, dict):
-        raise UserError(f"{where}: expected a pair object, got {type(record).__name__}")
-    for key in ("prompt", "chosen", "rejected"):
-        if not _nonempty_str(record.get(key)):
-            raise UserError(f"{where}: a reference pair needs a non-empty string {key!r}; dpo_pairs.json records hold "
-                            "prompt, chosen and rejected texts")
-    meta: dict[str, Any] = {}
-    missing = []
-    for key, default in REFERENCE_PAIR_DEFAULTS.items():
-        found = next((record[name] for name in _REFERENCE_ALIASES.get(key, (key,)) if record.get(name) is not None), None)
-        if found is None:
-            missing.append(key)
-            found = default
-        meta[key] = str(found) if key in _REFERENCE_ALIASES else found
-    source = record.get("source")
-    meta["source"] = source if source in ("natural", "synthetic") else (
-        "synthetic" if str(meta["pair_type"]).startswith(SYNTHETIC_PREFIX) else "natural")
-    meta["gold_fallback"] = bool(record.get("gold_fallback", meta["source"] == "synthetic"))
-    meta["chosen_sql"], meta["rejected_sql"] = extract_sql(record["chosen"]), extract_sql(record["rejected"])
-    margin = meta["chosen_reward"] - meta["rejected_reward"] if all(
-        _finite(meta[k]) for k in ("chosen_reward", "rejected_reward")) else math.nan
-    meta["reward_margin"] = round(margin, 10)
-    meta["converted_from"] = "reference dpo_pairs.json"
-    meta["assumed"] = missing
-    prompt = [{"role": "user", "content": record["prompt"]}]
-    converted = {"id": pair_id(prompt, record["chosen"], record["rejected"]), "prompt": prompt,
-                 "chosen": record["chosen"], "rejected": record["rejected"], "meta": meta}
-    Pair.from_dict(converted, where)
-    return converted, missing
-
-
-def read_reference_pairs(path: str | os.PathLike) -> tuple[list[dict[str, Any]], Counter]:
-    """Every record of a reference ``dpo_pairs.json`` (a JSON list) as a Pair record, and how many
-    records lacked each field."""
-    try:
-        records = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}); a reference dpo_pairs.json is one JSON list") from None
-    if not isinstance(records, list):
-        raise UserError(f"{path}: expected a JSON list of pairs, got {type(records).__name__}")
-    converted, lacked = [], Counter()
-    for index, record in enumerate(records):
-        pair, missing = pair_from_reference(record, f"{path}[{index}]")
-        converted.append(pair)
-        lacked.update(missing)
-    return converted, lacked
 
 
 def read_pair_file(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Every record of a pair JSONL file (blank lines skipped), each checked by ``Pair.from_dict``;
     errors name ``path:line``. Records are returned as read, so writers pass them on unchanged."""
-    from .fileio import numbered_jsonl
-
     records = []
     for lineno, record in numbered_jsonl(path):
         Pair.from_dict(record, f"{path}:{lineno}")
         records.append(record)
     return records
+
+
+def trajectories_file(path: str) -> Path:
+    """A rollout folder's trajectories.jsonl, or the file itself."""
+    given = Path(path)
+    file = given / "trajectories.jsonl" if given.is_dir() else given
+    if not file.is_file():
+        raise UserError(f"no trajectories at {path}: give a finished rollout folder or its trajectories.jsonl")
+    return file
+
+
+def read_trajectories(paths: list[str]) -> list[dict]:
+    """Every trajectory of rollout folders (or their trajectories.jsonl), each checked to be one; errors name the record."""
+    trajectories = []
+    for path in paths:
+        file = trajectories_file(path)
+        for lineno, record in enumerate(read_jsonl(file), start=1):
+            missing = [key for key in TRAJECTORY_KEYS if key not in record]
+            if missing or not record.get("turns"):
+                raise UserError(f"{file}: record {lineno} is not a trajectory (missing {missing or ['turns']}); "
+                                "give the trajectories.jsonl a rollout wrote")
+            trajectories.append(record)
+    return trajectories

@@ -41,7 +41,7 @@ def invented_columns(tree: exp.Expression, case: str, catalog, rng: random.Rando
     """The parsed gold query with one column renamed to ``<table>_<column>``, printed in the
     gold's function ``case``, for each column whose table is known and whose new name no table
     of the database has; in seeded order."""
-    from ..pairs.synth import _owner, render
+    from ..pairs.mutations import _owner, render
     every = {column.name.lower() for table in catalog.tables for column in table.columns}
     columns = [(i, column) for i, column in enumerate(tree.find_all(exp.Column)) if isinstance(column.this, exp.Identifier)]
     rng.shuffle(columns)
@@ -63,7 +63,7 @@ def invented_columns(tree: exp.Expression, case: str, catalog, rng: random.Rando
 
 def failing_query(example, catalog, sandbox, rng: random.Random) -> tuple[str, str] | None:
     """(family, SQL) of a corrupted gold query that SQLite rejects with an unresolved name."""
-    from ..pairs.synth import candidate_sqls, function_case
+    from ..pairs.mutations import candidate_sqls, function_case
     from ..scoring.errors import unresolved_name
 
     try:

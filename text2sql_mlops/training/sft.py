@@ -94,8 +94,8 @@ def dataset_files(settings: SFTSettings) -> list[str]:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") -> int:
+    from ..core.records import read_trajectories, trajectories_file
     from ..data.guard import exclude_leaks, refuse_leaks, rollout_db_roots
-    from ..pairs.mine import read_trajectories, trajectories_file
     from .common import (
         announce,
         check_settings,
