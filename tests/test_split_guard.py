@@ -134,12 +134,12 @@ def test_schema_fingerprint_is_the_sorted_lowercased_table_and_column_names(tmp_
 
 
 def test_schema_fingerprints_are_cached_per_file(tmp_path: Path, monkeypatch):
-    import text2sql_mlops.sql.catalog as schema
+    import text2sql_mlops.data.guard as guard
 
     db = make_db(tmp_path / "a.sqlite", "CREATE TABLE t (a INTEGER);")
     calls = []
-    real = schema.load_catalog
-    monkeypatch.setattr(schema, "load_catalog", lambda path, *args: calls.append(path) or real(path, *args))
+    real = guard.load_catalog
+    monkeypatch.setattr(guard, "load_catalog", lambda path, *args: calls.append(path) or real(path, *args))
     first = schema_fingerprint(db)
     assert schema_fingerprint(db) == schema_fingerprint(str(db)) == first and len(calls) == 1
     with sqlite3.connect(db) as conn:  # changed in place: read again
@@ -309,13 +309,14 @@ def fake_model(root: Path) -> Path:
 
 @pytest.fixture
 def past_the_guard(monkeypatch):
-    """`train sft` stops right after the guard (and the targets) with this error: the guard let the data through."""
-    import text2sql_mlops.training.common as common
+    """`train sft` and `train dpo` stop right after the guard (and the targets) with this error: the guard let the data through."""
+    from text2sql_mlops.training import dpo, sft
 
     def stop():
         raise UserError("PAST THE GUARD")
 
-    monkeypatch.setattr(common, "quiet_libraries", stop)
+    for command in (sft, dpo):
+        monkeypatch.setattr(command, "quiet_libraries", stop)
 
 
 def run(argv: list[str], capsys) -> tuple[int, str]:

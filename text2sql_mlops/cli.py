@@ -11,6 +11,9 @@ from __future__ import annotations
 import importlib
 import sys
 
+from . import __version__
+from .core.errors import UserError
+
 # subcommand -> (module, one-line help). Order is the order of the data flow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("text2sql_mlops.generation.prepare", "prepare the base model folder (the embedded SmolLM2-135M-Instruct by default)"),
@@ -43,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in {"-V", "--version"}:
-        from . import __version__
-
         print(f"text2sql-mlops {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
@@ -52,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    from .core.errors import UserError
 
     try:
         return int(module.main(rest, prog=f"text2sql-mlops {name}") or 0)

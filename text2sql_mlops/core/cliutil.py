@@ -8,6 +8,8 @@ errors become one ``UserError`` line, like every other error of the CLI.
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 
 from .errors import UserError
 
@@ -35,9 +37,6 @@ def run_action(actions: dict[str, tuple[str, str]], argv: list[str] | None, prog
     ``actions`` maps an action to (module, one-line help); modules are imported only when
     their action runs, so ``pairs`` never imports what ``train`` needs.
     """
-    import importlib
-    import sys
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         width = max(map(len, actions))

@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
+from ..sql.catalog import load_catalog
+from .load import db_candidates, load_examples
 
 _WORD = re.compile(r"\w+")
 
@@ -118,7 +120,6 @@ def schema_fingerprint(db_path: str | Path) -> str:
 @functools.lru_cache(maxsize=4096)
 def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
     # mtime and size are only part of the key: a file rebuilt in place is read again.
-    from ..sql.catalog import load_catalog
 
     shape = sorted([table.name.lower(), sorted(column.name.lower() for column in table.columns)]
                    for table in load_catalog(path).tables)
@@ -127,8 +128,6 @@ def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
 
 def find_databases(db_id: str, roots: Iterable[str]) -> list[str]:
     """Every existing ``<root>/<db_id>/<db_id>.sqlite`` and ``<root>/<db_id>.sqlite``."""
-    from .load import db_candidates
-
     found: dict[str, None] = {}
     for root in roots:
         for candidate in db_candidates(db_id, root):
@@ -193,8 +192,6 @@ def load_eval_split(path: str, db_root: str | None = None, split: str = "dev", s
     asked of the TRAINING databases (the demo's ``test_same_db``): its ids, questions and
     prompts are guarded like the first split's, its databases are not (training uses them).
     """
-    from .load import load_examples
-
     if same_db_split and same_db_split.lower() not in ("none", "null"):  # params.yaml says none where there is none
         first, same_db = load_eval_split(path, db_root, split), load_eval_split(path, db_root, same_db_split)
         return replace(first, source=f"{first.source} + {same_db.source} (questions only)", ids=first.ids | same_db.ids,

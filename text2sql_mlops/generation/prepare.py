@@ -22,6 +22,7 @@ import os
 import time
 from pathlib import Path
 
+from ..core.cliutil import ArgParser
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_output_folder, output_folder_type
 
@@ -134,8 +135,6 @@ def download_model(repo_id: str, local_dir: str | os.PathLike, revision: str | N
 
 
 def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
-    from ..core.cliutil import ArgParser
-
     parser = ArgParser(prog=prog, description="Prepare the base model folder.")
     sub = parser.add_subparsers(dest="action", required=True)
     prep = sub.add_parser("prepare", help="convert the embedded SmolLM2 GGUF (or --gguf FILE) into a safetensors folder")

@@ -19,13 +19,14 @@ adds ``training_loss.png`` from the training stages' metrics.jsonl.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_folder_type
+from ..core.fileio import atomic_folder, output_folder_type, read_jsonl
 
 COLUMNS = (
     ("first_turn_ex", "first-turn EX"), ("final_ex_strict", "final EX strict"), ("final_ex_oracle", "final EX oracle"),
@@ -123,8 +124,6 @@ BARS = (("first_turn_ex", "first-turn (one-shot)"), ("final_ex_strict", "+ repai
 def _png(draw, size: tuple[float, float]) -> bytes:
     """A PNG drawn on an explicit Agg canvas with matplotlib's default style, saved without
     metadata: the bytes depend only on the data (as the pair dashboard's)."""
-    import io
-
     import matplotlib.style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -210,8 +209,6 @@ def make_parser(prog: str | None = "text2sql-mlops compare") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops compare") -> int:
-    from ..core.fileio import atomic_folder, read_jsonl
-
     args = make_parser(prog).parse_args(argv)
     folders = _named(args.runs, "runs")
     # "none": a profile without a same-database split (params.yaml names the splits as strings)

@@ -25,18 +25,25 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..core.cliutil import flag
 from ..core.errors import UserError
+from ..core.fileio import read_jsonl, write_json, write_jsonl
+from ..generation import backend_options, backends_with
+from ..generation.adapters import base_model_of, is_whole_model_folder
+from ..rollout.command import HEADLINE, config_from_args, run_rollout
+from ..rollout.command import make_parser as rollout_parser
+from ..rollout.metrics import any_correct, strict_turn
+from ..scoring.hardness import LEVELS, hardness
+from .registry import resolve_adapter
 
 EVAL_DEFAULTS = {"split": "dev", "repair_scope": "verified", "feedback_mode": "error_only", "temperature": 0.0}
 
 
 def make_parser(prog: str | None = "text2sql-mlops eval"):
-    from ..core.cliutil import flag
-    from ..rollout.command import make_parser as rollout_parser
-
     parser = rollout_parser(prog)
     parser.description = ("Evaluate a base model or a LoRA adapter (a folder or models:/NAME@ALIAS) with the rollout "
                           "engine; writes the rollout's files plus analysis.json. Defaults: dev split, greedy, verified "
@@ -53,10 +60,6 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     ``adapter`` is ``--adapter`` (a folder or a registry URI), ``adapter_path`` the rollout's
     ``--adapter_path`` (a folder): one of them at most, and only for a generator that loads
     adapters (one that declares an ``adapter_path`` option); neither is ever dropped silently."""
-    from ..generation import backend_options, backends_with
-    from ..generation.adapters import base_model_of, is_whole_model_folder
-    from .registry import resolve_adapter
-
     if adapter and adapter_path:
         raise UserError("give --adapter or --adapter_path, not both (--adapter takes a folder or models:/NAME@ALIAS)")
     loads_adapters = "adapter_path" in backend_options(generator)
@@ -84,8 +87,6 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
 
 def hardness_analysis(trajectories: list[dict]) -> dict[str, Any]:
     """EX by hardness level, the final answers' error types, and repair transitions."""
-    from ..scoring.hardness import LEVELS, hardness
-
     by_level: dict[str, list[dict]] = defaultdict(list)
     for t in trajectories:
         try:
@@ -118,9 +119,6 @@ def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
     """One flat row per example (the per-example table MLflow shows): question, database,
     hardness, gold, each turn's selected SQL with its error type and verdict, and the final
     verdicts, strict (where a gold-free run would have stopped) and oracle (the last turn)."""
-    from ..rollout.metrics import any_correct, strict_turn
-    from ..scoring.hardness import hardness
-
     rows = []
     for t in trajectories:
         try:
@@ -141,10 +139,6 @@ def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> int:
-    from dataclasses import replace
-
-    from ..core.fileio import read_jsonl, write_json, write_jsonl
-    from ..rollout.command import HEADLINE, config_from_args, run_rollout
 
     args = make_parser(prog).parse_args(argv)
     config = config_from_args(args)

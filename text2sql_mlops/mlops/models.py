@@ -9,9 +9,12 @@ logged model a version of the registered model.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +59,6 @@ def load_trained_model(folder: str | Path) -> TrainedModel:
     Whatever can fail fails here, as a ``UserError``, before a run exists: the folder's
     files, the base model's folder, the weights, an MLflow that cannot record a local base.
     """
-    import inspect
-
     import mlflow.transformers
 
     folder = check_adapter_folder(folder).resolve()
@@ -121,8 +122,6 @@ def log_trained_model(trained: TrainedModel, name: str, tags: dict[str, str] | N
 def _no_transformers_progress_bars() -> Iterator[None]:
     """transformers draws a bar for every load and save, and peft calls deprecated transformers
     APIs (FutureWarning): stage logs keep one line per event."""
-    import warnings
-
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
@@ -138,8 +137,6 @@ def _no_transformers_progress_bars() -> Iterator[None]:
 
 def _pinned(packages: Iterable[str]) -> list[str]:
     """``name==version`` of the installed packages, without a local label (torch's ``+cpu``)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     pins = []
     for name in packages:
         try:

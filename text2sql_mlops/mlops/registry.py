@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file
+from ..core.fileio import atomic_folder, output_file, write_json
 from ..generation.adapters import (
     ADAPTER_CONFIG,
     MODEL_CONFIG,
@@ -78,8 +79,6 @@ def check_logged_model(model_id: str) -> None:
     """``check_adapter_files`` on a logged MLflow model before it is registered: a transformers
     model with a tokenizer whose adapter (or whole model) folder is complete. Only ``MLmodel``
     and ``adapter_config.json`` are downloaded."""
-    import tempfile
-
     import mlflow
     import yaml
     from mlflow import MlflowClient
@@ -293,8 +292,6 @@ def _download_adapter(uri: str, dest: Path) -> None:
     """
     import mlflow
 
-    from ..core.fileio import atomic_folder
-
     created = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]  # deepest first
     try:
         with atomic_folder(dest, signature=lambda _: True) as staged:  # the cache is ours: a bad vN may be replaced
@@ -360,8 +357,6 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
-    from ..core.fileio import write_json
-
     args = make_parser(prog).parse_args(argv)
     records = []
     for path in (args.run, args.eval):

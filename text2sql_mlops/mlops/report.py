@@ -37,8 +37,12 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_folder_type
+from ..core.fileio import atomic_folder, output_folder_type, read_jsonl, write_json
+from ..data.guard import find_databases, rollout_db_roots
 from ..rollout.metrics import any_correct, strict_turn
+from ..scoring.errors import unresolved_name
+from ..sql.catalog import load_catalog
+from ..sql.shape import column_owners, query_shape
 
 Trajectory = dict[str, Any]
 
@@ -106,9 +110,6 @@ def online_repair(trajectories: list[Trajectory]) -> dict[str, Any]:
 
 
 def column_errors(trajectories: list[Trajectory], catalog_of: Callable[[str], Any]) -> dict[str, Any]:
-    from ..scoring.errors import unresolved_name
-    from ..sql.shape import column_owners, query_shape
-
     kinds = ("alias_mis_binding", "wrong_owner_table", "truly_missing")
     counts, extra_join, cases = Counter(), 0, defaultdict(list)
     for t in trajectories:
@@ -176,8 +177,6 @@ REPORTS = ("repair-breakdown", "routing", "online-repair", "column-errors")
 
 
 def _read_run(folder: Path) -> tuple[list[Trajectory], dict[str, Any]]:
-    from ..core.fileio import read_jsonl
-
     path = folder / "trajectories.jsonl"
     if not path.is_file():
         raise UserError(f"{folder} holds no trajectories.jsonl; give an `eval` or `rollout` output folder")
@@ -189,9 +188,6 @@ def _read_run(folder: Path) -> tuple[list[Trajectory], dict[str, Any]]:
 
 
 def _catalogs(folder: Path, identity: dict[str, Any]) -> Callable[[str], Any]:
-    from ..data.guard import find_databases, rollout_db_roots
-    from ..sql.catalog import load_catalog
-
     roots = rollout_db_roots([str(folder)])
     tables_json = identity.get("tables_json")
     cache: dict[str, Any] = {}
@@ -216,8 +212,6 @@ def make_parser(prog: str | None = "text2sql-mlops report") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops report") -> int:
-    from ..core.fileio import atomic_folder, write_json
-
     args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     runs: dict[str, Path] = {}
     for item in args.runs:

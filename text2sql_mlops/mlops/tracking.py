@@ -28,8 +28,10 @@ under one parent run per pipeline execution (``pipeline_key``), which spans its 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import subprocess
@@ -42,7 +44,8 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file
+from ..core.fileio import output_file, read_jsonl, write_json
+from ..data.load import load_examples, read_records, spider_split_files
 from .models import load_trained_model, log_trained_model
 
 STORE_DIR = Path("mlruns")
@@ -62,8 +65,6 @@ def tracking_uri(store_dir: str | os.PathLike = STORE_DIR) -> str:
 
 def quiet_mlflow() -> None:
     """MLflow's SQLite store logs its schema migrations at INFO on every first use."""
-    import logging
-
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -90,7 +91,6 @@ def store_lock(uri: str) -> Iterator[None]:
     if db is None or os.name == "nt":
         yield
         return
-    import fcntl
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.parent / f".{db.name}.lock", "a") as handle:  # closing it releases the lock
@@ -340,13 +340,9 @@ def read_dataset(spec: str):
     if not sep or not name or not path:
         raise UserError(f"--inputs must look like NAME=PATH or NAME=FOLDER@SPLIT, got {spec!r}")
     if Path(path).is_dir():
-        from ..data.load import load_examples, spider_split_files
-
         records = [example.to_dict() for example in load_examples(path, None, split or "train")]
         source = spider_split_files(Path(path), split or "train")[0]
     elif Path(path).is_file():
-        from ..data.load import read_records
-
         records = [record for _, record in read_records(Path(path))]  # a JSON list or JSONL
         source = Path(path)
     else:
@@ -366,8 +362,6 @@ def read_table(spec: str):
     """``NAME=FILE.jsonl`` as (name, pandas frame): a table MLflow shows in the UI's
     evaluation view, where rows can be filtered (the per-example results of ``eval``)."""
     import pandas as pd
-
-    from ..core.fileio import read_jsonl
 
     name, sep, path = spec.partition("=")
     if not sep or not name or not path.endswith(".jsonl"):
@@ -446,8 +440,6 @@ def _read_json(path: str | os.PathLike) -> dict[str, Any]:
 
 def _read_steps(path: Path) -> list[tuple[int, dict[str, float]]]:
     """(step, numbers) per line of a JSONL step series; a line's ``step`` defaults to its index."""
-    from ..core.fileio import read_jsonl
-
     series = []
     for index, line in enumerate(read_jsonl(path)):
         step = line.get("step", index)
@@ -462,8 +454,6 @@ def _read_steps(path: Path) -> list[tuple[int, dict[str, float]]]:
 def _log_series(run_id: str, series: list[tuple[int, dict[str, float]]]) -> None:
     """Step series in batches of 1000 values: one short write each (not one per step), so
     concurrent stages rarely wait on the SQLite store's write lock."""
-    import time
-
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -525,8 +515,6 @@ def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> int:
-    from ..core.fileio import read_jsonl, write_json
-
     args = make_parser(prog).parse_args(argv)
     tags = {}
     for item in args.tag:

@@ -11,6 +11,8 @@ Each file holds ``records.Pair`` records as JSONL. Mining and merging take
 
 from __future__ import annotations
 
+from ..core.cliutil import run_action
+
 ACTIONS = {
     "mine": ("text2sql_mlops.pairs.mine", "mine natural pairs from rollout trajectories"),
     "synth": ("text2sql_mlops.pairs.synth", "synthetic hard negatives from gold SQL, each checked by execution"),
@@ -20,6 +22,4 @@ ACTIONS = {
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs") -> int:
-    from ..core.cliutil import run_action
-
     return run_action(ACTIONS, argv, prog)

@@ -31,19 +31,23 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file
+from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pair_file
+from ..data.guard import load_eval_split, refuse_leaks
 from .build import REFERENCE_PAIR_DEFAULTS, read_reference_pairs
+from .similarity import edit_distance_ratio, sql_tokens
 from .solver import matches, solve_counts
 
 REMOVAL_STEPS = ("input_limits", "duplicates", "same_sql", "min_reward_margin", "max_sql_edit_distance_ratio",
@@ -124,8 +128,6 @@ def check_config(config: MergeConfig, n_inputs: int) -> None:
 
 
 def _same_sql(meta: dict[str, Any]) -> bool:
-    from .similarity import sql_tokens
-
     def tokens(sql: Any) -> tuple[str, ...]:
         return sql_tokens(str(sql).strip().rstrip(";").strip())
 
@@ -137,8 +139,6 @@ def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[s
 
     ``names`` label the inputs in errors and stats (default ``input1``, ``input2``, ...).
     """
-    from .similarity import edit_distance_ratio
-
     names = list(names) if names is not None else [f"input{i + 1}" for i in range(len(inputs))]
     check_config(config, len(inputs))
     for name, records in zip(names, inputs):
@@ -240,8 +240,6 @@ def _type_order(pair_type: str) -> tuple[int, str]:
 def read_pairs(path: str) -> list[dict]:
     """Every pair of a JSONL file, each checked; errors name ``path:line``. A JSON list is the
     reference project's ``dpo_pairs.json``: converted, with a note of the fields it lacked."""
-    from pathlib import Path
-
     if not Path(path).is_file():
         raise UserError(f"pair file not found: {path}")
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -341,8 +339,6 @@ def _refuse_repeated_inputs(paths: Sequence[str]) -> None:
     """One file given twice is refused rather than merged with itself: its second copy would only
     be removed again as duplicates, while the per-input options (--input_limits,
     --input_fraction_limits) and the per-input counts would see two inputs where there is one."""
-    import os
-
     seen: dict[str, str] = {}
     for path in paths:
         key = os.path.normcase(os.path.realpath(path))
@@ -353,9 +349,6 @@ def _refuse_repeated_inputs(paths: Sequence[str]) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge") -> int:
-    from ..core.fileio import write_json, write_jsonl
-    from ..data.guard import load_eval_split, refuse_leaks
-
     args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     def limit(text: str) -> int | None:
         try:

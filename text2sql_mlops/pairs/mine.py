@@ -38,8 +38,9 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file
+from ..core.fileio import output_file, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, Pair, read_trajectories
+from ..data.guard import load_eval_split, refuse_leaks, rollout_db_roots
 from .build import build_pair
 
 
@@ -191,9 +192,6 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine") -> int:
-    from ..core.fileio import write_jsonl
-    from ..data.guard import load_eval_split, refuse_leaks, rollout_db_roots
-
     args = make_parser(prog).parse_args(argv)
     unknown = sorted(set(args.pair_types) - set(NATURAL_PAIR_TYPES))
     if unknown:

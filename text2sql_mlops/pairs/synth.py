@@ -45,8 +45,18 @@ from sqlglot.errors import SqlglotError
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file, output_folder_type
+from ..core.fileio import atomic_folder, output_file, output_folder_type, write_json, write_jsonl
 from ..core.records import SYNTHETIC_PREFIX
+from ..data.guard import exclude_leaks, load_eval_split
+from ..data.load import load_examples
+from ..prompts import build_messages
+from ..rollout.config import default_tables_json
+from ..rollout.rewards import rule_reward
+from ..schema.select import PromptConfig, prompt_schema
+from ..scoring.errors import GoldResult, observe, outcome_type
+from ..scoring.scorer import Scorer
+from ..sql.catalog import load_catalog
+from ..sql.sandbox import Sandbox
 from .build import build_pair
 from .mutations import MUTATIONS, candidate_sqls, function_case, render
 
@@ -115,9 +125,6 @@ class SynthConfig:
 
 def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json: str | None, stats: Counter) -> tuple[str | None, list[Negative]]:
     """(chosen SQL, verified negatives) of one example; (None, []) when its gold cannot serve."""
-    from ..scoring.errors import GoldResult, observe, outcome_type
-    from ..sql.catalog import load_catalog
-
     db, gold = example.db_path, example.query
     ran = observe(sandbox, db, gold, max_rows=MAX_ROWS)
     if scorer.score(db, gold, "SELECT 1").gold_error or not ran.ok:
@@ -158,8 +165,6 @@ def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json
 
 
 def _pair(example, prompt: list[dict[str, str]], chosen: str, negative: Negative) -> dict[str, Any]:
-    from ..rollout.rewards import rule_reward
-
     return build_pair(
         prompt, chosen, negative.sql,
         pair_type=SYNTHETIC_PREFIX + negative.family, source="synthetic", gold_fallback=True, mutation=negative.family,
@@ -173,11 +178,6 @@ def synthesize(examples: list, config: SynthConfig, tables_json: str | None = No
     """The pairs (as dicts, in example order) and the summary of one run. An example that
     appears twice (same id) is used once, so every pair is unique and the cap holds on the output."""
     from tqdm import tqdm
-
-    from ..prompts import build_messages
-    from ..schema.select import PromptConfig, prompt_schema
-    from ..scoring.scorer import Scorer
-    from ..sql.sandbox import Sandbox
 
     started = time.perf_counter()
     stats: Counter = Counter()
@@ -275,12 +275,6 @@ def negative_rows(pairs: list[dict]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth") -> int:
-    from ..core.fileio import write_jsonl
-    from ..data.guard import exclude_leaks, load_eval_split
-    from ..data.load import load_examples
-    from ..rollout.config import default_tables_json
-    from ..schema.select import PromptConfig
-
     args = make_parser(prog).parse_args(argv)
     args.mutations = tuple(dict.fromkeys(name.strip() for name in args.mutations.split(",") if name.strip()))
     unknown = [name for name in args.mutations if name not in MUTATIONS]
@@ -305,8 +299,6 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
     if args.output_dir:
-        from ..core.fileio import atomic_folder, write_json
-
         with atomic_folder(args.output_dir, _written_by_synth) as staged:
             staged.mkdir()
             write_jsonl(staged / "dpo_pairs.jsonl", pairs)

@@ -33,6 +33,9 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
+from ..data.guard import exclude_leaks, load_eval_split
+from ..data.load import load_examples
+from ..generation import backend_options, backends_with, create_generator, describe_options, generator_names
 from .config import (
     GENERIC_OPTIONS,
     RolloutConfig,
@@ -42,20 +45,17 @@ from .config import (
     ignored_flags,
     run_identity,
 )
-from .store import RunFolder, output_dir
+from .loop import RolloutEngine
+from .metrics import summarize, timing
+from .store import RunFolder, output_dir, parse_shard, shards_of
 
 # --------------------------------------------------------------------------- running
 
 
 def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tuple[int, Any]]]]:
     """The run identity and the chunks of (dataset index, example) pairs this run processes."""
-    from ..data.load import load_examples
-    from .store import parse_shard
-
     examples = load_examples(config.dataset_path, config.db_root, config.split)
     if config.eval_dataset:
-        from ..data.guard import exclude_leaks, load_eval_split
-
         examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split,
                                                                     config.eval_same_db_split), "rollout")
     end = None if config.limit is None else config.offset + config.limit
@@ -88,9 +88,6 @@ def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
 def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, Any], chunks: list, generator,
                 started: float) -> dict[str, Any]:
     from tqdm import tqdm
-
-    from ..generation import create_generator
-    from .loop import RolloutEngine
 
     finished = folder.prepare(identity, config.overwrite)
     if finished is None:
@@ -153,8 +150,6 @@ def _running_ex(done: dict[int, dict]) -> str:
 
 def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> dict[str, Any]:
     """Write the final files from the chunk records (or shards' timing records); returns summary.json."""
-    from .metrics import summarize, timing
-
     trajectories = [t for record in records for t in record["trajectories"]]
     summary = summarize(trajectories, identity)
     summary["timing"] = timing(
@@ -168,8 +163,6 @@ def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], st
 
 def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> dict[str, Any]:
     """Recombine finished shards into the files the unsharded run writes; returns summary.json."""
-    from .store import shards_of
-
     started = time.perf_counter()
     folders = [RunFolder(path) for path in inputs]
     for folder in folders:
@@ -210,8 +203,6 @@ class _KeepEpilogLines(argparse.HelpFormatter):
 
 
 def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
-    from ..generation import backend_options, backends_with, describe_options, generator_names
-
     d = {f.name: f.default for f in fields(RolloutConfig)}
     parser = ArgParser(prog=prog, formatter_class=_KeepEpilogLines, epilog=describe_options(), description=(
         "Generate SQL, execute it, feed errors back and repair, up to --max_turns; write trajectories.jsonl, "

@@ -27,7 +27,11 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.records import Candidate
-from .feedback import FEEDBACK_MODES
+from ..generation import backend_options, generator_names, parse_option
+from ..generation.adapters import is_whole_model_folder
+from ..schema.select import PromptConfig
+from ..scoring.match import MATCHERS
+from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
 
 # --------------------------------------------------------------------------- repair scopes
 
@@ -156,8 +160,6 @@ def _generic_options(config: RolloutConfig) -> dict[str, tuple[str, Any]]:
     """The generation flags given: option name -> (flag, value)."""
     given = {option: (flag, getattr(config, flag)) for flag, option in GENERIC_OPTIONS.items()}
     if config.adapter_path:
-        from ..generation.adapters import is_whole_model_folder
-
         if is_whole_model_folder(config.adapter_path):  # a fully fine-tuned model replaces the base
             given.update(model_path=("adapter_path", config.adapter_path), adapter_path=("adapter_path", None))
     return {option: (flag, value) for option, (flag, value) in given.items() if value is not None}
@@ -165,8 +167,6 @@ def _generic_options(config: RolloutConfig) -> dict[str, tuple[str, Any]]:
 
 def ignored_flags(config: RolloutConfig) -> list[str]:
     """The generation flags given that ``config.generator`` has no option for."""
-    from ..generation import backend_options
-
     declared = backend_options(config.generator)
     return sorted({flag for option, (flag, _) in _generic_options(config).items() if option not in declared})
 
@@ -174,8 +174,6 @@ def ignored_flags(config: RolloutConfig) -> list[str]:
 def generator_options(config: RolloutConfig) -> dict[str, Any]:
     """The options ``config.generator`` declares, from the generation flags and --generator_option
     (an option that backend lacks is an error there, naming the ones it has)."""
-    from ..generation import backend_options, parse_option
-
     declared = backend_options(config.generator)
     options = {option: value for option, (_, value) in _generic_options(config).items() if option in declared}
     if not config.progress and "progress" in declared:
@@ -192,11 +190,6 @@ def default_tables_json(dataset_path: str) -> str | None:
 
 def check(config: RolloutConfig) -> None:
     """One-line errors for settings no run could use."""
-    from ..generation import generator_names
-    from ..schema.select import PromptConfig
-    from ..scoring.match import MATCHERS
-    from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
-
     for name, value, minimum in (
         ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
         ("offset", config.offset, 0), ("limit", config.limit if config.limit is not None else 0, 0), ("chunk_size", config.chunk_size, 1),

@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..core.errors import UserError
-from ..core.fileio import output_file, write_json
+from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import Example
 from ..data.load import load_examples
 from ..sql.catalog import load_catalog
@@ -146,8 +146,6 @@ def make_parser(prog: str = "text2sql-mlops schema-recall") -> argparse.Argument
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recall") -> int:
-    from ..core.fileio import write_jsonl
-
     args = make_parser(prog).parse_args(argv)
     rows: list[dict[str, Any]] = []
     if args.trajectories:

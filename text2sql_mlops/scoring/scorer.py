@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserError
-from ..core.fileio import output_file
+from ..core.fileio import output_file, write_jsonl
 from ..data.load import check_db_id
 from ..sql.database import check_database
+from ..sql.sandbox import CLI_HEAP_LIMIT, Sandbox, limit_sqlite_heap
+from .hardness import hardness
 from .match import KEEPS_DISTINCT, MATCHERS, executable_sql, order_matters, prepare_sql, sqlite3_statement
 
 # The official evaluator's TIMEOUT; its own limit can never fire (a blocking call
@@ -69,8 +71,6 @@ class Scorer:
         timeout: float = DEFAULT_TIMEOUT,
         gold_cache_size: int = 4096,
     ):
-        from ..sql.sandbox import Sandbox
-
         if matcher not in MATCHERS:
             raise ValueError(f"unknown matcher {matcher!r}; choose one of: {', '.join(MATCHERS)}")
         self.matcher = MATCHERS[matcher]
@@ -230,8 +230,6 @@ def score_predictions(pairs: Sequence[GoldPrediction], db_root: str | Path, scor
     """One record per pair, in order: index, db_id, hardness, match, pred_error, gold_error."""
     from tqdm import tqdm
 
-    from .hardness import hardness
-
     check_databases(pairs, db_root)
     levels: dict[str, str | None] = {}
     records = []
@@ -309,7 +307,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     keep_distinct = KEEPS_DISTINCT[args.matcher] if args.keep_distinct is None else args.keep_distinct
     print(f"score: gold={args.gold} pred={args.pred} db={args.db} matcher={args.matcher} "
           f"keep_distinct={keep_distinct} timeout={args.timeout:g}", file=sys.stderr)
-    from ..sql.sandbox import CLI_HEAP_LIMIT, limit_sqlite_heap
 
     # This process exists to run untrusted predictions: cap SQLite's memory for all of it,
     # so a worker abandoned at its deadline cannot keep allocating.
@@ -322,7 +319,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"note: {failed_gold} gold quer{'y' if failed_gold == 1 else 'ies'} failed to execute and scored 0 "
               "(the official evaluator stops on them)")
     if args.per_example:
-        from ..core.fileio import write_jsonl
-
         write_jsonl(args.per_example, records)
     return 0

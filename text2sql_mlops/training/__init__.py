@@ -14,6 +14,8 @@ configs/accelerate_ddp.yaml -m text2sql_mlops.cli train sft ...``.
 
 from __future__ import annotations
 
+from ..core.cliutil import run_action
+
 ACTIONS = {
     "sft": ("text2sql_mlops.training.sft", "LoRA SFT on verified-correct SQL (first-turn and repair prompts) and gold"),
     "dpo": ("text2sql_mlops.training.dpo", "LoRA DPO on preference pairs, optionally continuing an SFT adapter"),
@@ -21,6 +23,4 @@ ACTIONS = {
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train") -> int:
-    from ..core.cliutil import run_action
-
     return run_action(ACTIONS, argv, prog)
