@@ -215,3 +215,15 @@ def test_the_checks_catch_what_they_are_for():
                                         ("text2sql_mlops.mlops.registry", False)])
 def test_heavy_modules_are_recognised(name, heavy):
     assert heavy_at_import(name) is heavy
+
+
+
+def test_the_readme_layout_names_every_folder_and_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):readme.index("\n## ", readme.index("## Layout") + 1)]
+    demo = ROOT / PACKAGE / "data" / "demo"
+    missing = [path.relative_to(ROOT).as_posix() for path in sorted((ROOT / PACKAGE).rglob("*.py"))
+               if path.name != "__init__.py" and path.parent != demo and path.name not in layout]
+    missing += [f"{folder.name}/" for folder in sorted((ROOT / PACKAGE).iterdir())
+                if folder.is_dir() and (folder / "__init__.py").is_file() and f"{folder.name}/" not in layout]
+    assert not missing, f"README.md's Layout section does not name: {', '.join(missing)}"

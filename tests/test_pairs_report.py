@@ -60,7 +60,7 @@ SMALL_EXPECTED = {
         "synthetic_drop_where": 0.25,  # 2 / 8
         "synthetic_swap_column": 0.125,
     },
-    "rejected_error_types": {  # feedback.ERROR_TYPES order, then "correct"
+    "rejected_error_types": {  # scoring.errors.ERROR_TYPES order, then "correct"
         "no_such_column": 2,  # 1, 8
         "syntax": 1,  # 3
         "wrong_result": 2,  # 2, 6

@@ -48,7 +48,7 @@ class Example:
         return cls(**{k: record[k] for k in ("id", "db_id", "question", "query", "db_path")}, extra=record.get("extra", {}))
 
 
-# --------------------------------------------------------------------------- rollout (rollout_loop.py writes them)
+# --------------------------------------------------------------------------- rollout (rollout/loop.py writes them)
 
 
 @dataclass
@@ -60,11 +60,11 @@ class Candidate:
     num_tokens: int
     executed: bool  # ran without error in the sandbox
     error: str | None
-    error_type: str | None  # feedback.ERROR_TYPES; None when correct
+    error_type: str | None  # scoring.errors.ERROR_TYPES; None when correct
     row_count: int | None  # None when it did not run
     truncated: bool
     schema_valid: bool
-    plan: dict[str, int] | None  # query_plan.PlanFlags
+    plan: dict[str, int] | None  # sql.plan.PlanFlags
     signals: list[str]  # guard signals that fired (gold-free)
     correct: bool  # official EX against gold
     reward: float  # rule reward
@@ -130,7 +130,7 @@ PAIR_META_KEYS = (
     "chosen_reward", "rejected_reward", "reward_margin",  # total rewards (rule + cost), margin = chosen - rejected
     "turn",  # the turn whose prompt the pair uses (1 = first turn)
     "chosen_executable", "rejected_executable",
-    "rejected_error_type",  # feedback.ERROR_TYPES of the rejected side; None when it is correct (cost pairs)
+    "rejected_error_type",  # scoring.errors.ERROR_TYPES of the rejected side; None when it is correct (cost pairs)
 )
 
 

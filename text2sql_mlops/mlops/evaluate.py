@@ -8,7 +8,7 @@ An evaluation is a rollout (every ``rollout`` flag works) with evaluation defaul
 the dev split, greedy decoding, and the verified repair scope with gold-free
 ``error_only`` feedback. That one run yields every row of the seed's table: the first
 turn is the one-shot EX, ``final_ex_oracle`` the oracle-assisted repair, and
-``final_ex_strict`` the gold-free repair (rollout_metrics derives it for greedy runs).
+``final_ex_strict`` the gold-free repair (rollout/metrics.py derives it for greedy runs).
 
 ``--adapter`` takes an adapter folder or a registry URI (``models:/NAME@ALIAS``,
 ``models:/NAME/VERSION``), downloaded once (``registry.resolve_adapter``). Without

@@ -5,8 +5,8 @@
     pairs merge  several pair files -> one filtered, balanced set (merge.py)
     pairs report pair files -> the pair-quality dashboard (report.py)
 
-Each file holds ``records.Pair`` records as JSONL. Mining and merging take
-``--eval-dataset`` and refuse pairs from the evaluation set (``split_guard.py``).
+Each file holds ``core/records.py``'s ``Pair`` records as JSONL. Mining and merging take
+``--eval-dataset`` and refuse pairs from the evaluation set (``data/guard.py``).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class Negative:
     family: str
     sql: str
     executable: bool
-    error_type: str  # feedback.ERROR_TYPES
+    error_type: str  # scoring.errors.ERROR_TYPES
     rank: int  # 0 for the family's first negative of this example, 1 for its second, ...
 
 

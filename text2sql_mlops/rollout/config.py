@@ -116,7 +116,7 @@ class RolloutConfig:
     schema_format: str = "create_table"  # create_table | compact | seed
     sample_values: int = 0  # distinct values per text column in the schema
     # which examples, in what pieces
-    eval_dataset: str | None = None  # leave out examples overlapping this evaluation set (split_guard)
+    eval_dataset: str | None = None  # leave out examples overlapping this evaluation set (data/guard.py)
     eval_split: str = "dev"
     eval_same_db_split: str | None = None  # another evaluation split on the training databases (questions guarded)
     eval_db_root: str | None = None

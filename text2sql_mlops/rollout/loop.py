@@ -3,7 +3,7 @@
 One ``run_chunk`` call takes a chunk of examples through every turn. Each turn
 sends ONE ``generate`` call with the requests of all examples still active, so a
 backend batches across examples. Every candidate is executed, planned and scored
-(official EX, ``scoring.Scorer``); the repair scope then decides, per example,
+(official EX, ``scoring/scorer.py``); the repair scope then decides, per example,
 whether the selected candidate goes back to the model with feedback.
 
 The repair scopes (verified, online, online_guarded: ``config.REPAIR_SCOPES``) decide

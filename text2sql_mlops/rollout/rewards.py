@@ -11,7 +11,7 @@ Rule reward (correctness uses gold: rewards are training signals, never metrics)
   wrong at the final turn (t == max_turns)         -0.5
   ===============================================  ==========================
 
-Cost reward (gold-free, from ``EXPLAIN QUERY PLAN``, see ``query_plan.py``): 0 for a
+Cost reward (gold-free, from ``EXPLAIN QUERY PLAN``, see ``sql/plan.py``): 0 for a
 plan with nothing wasteful, minus 0.1 per inner full scan (cartesian product),
 minus 0.1 per full scan repeated by a correlated subquery, minus 0.02 per
 temporary sort, floored at -0.3; 0 for a candidate that did not run. A single full

@@ -215,7 +215,7 @@ def _without_trailing_blanks(lines: list[str]) -> list[str]:
 
 def check_databases(pairs: Sequence[GoldPrediction], db_root: str | Path) -> None:
     """Every database the pairs name exists under ``db_root`` and is a readable SQLite file
-    (``data.check_database``: a corrupt file would otherwise score its examples 0 as bad gold)."""
+    (``sql.database.check_database``: a corrupt file would otherwise score its examples 0 as bad gold)."""
     db_ids = sorted({p.db_id for p in pairs})
     missing = [db_id for db_id in db_ids if not database_files(Path(db_root) / db_id)]
     if missing:

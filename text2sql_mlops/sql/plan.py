@@ -15,7 +15,7 @@ the loops of one SELECT, outermost first. The shapes that matter:
 - ``USE TEMP B-TREE``: a sort for ORDER BY, GROUP BY or DISTINCT.
 
 These flags are gold-free: the rollout uses them as guard signals
-(``online_guarded``) and for the cost reward (``rewards.py``).
+(``online_guarded``) and for the cost reward (``rollout/rewards.py``).
 """
 
 from __future__ import annotations

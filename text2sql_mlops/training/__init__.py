@@ -8,7 +8,7 @@ inference's (datasets.py), precision per device (device.py), model loading, TRL
 arguments and the atomic output folder (common.py), the log (metrics.py).
 
 Both take ``--eval_dataset`` and refuse training records from the evaluation set
-(``split_guard.py``). Several GPUs: ``accelerate launch --config_file
+(``data/guard.py``). Several GPUs: ``accelerate launch --config_file
 configs/accelerate_ddp.yaml -m text2sql_mlops.cli train sft ...``.
 """
 

@@ -5,7 +5,7 @@ evaluation it answers the feedback by repeating its query (measured on the demo:
 CM repair fixed 1 of 47 failing dev queries). These targets show it what a repair
 looks like, with the exact messages a rollout builds for its second turn
 (``prompts.build_messages`` with one (sql, feedback) turn of history, the feedback
-from ``feedback.build_feedback``) and the gold SQL as the answer.
+from ``rollout/feedback.py``'s ``build_feedback``) and the gold SQL as the answer.
 
 The failing query is the gold query with one schema mistake of the kinds small
 models make (measured on the SFT model's dev errors: 24 of 47 are "no such column"):

@@ -9,7 +9,7 @@
     README.md
 
 The split is by database, as in Spider: dev databases never appear in train.
-Schemas, content and question templates are data in ``text2sql_mlops/demo/``;
+Schemas, content and question templates are data in this folder (one module per database);
 this module only runs them. The output is a pure function of ``seed`` (and of
 the SQLite library version, which stamps the file header): content comes from
 ``random.Random`` streams seeded per database, and each database is written by
@@ -315,6 +315,8 @@ def _readme(summary: dict[str, Any]) -> str:
         "",
         "## How it was made",
         "",
+        # The module paths below are those of the layout the dataset was published with: this README
+        # is part of the dataset (hashed in data.dvc), so it names them as they were.
         f"`text2sql-mlops data demo --out DIR --seed {summary['seed']}` (module `text2sql_mlops.demo_data`).",
         "Each database is described as data in `text2sql_mlops/demo/<db_id>.py`: its `CREATE TABLE`",
         "statements (foreign keys declared), a content generator drawing from a seeded",

@@ -19,7 +19,7 @@ data are where grounding is exercised.
         "links": {"owner_id": "owner"},                 # optional: FK column -> how the parent is named
     }
 
-Each template has a list of phrasings; ``demo_data.generate_questions`` picks one per
+Each template has a list of phrasings; ``build.generate_questions`` picks one per
 question with its seeded stream. Templates are plain data in the module format.
 """
 
