@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import sqlite3  # noqa: E402
 
-from text2sql_mlops.sandbox import Sandbox  # noqa: E402
+from text2sql_mlops.sql.sandbox import Sandbox  # noqa: E402
 
 
 def time_plain(queries: list[tuple[str, Path]]) -> float:

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from text2sql_mlops.scoring import Scorer  # noqa: E402
+from text2sql_mlops.scoring.scorer import Scorer  # noqa: E402
 
 
 def perturb(gold: str, other: str, kind: int) -> str:

@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from text2sql_mlops.data import load_examples
+from text2sql_mlops.data.load import load_examples
 from text2sql_mlops.generation.chat import encode, render_prompt
 from text2sql_mlops.prompts import extract_sql
-from text2sql_mlops.sandbox import Sandbox
-from text2sql_mlops.scoring import Scorer
+from text2sql_mlops.scoring.scorer import Scorer
+from text2sql_mlops.sql.sandbox import Sandbox
 
 
 def variant_settings(name: str) -> dict:

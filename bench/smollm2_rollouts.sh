@@ -3,7 +3,7 @@
 # one-shot, and 3-turn Column-Minimal repair with gold-free feedback (error_only) under the
 # verified scope. That one repair run reports both final numbers: final_ex_oracle (repair
 # stops at the first candidate matching gold) and final_ex_strict (greedy decoding makes the
-# online-scope run a prefix of it; see rollout_metrics.py), so the strict configuration is
+# online-scope run a prefix of it; see rollout/metrics.py), so the strict configuration is
 # not run again.
 #   bash bench/smollm2_rollouts.sh [SPIDER_TRAIN_DIR] [MODEL_DIR] [OUT_DIR]
 # Prints one summary line per run; the full summaries are OUT_DIR/*/summary.json.

@@ -64,7 +64,7 @@ def demo_dataset(tmp_path_factory) -> Path:
 
     Read-only for tests: copy it before changing anything.
     """
-    from text2sql_mlops.demo_data import build_demo
+    from text2sql_mlops.data.demo.build import build_demo
 
     root = tmp_path_factory.mktemp("demo") / "demo"
     build_demo(root)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from text2sql_mlops.analysis import column_errors, online_repair, repair_breakdown, routing
 from text2sql_mlops.cli import main as cli
+from text2sql_mlops.mlops.report import column_errors, online_repair, repair_breakdown, routing
 
 
 def candidate(sql: str, correct: bool, executed: bool = True, error: str | None = None, error_type: str | None = None,
@@ -57,7 +57,7 @@ def test_online_repair_compares_the_strict_final_answer_with_the_first():
 
 
 def test_column_errors_are_diagnosed_against_the_database(demo_dataset: Path):
-    from text2sql_mlops.schema import load_catalog
+    from text2sql_mlops.sql.catalog import load_catalog
 
     catalog = load_catalog(str(demo_dataset / "database" / "flight_network" / "flight_network.sqlite"))
     misbound = trajectory(5, candidate("SELECT T1.name FROM flight AS T1 JOIN airline AS T2 ON T1.airline_id = T2.airline_id", False,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from text2sql_mlops.data import import_spider, load_examples, validate_spider_layout
-from text2sql_mlops.errors import UserError
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.data.load import load_examples
+from text2sql_mlops.data.spider import import_spider, validate_spider_layout
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -165,7 +166,7 @@ def test_corrupt_database_fails_validate_with_one_line_naming_it(spider_layout: 
 
 
 def test_corrupt_database_check_reads_only_and_passes_good_files(spider_layout: Path):
-    from text2sql_mlops.data import check_database
+    from text2sql_mlops.sql.database import check_database
 
     db = spider_layout / "database" / "concert_singer" / "concert_singer.sqlite"
     before = sorted(p.name for p in db.parent.iterdir())

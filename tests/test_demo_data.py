@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from text2sql_mlops import demo_data
-from text2sql_mlops.data import load_examples
-from text2sql_mlops.demo_data import build_demo
-from text2sql_mlops.errors import UserError
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.data.demo import build as demo_data
+from text2sql_mlops.data.demo.build import build_demo
+from text2sql_mlops.data.load import load_examples
 
 LAYOUT = ["train_spider.json", "test_same_db.json", "dev.json", "tables.json", "train_gold.sql", "test_same_db_gold.sql",
           "dev_gold.sql", "README.md"]

@@ -135,8 +135,9 @@ def test_stage_deps_cover_the_code_its_commands_run(name, cmd, deps):
 
 
 def test_the_closure_follows_function_level_imports_and_named_backends():
-    eval_code = closure(f"{PACKAGE}.evaluate")
-    assert {f"{PACKAGE}.sandbox", f"{PACKAGE}.scoring", f"{PACKAGE}.feedback", f"{PACKAGE}.generation.hf"} <= eval_code
+    eval_code = closure(f"{PACKAGE}.mlops.evaluate")
+    assert {f"{PACKAGE}.sql.sandbox", f"{PACKAGE}.scoring.scorer", f"{PACKAGE}.rollout.feedback", f"{PACKAGE}.generation.hf"} <= eval_code
+    assert f"{PACKAGE}.training.metrics" in closure(f"{PACKAGE}.training.common")  # imported inside a function (transformers)
     # a dispatcher's table is not followed: `pairs mine` does not run the dashboard
     mine = command_modules("text2sql-mlops pairs mine --trajectories x --out y")
     assert f"{PACKAGE}.pairs.mine" in mine and f"{PACKAGE}.pairs.report" not in mine

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.cli import main as cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.evaluate import resolve_models
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.mlops.evaluate import resolve_models
 
 
 def run_eval(demo: Path, out: Path, *extra: str) -> dict:
@@ -39,7 +39,7 @@ def test_eval_defaults_give_one_shot_strict_and_oracle_numbers(demo_dataset: Pat
 def test_example_rows_tell_strict_from_oracle():
     """A query that ran but was wrong is final for a gold-free run (strict: wrong); only the
     verified (oracle) run repairs it."""
-    from text2sql_mlops.evaluate import example_rows
+    from text2sql_mlops.mlops.evaluate import example_rows
 
     def candidate(sql, executed, correct, error_type):
         return {"sql": sql, "executed": executed, "correct": correct, "error_type": error_type}

@@ -13,21 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from text2sql_mlops.feedback import (
-    DETAIL_LEVELS,
-    FEEDBACK_MODES,
-    Diagnosis,
-    GoldResult,
-    build_feedback,
-    classify_error,
-    is_schema_valid,
-    observe,
-)
-from text2sql_mlops.query_plan import plan_flags
-from text2sql_mlops.query_shape import query_shape
-from text2sql_mlops.sandbox import Sandbox
-from text2sql_mlops.schema import load_catalog
-from text2sql_mlops.scoring import Scorer
+from text2sql_mlops.rollout.feedback import DETAIL_LEVELS, FEEDBACK_MODES, Diagnosis, build_feedback
+from text2sql_mlops.scoring.errors import GoldResult, classify_error, is_schema_valid, observe
+from text2sql_mlops.scoring.scorer import Scorer
+from text2sql_mlops.sql.catalog import load_catalog
+from text2sql_mlops.sql.plan import plan_flags
+from text2sql_mlops.sql.sandbox import Sandbox
+from text2sql_mlops.sql.shape import query_shape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feedback"
 

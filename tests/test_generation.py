@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from tiny_model import build_tiny_llama
 
-from text2sql_mlops.errors import UserError
+from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.generation import (
     GenerationRequest,
     SamplingParams,
@@ -555,17 +555,17 @@ def long_tiny_model(tmp_path_factory) -> Path:
 def test_one_profile_runs_every_backend(spider_layout, long_tiny_model, fake_openai, fake_vllm, tmp_path, capsys, monkeypatch):
     """The spider profile's generation section drives each backend: a backend gets the options
     it declares (batch_size reaches hf), the others note once on stderr what they ignore."""
-    import text2sql_mlops.generation as generation
+    import text2sql_mlops.rollout.command as rollout_command
     from text2sql_mlops.cli import main as cli_main
 
     created = {}
-    real_create = generation.create_generator
+    real_create = rollout_command.create_generator
 
     def recording_create(name, **options):
         created[name] = options
         return real_create(name, **options)
 
-    monkeypatch.setattr(generation, "create_generator", recording_create)
+    monkeypatch.setattr(rollout_command, "create_generator", recording_create)
     (spider_layout / "tables.json").unlink()  # the fixture's is a stub; the SQLite file has the schema
     server = fake_openai(fail_first=False)
     model = ["--model_path", str(long_tiny_model)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from text2sql_mlops.hardness import Components, classify, components, hardness
+from text2sql_mlops.scoring.hardness import Components, classify, components, hardness
 
 FIXTURE = Path(__file__).parent / "fixtures" / "scoring" / "hardness.jsonl"
 CASES = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]

@@ -14,8 +14,8 @@ import pytest
 
 from text2sql_mlops.cli import COMMANDS
 from text2sql_mlops.cli import main as cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.fileio import MARKER, atomic_file, atomic_folder, remove_stale_temps, write_json
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.fileio import MARKER, atomic_file, atomic_folder, remove_stale_temps, write_json
 
 # --------------------------------------------------------------------------- every command's output flags
 
@@ -224,7 +224,7 @@ def _rollout_args(demo: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_a_second_rollout_into_a_busy_folder_fails_at_once(demo_dataset: Path, tmp_path: Path, capsys):
-    from text2sql_mlops.rollout_store import RunFolder
+    from text2sql_mlops.rollout.store import RunFolder
 
     out = tmp_path / "run"
     with RunFolder(out):  # another run holds the folder
@@ -244,7 +244,7 @@ def test_two_rollout_processes_one_folder(demo_dataset: Path, tmp_path: Path):
     # Either one refused while the other ran, or they ran one after the other and the second
     # found other settings there: never two exit-0 runs writing one folder.
     assert codes == [0, 2], results
-    from text2sql_mlops.rollout_store import RunFolder
+    from text2sql_mlops.rollout.store import RunFolder
 
     folder = RunFolder(out)
     assert folder.identity() == folder.summary()["config"]
@@ -254,7 +254,7 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_rerun(demo_dataset: Path,
     from dataclasses import replace
 
     from text2sql_mlops.generation import create_generator
-    from text2sql_mlops.rollout import config_from_args, make_parser, run_rollout
+    from text2sql_mlops.rollout.command import config_from_args, make_parser, run_rollout
 
     out = tmp_path / "run"
     config = config_from_args(make_parser().parse_args(_rollout_args(demo_dataset, out)[1:]))

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.cli import main as cli_main
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.pairs.merge import MergeConfig, merge_pairs, parse_type_values, read_pairs, solve_counts
-from text2sql_mlops.records import Pair
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.records import Pair
+from text2sql_mlops.pairs.build import build_pair
+from text2sql_mlops.pairs.merge import MergeConfig, merge_pairs, parse_type_values, read_pairs
+from text2sql_mlops.pairs.solver import solve_counts
 
 REPAIR, GOLD, FIRST = "repair_correct_vs_repair_failed", "gold_vs_failed_attempt", "first_turn_correct_sample_vs_failed_sample"
 
@@ -22,7 +24,7 @@ REPAIR, GOLD, FIRST = "repair_correct_vs_repair_failed", "gold_vs_failed_attempt
 def pair(tag: str, pair_type: str = REPAIR, chosen: str | None = None, rejected: str | None = None,
          chosen_reward: float = 1.0, rejected_reward: float = 0.0, db_id: str = "bike_1", turn: int = 1, question: str | None = None) -> dict:
     question = question or f"Question {tag}?"
-    return Pair.create(
+    return build_pair(
         [{"role": "user", "content": question}],
         chosen or f"SELECT name FROM t WHERE id = '{tag}'", rejected or f"SELECT nme FROM t WHERE id = '{tag}'",
         pair_type=pair_type, source="synthetic" if pair_type.startswith("synthetic_") else "natural",
@@ -394,10 +396,10 @@ def test_guard_refuses_pairs_from_the_evaluation_set(spider_layout: Path, tmp_pa
 def test_an_empty_result_says_why(tmp_path, capsys):
     """Only capped groups (gold fallback + synthetic, 0.2 each): the only size where both caps hold is 0."""
     from text2sql_mlops.cli import main as cli
-    from text2sql_mlops.records import Pair
+    from text2sql_mlops.pairs.build import build_pair
 
     def pair(i: int, pair_type: str, source: str) -> dict:
-        return Pair.create([{"role": "user", "content": f"q{i}"}], "SELECT 1", f"SELECT {i + 2}", pair_type=pair_type,
+        return build_pair([{"role": "user", "content": f"q{i}"}], "SELECT 1", f"SELECT {i + 2}", pair_type=pair_type,
                            source=source, gold_fallback=True, example_id=f"e{i}", db_id="d", question=f"q{i}", gold_sql="SELECT 1",
                            chosen_reward=1.0, rejected_reward=-0.2, turn=1, chosen_executable=True, rejected_executable=True,
                            rejected_error_type="wrong_result").to_dict()

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.cli import main as cli
+from text2sql_mlops.core.records import NATURAL_PAIR_TYPES, PAIR_META_KEYS, pair_id
 from text2sql_mlops.pairs.mine import MineConfig, mine, mine_trajectory
 from text2sql_mlops.prompts import format_answer
-from text2sql_mlops.records import NATURAL_PAIR_TYPES, PAIR_META_KEYS, pair_id
-from text2sql_mlops.rollout import RolloutConfig, run_rollout
+from text2sql_mlops.rollout.command import run_rollout
+from text2sql_mlops.rollout.config import RolloutConfig
 
 GOLD = "SELECT name FROM singer WHERE age > 30"
 

@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops import cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.fileio import MARKER, read_jsonl
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.fileio import MARKER, read_jsonl
+from text2sql_mlops.core.records import Pair
 from text2sql_mlops.pairs import report
-from text2sql_mlops.records import Pair
+from text2sql_mlops.pairs.build import build_pair
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report" / "pairs_small.jsonl"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# pairs_small.jsonl, 8 records (made with Pair.create; edit ratios = token edits / longer token count):
+# pairs_small.jsonl, 8 records (made with build_pair; edit ratios = token edits / longer token count):
 #  #  pair_type                                   source     gold_fb margin       edit ratio  rej_exec rej_error
 #  1  repair_correct_vs_repair_failed             natural    F       1.0-0.0=1.0  name->nme 1/4=0.25   F  no_such_column
 #  2  first_turn_correct_sample_vs_failed_sample  natural    F       1.0-0.2=0.8  > -> <    1/8=0.125  T  wrong_result
@@ -59,7 +60,7 @@ SMALL_EXPECTED = {
         "synthetic_drop_where": 0.25,  # 2 / 8
         "synthetic_swap_column": 0.125,
     },
-    "rejected_error_types": {  # feedback.ERROR_TYPES order, then "correct"
+    "rejected_error_types": {  # scoring.errors.ERROR_TYPES order, then "correct"
         "no_such_column": 2,  # 1, 8
         "syntax": 1,  # 3
         "wrong_result": 2,  # 2, 6
@@ -87,10 +88,10 @@ def test_pair_quality_of_the_hand_built_fixture():
 
 
 def test_fixture_is_what_pair_create_makes():
-    """The fixture's margins and ids are Pair.create's, so the report reads real pair records."""
+    """The fixture's margins and ids are build_pair's, so the report reads real pair records."""
     for record in small_pairs():
         meta = record["meta"]
-        rebuilt = Pair.create(record["prompt"], meta["chosen_sql"], meta["rejected_sql"],
+        rebuilt = build_pair(record["prompt"], meta["chosen_sql"], meta["rejected_sql"],
                               **{k: v for k, v in meta.items() if k not in ("chosen_sql", "rejected_sql")})
         assert rebuilt.to_dict() == record
 

@@ -15,21 +15,15 @@ import sqlglot
 from conftest import make_db
 
 from text2sql_mlops.cli import main as cli
-from text2sql_mlops.data import load_examples
-from text2sql_mlops.pairs.synth import (
-    MUTATIONS,
-    Negative,
-    SynthConfig,
-    candidate_sqls,
-    cap_schema_errors,
-    function_case,
-    synthesize,
-)
-from text2sql_mlops.prompts import PromptConfig, build_messages, format_answer, prompt_schema
-from text2sql_mlops.records import PAIR_META_KEYS, SYNTHETIC_PREFIX, pair_id
-from text2sql_mlops.sandbox import Sandbox
-from text2sql_mlops.schema import load_catalog
-from text2sql_mlops.scoring import Scorer
+from text2sql_mlops.core.records import PAIR_META_KEYS, SYNTHETIC_PREFIX, pair_id
+from text2sql_mlops.data.load import load_examples
+from text2sql_mlops.pairs.mutations import MUTATIONS, candidate_sqls, function_case
+from text2sql_mlops.pairs.synth import Negative, SynthConfig, cap_schema_errors, synthesize
+from text2sql_mlops.prompts import build_messages, format_answer
+from text2sql_mlops.schema.select import PromptConfig, prompt_schema
+from text2sql_mlops.scoring.scorer import Scorer
+from text2sql_mlops.sql.catalog import load_catalog
+from text2sql_mlops.sql.sandbox import Sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures" / "synth"
 GOLD_FILE = FIXTURES / "gold_queries.jsonl"

@@ -42,11 +42,11 @@ def as_flags(section: dict) -> list[str]:
 
 
 def parsers():
-    from text2sql_mlops.evaluate import make_parser as eval_parser
+    from text2sql_mlops.mlops.evaluate import make_parser as eval_parser
     from text2sql_mlops.pairs.merge import make_parser as merge_parser
     from text2sql_mlops.pairs.mine import make_parser as mine_parser
     from text2sql_mlops.pairs.synth import make_parser as synth_parser
-    from text2sql_mlops.rollout import make_parser as rollout_parser
+    from text2sql_mlops.rollout.command import make_parser as rollout_parser
 
     return {
         # section(s) -> (parser, the arguments the dvc.yaml command adds itself)

@@ -7,17 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import CONCERT_SQL, make_db
 
-from text2sql_mlops.prompts import (
-    REPAIR_INSTRUCTION,
-    SYSTEM_PROMPT,
-    PromptConfig,
-    build_messages,
-    extract_sql,
-    format_answer,
-    prompt_schema,
-)
-from text2sql_mlops.retrieval import select_tables
-from text2sql_mlops.schema import load_catalog, schema_text
+from text2sql_mlops.prompts import REPAIR_INSTRUCTION, SYSTEM_PROMPT, build_messages, extract_sql, format_answer
+from text2sql_mlops.schema.render import schema_text
+from text2sql_mlops.schema.retrieval import select_tables
+from text2sql_mlops.schema.select import PromptConfig, prompt_schema
+from text2sql_mlops.sql.catalog import load_catalog
 
 
 def test_first_turn_is_system_then_schema_and_question():

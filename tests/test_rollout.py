@@ -21,12 +21,13 @@ import pytest
 from conftest import CONCERT_SQL, make_db
 
 from text2sql_mlops.cli import main as cli_main
-from text2sql_mlops.errors import UserError
+from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.generation.mock import MockGenerator, broken_variant
-from text2sql_mlops.query_plan import PlanFlags
-from text2sql_mlops.rewards import cost_reward, rule_reward
-from text2sql_mlops.rollout import RolloutConfig, generator_options, ignored_flags, run_identity, run_rollout
-from text2sql_mlops.rollout_store import WORK_FILE
+from text2sql_mlops.rollout.command import run_rollout
+from text2sql_mlops.rollout.config import RolloutConfig, generator_options, ignored_flags, run_identity
+from text2sql_mlops.rollout.rewards import cost_reward, rule_reward
+from text2sql_mlops.rollout.store import WORK_FILE
+from text2sql_mlops.sql.plan import PlanFlags
 
 GOLD = [
     "SELECT count(*) FROM singer",
@@ -244,7 +245,7 @@ def test_resume_after_kill_9(dataset: Path, tmp_path: Path):
     script = textwrap.dedent(f"""
         import time
         from text2sql_mlops.generation.mock import MockGenerator
-        from text2sql_mlops.rollout import RolloutConfig, generator_options, run_rollout
+        from text2sql_mlops.rollout.command import RolloutConfig, generator_options, run_rollout
 
         class Stalls(MockGenerator):
             calls = 0
@@ -297,7 +298,7 @@ def test_shards_merge_into_the_unsharded_run(dataset: Path, tmp_path: Path):
 
 
 def test_merge_refuses_incomplete_or_mixed_shards(dataset: Path, tmp_path: Path):
-    from text2sql_mlops.rollout import merge_runs
+    from text2sql_mlops.rollout.command import merge_runs
 
     rollout(dataset, tmp_path / "a1", shard="1/2")
     rollout(dataset, tmp_path / "b2", shard="2/2", max_turns=2)
@@ -359,7 +360,7 @@ def test_cli_refuses_an_empty_dataset(tmp_path: Path, capsys):
 
 
 def test_cli_on_the_demo_train_split_never_imports_torch(tmp_path: Path):
-    from text2sql_mlops.demo_data import build_demo
+    from text2sql_mlops.data.demo.build import build_demo
 
     build_demo(tmp_path / "demo")
     argv = ["rollout", "--dataset-path", str(tmp_path / "demo"), "--output-dir", str(tmp_path / "out"), "--limit", "40",
@@ -460,7 +461,7 @@ def test_matcher_seed_judges_as_the_reference_did(tmp_path: Path):
 
 def test_repair_success_by_the_reference_rule_counts_a_correct_turn_the_run_went_past():
     """Ours: the final answer is correct. The reference's: some later turn had a correct candidate."""
-    from text2sql_mlops.rollout_metrics import summarize
+    from text2sql_mlops.rollout.metrics import summarize
 
     def candidate(correct: bool) -> dict:
         return {"correct": correct, "executed": True, "schema_valid": True, "error_type": None if correct else "wrong_result",

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.sandbox import ExecResult, Sandbox, execute_readonly, split_first_statement
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.sql.sandbox import ExecResult, Sandbox, execute_readonly
+from text2sql_mlops.sql.text import split_first_statement
 
 CORPUS = Path(__file__).parent / "sandbox_corpus"
 TIMEOUT = 0.5  # seconds; every call must answer within TIMEOUT + 1
@@ -399,7 +400,7 @@ def test_exec_prints_a_large_result_without_copying_it_whole(target):
 
 
 def test_exec_output_is_what_json_dumps_gives():
-    from text2sql_mlops.sandbox import _write_json  # how `exec` prints, a row at a time
+    from text2sql_mlops.sql.sandbox import _write_json  # how `exec` prints, a row at a time
 
     rows = [
         (1, "a\x01é\U0001f600\udcff", 1.5, b"\x00\xff", None, float("inf"), float("nan")),

@@ -12,18 +12,14 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops import cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.records import Example
-from text2sql_mlops.retrieval import expand_foreign_keys, identifier_tokens, question_tokens, select_tables
-from text2sql_mlops.schema import (
-    ForeignKey,
-    connect_read_only,
-    gold_tables,
-    load_catalog,
-    quote_name,
-    schema_recall,
-    schema_text,
-)
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.records import Example
+from text2sql_mlops.schema.recall import schema_recall
+from text2sql_mlops.schema.render import quote_name, schema_text
+from text2sql_mlops.schema.retrieval import expand_foreign_keys, identifier_tokens, question_tokens, select_tables
+from text2sql_mlops.sql.catalog import ForeignKey, load_catalog
+from text2sql_mlops.sql.database import connect_read_only
+from text2sql_mlops.sql.shape import gold_tables
 
 # A foreign-key chain singer - singer_in_concert - concert - stadium, continued
 # to city only by tables.json; "Sales Log" stands alone. The second FK of
@@ -434,7 +430,8 @@ def test_schema_recall_compares_modes_and_lists_missed_tables(tmp_path: Path, db
 
 def test_schema_recall_over_a_rollouts_trajectories(tmp_path: Path, db: Path, capsys):
     """The schemas a run really showed its model: each trajectory's schema_tables against its gold."""
-    from text2sql_mlops.rollout import RolloutConfig, run_rollout
+    from text2sql_mlops.rollout.command import run_rollout
+    from text2sql_mlops.rollout.config import RolloutConfig
 
     dataset = tmp_path / "questions.json"
     dataset.write_text(json.dumps([{"db_id": e.db_id, "question": e.question, "query": e.query} for e in recall_examples(db)]))
@@ -510,7 +507,7 @@ def test_schema_recall_imports_no_model_libraries():
 
 @pytest.mark.spider
 def test_bm25_fk_recall_on_spider_train(spider_train: Path):
-    from text2sql_mlops.data import load_examples
+    from text2sql_mlops.data.load import load_examples
 
     examples = load_examples(spider_train / "train_spider.json", spider_train / "database")
     report = schema_recall(examples, "bm25_fk", top_k=6, fk_hops=1, tables_json=spider_train / "tables.json")
@@ -525,7 +522,7 @@ def test_column_values_are_read_again_when_the_database_is_rebuilt(tmp_path: Pat
     """Prompts show stored values; a database rebuilt in place must not keep showing the old ones."""
     from conftest import make_db
 
-    from text2sql_mlops.schema import column_values
+    from text2sql_mlops.schema.render import column_values
 
     path = make_db(tmp_path / "city.sqlite", "CREATE TABLE city (name TEXT); INSERT INTO city VALUES ('Paris'), ('Rome'), ('Rome');")
     assert column_values(str(path), "city") == {"name": ["Rome", "Paris"]}  # most frequent first

@@ -16,16 +16,9 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops import cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.scoring import (
-    Scorer,
-    official_match,
-    prepare_sql,
-    read_gold_and_predictions,
-    seed_match,
-    sqlite3_statement,
-    strip_distinct,
-)
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.scoring.match import official_match, prepare_sql, seed_match, sqlite3_statement, strip_distinct
+from text2sql_mlops.scoring.scorer import Scorer, read_gold_and_predictions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "scoring"
 CASES = [json.loads(line) for line in (FIXTURES / "cases.jsonl").read_text().splitlines() if line.strip()]

@@ -22,10 +22,9 @@ import pytest
 from conftest import CONCERT_SQL, make_db
 
 from text2sql_mlops.cli import main as cli
-from text2sql_mlops.errors import UserError
-from text2sql_mlops.records import Example, Pair, example_id
-from text2sql_mlops.rollout import RolloutConfig, run_rollout
-from text2sql_mlops.split_guard import (
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.core.records import Example, example_id
+from text2sql_mlops.data.guard import (
     EvalSplit,
     QuestionIndex,
     exclude_leaks,
@@ -37,6 +36,9 @@ from text2sql_mlops.split_guard import (
     rollout_db_roots,
     schema_fingerprint,
 )
+from text2sql_mlops.pairs.build import build_pair
+from text2sql_mlops.rollout.command import run_rollout
+from text2sql_mlops.rollout.config import RolloutConfig
 
 DEV_QUESTION, DEV_SQL = "What is the average age?", "SELECT avg(age) FROM singer"
 DEV_ID = example_id("concert_singer", DEV_QUESTION, DEV_SQL)
@@ -49,7 +51,7 @@ INSERT INTO owner VALUES (1, 'Ann', 1), (2, 'Bob', 2);
 
 
 def pair_record(example: str, question: str, db_id: str) -> dict:
-    return Pair.create([{"role": "user", "content": question}], "SELECT 1", "SELECT 2", pair_type="gold_vs_failed_attempt",
+    return build_pair([{"role": "user", "content": question}], "SELECT 1", "SELECT 2", pair_type="gold_vs_failed_attempt",
                        source="natural", gold_fallback=True, example_id=example, db_id=db_id, question=question, gold_sql="SELECT 1",
                        chosen_reward=1.0, rejected_reward=0.0, turn=1, chosen_executable=True, rejected_executable=True,
                        rejected_error_type="wrong_result").to_dict()
@@ -132,12 +134,12 @@ def test_schema_fingerprint_is_the_sorted_lowercased_table_and_column_names(tmp_
 
 
 def test_schema_fingerprints_are_cached_per_file(tmp_path: Path, monkeypatch):
-    import text2sql_mlops.schema as schema
+    import text2sql_mlops.data.guard as guard
 
     db = make_db(tmp_path / "a.sqlite", "CREATE TABLE t (a INTEGER);")
     calls = []
-    real = schema.load_catalog
-    monkeypatch.setattr(schema, "load_catalog", lambda path, *args: calls.append(path) or real(path, *args))
+    real = guard.load_catalog
+    monkeypatch.setattr(guard, "load_catalog", lambda path, *args: calls.append(path) or real(path, *args))
     first = schema_fingerprint(db)
     assert schema_fingerprint(db) == schema_fingerprint(str(db)) == first and len(calls) == 1
     with sqlite3.connect(db) as conn:  # changed in place: read again
@@ -307,13 +309,14 @@ def fake_model(root: Path) -> Path:
 
 @pytest.fixture
 def past_the_guard(monkeypatch):
-    """`train sft` stops right after the guard (and the targets) with this error: the guard let the data through."""
-    import text2sql_mlops.training.common as common
+    """`train sft` and `train dpo` stop right after the guard (and the targets) with this error: the guard let the data through."""
+    from text2sql_mlops.training import dpo, sft
 
     def stop():
         raise UserError("PAST THE GUARD")
 
-    monkeypatch.setattr(common, "quiet_libraries", stop)
+    for command in (sft, dpo):
+        monkeypatch.setattr(command, "quiet_libraries", stop)
 
 
 def run(argv: list[str], capsys) -> tuple[int, str]:
@@ -446,7 +449,7 @@ def test_rollout_and_synth_leave_out_copies_and_reworded_questions(world, tmp_pa
 def test_a_same_database_split_is_guarded_by_question_not_by_database(demo_dataset: Path):
     """test_same_db asks new questions of the training databases: training on those databases
     is the point, training on those questions is a leak."""
-    from text2sql_mlops.data import load_examples
+    from text2sql_mlops.data.load import load_examples
 
     guard = load_eval_split(str(demo_dataset), None, "dev", same_db_split="test_same_db")
     train = load_examples(str(demo_dataset), None, "train")

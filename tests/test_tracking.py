@@ -38,7 +38,7 @@ def store(tmp_path: Path, monkeypatch) -> Path:
 def client():
     from mlflow import MlflowClient
 
-    from text2sql_mlops.tracking import tracking_uri
+    from text2sql_mlops.mlops.tracking import tracking_uri
 
     return MlflowClient(tracking_uri())
 
@@ -117,7 +117,7 @@ def test_track_refuses_missing_outputs_without_creating_a_run(store: Path, capsy
 
 
 def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkeypatch):
-    import text2sql_mlops.tracking as tracking
+    import text2sql_mlops.mlops.tracking as tracking
 
     (store / "a.txt").write_text("x")
 
@@ -143,7 +143,7 @@ def register_version(store: Path, base: Path, name: str, strict: float | None, e
 
 
 def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path, base: Path):
-    from text2sql_mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
+    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
     first = register_version(store, base, "one", 0.50)
     assert first["promoted"] and first["version"] == 1 and "first version" in first["reason"]
@@ -182,8 +182,8 @@ def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path
 
 
 def test_manual_promotion_and_clear_errors(store: Path, base: Path, capsys):
-    from text2sql_mlops.errors import UserError
-    from text2sql_mlops.registry import resolve_adapter
+    from text2sql_mlops.core.errors import UserError
+    from text2sql_mlops.mlops.registry import resolve_adapter
 
     register_version(store, base, "one", 0.5)
     register_version(store, base, "two", 0.9, examples_hash="c" * 64)
@@ -243,7 +243,7 @@ def test_concurrent_connects_wait_for_the_store_lock_and_create_one_experiment(s
     import multiprocessing
     import time
 
-    from text2sql_mlops.tracking import connect, store_lock, tracking_uri
+    from text2sql_mlops.mlops.tracking import connect, store_lock, tracking_uri
 
     connect("warm-up")  # the store exists; only the experiment is new
     context = multiprocessing.get_context("spawn")
@@ -344,7 +344,7 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path,
 
 
 def test_latest_resolves_to_the_newest_version_each_time(store: Path, base: Path):
-    from text2sql_mlops.registry import resolve_adapter
+    from text2sql_mlops.mlops.registry import resolve_adapter
 
     register_version(store, base, "one", 0.5)
     first = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
@@ -357,7 +357,7 @@ def test_latest_resolves_to_the_newest_version_each_time(store: Path, base: Path
 
 
 def test_an_interrupted_download_is_not_trusted(store: Path, base: Path):
-    from text2sql_mlops.registry import resolve_adapter
+    from text2sql_mlops.mlops.registry import resolve_adapter
 
     register_version(store, base, "one", 0.5)
     cached = store / "cache" / "text2sql-sft-dpo" / "v1"
@@ -371,8 +371,8 @@ def test_an_interrupted_download_is_not_trusted(store: Path, base: Path):
 
 
 def test_a_failed_lookup_creates_nothing(store: Path, base: Path):
-    from text2sql_mlops.errors import UserError
-    from text2sql_mlops.registry import resolve_adapter
+    from text2sql_mlops.core.errors import UserError
+    from text2sql_mlops.mlops.registry import resolve_adapter
 
     register_version(store, base, "one", 0.5)
     for uri in ("models:/text2sql-sft-dpo/7", "models:/no-such-model/1", "models:/no-such-model/latest",
@@ -457,8 +457,9 @@ def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eva
     import torch
     from peft import PeftModel
 
-    from text2sql_mlops.evaluate import resolve_models
-    from text2sql_mlops.registry import DEFAULT_MODEL_NAME, is_whole_model_folder
+    from text2sql_mlops.generation.adapters import is_whole_model_folder
+    from text2sql_mlops.mlops.evaluate import resolve_models
+    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME
 
     base_copy = tmp_path / "models" / "base"  # its own base: moved away below
     base_copy.parent.mkdir()
@@ -501,8 +502,9 @@ def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_pat
     import mlflow
     import yaml
 
-    from text2sql_mlops.evaluate import resolve_models
-    from text2sql_mlops.registry import DEFAULT_MODEL_NAME, is_whole_model_folder, resolve_adapter
+    from text2sql_mlops.generation.adapters import is_whole_model_folder
+    from text2sql_mlops.mlops.evaluate import resolve_models
+    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
     whole = build_tiny_llama(tmp_path / "outputs" / "train" / "sft_dpo", seed=3)  # `train --full_finetune` output
     (whole / "training_summary.json").write_text(json.dumps({"lora": None}))

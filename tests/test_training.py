@@ -148,8 +148,9 @@ def test_sft_targets_are_verified_sql_with_their_turns_prompts():
 
 def test_sft_targets_from_a_mock_rollout_include_the_repairs(demo_dataset, tmp_path):
     """Real trajectories: the mock answers turn 1 wrong and repairs at turn 2."""
-    from text2sql_mlops.pairs.mine import read_trajectories
-    from text2sql_mlops.rollout import RolloutConfig, run_rollout
+    from text2sql_mlops.core.records import read_trajectories
+    from text2sql_mlops.rollout.command import run_rollout
+    from text2sql_mlops.rollout.config import RolloutConfig
     from text2sql_mlops.training.datasets import sft_targets
 
     run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(tmp_path / "run"), generator="mock", max_turns=3, limit=3, progress=False))
@@ -212,10 +213,11 @@ def test_training_tokens_equal_the_hf_generators(files, tokenizer, monkeypatch):
 
 def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(demo_dataset, tmp_path):
 
-    from text2sql_mlops.data import load_examples
+    from text2sql_mlops.data.load import load_examples
     from text2sql_mlops.generation import create_generator
-    from text2sql_mlops.prompts import PromptConfig
-    from text2sql_mlops.rollout import RolloutConfig, run_rollout
+    from text2sql_mlops.rollout.command import run_rollout
+    from text2sql_mlops.rollout.config import RolloutConfig
+    from text2sql_mlops.schema.select import PromptConfig
     from text2sql_mlops.training.datasets import dataset_targets
 
     data = tmp_path / "demo"
@@ -486,12 +488,13 @@ def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_g
 
     import sqlglot
 
-    from text2sql_mlops.data import load_examples
-    from text2sql_mlops.feedback import unresolved_name
-    from text2sql_mlops.pairs.synth import function_case
-    from text2sql_mlops.prompts import REPAIR_INSTRUCTION, PromptConfig
-    from text2sql_mlops.sandbox import Sandbox
-    from text2sql_mlops.schema import load_catalog
+    from text2sql_mlops.data.load import load_examples
+    from text2sql_mlops.pairs.mutations import function_case
+    from text2sql_mlops.prompts import REPAIR_INSTRUCTION
+    from text2sql_mlops.schema.select import PromptConfig
+    from text2sql_mlops.scoring.errors import unresolved_name
+    from text2sql_mlops.sql.catalog import load_catalog
+    from text2sql_mlops.sql.sandbox import Sandbox
     from text2sql_mlops.training.datasets import dataset_targets
     from text2sql_mlops.training.repair_examples import invented_columns, repair_targets
 

@@ -11,21 +11,24 @@ from __future__ import annotations
 import importlib
 import sys
 
+from . import __version__
+from .core.errors import UserError
+
 # subcommand -> (module, one-line help). Order is the order of the data flow.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "model": ("text2sql_mlops.model", "prepare the base model folder (the embedded SmolLM2-135M-Instruct by default)"),
-    "data": ("text2sql_mlops.data", "import, validate and generate datasets (import-spider, demo, validate)"),
-    "exec": ("text2sql_mlops.sandbox", "run one SQL query in the read-only sandbox; prints one JSON object"),
-    "score": ("text2sql_mlops.scoring", "execution accuracy with the official Spider semantics"),
-    "schema-recall": ("text2sql_mlops.schema", "gold-table recall of a schema retrieval mode"),
-    "rollout": ("text2sql_mlops.rollout", "multi-turn generation with execution feedback and repair; `rollout merge` joins shards"),
+    "model": ("text2sql_mlops.generation.prepare", "prepare the base model folder (the embedded SmolLM2-135M-Instruct by default)"),
+    "data": ("text2sql_mlops.data.command", "import, validate and generate datasets (import-spider, demo, validate)"),
+    "exec": ("text2sql_mlops.sql.sandbox", "run one SQL query in the read-only sandbox; prints one JSON object"),
+    "score": ("text2sql_mlops.scoring.scorer", "execution accuracy with the official Spider semantics"),
+    "schema-recall": ("text2sql_mlops.schema.recall", "gold-table recall of a schema retrieval mode"),
+    "rollout": ("text2sql_mlops.rollout.command", "multi-turn generation with execution feedback and repair; `rollout merge` joins shards"),
     "pairs": ("text2sql_mlops.pairs", "preference pairs: mine, synth (hard negatives), merge (filter/balance), report (dashboard)"),
     "train": ("text2sql_mlops.training", "LoRA fine-tuning with TRL: `train sft`, `train dpo` (optionally continuing an SFT adapter)"),
-    "eval": ("text2sql_mlops.evaluate", "evaluate a model or adapter (folder or models:/NAME@ALIAS) on a held-out split"),
-    "compare": ("text2sql_mlops.reports", "comparison report across evaluated runs: EX strict/oracle, repair, errors"),
-    "report": ("text2sql_mlops.analysis", "analysis tables over evaluation folders: repair-breakdown, routing, online-repair, column-errors"),
-    "track": ("text2sql_mlops.tracking", "log a finished pipeline stage to MLflow (params, metrics, artifacts, adapter)"),
-    "register": ("text2sql_mlops.registry", "register the SFT+DPO adapter; move the champion alias when strict EX improves"),
+    "eval": ("text2sql_mlops.mlops.evaluate", "evaluate a model or adapter (folder or models:/NAME@ALIAS) on a held-out split"),
+    "compare": ("text2sql_mlops.mlops.compare", "comparison report across evaluated runs: EX strict/oracle, repair, errors"),
+    "report": ("text2sql_mlops.mlops.report", "analysis tables over evaluation folders: repair-breakdown, routing, online-repair, column-errors"),
+    "track": ("text2sql_mlops.mlops.tracking", "log a finished pipeline stage to MLflow (params, metrics, artifacts, adapter)"),
+    "register": ("text2sql_mlops.mlops.registry", "register the SFT+DPO adapter; move the champion alias when strict EX improves"),
 }
 
 
@@ -43,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in {"-V", "--version"}:
-        from . import __version__
-
         print(f"text2sql-mlops {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
@@ -52,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    from .errors import UserError
 
     try:
         return int(module.main(rest, prog=f"text2sql-mlops {name}") or 0)

@@ -8,17 +8,17 @@ tolerating the chatter small models add around it.
 Repair is a multi-turn chat: the first user turn holds schema and question, each
 assistant turn a previous answer (re-written with ``format_answer``, so the
 history looks like what training teaches), each later user turn the execution
-feedback (``feedback.py``) followed by ``REPAIR_INSTRUCTION``.
+feedback (``rollout/feedback.py``) followed by ``REPAIR_INSTRUCTION``.
 
-The schema part is chosen by ``prompt_schema`` from a ``PromptConfig``; the
-rollout, SFT and DPO all call it, so a question always comes with the same tables.
+The schema text comes from ``schema/select.py`` (``prompt_schema``): the rollout,
+SFT and DPO all call it, so a question always comes with the same tables.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
-from typing import Any
+
+from .sql.text import split_first_statement
 
 Messages = list[dict[str, str]]
 
@@ -68,8 +68,6 @@ def extract_sql(text: str) -> str:
     official scorer evaluates the first statement only, so executing and scoring the
     same text keeps the two verdicts consistent.
     """
-    from .sandbox import split_first_statement
-
     match = _FENCED.search(text)
     candidate = match.group(1) if match else text
     if not match:
@@ -85,56 +83,3 @@ def answer_complete(text: str) -> bool:
     may stop generating there (the hf backend does): the SQL is the same, the tokens fewer."""
     match = _FENCED.search(text)
     return match is not None and len(match.group(0)) >= 6 and match.group(0).endswith("```")
-
-
-@dataclass(frozen=True)
-class PromptConfig:
-    """How the schema part of a prompt is chosen (see ``retrieval.py``)."""
-
-    schema_mode: str = "bm25_fk"
-    top_k_tables: int = 6
-    fk_hops: int = 1
-    sample_rows: int = 0
-    schema_format: str = "create_table"  # schema.SCHEMA_FORMATS: create_table | compact | seed
-    sample_values: int = 0  # distinct values per text column shown in the schema (question's first)
-
-    @classmethod
-    def of(cls, settings: Any) -> PromptConfig:
-        """The prompt settings of a command's config (rollout, synth, train sft: same field names)."""
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
-
-    def check(self) -> PromptConfig:
-        """One-line errors, in the flags' names, for settings no prompt could use."""
-        from .errors import UserError
-        from .retrieval import MODES
-        from .schema import SCHEMA_FORMATS
-
-        for name, minimum in (("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0), ("sample_values", 0)):
-            if getattr(self, name) < minimum:
-                raise UserError(f"--{name} must be at least {minimum}, got {getattr(self, name)}")
-        for name, choices in (("schema_mode", MODES), ("schema_format", SCHEMA_FORMATS)):
-            if getattr(self, name) not in choices:
-                raise UserError(f"--{name} {getattr(self, name)!r} is not one of: {', '.join(choices)}")
-        return self
-
-
-@dataclass(frozen=True)
-class PromptSchema:
-    """The tables a prompt shows (catalog spelling, catalog order) and their schema text."""
-
-    tables: tuple[str, ...]
-    text: str
-
-
-def prompt_schema(
-    db_path: str, question: str, config: PromptConfig, tables_json: str | None = None, db_id: str | None = None
-) -> PromptSchema:
-    """The tables retrieval picks for ``question`` and their schema text (catalogs are cached)."""
-    from .schema import load_catalog, schema_text, select_tables
-
-    catalog = load_catalog(db_path, tables_json, db_id)
-    chosen = {catalog.table(name).name for name in select_tables(catalog, question, config.schema_mode, top_k=config.top_k_tables, fk_hops=config.fk_hops)}
-    tables = tuple(name for name in catalog.table_names if name in chosen)
-    text = schema_text(catalog, tables, sample_rows=config.sample_rows, schema_format=config.schema_format,
-                       sample_values=config.sample_values, question=question)
-    return PromptSchema(tables=tables, text=text)

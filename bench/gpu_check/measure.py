@@ -191,7 +191,8 @@ def generation_speed(plan: Plan, model_dir: str, prompts: list[dict], clock: Clo
 
 def rollout(plan: Plan, kit: Path, model_dir: str, work: Path) -> dict:
     """A 3-turn rollout on the real path: the eval stage's settings of profiles/spider.yaml."""
-    from text2sql_mlops.rollout import RolloutConfig, run_rollout
+    from text2sql_mlops.rollout.command import run_rollout
+    from text2sql_mlops.rollout.config import RolloutConfig
 
     config = RolloutConfig(
         dataset_path=str(kit / "rollout" / "questions.json"), db_root=str(kit / "rollout" / "database"),

@@ -40,16 +40,17 @@ def spider_schema_settings():
     """profiles/spider.yaml's schema section: the prompts the GPU profile would build."""
     import yaml
 
-    from text2sql_mlops.prompts import PromptConfig
+    from text2sql_mlops.schema.select import PromptConfig
 
     schema = yaml.safe_load((REPO / "profiles" / "spider.yaml").read_text())["schema"]
     return PromptConfig(**schema).check()
 
 
 def build_prompts(spider: Path, count: int) -> tuple[list[dict], list]:
-    from text2sql_mlops.data import load_examples
+    from text2sql_mlops.data.load import load_examples
     from text2sql_mlops.generation.mock import broken_variant
-    from text2sql_mlops.prompts import build_messages, prompt_schema
+    from text2sql_mlops.prompts import build_messages
+    from text2sql_mlops.schema.select import prompt_schema
 
     config = spider_schema_settings()
     examples = load_examples(spider, None, "train")[:count]
@@ -80,7 +81,7 @@ def write_rollout_set(spider: Path, examples: list, out: Path) -> list[str]:
 def write_tokenizer(out: Path) -> None:
     from transformers import AutoTokenizer
 
-    from text2sql_mlops.model import embedded_gguf
+    from text2sql_mlops.generation.prepare import embedded_gguf
 
     gguf = embedded_gguf()
     AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)

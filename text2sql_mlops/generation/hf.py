@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..prompts import answer_complete
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 from .chat import encode, render_prompt

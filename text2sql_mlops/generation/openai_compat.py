@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import HTTPException
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .base import Completion, GenerationRequest, Generator, Messages, SamplingParams, option
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .base import Completion, GenerationRequest, Generator, SamplingParams, option
 from .chat import encode, render_prompt
 

@@ -5,11 +5,13 @@
     pairs merge  several pair files -> one filtered, balanced set (merge.py)
     pairs report pair files -> the pair-quality dashboard (report.py)
 
-Each file holds ``records.Pair`` records as JSONL. Mining and merging take
-``--eval-dataset`` and refuse pairs from the evaluation set (``split_guard.py``).
+Each file holds ``core/records.py``'s ``Pair`` records as JSONL. Mining and merging take
+``--eval-dataset`` and refuse pairs from the evaluation set (``data/guard.py``).
 """
 
 from __future__ import annotations
+
+from ..core.cliutil import run_action
 
 ACTIONS = {
     "mine": ("text2sql_mlops.pairs.mine", "mine natural pairs from rollout trajectories"),
@@ -20,6 +22,4 @@ ACTIONS = {
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs") -> int:
-    from ..cliutil import run_action
-
     return run_action(ACTIONS, argv, prog)

@@ -34,15 +34,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from ..cliutil import ArgParser, flag
-from ..errors import UserError
-from ..fileio import output_file
-from ..records import NATURAL_PAIR_TYPES, Pair
-
-TRAJECTORY_KEYS = ("id", "db_id", "question", "gold", "turns")
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_file, write_jsonl
+from ..core.records import NATURAL_PAIR_TYPES, Pair, read_trajectories
+from ..data.guard import load_eval_split, refuse_leaks, rollout_db_roots
+from .build import build_pair
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def _best(candidates: list[dict]) -> dict:
 def _pair(trajectory: dict, turn: dict, pair_type: str, chosen: dict, rejected: dict, gold_fallback: bool = False) -> Pair | None:
     if _norm(chosen["sql"]) == _norm(rejected["sql"]):
         return None
-    return Pair.create(
+    return build_pair(
         turn["messages"], chosen["sql"], rejected["sql"],
         pair_type=pair_type, source="natural", gold_fallback=gold_fallback,
         example_id=trajectory["id"], db_id=trajectory["db_id"], question=trajectory["question"], gold_sql=trajectory["gold"],
@@ -173,30 +172,6 @@ def mine(trajectories: list[dict], config: MineConfig) -> list[dict]:
 # --------------------------------------------------------------------------- I/O
 
 
-def trajectories_file(path: str) -> Path:
-    """A rollout folder's trajectories.jsonl, or the file itself."""
-    given = Path(path)
-    file = given / "trajectories.jsonl" if given.is_dir() else given
-    if not file.is_file():
-        raise UserError(f"no trajectories at {path}: give a finished rollout folder or its trajectories.jsonl")
-    return file
-
-
-def read_trajectories(paths: list[str]) -> list[dict]:
-    from ..fileio import read_jsonl
-
-    trajectories = []
-    for path in paths:
-        file = trajectories_file(path)
-        for lineno, record in enumerate(read_jsonl(file), start=1):
-            missing = [key for key in TRAJECTORY_KEYS if key not in record]
-            if missing or not record.get("turns"):
-                raise UserError(f"{file}: record {lineno} is not a trajectory (missing {missing or ['turns']}); "
-                                "give the trajectories.jsonl a rollout wrote")
-            trajectories.append(record)
-    return trajectories
-
-
 def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
     d = {f.name: f.default for f in fields(MineConfig)}
     parser = ArgParser(prog=prog, description="Mine natural DPO preference pairs from rollout trajectories.")
@@ -217,9 +192,6 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine") -> int:
-    from ..fileio import write_jsonl
-    from ..split_guard import load_eval_split, refuse_leaks, rollout_db_roots
-
     args = make_parser(prog).parse_args(argv)
     unknown = sorted(set(args.pair_types) - set(NATURAL_PAIR_TYPES))
     if unknown:

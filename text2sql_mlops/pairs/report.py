@@ -25,11 +25,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..cliutil import ArgParser, flag
-from ..errors import UserError
-from ..feedback import ERROR_TYPES
-from ..fileio import atomic_folder, output_folder_type, write_json
-from ..records import NATURAL_PAIR_TYPES, read_pair_file
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import atomic_folder, output_folder_type, write_json
+from ..core.records import NATURAL_PAIR_TYPES, read_pair_file
+from ..scoring.errors import ERROR_TYPES
 from .similarity import edit_distance_ratio
 
 PLOTS = ("pair_types.png", "reward_margin.png", "edit_ratio.png")

@@ -8,11 +8,13 @@ inference's (datasets.py), precision per device (device.py), model loading, TRL
 arguments and the atomic output folder (common.py), the log (metrics.py).
 
 Both take ``--eval_dataset`` and refuse training records from the evaluation set
-(``split_guard.py``). Several GPUs: ``accelerate launch --config_file
+(``data/guard.py``). Several GPUs: ``accelerate launch --config_file
 configs/accelerate_ddp.yaml -m text2sql_mlops.cli train sft ...``.
 """
 
 from __future__ import annotations
+
+from ..core.cliutil import run_action
 
 ACTIONS = {
     "sft": ("text2sql_mlops.training.sft", "LoRA SFT on verified-correct SQL (first-turn and repair prompts) and gold"),
@@ -21,6 +23,4 @@ ACTIONS = {
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train") -> int:
-    from ..cliutil import run_action
-
     return run_action(ACTIONS, argv, prog)

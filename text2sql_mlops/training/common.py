@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata as metadata
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
+from ..core.fileio import atomic_folder, check_output_folder, write_json, write_jsonl
+from ..data.guard import load_eval_split
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
 
@@ -41,15 +45,12 @@ def check_settings(settings: TrainSettings) -> None:
         raise UserError(f"--learning_rate must be positive, got {settings.learning_rate}")
     if settings.last_layers < 0:
         raise UserError(f"--last_layers must be 0 (all layers) or more, got {settings.last_layers}")
-    from ..fileio import check_output_folder
 
     check_output_folder(settings.out, trained_here)
 
 
 def eval_split(settings: TrainSettings):
     """The clean-split guard's evaluation keys, or None without --eval_dataset."""
-    from ..split_guard import load_eval_split
-
     return load_eval_split(settings.eval_dataset, settings.eval_db_root, settings.eval_split,
                            settings.eval_same_db_split) if settings.eval_dataset else None
 
@@ -147,8 +148,6 @@ def freeze_all_but_last_layers(model, count: int) -> None:
     """Full fine-tuning of the last ``count`` layers (and the final norm): everything below stays
     frozen, so backward stops there. The embeddings stay frozen too: SmolLM2 ties them to the
     output head, and a trainable input embedding would send backward through every layer."""
-    import re
-
     trained = {str(n) for n in last_layer_numbers(model, count)}
     for name, parameter in model.named_parameters():
         layer = re.search(r"\.layers\.(\d+)\.", name)
@@ -167,8 +166,6 @@ def linear_module_names(model) -> list[str]:
 
 def trainer_arguments(settings: TrainSettings, runtime: Runtime, output_dir: str) -> dict[str, Any]:
     """The ``TrainingArguments`` both methods pass: ours, plus everything that wastes time off."""
-    from dataclasses import fields
-
     from transformers import TrainingArguments
 
     # transformers 5.2x renamed gradient_checkpointing (TRL still reads the old name, kept as a mirror).
@@ -207,8 +204,6 @@ def announce(method: str, settings: TrainSettings, runtime: Runtime, data: dict[
 
 
 def versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
     return {name: metadata.version(name) for name in ("trl", "peft", "transformers", "torch", "accelerate", "datasets")}
 
 
@@ -218,7 +213,6 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
     write the adapter, tokenizer, metrics.jsonl and training_summary.json atomically to --out."""
     from transformers import PrinterCallback
 
-    from ..fileio import atomic_folder, write_json, write_jsonl
     from .metrics import MetricsLog
 
     main = is_main_process()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..fileio import output_folder_type
+from ..core.fileio import output_folder_type
 
 # What a training output folder holds besides the adapter and tokenizer.
 SUMMARY = "training_summary.json"

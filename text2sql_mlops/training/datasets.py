@@ -26,20 +26,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
+from ..core.records import read_pair_file
 from ..generation.chat import encode, render_completion, render_prompt
-from ..prompts import format_answer
+from ..prompts import build_messages, format_answer
+from ..schema.select import prompt_schema
+from ..sql.sandbox import Sandbox
 
 Messages = list[dict[str, str]]
 
 
 def read_pairs(paths: list[str]) -> list[dict[str, Any]]:
     """Every pair record of ``paths`` (JSONL of ``records.Pair``), each checked by ``Pair.from_dict``."""
-    from pathlib import Path
-
-    from ..records import read_pair_file
 
     pairs = []
     for path in paths:
@@ -52,9 +53,6 @@ def read_pairs(paths: list[str]) -> list[dict[str, Any]]:
 def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> tuple[list[tuple[Messages, str]], int]:
     """(first-turn prompt, gold answer) of every example whose gold SQL runs, built by the same
     functions as a rollout's first turn; and how many were left out because their gold fails."""
-    from ..prompts import build_messages, prompt_schema
-    from ..sandbox import Sandbox
-
     targets, bad_gold = [], 0
     with Sandbox() as sandbox:
         for example in examples:

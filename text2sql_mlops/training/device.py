@@ -13,6 +13,7 @@ it a TRL step on CPU costs no more than a hand-written LoRA step
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 
@@ -50,8 +51,6 @@ def score_answer_tokens_only() -> None:
 
     decide = getattr(trl_utils, "_use_triton", None)  # the name TRL 1.16 decides it by
     if decide is None:
-        import sys
-
         print("train: note: this TRL version has no trl.trainer.utils._use_triton; CPU training scores every "
               "token (same losses, slower). Pinned: trl==1.16.0", file=sys.stderr)
         return

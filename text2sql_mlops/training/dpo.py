@@ -22,9 +22,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cliutil import ArgParser
-from ..errors import UserError
+from ..core.cliutil import ArgParser
+from ..core.errors import UserError
+from ..data.guard import refuse_leaks
+from ..generation.adapters import is_whole_model_folder
+from .common import (
+    announce,
+    check_settings,
+    eval_split,
+    load_model,
+    load_tokenizer,
+    quiet_libraries,
+    report,
+    sha256_file,
+    train_and_save,
+    trainable_model,
+    trainer_arguments,
+)
 from .config import DPOSettings, add_flags, from_args
+from .datasets import dpo_rows, read_pairs
+from .device import resolve_runtime, score_answer_tokens_only
 
 # TRL 1.16's DPO losses (DPOTrainer raises on others, but only at the first step).
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
@@ -52,9 +69,6 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
     from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
-    from .common import load_model, trainable_model, trainer_arguments
-    from .device import score_answer_tokens_only
-
     score_answer_tokens_only()
 
     class TokenizedDPOTrainer(DPOTrainer):
@@ -81,20 +95,6 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") -> int:
-    from ..split_guard import refuse_leaks
-    from .common import (
-        announce,
-        check_settings,
-        eval_split,
-        load_tokenizer,
-        quiet_libraries,
-        report,
-        sha256_file,
-        train_and_save,
-    )
-    from .datasets import dpo_rows, read_pairs
-    from .device import resolve_runtime
-
     started = time.perf_counter()
     settings = from_args(DPOSettings, make_parser(prog).parse_args(argv))
     check_settings(settings)
@@ -103,8 +103,6 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
     loss_types(settings.loss_type)
     adapter_file = None
     if settings.init_adapter:
-        from ..registry import is_whole_model_folder
-
         adapter = Path(settings.init_adapter)
         if is_whole_model_folder(adapter):
             if not settings.full_finetune:

@@ -5,7 +5,7 @@ evaluation it answers the feedback by repeating its query (measured on the demo:
 CM repair fixed 1 of 47 failing dev queries). These targets show it what a repair
 looks like, with the exact messages a rollout builds for its second turn
 (``prompts.build_messages`` with one (sql, feedback) turn of history, the feedback
-from ``feedback.build_feedback``) and the gold SQL as the answer.
+from ``rollout/feedback.py``'s ``build_feedback``) and the gold SQL as the answer.
 
 The failing query is the gold query with one schema mistake of the kinds small
 models make (measured on the SFT model's dev errors: 24 of 47 are "no such column"):
@@ -29,7 +29,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from ..prompts import build_messages, format_answer, prompt_schema
+from ..pairs.mutations import _owner, candidate_sqls, function_case, render
+from ..prompts import build_messages, format_answer
+from ..rollout.feedback import Diagnosis, build_feedback
+from ..schema.select import prompt_schema
+from ..scoring.errors import GoldResult, observe, unresolved_name
+from ..sql.catalog import load_catalog
+from ..sql.sandbox import Sandbox
 
 Messages = list[dict[str, str]]
 FAMILIES = ("invented_column", "wrong_column", "missing_join")
@@ -40,7 +46,6 @@ def invented_columns(tree: exp.Expression, case: str, catalog, rng: random.Rando
     """The parsed gold query with one column renamed to ``<table>_<column>``, printed in the
     gold's function ``case``, for each column whose table is known and whose new name no table
     of the database has; in seeded order."""
-    from ..pairs.synth import _owner, render
     every = {column.name.lower() for table in catalog.tables for column in table.columns}
     columns = [(i, column) for i, column in enumerate(tree.find_all(exp.Column)) if isinstance(column.this, exp.Identifier)]
     rng.shuffle(columns)
@@ -62,9 +67,6 @@ def invented_columns(tree: exp.Expression, case: str, catalog, rng: random.Rando
 
 def failing_query(example, catalog, sandbox, rng: random.Random) -> tuple[str, str] | None:
     """(family, SQL) of a corrupted gold query that SQLite rejects with an unresolved name."""
-    from ..feedback import unresolved_name
-    from ..pairs.synth import candidate_sqls, function_case
-
     try:
         tree = sqlglot.parse_one(example.query, read="sqlite")
     except (SqlglotError, RecursionError):
@@ -92,10 +94,6 @@ def repair_targets(examples: list, prompt_config, tables_json: str | None, fract
                    feedback_mode: str, seed: int) -> tuple[list[tuple[Messages, str]], Counter]:
     """(repair-turn messages, gold answer) for a seeded ``fraction`` of ``examples`` whose gold runs;
     and counts per family (plus ``repair_no_failing_query``)."""
-    from ..feedback import Diagnosis, GoldResult, build_feedback, observe
-    from ..sandbox import Sandbox
-    from ..schema import load_catalog
-
     targets: list[tuple[Messages, str]] = []
     counts: Counter[str] = Counter()
     with Sandbox() as sandbox:

@@ -12,11 +12,33 @@ to stop where inference stops.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
-from ..cliutil import ArgParser
-from ..errors import UserError
+from ..core.cliutil import ArgParser
+from ..core.errors import UserError
+from ..core.records import read_trajectories, trajectories_file
+from ..data.guard import exclude_leaks, refuse_leaks, rollout_db_roots
+from ..data.load import load_examples, spider_split_files
+from ..rollout.config import default_tables_json
+from ..rollout.feedback import DETAIL_LEVELS, FEEDBACK_MODES
+from ..schema.select import PromptConfig
+from .common import (
+    announce,
+    check_settings,
+    eval_split,
+    load_tokenizer,
+    quiet_libraries,
+    report,
+    sha256_file,
+    train_and_save,
+    trainable_model,
+    trainer_arguments,
+)
 from .config import SFTSettings, add_flags, from_args
+from .datasets import dataset_targets, read_pairs, sft_rows, sft_targets
+from .device import resolve_runtime, score_answer_tokens_only
+from .repair_examples import repair_targets
 
 
 def make_parser(prog: str | None = "text2sql-mlops train sft") -> ArgParser:
@@ -30,9 +52,6 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
     """An ``SFTTrainer`` over pre-tokenized rows (``datasets.sft_rows``) with a fresh LoRA."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
-
-    from .common import trainable_model, trainer_arguments
-    from .device import score_answer_tokens_only
 
     score_answer_tokens_only()
 
@@ -50,14 +69,10 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
 
 def prompt_config(settings: SFTSettings):
     """The schema settings of --dataset prompts, checked as `rollout` checks them."""
-    from ..prompts import PromptConfig
-
     return PromptConfig.of(settings).check()
 
 
 def check_repair_settings(settings: SFTSettings) -> None:
-    from ..feedback import DETAIL_LEVELS, FEEDBACK_MODES
-
     if not 0.0 <= settings.repair_fraction <= 1.0:
         raise UserError(f"--repair_fraction must be between 0 and 1, got {settings.repair_fraction}")
     if settings.repair_fraction and not settings.dataset:
@@ -72,8 +87,6 @@ def dataset_examples(settings: SFTSettings) -> list:
     """The examples of --dataset (none without it); tables.json defaults to the one next to it."""
     if not settings.dataset:
         return []
-    from ..data import load_examples
-    from ..rollout import default_tables_json
 
     prompt_config(settings)  # bad schema settings fail before anything is loaded
     settings.tables_json = settings.tables_json or default_tables_json(settings.dataset)
@@ -84,9 +97,6 @@ def dataset_files(settings: SFTSettings) -> list[str]:
     """The files of --dataset that the inputs' hashes cover (the split's JSON, tables.json)."""
     if not settings.dataset:
         return []
-    from pathlib import Path
-
-    from ..data import spider_split_files
 
     path = Path(settings.dataset)
     files = [str(f) for f in spider_split_files(path, settings.split)] if path.is_dir() else [str(path)]
@@ -94,22 +104,6 @@ def dataset_files(settings: SFTSettings) -> list[str]:
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") -> int:
-    from ..pairs.mine import read_trajectories, trajectories_file
-    from ..split_guard import exclude_leaks, refuse_leaks, rollout_db_roots
-    from .common import (
-        announce,
-        check_settings,
-        eval_split,
-        load_tokenizer,
-        quiet_libraries,
-        report,
-        sha256_file,
-        train_and_save,
-    )
-    from .datasets import dataset_targets, read_pairs, sft_rows, sft_targets
-    from .device import resolve_runtime
-    from .repair_examples import repair_targets
-
     started = time.perf_counter()
     settings = from_args(SFTSettings, make_parser(prog).parse_args(argv))
     check_settings(settings)

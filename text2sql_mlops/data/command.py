@@ -1,0 +1,70 @@
+"""``text2sql-mlops data``: import the Spider dataset, validate a dataset, build the demo dataset.
+
+    text2sql-mlops data import-spider spider.zip --dest data/spider
+    text2sql-mlops data validate data/spider --split dev --out metrics/data_dev.json
+    text2sql-mlops data demo --out data/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from typing import Any
+
+from ..core.cliutil import ArgParser
+from ..core.fileio import output_file, output_folder, output_folder_type, write_json
+from ..core.records import Example
+from .demo.build import build_demo, built_here
+from .load import SPLIT_FILES, load_examples
+from .spider import import_spider
+
+
+def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
+    parser = ArgParser(prog=prog, description="Import, validate and generate datasets.")
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    imp = sub.add_parser("import-spider", help="validate a Spider folder or zip and place it under data/spider/")
+    imp.add_argument("path", help="Spider folder or spider.zip")
+    imp.add_argument("--dest", default="data/spider", type=output_folder,
+                     help="where to place it (default: data/spider)")
+    imp.add_argument("--force", action="store_true", help="replace an earlier import at --dest (never a folder of yours)")
+
+    val = sub.add_parser("validate", help="load a dataset, resolve every database, print a summary (optionally as JSON)")
+    val.add_argument("dataset", help="JSON list, JSONL or Spider-layout folder")
+    val.add_argument("--db-root", "--db_root", dest="db_root", help="folder holding <db_id>/<db_id>.sqlite")
+    val.add_argument("--split", default="train", choices=sorted(SPLIT_FILES), help="split of a Spider-layout folder")
+    val.add_argument("--out", type=output_file, help="write the summary as JSON here")
+
+    demo = sub.add_parser("demo", help="generate the embedded demo dataset (Spider layout, deterministic)")
+    demo.add_argument("--out", default="data/demo", type=output_folder_type(built_here),
+                      help="output folder, replaced as a whole (default: data/demo)")
+    demo.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def dataset_summary(examples: list[Example]) -> dict[str, Any]:
+    per_db = Counter(ex.db_id for ex in examples)
+    ids = [ex.id for ex in examples]
+    return {
+        "examples": len(examples),
+        "databases": len(per_db),
+        "duplicate_ids": len(ids) - len(set(ids)),
+        "questions_per_db": dict(sorted(per_db.items())),
+    }
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops data") -> int:
+    args = make_parser(prog).parse_args(argv)
+    if args.action == "import-spider":
+        summary = import_spider(args.path, args.dest, force=args.force)
+        print("\n".join(summary.lines()))
+    elif args.action == "validate":
+        summary = dataset_summary(load_examples(args.dataset, args.db_root, args.split))
+        if args.out:
+            write_json(args.out, summary)
+        print(json.dumps({k: v for k, v in summary.items() if k != "questions_per_db"}))
+    elif args.action == "demo":
+        summary = build_demo(args.out, seed=args.seed)
+        print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,117 @@
+"""The Spider layout: checking a Spider folder and importing it (a folder or spider.zip).
+
+A Spider-layout folder holds ``tables.json``, ``train_spider.json`` [+ ``train_others.json``]
+and/or ``dev.json``, and ``database/<db_id>/<db_id>.sqlite``. ``data import-spider``
+validates one and places it atomically; ``validate_spider_layout`` counts what it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.fileio import atomic_folder, check_output_folder
+from ..sql.database import check_database
+from .load import SPLIT_FILES, load_examples
+
+
+@dataclass
+class LayoutSummary:
+    root: str
+    databases: int
+    tables_json_dbs: int
+    splits: dict[str, int]
+    questions_per_db: dict[str, int]
+    size_mb: float
+
+    def lines(self) -> list[str]:
+        splits = ", ".join(f"{name}: {count} questions" for name, count in self.splits.items())
+        return [f"Spider layout at {self.root}", f"  databases: {self.databases} (tables.json describes {self.tables_json_dbs})", f"  {splits}", f"  size: {self.size_mb:.1f} MB"]
+
+
+def validate_spider_layout(root: str | os.PathLike) -> LayoutSummary:
+    """Check a Spider-layout folder: files present, every db_id has a SQLite database, counts."""
+    root = Path(root)
+    tables_path = root / "tables.json"
+    if not tables_path.is_file():
+        raise UserError(f"{root}: tables.json not found; a Spider-layout folder holds tables.json, train_spider.json and/or dev.json, and database/")
+    database_dir = root / "database"
+    if not database_dir.is_dir():
+        raise UserError(f"{root}: database/ folder not found (expected database/<db_id>/<db_id>.sqlite)")
+    try:
+        tables = json.loads(tables_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{tables_path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(tables, list):
+        raise UserError(f"{tables_path}: expected a list of database schemas")
+    for index, entry in enumerate(tables):
+        if not isinstance(entry, dict) or "db_id" not in entry:
+            raise UserError(f"{tables_path}[index {index}]: missing field 'db_id'")
+    splits: dict[str, int] = {}
+    per_db: Counter[str] = Counter()
+    for split in SPLIT_FILES:
+        files = [root / name for name in SPLIT_FILES[split] if (root / name).is_file()]
+        if not files:
+            continue
+        examples = [ex for file in files for ex in load_examples(file, database_dir)]
+        splits[split] = len(examples)
+        per_db.update(ex.db_id for ex in examples)
+    if not splits:
+        raise UserError(f"{root}: neither train_spider.json nor dev.json found")
+    databases = sorted(p for p in database_dir.iterdir() if p.is_dir() and (p / f"{p.name}.sqlite").is_file())
+    for db in databases:
+        check_database(db / f"{db.name}.sqlite")
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    return LayoutSummary(str(root), len(databases), len(tables), splits, dict(sorted(per_db.items())), size / 1e6)
+
+
+def _find_layout_root(folder: Path) -> Path:
+    """The folder holding tables.json: ``folder`` itself or one level below (zips wrap a ``spider/``)."""
+    if (folder / "tables.json").is_file():
+        return folder
+    children = [child for child in sorted(folder.iterdir()) if child.is_dir() and (child / "tables.json").is_file()]
+    if len(children) == 1:
+        return children[0]
+    raise UserError(f"{folder}: no tables.json found here or one folder below; is this the Spider dataset?")
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+            target = (dest / member).resolve()
+            if not str(target).startswith(str(dest.resolve()) + os.sep) and target != dest.resolve():
+                raise UserError(f"{archive}: member {member!r} would extract outside the target folder; refusing")
+        zf.extractall(dest)
+
+
+def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spider", force: bool = False) -> LayoutSummary:
+    """Validate a Spider folder or zip and place it at ``dest`` (atomically)."""
+    source, dest = Path(source), Path(dest)
+    if not source.exists():
+        raise UserError(f"{source}: not found; pass the Spider folder or spider.zip")
+    if dest.exists() and not force:
+        raise UserError(f"{dest} already exists; pass --force to replace it")
+    check_output_folder(dest)
+    with tempfile.TemporaryDirectory(prefix="spider-import-", dir=dest.parent if dest.parent.exists() else None) as scratch:
+        if source.is_file():
+            if not zipfile.is_zipfile(source):
+                raise UserError(f"{source}: not a folder and not a zip archive")
+            _safe_extract(source, Path(scratch))
+            root = _find_layout_root(Path(scratch))
+        else:
+            root = _find_layout_root(source)
+        validate_spider_layout(root)
+        with atomic_folder(dest) as staged:
+            if source.is_file():
+                shutil.move(str(root), staged)
+            else:
+                shutil.copytree(root, staged)
+    summary = validate_spider_layout(dest)
+    return summary

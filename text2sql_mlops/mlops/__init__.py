@@ -1,0 +1,1 @@
+"""After training: `eval`, `compare`, `report`, `track` (MLflow runs) and `register` (the MLflow registry)."""

@@ -1,0 +1,236 @@
+"""``text2sql-mlops compare``: the comparison report across evaluated runs (the seed's table).
+
+    text2sql-mlops compare --runs Base=outputs/eval_base SFT=outputs/eval/sft DPO=outputs/eval/dpo \\
+        SFT+DPO=outputs/eval/sft_dpo --out outputs/compare
+
+One row per run: first-turn EX (one-shot), final EX strict (gold-free repair), final
+EX oracle (repair verified against gold: an upper bound, never a prediction),
+repair success (of the examples wrong at turn 1, the share repair fixed), executable
+rate of the final answers, and the final answers' error types; then EX by Spider
+hardness. Strict and oracle numbers stay in separate columns, never one figure.
+
+Refuses runs evaluated on different examples: their numbers are not comparable.
+Writes compare.json, compare.md and ex_by_run.json (a flat table for ``dvc plots``), and
+``ex_by_run.png`` (EX per run: one-shot, strict repair, oracle repair). With ``--splits``
+each run folder holds one evaluated folder per split, and each split gets its own
+report under ``OUT/<split>/`` plus ``OUT/metrics.json`` for MLflow; ``--training``
+adds ``training_loss.png`` from the training stages' metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import atomic_folder, output_folder_type, read_jsonl
+
+COLUMNS = (
+    ("first_turn_ex", "first-turn EX"), ("final_ex_strict", "final EX strict"), ("final_ex_oracle", "final EX oracle"),
+    ("repair_success_rate", "repair success"), ("final_executable_rate", "executable (final)"), ("examples", "examples"),
+    # The reference project's definitions, for comparing with its tables: every candidate of
+    # every turn, and an example repaired once any later turn has a correct candidate.
+    ("executable_rate", "executable (all candidates)"), ("repair_success_rate_seed_rule", "repair success (seed rule)"),
+)
+
+
+def load_run(folder: str) -> tuple[dict, dict]:
+    """(summary.json, analysis.json or {}) of an evaluated run folder."""
+    path = Path(folder)
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{folder}: no readable summary.json ({exc}); is it a finished eval/rollout folder?") from None
+    analysis_file = path / "analysis.json"
+    analysis = json.loads(analysis_file.read_text()) if analysis_file.is_file() else {}
+    return summary, analysis
+
+
+def row(summary: dict, analysis: dict) -> dict[str, Any]:
+    return {
+        "first_turn_ex": summary["first_turn_ex"], "final_ex_strict": summary["final_ex_strict"],
+        "final_ex_oracle": summary["final_ex_oracle"], "repair_success_rate": summary["repair"]["repair_success_rate"],
+        "final_executable_rate": summary["final_executable_rate"], "examples": summary["examples"],
+        "executable_rate": summary["executable_rate"],
+        "repair_success_rate_seed_rule": summary["repair"].get("repair_success_rate_seed_rule"),  # older runs lack it
+        "final_error_types": summary["error_types"]["final"], "by_hardness": analysis.get("by_hardness", {}),
+        "final_ex_strict_configuration": summary.get("final_ex_strict_configuration"),
+        "final_ex_oracle_configuration": summary.get("final_ex_oracle_configuration"),
+    }
+
+
+def compare(runs: dict[str, tuple[dict, dict]]) -> dict[str, Any]:
+    hashes = {name: s["config"].get("examples_sha256") for name, (s, _) in runs.items()}
+    if len(set(hashes.values())) > 1:
+        raise UserError(f"the runs were evaluated on different examples ({hashes}); compare runs of one evaluation set")
+    return {"runs": {name: row(s, a) for name, (s, a) in runs.items()}, "examples_sha256": next(iter(hashes.values()), None)}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.2f}%" if isinstance(value, float) else str(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    runs = report["runs"]
+    lines = ["# Comparison", "", "| run | " + " | ".join(label for _, label in COLUMNS) + " |",
+             "| --- |" + " ---: |" * len(COLUMNS)]
+    lines += [f"| {name} | " + " | ".join(_fmt(r[key]) for key, _ in COLUMNS) + " |" for name, r in runs.items()]
+    lines += ["", "Strict = no gold information at inference; oracle = repair stops at the first candidate that matches "
+              "gold (an upper bound). They are separate numbers by design.", ""]
+    levels = [lv for lv in ("easy", "medium", "hard", "extra", "unparsed") if any(lv in r["by_hardness"] for r in runs.values())]
+    if levels:
+        lines += ["## Final EX by hardness", "", "| run | " + " | ".join(levels) + " |", "| --- |" + " ---: |" * len(levels)]
+        for name, r in runs.items():
+            cells = [f"{_fmt(r['by_hardness'][lv]['final_ex'])} ({r['by_hardness'][lv]['examples']})" if lv in r["by_hardness"] else "n/a"
+                     for lv in levels]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    kinds = sorted({k for r in runs.values() for k, v in r["final_error_types"].items() if v})
+    if kinds:
+        lines += ["## Final answers: error types", "", "| run | " + " | ".join(kinds) + " |", "| --- |" + " ---: |" * len(kinds)]
+        lines += [f"| {name} | " + " | ".join(str(r["final_error_types"].get(k, 0)) for k in kinds) + " |" for name, r in runs.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flat rows for ``dvc plots``: one per (run, metric) with a value."""
+    return [{"run": name, "metric": key, "value": r[key]} for name, r in report["runs"].items()
+            for key, _ in COLUMNS[:4] if r[key] is not None]
+
+
+def plot_rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``plot_table`` of every split, each row tagged with its split (the ``dvc plots`` file)."""
+    return [{"split": split, **row} for split, report in reports.items() for row in plot_table(report)]
+
+
+def metrics(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The numbers MLflow and ``dvc metrics`` read: ``<split>.<run>.<column>``."""
+    return {split: {name: {key: r[key] for key, _ in COLUMNS if r[key] is not None} for name, r in report["runs"].items()}
+            for split, report in reports.items()}
+
+
+# --------------------------------------------------------------------------- pictures
+
+BARS = (("first_turn_ex", "first-turn (one-shot)"), ("final_ex_strict", "+ repair, strict"),
+        ("final_ex_oracle", "+ repair, oracle"))
+
+
+def _png(draw, size: tuple[float, float]) -> bytes:
+    """A PNG drawn on an explicit Agg canvas with matplotlib's default style, saved without
+    metadata: the bytes depend only on the data (as the pair dashboard's)."""
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=size, dpi=100)
+        FigureCanvasAgg(fig)
+        draw(fig)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def ex_chart(reports: dict[str, dict[str, Any]]) -> bytes:
+    """Grouped bars, one panel per split: EX of each run one-shot, after strict repair and
+    after oracle repair (hatched: gold was used, an upper bound)."""
+    import numpy as np
+
+    def draw(fig):
+        axes = fig.subplots(1, len(reports), squeeze=False, sharey=True)[0]
+        for ax, (split, report) in zip(axes, reports.items()):
+            names = list(report["runs"])
+            width = 0.8 / len(BARS)
+            for i, (key, label) in enumerate(BARS):
+                values = [100 * (report["runs"][n][key] or 0.0) for n in names]
+                bars = ax.bar(np.arange(len(names)) + (i - 1) * width, values, width, label=label,
+                              hatch="//" if key == "final_ex_oracle" else None)
+                ax.bar_label(bars, fmt="%.1f", fontsize=7)
+            examples = next(iter(report["runs"].values()))["examples"] if names else 0
+            ax.set_xticks(np.arange(len(names)), names)
+            ax.set_title(f"{split} ({examples} questions)")
+            ax.set_ylabel("execution accuracy (%)")
+        axes[0].legend(fontsize=8, loc="upper left")
+
+    return _png(draw, (5.5 * len(reports), 4.2))
+
+
+def loss_chart(curves: dict[str, list[dict[str, Any]]]) -> bytes:
+    """Training loss per optimizer step, one line per training run (metrics.jsonl rows)."""
+
+    def draw(fig):
+        ax = fig.add_subplot()
+        for name, rows in curves.items():
+            points = [(row["step"], row["loss"]) for row in rows if "loss" in row and "step" in row]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title("Training loss")
+        ax.legend()
+
+    return _png(draw, (7, 4.2))
+
+
+def compared_here(folder: Path) -> bool:
+    """A folder `compare` wrote before folders carried the fileio marker."""
+    return {p.name for p in folder.iterdir()} <= {"compare.json", "compare.md", "ex_by_run.json"}
+
+
+def _named(items: list[str], flag_name: str) -> dict[str, str]:
+    named: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value or name in named:
+            raise UserError(f"--{flag_name} takes distinct NAME=PATH items, got {item!r}")
+        named[name] = value
+    return named
+
+
+def make_parser(prog: str | None = "text2sql-mlops compare") -> ArgParser:
+    parser = ArgParser(prog=prog, description="Compare evaluated runs: first-turn EX, final EX strict and oracle, "
+                       "repair success, executable rate, error types, EX by hardness; per evaluation split, with charts.")
+    flag(parser, "runs", nargs="+", required=True, metavar="NAME=DIR", help="evaluated run folders, in table order")
+    flag(parser, "splits", nargs="+", metavar="SPLIT",
+         help="evaluation splits: each run folder holds one evaluated folder per split (DIR/<split>); one report "
+              "per split goes to OUT/<split>/ (default: the run folders are the evaluated folders, one report in OUT)")
+    flag(parser, "training", nargs="+", default=[], metavar="NAME=JSONL",
+         help="training metrics.jsonl files whose loss curves go into training_loss.png")
+    flag(parser, "out", required=True, type=output_folder_type(compared_here),
+         help="folder for compare.json, compare.md, ex_by_run.json and the charts (replaced as a whole)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops compare") -> int:
+    args = make_parser(prog).parse_args(argv)
+    folders = _named(args.runs, "runs")
+    # "none": a profile without a same-database split (params.yaml names the splits as strings)
+    chosen = [split for split in args.splits or () if split.lower() not in ("none", "null")]
+    splits = chosen or [None]
+    reports = {split or "all": compare({name: load_run(str(Path(folder) / split) if split else folder)
+                                        for name, folder in folders.items()}) for split in splits}
+    curves = {name: list(read_jsonl(path)) for name, path in _named(args.training, "training").items()}
+    with atomic_folder(args.out, compared_here) as staged:
+        staged.mkdir()
+        for split, report in reports.items():
+            where = staged / split if chosen else staged
+            where.mkdir(exist_ok=True)
+            (where / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
+            (where / "compare.md").write_text(render_markdown(report))
+            (where / "ex_by_run.json").write_text(json.dumps(plot_table(report), indent=2) + "\n")
+        if chosen:
+            (staged / "metrics.json").write_text(json.dumps(metrics(reports), indent=2) + "\n")
+            (staged / "ex_by_run.json").write_text(json.dumps(plot_rows(reports), indent=2) + "\n")
+        (staged / "ex_by_run.png").write_bytes(ex_chart(reports))
+        if curves:
+            (staged / "training_loss.png").write_bytes(loss_chart(curves))
+    for split, report in reports.items():
+        print(f"{split}:" if chosen else "", render_markdown(report).split("\n\n")[1], sep="\n" if chosen else "")
+    return 0

@@ -1,0 +1,538 @@
+"""MLflow tracking of pipeline stages: one run per stage, logged after the stage's own command.
+
+    text2sql-mlops track --stage eval_base --params model data schema eval \\
+        --metrics outputs/eval_base/summary.json --artifacts outputs/eval_base/summary.json \\
+        --record outputs/eval_base/mlflow_run.json
+
+Each ``dvc.yaml`` stage runs ``<stage command> && text2sql-mlops track ...``: the stage
+module stays free of MLflow, and a stage that fails or is interrupted never gets a
+run at all. A run that fails while logging is marked FAILED by MLflow, never FINISHED.
+
+Store: ``MLFLOW_TRACKING_URI`` when set (a team server); otherwise a SQLite backend
+at ``mlruns/mlflow.db`` with artifacts under ``mlruns/<experiment id>/`` (MLflow 3's file
+store is legacy). One experiment per pipeline (``tracking.experiment`` in params.yaml).
+Stages may log at once (``dvc queue start -j 2``): a local SQLite store is created,
+migrated and given new experiments under a file lock (``mlruns/.mlflow.db.lock``).
+
+Every run is tagged with the stage name, the git commit (``+dirty`` when the tree
+has uncommitted changes), the DVC hash of the raw data (``data.dvc``) and a hash of
+the logged params; it logs those params (``section.key``) and the configuration its
+command wrote (``resolved.config.batch_size``), the outcome numbers of its metrics
+files as ``<namespace>/<key>`` (``eval/error_types.final.no_such_column``), step series
+from ``metrics.jsonl`` files (``train/loss``), and its artifacts (files or folders; an
+adapter folder goes under ``adapter/``, which the registry points at).
+
+A run spans its stage (``--started``: when the stage's command began) and is nested
+under one parent run per pipeline execution (``pipeline_key``), which spans its stages.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..core.fileio import output_file, read_jsonl, write_json
+from ..data.load import load_examples, read_records, spider_split_files
+from .models import load_trained_model, log_trained_model
+
+STORE_DIR = Path("mlruns")
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+DEFAULT_EXPERIMENT = "text2sql-mlops"
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def tracking_uri(store_dir: str | os.PathLike = STORE_DIR) -> str:
+    """``MLFLOW_TRACKING_URI`` or the project's SQLite store under ``store_dir``."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
+
+
+def quiet_mlflow() -> None:
+    """MLflow's SQLite store logs its schema migrations at INFO on every first use."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def sqlite_db_path(uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///`` store URI; None for a server or an in-memory store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive inter-process lock on a local SQLite store (``.mlflow.db.lock`` next to the db).
+
+    MLflow creates and migrates a fresh SQLite store on first use with no lock between
+    processes: two stages logging at once both ran the migrations and broke the store for
+    good (``table _alembic_tmp_latest_metrics already exists``). Under this lock the first
+    process creates the store and the others wait, then find it ready. Not re-entrant:
+    never nest it. A server URI needs no lock (the server serialises).
+    """
+    db = sqlite_db_path(uri)
+    if db is None or os.name == "nt":
+        yield
+        return
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f".{db.name}.lock", "a") as handle:  # closing it releases the lock
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_DIR, registry: bool = False) -> str | None:
+    """Point MLflow at the store and return the id of ``experiment`` (created when new; None without one).
+
+    Opening the store (creating and migrating a new SQLite database, with the model
+    registry's tables too when ``registry``) and creating the experiment happen under
+    ``store_lock``: concurrent stages wait for each other instead of racing. Later writes
+    need no lock: MLflow's SQLite sessions wait up to 20 s on a busy database
+    (``PRAGMA busy_timeout``), and each write is one short transaction.
+    """
+    quiet_mlflow()
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(store_dir)
+    mlflow.set_tracking_uri(uri)
+    with store_lock(uri):
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment) if experiment else None  # opens (creates) the store
+        if experiment is None:
+            client.search_experiments(max_results=1)
+        if registry:
+            client.search_registered_models(max_results=1)  # the registry's store: its own engine and checks
+        if experiment is None:
+            return None
+        if found is not None:
+            return found.experiment_id
+        # With the SQLite store MLflow puts an experiment's artifacts in ./mlruns/<experiment id>/,
+        # resolved to an absolute path when the experiment is created. The kind tag opens it in
+        # the UI's model-training view (runs, metrics, models), not the GenAI one (traces).
+        try:
+            return client.create_experiment(experiment, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except MlflowException:  # created meanwhile by a process that does not take the lock
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+
+
+# --------------------------------------------------------------------------- what a run carries
+
+
+def git_commit() -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files changed; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
+def data_hash(dvc_file: str | os.PathLike = "data.dvc") -> str:
+    """The DVC hash of the raw data folder (``data.dvc``'s md5), or ``unknown``."""
+    import yaml
+
+    try:
+        outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
+        return str(outs[0]["md5"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return "unknown"
+
+
+def stage_params(sections: Iterable[str], params_file: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """``section.key`` -> value for the given params.yaml sections (nested keys joined by dots)."""
+    import yaml
+
+    try:
+        params = yaml.safe_load(Path(params_file).read_text()) or {}
+    except OSError as exc:
+        raise UserError(f"cannot read {params_file}: {exc.strerror}") from None
+    out: dict[str, Any] = {}
+    for section in sections:
+        if section not in params:
+            raise UserError(f"{params_file} has no section {section!r}; sections: {', '.join(params)}")
+        out.update(flatten({section: params[section]}))
+    return out
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to one level with dotted keys; lists stay values."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+# Sections and keys of a command's summary that say how it ran, not what came out: logged as
+# params (``resolved.<key>``), never as metrics, so a run's params and metrics are disjoint.
+CONFIG_SECTIONS = frozenset({"settings", "runtime", "config", "configuration", "lora", "versions", "inputs_sha256"})
+CONFIG_KEYS = frozenset({"method", "out", "mode", "top_k", "fk_hops", "dataset", "tables_json"})
+# The metric namespace of a stage, by the start of its name (README "MLflow"): eval/final_ex_strict.
+NAMESPACES = (("eval", "eval"), ("data", "data"), ("schema", "schema"), ("rollout", "rollout"), ("synth", "pairs"),
+              ("pairs", "pairs"), ("sft", "train"), ("dpo", "train"), ("compare", "compare"), ("report", "report"), ("register", "register"),
+              ("model", "model"))
+
+
+def split_summary(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(configuration, outcomes) of a command's summary, each flattened."""
+    config = {key: value for key, value in tree.items() if key in CONFIG_SECTIONS or key in CONFIG_KEYS}
+    outcomes = {key: value for key, value in tree.items() if key not in config}
+    return flatten(config), flatten(outcomes)
+
+
+def numeric_metrics(tree: dict[str, Any]) -> dict[str, float]:
+    """The outcome numbers of a metrics file, flattened (booleans, nulls and configuration are not metrics)."""
+    return {key: float(value) for key, value in split_summary(tree)[1].items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def resolved_params(tree: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a command wrote into its summary, as ``resolved.<key>`` params."""
+    return {f"resolved.{key}": value for key, value in split_summary(tree)[0].items() if value is not None}
+
+
+def namespace(stage: str) -> str:
+    return next((space for start, space in NAMESPACES if stage.startswith(start)), stage)
+
+
+def _mlflow_key(key: str) -> str:
+    """MLflow keys allow letters, digits and _-. /; anything else becomes _."""
+    return "".join(ch if ch.isalnum() or ch in "_-. /" else "_" for ch in key)
+
+
+def _model_name(stage: str) -> str:
+    """A logged model's name (MLflow forbids / : . % and quotes in it): the stage's."""
+    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in stage) or "model"
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- logging a stage
+
+
+def log_stage(
+    stage: str,
+    experiment: str,
+    params: dict[str, Any],
+    metrics_files: Iterable[str] = (),
+    step_files: Iterable[str] = (),
+    artifacts: Iterable[str] = (),
+    adapter: str | None = None,
+    store_dir: str | os.PathLike = STORE_DIR,
+    extra_tags: dict[str, str] | None = None,
+    started: float | None = None,
+    nest: bool = True,
+    to_parent: bool = False,
+    inputs: Iterable[str] = (),
+    tables: Iterable[str] = (),
+) -> dict[str, str]:
+    """Log one finished stage as one MLflow run; returns the run record (ids and URIs).
+
+    The run spans the stage: from ``started`` (seconds since the epoch; default now) to
+    the end of logging. It is nested under the pipeline execution's parent run
+    (``pipeline_parent``) unless ``nest`` is False. Params are the params.yaml sections
+    plus the configuration the command wrote (``resolved.*``); metrics are outcomes only,
+    named ``<namespace>/<key>`` (``eval/final_ex_strict``, ``train/loss``).
+
+    Every input is read and checked first (metrics files, step series, artifacts, the
+    adapter folder, loaded with its base model): a bad one is a ``UserError`` and no run is
+    created at all. The adapter becomes the run's MLflow model (``log_trained_model``); the
+    record names it (``model_uri``, ``model_id``; ``adapter_uri`` is the same URI).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    files = [Path(p) for p in [*metrics_files, *step_files, *artifacts, *([adapter] if adapter else [])]]
+    missing = [str(p) for p in files if not p.exists()]
+    if missing:
+        raise UserError(f"track {stage}: nothing to log at {', '.join(missing)}; did the stage's command succeed?")
+    datasets = [read_dataset(spec) for spec in inputs]
+    table_frames = [read_table(spec) for spec in tables]
+    summaries = [_read_json(path) for path in metrics_files]
+    metrics = [numeric_metrics(summary) for summary in summaries]
+    resolved = {key: value for summary in summaries for key, value in resolved_params(summary).items()}
+    series = [step for path in step_files for step in _read_steps(Path(path))]
+    if started is not None and not (math.isfinite(started) and 0 < started <= time.time() + 60):
+        raise UserError(f"--started must be the stage's start as seconds since the epoch (`date +%s`), got {started}")
+    trained = None
+    if adapter:  # torch and the model only here: a stage without an adapter stays light
+        trained = load_trained_model(adapter)
+    experiment_id = connect(experiment, store_dir)
+    space = namespace(stage)
+    tags = {"stage": stage, "git_commit": git_commit(), "dvc_data_hash": data_hash(), "params_hash": params_hash(params),
+            **(extra_tags or {})}
+    start_ms = int((started if started is not None else time.time()) * 1000)
+    parent = pipeline_parent(experiment_id, start_ms, store_dir) if nest else None
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    client = MlflowClient()
+    run_id = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=stage).info.run_id
+    # Resuming the run: MLflow marks it FAILED if logging raises, FINISHED (now) otherwise.
+    with mlflow.start_run(run_id=run_id) as run:
+        logged = {**params, **resolved}
+        if logged:
+            mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in logged.items()})
+        for numbers in metrics:
+            if numbers:
+                mlflow.log_metrics({_mlflow_key(f"{space}/{k}"): v for k, v in numbers.items()})
+        _log_series(run.info.run_id, [(step, {f"{space}/{k}": v for k, v in numbers.items()}) for step, numbers in series])
+        for dataset in datasets:
+            mlflow.log_input(dataset, context=INPUT_CONTEXTS.get(space, space))
+        for name, frame in table_frames:
+            mlflow.log_table(data=frame, artifact_file=f"{name}.json")
+        for path in artifacts:
+            _log_artifact(Path(path))
+        record = {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment": experiment, "stage": stage,
+                  "artifact_uri": run.info.artifact_uri, "tracking_uri": mlflow.get_tracking_uri()}
+        if trained is not None:
+            model_tags = {"stage": stage, "kind": "lora" if trained.base_model is not None else "whole_model",
+                          "base_model": str(trained.base_model or "")}
+            info = log_trained_model(trained, _model_name(stage), model_tags)
+            record.update(model_uri=info.model_uri, model_id=info.model_id, adapter_uri=info.model_uri)
+    if parent:
+        record["parent_run_id"] = parent
+        _extend_parent(parent, run_id, to_parent, metrics, space, artifacts)
+    return record
+
+
+# --------------------------------------------------------------------------- datasets as run inputs
+
+INPUT_CONTEXTS = {"train": "training", "eval": "evaluation", "rollout": "training", "pairs": "training"}
+PREVIEW_CELL_CHARS = 500  # a prompt can be long; the UI's preview needs the start of it
+
+
+def read_dataset(spec: str):
+    """``NAME=PATH[@SPLIT]`` as an MLflow dataset: a JSON/JSONL file of records (examples,
+    pairs, trajectories) or a split of a Spider-layout folder, as a pandas frame whose
+    nested cells are JSON text (cut to PREVIEW_CELL_CHARS); MLflow records its name, source
+    path, digest and row count, and the UI previews its rows."""
+    import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
+
+    name, sep, where = spec.partition("=")
+    path, _, split = where.partition("@")
+    if not sep or not name or not path:
+        raise UserError(f"--inputs must look like NAME=PATH or NAME=FOLDER@SPLIT, got {spec!r}")
+    if Path(path).is_dir():
+        records = [example.to_dict() for example in load_examples(path, None, split or "train")]
+        source = spider_split_files(Path(path), split or "train")[0]
+    elif Path(path).is_file():
+        records = [record for _, record in read_records(Path(path))]  # a JSON list or JSONL
+        source = Path(path)
+    else:
+        raise UserError(f"--inputs {name}: {path} does not exist; did the stage's command succeed?")
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise UserError(f"--inputs {name}: {path} must hold a list of JSON objects (records)")
+
+    def cell(value):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+        return text[:PREVIEW_CELL_CHARS] if isinstance(text, str) else text
+
+    frame = pd.DataFrame([{key: cell(value) for key, value in record.items()} for record in records])
+    return from_pandas(frame, source=str(source.resolve()), name=name)
+
+
+def read_table(spec: str):
+    """``NAME=FILE.jsonl`` as (name, pandas frame): a table MLflow shows in the UI's
+    evaluation view, where rows can be filtered (the per-example results of ``eval``)."""
+    import pandas as pd
+
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path.endswith(".jsonl"):
+        raise UserError(f"--table must look like NAME=FILE.jsonl, got {spec!r}")
+    if not Path(path).is_file():
+        raise UserError(f"--table {name}: {path} does not exist; did the stage's command succeed?")
+    return name, pd.DataFrame(list(read_jsonl(path)))
+
+
+# --------------------------------------------------------------------------- the pipeline's parent run
+
+
+def pipeline_key() -> str:
+    """Which pipeline execution a stage belongs to: the DVC experiment (``dvc exp run`` sets
+    DVC_EXP_NAME), else TEXT2SQL_PIPELINE_RUN (``make repro`` sets it to a timestamp and the
+    commit), else the commit and the day (a plain ``dvc repro``)."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return f"exp {os.environ['DVC_EXP_NAME']}"
+    if os.environ.get("TEXT2SQL_PIPELINE_RUN"):
+        return os.environ["TEXT2SQL_PIPELINE_RUN"]
+    return f"dvc repro {git_commit()[:12]} {time.strftime('%Y-%m-%d', time.gmtime())}"
+
+
+def pipeline_parent(experiment_id: str, start_ms: int, store_dir: str | os.PathLike = STORE_DIR) -> str:
+    """The id of this execution's parent run, created by the first stage that logs (under the
+    store lock, so stages logging at once share one parent)."""
+    from mlflow import MlflowClient
+
+    key = pipeline_key()
+    client = MlflowClient()
+    with store_lock(tracking_uri(store_dir)):
+        quoted = key.replace("'", "\\'")
+        found = client.search_runs([experiment_id], filter_string=f"tags.pipeline_run = '{quoted}' and tags.pipeline_parent = 'true'",
+                                   max_results=1)
+        if found:
+            return found[0].info.run_id
+        tags = {"pipeline_run": key, "pipeline_parent": "true", "git_commit": git_commit(), "dvc_data_hash": data_hash()}
+        run = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=key)
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=start_ms)
+        return run.info.run_id
+
+
+def _extend_parent(parent: str, child: str, to_parent: bool, metrics: list[dict[str, float]], space: str,
+                   artifacts: Iterable[str]) -> None:
+    """The parent spans its children (its end moves to the last child's); ``to_parent`` also
+    logs the child's metrics and artifacts there (compare's table and chart)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    end = client.get_run(child).info.end_time
+    if end and end > (client.get_run(parent).info.end_time or 0):
+        client.set_terminated(parent, "FINISHED", end_time=end)
+    if to_parent:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values = [Metric(_mlflow_key(f"{space}/{k}"), v, now, 0) for numbers in metrics for k, v in numbers.items()]
+        for start in range(0, len(values), 1000):
+            client.log_batch(parent, metrics=values[start:start + 1000])
+        for path in map(Path, artifacts):
+            if path.is_dir():
+                client.log_artifacts(parent, str(path), artifact_path=path.name)
+            else:
+                client.log_artifact(parent, str(path))
+
+
+def _read_json(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
+        raise UserError(f"cannot read metrics file {path}: {exc}; give the JSON file the stage wrote") from None
+    if not isinstance(data, dict):
+        raise UserError(f"metrics file {path} must hold a JSON object, not a {type(data).__name__}")
+    return data
+
+
+def _read_steps(path: Path) -> list[tuple[int, dict[str, float]]]:
+    """(step, numbers) per line of a JSONL step series; a line's ``step`` defaults to its index."""
+    series = []
+    for index, line in enumerate(read_jsonl(path)):
+        step = line.get("step", index)
+        if isinstance(step, bool) or not (isinstance(step, int) or (isinstance(step, float) and step.is_integer())):
+            raise UserError(f"step file {path}: record {index + 1} has step {step!r}; a step must be a whole number")
+        numbers = {k: v for k, v in numeric_metrics(line).items() if k != "step"}
+        if numbers:
+            series.append((int(step), numbers))
+    return series
+
+
+def _log_series(run_id: str, series: list[tuple[int, dict[str, float]]]) -> None:
+    """Step series in batches of 1000 values: one short write each (not one per step), so
+    concurrent stages rarely wait on the SQLite store's write lock."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    values = [Metric(_mlflow_key(key), value, now, step) for step, numbers in series for key, value in numbers.items()]
+    client = MlflowClient()
+    for start in range(0, len(values), 1000):
+        client.log_batch(run_id, metrics=values[start:start + 1000])
+
+
+def _log_artifact(path: Path) -> None:
+    import mlflow
+
+    if path.is_dir():
+        mlflow.log_artifacts(str(path), artifact_path=path.name)
+    else:
+        mlflow.log_artifact(str(path))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
+    parser = ArgParser(prog=prog, description="Log a finished pipeline stage to MLflow as one run "
+                       "(params from params.yaml, metrics files, step series, artifacts, a trained model).")
+    flag(parser, "stage", required=True, help="stage name (the run name and the `stage` tag)")
+    flag(parser, "params", nargs="*", default=[], metavar="SECTION", help="params.yaml sections the stage uses")
+    flag(parser, "params_file", default="params.yaml", help="(default: %(default)s)")
+    flag(parser, "metrics", nargs="*", default=[], metavar="JSON", help="JSON files whose numbers become metrics")
+    flag(parser, "steps", nargs="*", default=[], metavar="JSONL", help="JSONL step series (e.g. training metrics.jsonl)")
+    flag(parser, "artifacts", nargs="*", default=[], metavar="PATH", help="files or folders to log as artifacts")
+    flag(parser, "adapter", help="a trained folder (a LoRA adapter, or a whole model from --full_finetune), logged as the "
+         "run's MLflow transformers model (the adapter and tokenizer; its base model recorded by local path)")
+    flag(parser, "tag", action="append", default=[], metavar="KEY=VALUE", help="another run tag (repeatable)")
+    flag(parser, "experiment", help="MLflow experiment (default: tracking.experiment in the params file, else "
+         f"{DEFAULT_EXPERIMENT})")
+    flag(parser, "store", default=str(STORE_DIR), help="local store folder when MLFLOW_TRACKING_URI is unset (default: %(default)s)")
+    flag(parser, "record", type=output_file, help="write the run record (run id, artifact URIs) to this JSON file")
+    flag(parser, "metrics_out", type=output_file, help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
+    flag(parser, "plots_out", type=output_file, help="also write the --steps series as one JSON list (a DVC plots file)")
+    flag(parser, "started", type=float, metavar="EPOCH_S", help="when the stage's command started (`date +%%s`): "
+         "the run spans the stage, not only this call (default: now)")
+    flag(parser, "inputs", nargs="*", default=[], metavar="NAME=PATH[@SPLIT]", help="datasets the stage read, logged as "
+         "run inputs (name, source, digest, rows, preview): record files, or a split of a Spider-layout folder")
+    flag(parser, "table", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="JSONL rows logged as an MLflow table "
+         "(eval's examples.jsonl: one row per example, filterable in the UI)")
+    flag(parser, "no_parent", action="store_true", help="do not nest the run under the pipeline execution's parent run")
+    flag(parser, "to_parent", action="store_true", help="also log the metrics and artifacts to the parent run (compare's table)")
+    return parser
+
+
+def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
+    import yaml
+
+    try:
+        return str((yaml.safe_load(Path(params_file).read_text()) or {}).get("tracking", {}).get("experiment") or DEFAULT_EXPERIMENT)
+    except (OSError, yaml.YAMLError, AttributeError):
+        return DEFAULT_EXPERIMENT
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> int:
+    args = make_parser(prog).parse_args(argv)
+    tags = {}
+    for item in args.tag:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--tag must look like KEY=VALUE, got {item!r}")
+        tags[key] = value
+    params = stage_params(args.params, args.params_file)
+    experiment = args.experiment or experiment_name(args.params_file)
+    record = log_stage(args.stage, experiment, params, args.metrics, args.steps, args.artifacts, args.adapter, args.store, tags,
+                       started=args.started, nest=not args.no_parent, to_parent=args.to_parent, inputs=args.inputs,
+                       tables=args.table)
+    if args.record:
+        write_json(args.record, record)
+    if args.metrics_out:
+        write_json(args.metrics_out, {k: v for path in args.metrics for k, v in numeric_metrics(_read_json(path)).items()})
+    if args.plots_out:
+        write_json(args.plots_out, [line for path in args.steps for line in read_jsonl(path)])
+    print(json.dumps(record))
+    print(f"track: logged stage {args.stage!r} as run {record['run_id']} in experiment {experiment!r}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""`rollout`: the multi-turn repair loop with execution feedback, rewards, metrics, resumable run folders."""

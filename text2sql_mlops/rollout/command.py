@@ -1,0 +1,291 @@
+"""``text2sql-mlops rollout``: multi-turn, execution-guided generation over a dataset.
+
+    text2sql-mlops rollout --dataset_path data/demo --split train --output_dir runs/mock \\
+        --generator mock --max_turns 3 --feedback_detail minimal
+    text2sql-mlops rollout --dataset_path data/spider --output_dir runs/s1 --shard 1/2 ...
+    text2sql-mlops rollout merge --inputs runs/s1 runs/s2 --output_dir runs/all
+
+Flow: load the examples, keep ``[offset, offset + limit)``, keep every n-th one
+for ``--shard i/n`` (positions i-1, i-1+n, ...), cut them into chunks of
+``--chunk_size``. Each chunk goes through every turn of the repair loop
+(``loop.py``) and is appended durably to the run folder
+(``store.py``), so a killed run restarted with the same arguments
+continues where it stopped. At the end the final files are written from those
+records, with summary.json computed from the trajectories alone
+(``metrics.py``); ``merge`` does the same from the shards' trajectories,
+so shards merged equal the unsharded run.
+
+Strict vs oracle: a configuration uses gold when its repair scope is ``verified``
+or its feedback mode is ``result_status`` or ``oracle_rows``; summary.json keeps
+``final_ex_oracle`` and ``final_ex_strict`` apart and names the configuration
+behind each (see ``metrics.py``). The settings and their checks are ``config.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import typing
+from dataclasses import fields, replace
+from typing import Any
+
+from ..core.cliutil import ArgParser, flag
+from ..core.errors import UserError
+from ..data.guard import exclude_leaks, load_eval_split
+from ..data.load import load_examples
+from ..generation import backend_options, backends_with, create_generator, describe_options, generator_names
+from .config import (
+    GENERIC_OPTIONS,
+    RolloutConfig,
+    check,
+    default_tables_json,
+    generator_options,
+    ignored_flags,
+    run_identity,
+)
+from .loop import RolloutEngine
+from .metrics import summarize, timing
+from .store import RunFolder, output_dir, parse_shard, shards_of
+
+# --------------------------------------------------------------------------- running
+
+
+def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tuple[int, Any]]]]:
+    """The run identity and the chunks of (dataset index, example) pairs this run processes."""
+    examples = load_examples(config.dataset_path, config.db_root, config.split)
+    if config.eval_dataset:
+        examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split,
+                                                                    config.eval_same_db_split), "rollout")
+    end = None if config.limit is None else config.offset + config.limit
+    selected = list(enumerate(examples))[config.offset:end]
+    if not selected:
+        # EX over no examples is no result: refuse instead of reporting 0.000 (an empty shard is fine).
+        raise UserError(f"no examples to run: --offset {config.offset} and --limit {config.limit} select none of the "
+                        f"{len(examples)} examples of {config.dataset_path}{' left after --eval_dataset' if config.eval_dataset else ''}")
+    identity = run_identity(config, [example.id for _, example in selected])
+    if config.shard:
+        index, count = parse_shard(config.shard)
+        selected = selected[index - 1::count]
+    # Fixed slices of the selection: a resumed run cuts exactly the same chunks.
+    return identity, [selected[start:start + config.chunk_size] for start in range(0, len(selected), config.chunk_size)]
+
+
+def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
+    """Run (or resume, or find complete) the rollout ``config`` describes; returns summary.json.
+
+    ``generator`` replaces the one ``config.generator`` names (tests pass wrappers).
+    """
+    started = time.perf_counter()
+    check(config)
+    config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path))
+    identity, chunks = select_examples(config)
+    with RunFolder(config.output_dir) as folder:
+        return _run_locked(config, folder, identity, chunks, generator, started)
+
+
+def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, Any], chunks: list, generator,
+                started: float) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    finished = folder.prepare(identity, config.overwrite)
+    if finished is None:
+        print(f"rollout: {config.output_dir} is complete; nothing to do", file=sys.stderr)
+        return folder.summary()
+    done = {record["chunk"]: record for record in finished}
+    for number, record in done.items():
+        if number >= len(chunks) or record["ids"] != [example.id for _, example in chunks[number]]:
+            raise UserError(f"{folder.work}: chunk {number} does not belong to this run; delete the file to start over")
+    print(f"rollout: {json.dumps(identity)}", file=sys.stderr)
+    if config.num_samples > 1 and config.temperature == 0:
+        print("rollout: note: temperature 0 is greedy, so all samples of a prompt are the same", file=sys.stderr)
+
+    own_generator = generator is None
+    if own_generator and (ignored := ignored_flags(config)):
+        print(f"rollout: note: the {config.generator} generator has no option for {', '.join('--' + f for f in ignored)}; "
+              "ignored", file=sys.stderr)
+    generator = generator or create_generator(config.generator, **generator_options(config))
+    claimed = bool(finished)  # a resumed run's folder is already its own
+    engine = RolloutEngine(config, generator, config.tables_json)
+    total, finished_examples = sum(map(len, chunks)), sum(len(r["ids"]) for r in done.values())
+    bar = tqdm(total=total, initial=finished_examples, unit="ex",
+               desc="rollout", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
+    try:
+        for number, chunk in enumerate(chunks):
+            if number in done:
+                continue
+            chunk_start = time.perf_counter()
+            trajectories, generation_s = engine.run_chunk(chunk)
+            done[number] = {"chunk": number, "ids": [example.id for _, example in chunk],
+                            "elapsed_s": time.perf_counter() - chunk_start, "generation_s": generation_s,
+                            "trajectories": [trajectory.to_dict() for trajectory in trajectories]}
+            if not claimed:
+                # Only with a first result: a run that fails before it leaves the folder as it was.
+                folder.claim(identity, config.overwrite)
+                claimed = True
+            folder.append_chunk(done[number])
+            bar.set_postfix(EX=_running_ex(done), refresh=False)
+            bar.update(len(chunk))
+            finished_examples, before = finished_examples + len(chunk), finished_examples
+            if config.progress_every and (finished_examples // config.progress_every > before // config.progress_every
+                                          or finished_examples == total):
+                print(f"rollout: {finished_examples}/{total} examples, final EX so far {_running_ex(done)}, "
+                      f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        bar.close()
+        engine.close()
+        if own_generator:
+            generator.close()
+    if not claimed:  # nothing was left to compute
+        folder.claim(identity, config.overwrite)
+    return _finish(folder, identity, [done[number] for number in sorted(done)], started, resumed=len(finished))
+
+
+def _running_ex(done: dict[int, dict]) -> str:
+    """Final EX so far (at least one correct candidate in the last turn), for the progress bar."""
+    finals = [any(c["correct"] for c in t["turns"][-1]["candidates"]) for r in done.values() for t in r["trajectories"]]
+    return f"{sum(finals) / len(finals):.3f}"
+
+
+def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> dict[str, Any]:
+    """Write the final files from the chunk records (or shards' timing records); returns summary.json."""
+    trajectories = [t for record in records for t in record["trajectories"]]
+    summary = summarize(trajectories, identity)
+    summary["timing"] = timing(
+        examples=len(trajectories), tokens=summary["generated_tokens"],
+        rollout_s=sum(r["elapsed_s"] for r in records), generation_s=sum(r["generation_s"] for r in records),
+        wall_s=time.perf_counter() - started, resumed_chunks=resumed,
+    )
+    folder.finish(trajectories, summary)
+    return summary
+
+
+def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> dict[str, Any]:
+    """Recombine finished shards into the files the unsharded run writes; returns summary.json."""
+    started = time.perf_counter()
+    folders = [RunFolder(path) for path in inputs]
+    for folder in folders:
+        folder.check_complete()
+    identity = shards_of(folders)
+    trajectories = sorted((t for folder in folders for t in folder.trajectories()), key=lambda t: t["index"])
+    if len({t["index"] for t in trajectories}) != len(trajectories) or len(trajectories) != identity["examples"]:
+        raise UserError(f"the shards hold {len(trajectories)} trajectories for {identity['examples']} examples; "
+                        "were they run with the same dataset?")
+    # One record holding every trajectory, timed as the sum of the shards' times.
+    timings = [folder.summary()["timing"] for folder in folders]
+    record = {"trajectories": trajectories, "elapsed_s": sum(t["rollout_s"] for t in timings),
+              "generation_s": sum(t["generation_s"] for t in timings)}
+    with RunFolder(output_dir) as out:
+        out.prepare(identity, overwrite)
+        out.claim(identity, overwrite)
+        return _finish(out, identity, [record], started, resumed=0)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _limit(text: str) -> int | None:
+    """--limit N, or 'all' (params.yaml can say so where a number would be a guess)."""
+    if text.strip().lower() in {"all", "none", "null"}:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
+class _KeepEpilogLines(argparse.HelpFormatter):
+    """Wraps the description as usual; keeps the epilog (the generators' options) line by line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return text if "\n" in text else super()._fill_text(text, width, indent)
+
+
+def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
+    d = {f.name: f.default for f in fields(RolloutConfig)}
+    parser = ArgParser(prog=prog, formatter_class=_KeepEpilogLines, epilog=describe_options(), description=(
+        "Generate SQL, execute it, feed errors back and repair, up to --max_turns; write trajectories.jsonl, "
+        "grpo_rollouts.jsonl and summary.json. Resumable: run it again with the same arguments. "
+        f"`{prog} merge --inputs DIR ... --output_dir OUT` recombines --shard runs."))
+    flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
+    flag(parser, "output_dir", required=True, type=output_dir, help="folder for run.json and the outputs")
+    flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
+    flag(parser, "split", default=d["split"], help="split of a Spider-layout folder (default: %(default)s)")
+    flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
+    flag(parser, "generator", default=d["generator"], help=f"{', '.join(generator_names())} (default: %(default)s)")
+    hints = typing.get_type_hints(RolloutConfig)
+    for name, option in GENERIC_OPTIONS.items():
+        # Help from the backends' own declarations, so the parser names no backend itself.
+        owners = backends_with(option)
+        help_text = backend_options(owners[0])[option].metadata["help"].replace("%", "%%") if owners else ""
+        kind = next(a for a in typing.get_args(hints[name]) if a is not type(None))  # int | None -> int
+        flag(parser, name, *(["--model"] if name == "model_path" else []), type=kind,
+             help=f"{'/'.join(owners)}: {help_text} (ignored by other generators)")
+    flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE",
+         help="an option of the chosen generator (repeatable; see below)")
+    flag(parser, "num_samples", type=int, default=d["num_samples"], help="candidates per prompt (default: %(default)s)")
+    flag(parser, "temperature", type=float, default=d["temperature"], help="0 = greedy (default: %(default)s)")
+    flag(parser, "top_p", type=float, default=d["top_p"], help="(default: %(default)s)")
+    flag(parser, "max_new_tokens", type=int, default=d["max_new_tokens"], help="(default: %(default)s)")
+    flag(parser, "seed", type=int, default=d["seed"], help="sampling seed (default: %(default)s)")
+    flag(parser, "max_turns", type=int, default=d["max_turns"], help="1 = one-shot (default: %(default)s)")
+    flag(parser, "feedback_detail", default=d["feedback_detail"], help="basic, column or minimal (default: %(default)s)")
+    flag(parser, "feedback_mode", default=d["feedback_mode"],
+          help="error_only, online_visible (gold-free), result_status, oracle_rows (use gold) (default: %(default)s)")
+    flag(parser, "repair_scope", default=d["repair_scope"],
+          help="verified (uses gold), online, online_guarded (default: %(default)s)")
+    flag(parser, "timeout_sec", type=float, default=d["timeout_sec"], help="seconds per query (default: %(default)s)")
+    flag(parser, "matcher", default=d["matcher"],
+         help="how a candidate is judged correct: official (Spider's evaluator) or seed (the reference project's: "
+              "sorted rows, rounded floats, DISTINCT kept) (default: %(default)s)")
+    flag(parser, "use_gold_when_failed", action="store_true", help="gold SQL as the training target of unsolved examples (never a prediction)")
+    flag(parser, "schema_mode", default=d["schema_mode"], help="full, retrieved, bm25 or bm25_fk (default: %(default)s)")
+    flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")
+    flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
+    flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
+    flag(parser, "schema_format", default=d["schema_format"], help="create_table, compact or seed (default: %(default)s)")
+    flag(parser, "sample_values", type=int, default=d["sample_values"],
+         help="distinct values shown per text column, those the question mentions first (default: %(default)s)")
+    flag(parser, "eval_dataset", help="leave out examples overlapping this evaluation set (same id, question or database)")
+    flag(parser, "eval_split", default=d["eval_split"], help="split of a Spider-layout --eval_dataset (default: %(default)s)")
+    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
+         "(e.g. test_same_db): its questions are left out too, its databases are not")
+    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
+    flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
+    flag(parser, "limit", type=_limit, help="at most this many examples after --offset, or 'all' (default: all)")
+    flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
+    flag(parser, "chunk_size", type=int, default=d["chunk_size"], help="examples per durable step (default: %(default)s)")
+    flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
+    flag(parser, "progress_every", type=int, default=0, metavar="N", help="also print a progress line every N examples")
+    flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
+    return parser
+
+
+def make_merge_parser(prog: str | None = "text2sql-mlops rollout merge") -> argparse.ArgumentParser:
+    parser = ArgParser(prog=prog, description="Recombine the output folders of --shard i/n runs "
+                     "into the files the unsharded run writes (summary recomputed from the trajectories).")
+    flag(parser, "inputs", nargs="+", required=True, metavar="DIR", help="the shards' --output_dir folders")
+    flag(parser, "output_dir", required=True, type=output_dir, help="folder for the merged outputs")
+    flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RolloutConfig:
+    values = {f.name: getattr(args, f.name) for f in fields(RolloutConfig) if hasattr(args, f.name)}
+    return RolloutConfig(**{**values, "generator_option": tuple(args.generator_option), "progress": not args.no_progress})
+
+
+HEADLINE = ("examples", "first_turn_ex", "final_ex_strict", "final_ex_oracle", "candidate_ex", "executable_rate", "bad_gold")
+
+
+def main(argv: list[str] | None = None, prog: str = "text2sql-mlops rollout") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        args = make_merge_parser(f"{prog} merge").parse_args(argv[1:])
+        summary = merge_runs(args.inputs, args.output_dir, args.overwrite)
+    else:
+        args = make_parser(prog).parse_args(argv)
+        summary = run_rollout(config_from_args(args))
+    print(json.dumps({"output_dir": args.output_dir, **{key: summary[key] for key in HEADLINE}, "timing": summary["timing"]}))
+    return 0

@@ -1,0 +1,238 @@
+"""The output folder of a rollout: its identity, durable progress, the final files, merging shards.
+
+Files in ``--output_dir``:
+
+  run.json             the run's identity: every setting that changes results and a
+                       hash of the selected example ids (``rollout.run_identity``)
+  rollout.work.jsonl   one JSON line per finished chunk, appended, flushed and fsynced
+                       as the chunk finishes; removed once the final files exist
+  trajectories.jsonl   one line per example, in dataset order
+  grpo_rollouts.jsonl  one line per (example, turn): prompt, completions, rewards
+  summary.json         written last, so its presence means the run is complete
+
+Resuming: a run started again with the same identity skips the chunks in the work
+file and computes the rest; a line cut short by a kill is dropped (its chunk is
+computed again). Chunks are fixed slices of the example list and each is
+generated with its own seeds, so the final files do not depend on where a run was
+interrupted. Any other identity in the folder is refused unless ``--overwrite``.
+
+One run per folder: a run holds an exclusive lock (``LOCK_FILE``, holding its pid)
+from its first check to its last write, so a second run into the same folder fails
+at once instead of mixing files. ``run.json`` is written with the first finished
+chunk, so a run that fails before finishing anything leaves nothing that blocks a
+corrected rerun. Temporaries of a killed run are removed by the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import UserError
+from ..core.fileio import (
+    check_output_folder,
+    mark_folder,
+    output_folder_type,
+    read_jsonl,
+    remove_stale_temps,
+    write_json,
+    write_jsonl,
+)
+
+LOCK_FILE = ".text2sql-mlops.lock"  # ignored by DVC (.dvcignore), like the marker's temporaries
+RUN_FILE = "run.json"
+WORK_FILE = "rollout.work.jsonl"
+TRAJECTORIES = "trajectories.jsonl"
+GRPO = "grpo_rollouts.jsonl"
+SUMMARY = "summary.json"
+FILES = (RUN_FILE, WORK_FILE, TRAJECTORIES, GRPO, SUMMARY)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n), 1 <= i <= n."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like i/n (e.g. 1/4), got {text!r}") from None
+    if not 1 <= index <= count:
+        raise UserError(f"--shard {text}: i must be between 1 and n")
+    return index, count
+
+
+def grpo_records(trajectories: list[dict]) -> Iterator[dict]:
+    """One group per (example, turn): the prompt, its sampled completions and their total rewards.
+
+    Gold fallback targets are not completions of the model and never appear here.
+    """
+    for trajectory in trajectories:
+        for turn in trajectory["turns"]:
+            yield {
+                "id": trajectory["id"],
+                "turn": turn["turn"],
+                "prompt": turn["messages"],
+                "completions": [c["text"] for c in turn["candidates"]],
+                "rewards": [c["total_reward"] for c in turn["candidates"]],
+            }
+
+
+def rollout_here(folder: Path) -> bool:
+    """A folder a rollout wrote before folders carried the fileio marker."""
+    return (folder / RUN_FILE).is_file()
+
+
+# argparse type of --output_dir: a new or empty folder, or a rollout's
+output_dir = output_folder_type(rollout_here)
+
+
+class RunFolder:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.work = self.path / WORK_FILE
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Take the folder for this process (until ``unlock`` or exit); refuses a folder in use.
+
+        The folder must be new, empty or a rollout's; it is created and marked as this tool's.
+        """
+        check_output_folder(self.path, rollout_here)
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"{self.path} is in use by another rollout (pid {holder}); wait for it to finish "
+                            "or give another --output_dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._lock_fd = fd
+        mark_folder(self.path)
+        remove_stale_temps(self.path)
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> RunFolder:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.unlock()
+
+    def prepare(self, identity: dict[str, Any], overwrite: bool = False) -> list[dict] | None:
+        """Check that the folder can hold the run ``identity``, writing nothing but the repair
+        of a torn work file: the finished chunk records, or None when the run is complete."""
+        present = [name for name in FILES if (self.path / name).exists()]
+        if overwrite:
+            return []
+        if RUN_FILE in present:
+            stored = self.identity()
+            if stored != identity:
+                raise UserError(f"{self.path} holds a rollout with other settings ({_differences(stored, identity)}); "
+                                "use another --output_dir, the same settings to resume, or --overwrite")
+            return None if SUMMARY in present else self._finished_chunks()
+        if present:
+            raise UserError(f"{self.path} holds rollout files ({', '.join(present)}) but no {RUN_FILE}; "
+                            "use another --output_dir or --overwrite")
+        return []
+
+    def claim(self, identity: dict[str, Any], overwrite: bool = False) -> None:
+        """Make the folder the run ``identity``'s (after ``prepare``, when the first result is
+        ready to be written): with ``overwrite``, another run's files go first."""
+        if overwrite:
+            for name in FILES:
+                (self.path / name).unlink(missing_ok=True)
+        if not (self.path / RUN_FILE).exists():
+            write_json(self.path / RUN_FILE, identity)
+
+    def _finished_chunks(self) -> list[dict]:
+        if not self.work.exists():
+            return []
+        data = self.work.read_bytes()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            # Killed while appending: the partial line's chunk is simply computed again.
+            with open(self.work, "r+b") as handle:
+                handle.truncate(complete)
+                os.fsync(handle.fileno())
+        records = []
+        for lineno, line in enumerate(data[:complete].splitlines(), start=1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise UserError(f"{self.work}:{lineno}: not a chunk record; delete the file to start the run over") from None
+        return records
+
+    def append_chunk(self, record: dict) -> None:
+        """Append one finished chunk durably: after this returns, a kill loses nothing of it."""
+        new = not self.work.exists()
+        with open(self.work, "ab") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if new:  # make the file's directory entry durable too
+            directory = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+
+    def finish(self, trajectories: list[dict], summary: dict) -> None:
+        """Write the final files (summary last), then drop the work file they were made from."""
+        write_jsonl(self.path / TRAJECTORIES, trajectories)
+        write_jsonl(self.path / GRPO, grpo_records(trajectories))
+        write_json(self.path / SUMMARY, summary)
+        if self.work.exists():
+            self.work.unlink()
+
+    def identity(self) -> dict[str, Any]:
+        return json.loads((self.path / RUN_FILE).read_text(encoding="utf-8"))
+
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.path / SUMMARY).read_text(encoding="utf-8"))
+
+    def trajectories(self) -> list[dict]:
+        return list(read_jsonl(self.path / TRAJECTORIES))
+
+    def check_complete(self) -> None:
+        missing = [name for name in (RUN_FILE, TRAJECTORIES, SUMMARY) if not (self.path / name).is_file()]
+        if missing:
+            raise UserError(f"{self.path} is not a finished rollout (missing {', '.join(missing)}); finish that shard first")
+
+
+def shards_of(folders: list[RunFolder]) -> dict[str, Any]:
+    """The identity the shards were split from; refuses shards of different runs, gaps and repeats."""
+    identities = [folder.identity() for folder in folders]
+    base = {key: value for key, value in identities[0].items() if key != "shard"}
+    seen: dict[int, Path] = {}
+    count = None
+    for folder, identity in zip(folders, identities):
+        if identity.get("shard") is None:
+            raise UserError(f"{folder.path} is not a shard (run it with --shard i/n)")
+        rest = {key: value for key, value in identity.items() if key != "shard"}
+        if rest != base:
+            raise UserError(f"{folder.path} is a shard of another rollout than {folders[0].path} ({_differences(base, rest)})")
+        index, total = parse_shard(identity["shard"])
+        if count not in (None, total):
+            raise UserError(f"{folder.path} is shard {index}/{total}, the others are of {count}")
+        if index in seen:
+            raise UserError(f"shard {index}/{total} given twice: {seen[index]} and {folder.path}")
+        count, seen[index] = total, folder.path
+    missing = sorted(set(range(1, count + 1)) - set(seen))
+    if missing:
+        raise UserError(f"shards missing: {', '.join(f'{i}/{count}' for i in missing)}")
+    return {key: None if key == "shard" else value for key, value in identities[0].items()}
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    shown = [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in keys[:4]]
+    return "; ".join(shown) + (f"; and {len(keys) - 4} more" if len(keys) > 4 else "")
