@@ -147,3 +147,66 @@ def test_eval_refuses_a_timeout_that_is_not_positive_and_finite(demo_dataset: Pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--timeout_sec a positive, finite number of seconds" in err
     assert not (tmp_path / "ev").exists()
+
+
+def test_replay_answers_recorded_prompts_and_asks_the_model_only_for_new_ones():
+    from text2sql_mlops.generation import Completion, GenerationRequest, SamplingParams
+    from text2sql_mlops.generation.replay import ReplayGenerator, recorded_answers
+
+    trajectory = {"turns": [{"messages": [{"role": "user", "content": "Q1"}],
+                             "candidates": [{"text": "SELECT 1", "num_tokens": 3}]},
+                            {"messages": [{"role": "user", "content": "Q2"}],  # two samples: no single answer
+                             "candidates": [{"text": "SELECT 2", "num_tokens": 3}, {"text": "SELECT 3", "num_tokens": 3}]}]}
+    made, asked = [], []
+
+    class Model:
+        def generate(self, requests, params):
+            asked.append([r.messages[0]["content"] for r in requests])
+            return [[Completion("SELECT new", 2)] for _ in requests]
+
+        def close(self):
+            made.append("closed")
+
+    def make():
+        made.append("made")
+        return Model()
+
+    replay = ReplayGenerator(recorded_answers([trajectory]), make)
+    greedy = SamplingParams(max_new_tokens=8)
+    [[only]] = replay.generate([GenerationRequest([{"role": "user", "content": "Q1"}])], greedy)
+    assert (only.text, made) == ("SELECT 1", [])  # nothing new: the model is never built
+    answers = replay.generate([GenerationRequest([{"role": "user", "content": q}]) for q in ("Q2", "Q1", "Q3")], greedy)
+    assert [a[0].text for a in answers] == ["SELECT new", "SELECT 1", "SELECT new"] and asked == [["Q2", "Q3"]]
+    replay.generate([GenerationRequest([{"role": "user", "content": "Q3"}])], greedy)  # answered once, kept
+    assert (replay.replayed, replay.generated, made, len(asked)) == (3, 2, ["made"], 1)
+    with pytest.raises(ValueError, match="greedy"):
+        replay.generate([GenerationRequest([{"role": "user", "content": "Q1"}])], SamplingParams(temperature=0.7))
+    replay.close()
+    assert made == ["made", "closed"]
+
+
+def test_eval_reference_settings_replay_the_run_and_match_fresh_runs(demo_dataset: Path, tmp_path: Path, capsys):
+    """The reference project's result_status (oracle) and verifier-constrained (strict) rows:
+    each a rollout that replays the eval's answers, equal to a fresh run of that setting."""
+    run_eval(demo_dataset, tmp_path / "ev", "--limit", "8", "--reference_settings")
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["final_ex_oracle_result_status"] == 1.0 and line["final_ex_strict_verifier"] == 1.0
+    reference = json.loads((tmp_path / "ev" / "analysis.json").read_text())["reference_settings"]
+    assert "oracle" in reference["final_ex_oracle_result_status_configuration"]
+    assert "strict" in reference["final_ex_strict_verifier_configuration"]
+    # The mock answers the same prompts alike, so both settings' 16 prompts each are the eval's own.
+    assert (reference["replayed_answers"], reference["generated_answers"]) == (32, 0)
+    for folder, scope, mode in (("result_status", "verified", "result_status"), ("verifier", "online_guarded", "online_visible")):
+        fresh = run_eval(demo_dataset, tmp_path / f"fresh_{folder}", "--limit", "8", "--repair_scope", scope, "--feedback_mode", mode)
+        replayed = json.loads((tmp_path / "ev" / folder / "summary.json").read_text())
+        assert {k: v for k, v in replayed.items() if k not in ("timing", "config")} == \
+               {k: v for k, v in fresh.items() if k not in ("timing", "config")}
+        assert (tmp_path / "ev" / folder / "trajectories.jsonl").read_text() == \
+               (tmp_path / f"fresh_{folder}" / "trajectories.jsonl").read_text()
+    assert cli(["compare", "--runs", f"Mock={tmp_path / 'ev'}", "--out", str(tmp_path / "cmp")]) == 0
+    markdown = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "## The reference project's settings" in markdown and "| Mock | 100.00% | 100.00% |" in markdown
+    capsys.readouterr()
+    assert cli(["eval", "--generator", "mock", "--dataset_path", str(demo_dataset), "--output_dir", str(tmp_path / "sampled"),
+                "--no_progress", "--limit", "2", "--temperature", "0.7", "--reference_settings"]) == 2
+    assert "greedy" in capsys.readouterr().err and not (tmp_path / "sampled").exists()

@@ -35,6 +35,11 @@ COLUMNS = (
     # every turn, and an example repaired once any later turn has a correct candidate.
     ("executable_rate", "executable (all candidates)"), ("repair_success_rate_seed_rule", "repair success (seed rule)"),
 )
+# The reference project's two other settings (``eval --reference_settings``), in a table of their own.
+REFERENCE_COLUMNS = (
+    ("final_ex_oracle_result_status", "final EX oracle, result_status feedback (the reference's Final EX)"),
+    ("final_ex_strict_verifier", "final EX strict, verifier-constrained (online_guarded + online_visible)"),
+)
 
 
 def load_run(folder: str) -> tuple[dict, dict]:
@@ -59,6 +64,7 @@ def row(summary: dict, analysis: dict) -> dict[str, Any]:
         "final_error_types": summary["error_types"]["final"], "by_hardness": analysis.get("by_hardness", {}),
         "final_ex_strict_configuration": summary.get("final_ex_strict_configuration"),
         "final_ex_oracle_configuration": summary.get("final_ex_oracle_configuration"),
+        **{key: analysis["reference_settings"][key] for key, _ in REFERENCE_COLUMNS if key in analysis.get("reference_settings", {})},
     }
 
 
@@ -82,6 +88,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [f"| {name} | " + " | ".join(_fmt(r[key]) for key, _ in COLUMNS) + " |" for name, r in runs.items()]
     lines += ["", "Strict = no gold information at inference; oracle = repair stops at the first candidate that matches "
               "gold (an upper bound). They are separate numbers by design.", ""]
+    reference = [(key, label) for key, label in REFERENCE_COLUMNS if any(key in r for r in runs.values())]
+    if reference:
+        lines += ["## The reference project's settings", "", "| run | " + " | ".join(label for _, label in reference) + " |",
+                  "| --- |" + " ---: |" * len(reference)]
+        lines += [f"| {name} | " + " | ".join(_fmt(r.get(key)) for key, _ in reference) + " |" for name, r in runs.items()]
+        lines += ["", "Each replays the run's own answers and repairs under the reference's setting "
+                  "(`eval --reference_settings`); result_status feedback tells the model whether its result matches gold.", ""]
     levels = [lv for lv in ("easy", "medium", "hard", "extra", "unparsed") if any(lv in r["by_hardness"] for r in runs.values())]
     if levels:
         lines += ["## Final EX by hardness", "", "| run | " + " | ".join(levels) + " |", "| --- |" + " ---: |" * len(levels)]
@@ -111,7 +124,8 @@ def plot_rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def metrics(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The numbers MLflow and ``dvc metrics`` read: ``<split>.<run>.<column>``."""
-    return {split: {name: {key: r[key] for key, _ in COLUMNS if r[key] is not None} for name, r in report["runs"].items()}
+    return {split: {name: {key: r[key] for key, _ in COLUMNS + REFERENCE_COLUMNS if r.get(key) is not None}
+                    for name, r in report["runs"].items()}
             for split, report in reports.items()}
 
 

@@ -18,6 +18,16 @@ is not on this machine is a clear error naming it.
 Besides the rollout's files, ``examples.jsonl`` has one flat row per example (the
 table ``track --table`` logs to MLflow) and ``analysis.json`` breaks the result down for error
 analysis: EX by Spider hardness, the final answers' error types, and what repair did.
+
+``--reference_settings`` adds the reference project's two other rows, each a rollout in a
+subfolder that replays this run's answers (``generation/replay.py``: greedy answers are
+read back, so only prompts this run never sent reach the model):
+
+- ``result_status/``: verified scope with ``result_status`` feedback, the reference's
+  default Final EX. It tells the model whether its result matches gold: oracle, reported
+  as ``final_ex_oracle_result_status``.
+- ``verifier/``: ``online_guarded`` scope with ``online_visible`` feedback, the reference's
+  "verifier-constrained" row: gold never consulted, reported as ``final_ex_strict_verifier``.
 """
 
 from __future__ import annotations
@@ -32,10 +42,12 @@ from typing import Any
 from ..core.cliutil import flag
 from ..core.errors import UserError
 from ..core.fileio import read_jsonl, write_json, write_jsonl
-from ..generation import backend_options, backends_with
+from ..generation import backend_options, backends_with, create_generator
 from ..generation.adapters import base_model_of, is_whole_model_folder
+from ..generation.replay import ReplayGenerator, recorded_answers
 from ..rollout.command import HEADLINE, config_from_args, run_rollout
 from ..rollout.command import make_parser as rollout_parser
+from ..rollout.config import RolloutConfig, generator_options
 from ..rollout.metrics import any_correct, strict_turn
 from ..scoring.hardness import LEVELS, hardness
 from .registry import resolve_adapter
@@ -49,6 +61,10 @@ def make_parser(prog: str | None = "text2sql-mlops eval"):
                           "engine; writes the rollout's files plus analysis.json. Defaults: dev split, greedy, verified "
                           "scope with error_only feedback (one-shot, strict and oracle numbers from one run).")
     flag(parser, "adapter", help="adapter folder or registry URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/...)")
+    flag(parser, "reference_settings", action="store_true",
+         help="also run the reference project's settings, replaying this run's answers: result_status feedback "
+              "(oracle) in OUTPUT_DIR/result_status, online_guarded scope with online_visible feedback (strict) in "
+              "OUTPUT_DIR/verifier")
     parser.set_defaults(generator="hf", **EVAL_DEFAULTS)
     return parser
 
@@ -138,20 +154,51 @@ def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
     return rows
 
 
+# The reference project's other rows: (subfolder, repair scope, feedback mode, the summary's
+# number for that kind of configuration, the name it is reported under).
+REFERENCE_SETTINGS = (
+    ("result_status", "verified", "result_status", "final_ex_oracle", "final_ex_oracle_result_status"),
+    ("verifier", "online_guarded", "online_visible", "final_ex_strict", "final_ex_strict_verifier"),
+)
+
+
+def run_reference_settings(config: RolloutConfig, trajectories: list[dict]) -> dict[str, Any]:
+    """The reference settings' numbers, each from a rollout that replays ``trajectories``' answers."""
+    generator = ReplayGenerator(recorded_answers(trajectories),
+                                lambda: create_generator(config.generator, **generator_options(config)))
+    numbers: dict[str, Any] = {}
+    try:
+        for folder, scope, mode, number, name in REFERENCE_SETTINGS:
+            setting = replace(config, repair_scope=scope, feedback_mode=mode, output_dir=str(Path(config.output_dir) / folder))
+            summary = run_rollout(setting, generator=generator)
+            numbers[name], numbers[f"{name}_configuration"] = summary[number], summary[f"{number}_configuration"]
+    finally:
+        generator.close()
+    numbers["replayed_answers"], numbers["generated_answers"] = generator.replayed, generator.generated
+    return numbers
+
+
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> int:
 
     args = make_parser(prog).parse_args(argv)
     config = config_from_args(args)
     model_path, adapter_path = resolve_models(args.adapter, config.model_path, config.generator, config.adapter_path)
     config = replace(config, model_path=model_path, adapter_path=adapter_path)
+    if args.reference_settings and (config.temperature > 0 or config.num_samples != 1):
+        raise UserError("eval --reference_settings replays greedy answers: use --temperature 0 --num_samples 1")
     summary = run_rollout(config)
     trajectories = list(read_jsonl(Path(config.output_dir) / "trajectories.jsonl"))
     analysis = hardness_analysis(trajectories)
     write_jsonl(Path(config.output_dir) / "examples.jsonl", example_rows(trajectories))
     analysis["adapter"] = args.adapter
     analysis["model_path"] = model_path
+    reference = run_reference_settings(config, trajectories) if args.reference_settings else {}
+    if reference:
+        analysis["reference_settings"] = reference
     write_json(Path(config.output_dir) / "analysis.json", analysis)
-    print(json.dumps({"output_dir": config.output_dir, "adapter": args.adapter, **{k: summary[k] for k in HEADLINE}}))
+    headline = {k: summary[k] for k in HEADLINE}
+    headline.update({key: reference[key] for *_, key in REFERENCE_SETTINGS if key in reference})
+    print(json.dumps({"output_dir": config.output_dir, "adapter": args.adapter, **headline}))
     if config.max_turns > 1 and summary.get("final_ex_strict") is None:
         print("eval: note: this configuration reports no strict final EX (sampling or gold-derived feedback)", file=sys.stderr)
     return 0
