@@ -31,12 +31,13 @@ from typing import Any
 
 from ..core.cliutil import flag
 from ..core.errors import UserError
-from ..core.fileio import read_jsonl, write_json, write_jsonl
+from ..core.fileio import write_json, write_jsonl
+from ..core.records import Trajectory, read_trajectories
 from ..generation import backend_options, backends_with
 from ..generation.adapters import base_model_of, is_whole_model_folder
 from ..rollout.command import HEADLINE, config_from_args, run_rollout
 from ..rollout.command import make_parser as rollout_parser
-from ..rollout.metrics import any_correct, strict_turn
+from ..rollout.metrics import strict_turn
 from ..scoring.hardness import LEVELS, hardness
 from .registry import resolve_adapter
 
@@ -85,26 +86,28 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     return model_path, adapter_path
 
 
-def hardness_analysis(trajectories: list[dict]) -> dict[str, Any]:
+def _hardness(trajectory: Trajectory) -> str:
+    try:
+        return hardness(trajectory.gold)
+    except Exception:  # a gold query the hardness parser cannot read
+        return "unparsed"
+
+
+def hardness_analysis(trajectories: list[Trajectory]) -> dict[str, Any]:
     """EX by hardness level, the final answers' error types, and repair transitions."""
-    by_level: dict[str, list[dict]] = defaultdict(list)
+    by_level: dict[str, list[Trajectory]] = defaultdict(list)
     for t in trajectories:
-        try:
-            level = hardness(t["gold"])
-        except Exception:  # a gold query the hardness parser cannot read
-            level = "unparsed"
-        by_level[level].append(t)
+        by_level[_hardness(t)].append(t)
 
-    def ex(ts: list[dict], turn: int) -> float | None:
-        return sum(any(c["correct"] for c in t["turns"][turn]["candidates"]) for t in ts) / len(ts) if ts else None
+    def ex(ts: list[Trajectory], turn: int) -> float | None:
+        return sum(t.turns[turn].any_correct for t in ts) / len(ts) if ts else None
 
-    final_types = Counter((t["turns"][-1]["candidates"][t["turns"][-1]["selected"]]["error_type"] or "correct") for t in trajectories)
+    final_types = Counter((t.last.answer.error_type or "correct") for t in trajectories)
     transitions = Counter()
     for t in trajectories:
-        first = t["turns"][0]["candidates"][t["turns"][0]["selected"]]
-        last = t["turns"][-1]["candidates"][t["turns"][-1]["selected"]]
-        if len(t["turns"]) > 1:
-            transitions[f"{first['error_type'] or 'correct'} -> {last['error_type'] or 'correct'}"] += 1
+        first, last = t.first.answer, t.last.answer
+        if len(t.turns) > 1:
+            transitions[f"{first.error_type or 'correct'} -> {last.error_type or 'correct'}"] += 1
     return {
         "examples": len(trajectories),
         "by_hardness": {level: {"examples": len(by_level[level]), "first_turn_ex": ex(by_level[level], 0),
@@ -115,25 +118,20 @@ def hardness_analysis(trajectories: list[dict]) -> dict[str, Any]:
     }
 
 
-def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
+def example_rows(trajectories: list[Trajectory]) -> list[dict[str, Any]]:
     """One flat row per example (the per-example table MLflow shows): question, database,
     hardness, gold, each turn's selected SQL with its error type and verdict, and the final
     verdicts, strict (where a gold-free run would have stopped) and oracle (the last turn)."""
     rows = []
     for t in trajectories:
-        try:
-            level = hardness(t["gold"])
-        except Exception:  # a gold query the hardness parser cannot read
-            level = "unparsed"
-        row: dict[str, Any] = {"id": t["id"], "db_id": t["db_id"], "hardness": level, "question": t["question"], "gold": t["gold"]}
-        for turn in t["turns"]:
-            chosen = turn["candidates"][turn["selected"]]
-            row[f"turn{turn['turn']}_sql"] = chosen["sql"]
-            row[f"turn{turn['turn']}_error_type"] = chosen["error_type"] or "correct"
-            row[f"turn{turn['turn']}_correct"] = chosen["correct"]
-        row["turns"] = len(t["turns"])
-        row["final_correct_strict"] = any_correct(strict_turn(t))
-        row["final_correct_oracle"] = any_correct(t["turns"][-1])
+        row: dict[str, Any] = {"id": t.id, "db_id": t.db_id, "hardness": _hardness(t), "question": t.question, "gold": t.gold}
+        for turn in t.turns:
+            row[f"turn{turn.turn}_sql"] = turn.answer.sql
+            row[f"turn{turn.turn}_error_type"] = turn.answer.error_type or "correct"
+            row[f"turn{turn.turn}_correct"] = turn.answer.correct
+        row["turns"] = len(t.turns)
+        row["final_correct_strict"] = strict_turn(t).any_correct
+        row["final_correct_oracle"] = t.last.any_correct
         rows.append(row)
     return rows
 
@@ -145,13 +143,13 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     model_path, adapter_path = resolve_models(args.adapter, config.model_path, config.generator, config.adapter_path)
     config = replace(config, model_path=model_path, adapter_path=adapter_path)
     summary = run_rollout(config)
-    trajectories = list(read_jsonl(Path(config.output_dir) / "trajectories.jsonl"))
+    trajectories = read_trajectories(config.output_dir)
     analysis = hardness_analysis(trajectories)
     write_jsonl(Path(config.output_dir) / "examples.jsonl", example_rows(trajectories))
     analysis["adapter"] = args.adapter
     analysis["model_path"] = model_path
     write_json(Path(config.output_dir) / "analysis.json", analysis)
-    print(json.dumps({"output_dir": config.output_dir, "adapter": args.adapter, **{k: summary[k] for k in HEADLINE}}))
-    if config.max_turns > 1 and summary.get("final_ex_strict") is None:
+    print(json.dumps({"output_dir": config.output_dir, "adapter": args.adapter, **{k: getattr(summary, k) for k in HEADLINE}}))
+    if config.max_turns > 1 and summary.final_ex_strict is None:
         print("eval: note: this configuration reports no strict final EX (sampling or gold-derived feedback)", file=sys.stderr)
     return 0
