@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from text2sql_mlops.core.records import Trajectory, read_trajectories
 from text2sql_mlops.data.load import load_examples
 from text2sql_mlops.generation.chat import encode, render_prompt
 from text2sql_mlops.prompts import extract_sql
@@ -51,9 +52,9 @@ def variant_settings(name: str) -> dict:
     raise SystemExit(f"repair_headroom: unknown variant {name!r}; use greedy, single, beamsK or samplesK")
 
 
-def repair_messages(trajectory: dict, variant: str) -> list[dict]:
+def repair_messages(trajectory: Trajectory, variant: str) -> list[dict]:
     """The second-turn prompt as the loop recorded it, or its single-message form."""
-    messages = trajectory["turns"][1]["messages"]
+    messages = trajectory.turns[1].messages
     if variant != "single":
         return messages
     system, first_user, failed, feedback = messages[0], messages[1], messages[2], messages[3]
@@ -79,10 +80,9 @@ def main() -> None:
 
     run = json.loads((args.eval / "run.json").read_text())
     examples = {e.id: e for e in load_examples(run["dataset_path"], run.get("db_root"), run["split"])}
-    trajectories = [json.loads(line) for line in (args.eval / "trajectories.jsonl").open()]
+    trajectories = read_trajectories(args.eval)
     # The answers strict (online) repair sends back: the first turn's selected candidate did not run.
-    failing = [t for t in trajectories if not t["turns"][0]["candidates"][t["turns"][0]["selected"]]["executed"]
-               and len(t["turns"]) > 1][:args.limit]
+    failing = [t for t in trajectories if not t.first.answer.executed and len(t.turns) > 1][:args.limit]
     print(f"{args.eval}: {len(trajectories)} questions, {len(failing)} first answers that did not run", file=sys.stderr)
 
     torch.set_num_threads(args.threads)
@@ -103,7 +103,7 @@ def main() -> None:
             start = time.perf_counter()
             strict_fixed = any_correct = candidates = 0
             for trajectory in failing:
-                example = examples[trajectory["id"]]
+                example = examples[trajectory.id]
                 ids = encode(tokenizer, render_prompt(tokenizer, repair_messages(trajectory, variant)))
                 with torch.inference_mode():
                     out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),

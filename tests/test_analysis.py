@@ -6,20 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from built_records import candidate, turn
+from built_records import trajectory as built_trajectory
 
 from text2sql_mlops.cli import main as cli
+from text2sql_mlops.core.records import Candidate, Trajectory
 from text2sql_mlops.mlops.report import column_errors, online_repair, repair_breakdown, routing
 
 
-def candidate(sql: str, correct: bool, executed: bool = True, error: str | None = None, error_type: str | None = None,
-              signals: tuple[str, ...] = ()) -> dict:
-    return {"sql": sql, "correct": correct, "executed": executed, "error": error, "error_type": error_type,
-            "signals": list(signals)}
-
-
-def trajectory(i: int, *turns: dict, db_id: str = "flight_network", gold: str = "SELECT 1") -> dict:
-    return {"id": f"e{i}", "db_id": db_id, "question": f"Question {i}?", "gold": gold,
-            "turns": [{"turn": k + 1, "selected": 0, "candidates": [c]} for k, c in enumerate(turns)]}
+def trajectory(i: int, *answers: Candidate, db_id: str = "flight_network", gold: str = "SELECT 1") -> Trajectory:
+    """One candidate per turn."""
+    return built_trajectory(*(turn(k + 1, [c]) for k, c in enumerate(answers)), index=i, id=f"e{i}", db_id=db_id,
+                            question=f"Question {i}?", gold=gold)
 
 
 NO_COLUMN = dict(executed=False, error="no such column: airport_id", error_type="no_such_column")
@@ -72,7 +70,7 @@ def test_column_errors_are_diagnosed_against_the_database(demo_dataset: Path):
 def test_report_command_writes_json_and_markdown_per_run(tmp_path: Path, demo_dataset: Path, capsys):
     run = tmp_path / "eval_sft"
     run.mkdir()
-    (run / "trajectories.jsonl").write_text("".join(json.dumps(t) + "\n" for t in TRAJECTORIES))
+    (run / "trajectories.jsonl").write_text("".join(json.dumps(t.to_dict()) + "\n" for t in TRAJECTORIES))
     (run / "run.json").write_text(json.dumps({"dataset_path": str(demo_dataset)}))
     for name in ("repair-breakdown", "routing", "online-repair", "column-errors"):
         out = tmp_path / name

@@ -39,15 +39,13 @@ def test_eval_defaults_give_one_shot_strict_and_oracle_numbers(demo_dataset: Pat
 def test_example_rows_tell_strict_from_oracle():
     """A query that ran but was wrong is final for a gold-free run (strict: wrong); only the
     verified (oracle) run repairs it."""
+    from built_records import candidate, trajectory, turn
+
     from text2sql_mlops.mlops.evaluate import example_rows
 
-    def candidate(sql, executed, correct, error_type):
-        return {"sql": sql, "executed": executed, "correct": correct, "error_type": error_type}
-
-    trajectory = {"id": "e1", "db_id": "db", "question": "Q?", "gold": "SELECT a FROM t", "turns": [
-        {"turn": 1, "selected": 0, "candidates": [candidate("SELECT b FROM t", True, False, "wrong_result")]},
-        {"turn": 2, "selected": 0, "candidates": [candidate("SELECT a FROM t", True, True, None)]}]}
-    [row] = example_rows([trajectory])
+    [row] = example_rows([trajectory(turn(1, [candidate("SELECT b FROM t", False, error_type="wrong_result")]),
+                                     turn(2, [candidate("SELECT a FROM t", True)]),
+                                     id="e1", db_id="db", question="Q?", gold="SELECT a FROM t")])
     assert row == {"id": "e1", "db_id": "db", "hardness": "easy", "question": "Q?", "gold": "SELECT a FROM t",
                    "turn1_sql": "SELECT b FROM t", "turn1_error_type": "wrong_result", "turn1_correct": False,
                    "turn2_sql": "SELECT a FROM t", "turn2_error_type": "correct", "turn2_correct": True, "turns": 2,
@@ -150,13 +148,14 @@ def test_eval_refuses_a_timeout_that_is_not_positive_and_finite(demo_dataset: Pa
 
 
 def test_replay_answers_recorded_prompts_and_asks_the_model_only_for_new_ones():
+    from built_records import candidate, trajectory, turn
+
     from text2sql_mlops.generation import Completion, GenerationRequest, SamplingParams
     from text2sql_mlops.generation.replay import ReplayGenerator, recorded_answers
 
-    trajectory = {"turns": [{"messages": [{"role": "user", "content": "Q1"}],
-                             "candidates": [{"text": "SELECT 1", "num_tokens": 3}]},
-                            {"messages": [{"role": "user", "content": "Q2"}],  # two samples: no single answer
-                             "candidates": [{"text": "SELECT 2", "num_tokens": 3}, {"text": "SELECT 3", "num_tokens": 3}]}]}
+    recorded = trajectory(turn(1, [candidate(text="SELECT 1", num_tokens=3)], messages=[{"role": "user", "content": "Q1"}]),
+                          turn(2, [candidate(text="SELECT 2"), candidate(text="SELECT 3")],  # two samples: no single answer
+                               messages=[{"role": "user", "content": "Q2"}]))
     made, asked = [], []
 
     class Model:
@@ -171,7 +170,7 @@ def test_replay_answers_recorded_prompts_and_asks_the_model_only_for_new_ones():
         made.append("made")
         return Model()
 
-    replay = ReplayGenerator(recorded_answers([trajectory]), make)
+    replay = ReplayGenerator(recorded_answers([recorded]), make)
     greedy = SamplingParams(max_new_tokens=8)
     [[only]] = replay.generate([GenerationRequest([{"role": "user", "content": "Q1"}])], greedy)
     assert (only.text, made) == ("SELECT 1", [])  # nothing new: the model is never built

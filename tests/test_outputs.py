@@ -247,7 +247,7 @@ def test_two_rollout_processes_one_folder(demo_dataset: Path, tmp_path: Path):
     from text2sql_mlops.rollout.store import RunFolder
 
     folder = RunFolder(out)
-    assert folder.identity() == folder.summary()["config"]
+    assert folder.identity() == folder.summary().config
 
 
 def test_a_failed_start_leaves_nothing_that_blocks_the_rerun(demo_dataset: Path, tmp_path: Path):
@@ -268,7 +268,7 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_rerun(demo_dataset: Path,
     assert not (out / "run.json").exists()
     # A corrected rerun with other settings is not refused as "a rollout with other settings".
     summary = run_rollout(replace(config, max_turns=1), generator=create_generator("mock"))
-    assert summary["examples"] == 4
+    assert summary.examples == 4
 
 
 def test_a_killed_runs_temporaries_are_removed_by_the_next_run(demo_dataset: Path, tmp_path: Path):

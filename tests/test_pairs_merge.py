@@ -13,16 +13,16 @@ import pytest
 
 from text2sql_mlops.cli import main as cli_main
 from text2sql_mlops.core.errors import UserError
-from text2sql_mlops.core.records import Pair
+from text2sql_mlops.core.records import Pair, read_pairs
 from text2sql_mlops.pairs.build import build_pair
-from text2sql_mlops.pairs.merge import MergeConfig, merge_pairs, parse_type_values, read_pairs
+from text2sql_mlops.pairs.merge import MergeConfig, merge_pairs, parse_type_values
 from text2sql_mlops.pairs.solver import solve_counts
 
 REPAIR, GOLD, FIRST = "repair_correct_vs_repair_failed", "gold_vs_failed_attempt", "first_turn_correct_sample_vs_failed_sample"
 
 
 def pair(tag: str, pair_type: str = REPAIR, chosen: str | None = None, rejected: str | None = None,
-         chosen_reward: float = 1.0, rejected_reward: float = 0.0, db_id: str = "bike_1", turn: int = 1, question: str | None = None) -> dict:
+         chosen_reward: float = 1.0, rejected_reward: float = 0.0, db_id: str = "bike_1", turn: int = 1, question: str | None = None) -> Pair:
     question = question or f"Question {tag}?"
     return build_pair(
         [{"role": "user", "content": question}],
@@ -31,23 +31,24 @@ def pair(tag: str, pair_type: str = REPAIR, chosen: str | None = None, rejected:
         gold_fallback=pair_type == GOLD or pair_type.startswith("synthetic_"), example_id=f"ex-{tag}", db_id=db_id,
         question=question, gold_sql="SELECT 1", chosen_reward=chosen_reward, rejected_reward=rejected_reward, turn=turn,
         chosen_executable=True, rejected_executable=False, rejected_error_type="no_such_column",
-    ).to_dict()
+    )
 
 
-def many(n: int, pair_type: str, prefix: str) -> list[dict]:
+def many(n: int, pair_type: str, prefix: str) -> list[Pair]:
     return [pair(f"{prefix}{k}", pair_type) for k in range(n)]
 
 
-def types(pairs: list[dict]) -> Counter:
-    return Counter(p["meta"]["pair_type"] for p in pairs)
+def types(pairs: list[Pair]) -> Counter:
+    return Counter(p.meta["pair_type"] for p in pairs)
 
 
-def tags(pairs: list[dict]) -> list[str]:
-    return [p["meta"]["example_id"][3:] for p in pairs]
+def tags(pairs: list[Pair]) -> list[str]:
+    return [p.meta["example_id"][3:] for p in pairs]
 
 
-def write(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+def write(path: Path, records: list[Pair | dict]) -> Path:
+    """A pair file; a dict is written as it is (a broken record)."""
+    path.write_text("".join(json.dumps(r.to_dict() if isinstance(r, Pair) else r) + "\n" for r in records))
     return path
 
 
@@ -79,10 +80,10 @@ def test_margin_is_inclusive():
 
 def test_duplicates_keep_the_first_in_input_order_even_when_shuffled():
     first, again = pair("x", turn=1), pair("x", turn=2)  # same prompt, chosen, rejected: same id
-    assert first["id"] == again["id"]
+    assert first.id == again.id
     for config in (MergeConfig(), MergeConfig(shuffle=True, seed=3)):
         out, stats = merge_pairs([[pair("a"), first], [again, pair("b")]], config)
-        assert [p["meta"]["turn"] for p in out if p["id"] == first["id"]] == [1] and stats["removed"]["duplicates"] == 1
+        assert [p.meta["turn"] for p in out if p.id == first.id] == [1] and stats["removed"]["duplicates"] == 1
 
 
 def test_input_limits_take_the_first_or_a_seeded_sample():
@@ -242,10 +243,10 @@ def test_bad_type_values_syntax(item: str):
 
 
 def test_bad_record_names_file_line_and_field(tmp_path: Path):
-    broken = pair("b")
+    broken = pair("b").to_dict()
     del broken["meta"]["reward_margin"]
     path = tmp_path / "p.jsonl"
-    path.write_text(json.dumps(pair("a")) + "\n\n" + json.dumps(broken) + "\n")
+    path.write_text(json.dumps(pair("a").to_dict()) + "\n\n" + json.dumps(broken) + "\n")
     with pytest.raises(UserError, match=rf"{path}:3: pair record lacks meta.reward_margin"):
         read_pairs(str(path))
     path.write_text(json.dumps({"id": "x", "prompt": [], "chosen": "a", "meta": {}}) + "\n")
@@ -266,7 +267,7 @@ def test_bad_record_names_file_line_and_field(tmp_path: Path):
     (lambda r: r["meta"].update(pair_type=""), 'meta.pair_type must be a non-empty string, got ""'),
 ])
 def test_one_pair_validator_names_file_line_and_field(tmp_path: Path, capsys, spoil, message: str):
-    broken = pair("b")
+    broken = pair("b").to_dict()
     spoil(broken)
     with pytest.raises(UserError, match=None) as error:
         Pair.from_dict(broken, "x.jsonl:7")
@@ -285,7 +286,7 @@ def test_one_pair_validator_names_file_line_and_field(tmp_path: Path, capsys, sp
 
 
 def test_pair_from_dict_returns_the_pair():
-    record = pair("a")
+    record = pair("a").to_dict()
     assert Pair.from_dict(record, "here").to_dict() == record
 
 
@@ -323,7 +324,7 @@ def test_cli_writes_pairs_stats_and_a_summary_line(tmp_path: Path, capsys):
                      "--min_reward_margin", "0.3", "--max_sql_edit_distance_ratio", "1.0", "--input_limits", "all", "50",
                      "--shuffle", "--seed", "7", "--stats", str(stats)])
     assert code == 0
-    pairs = [json.loads(line) for line in out.read_text().splitlines()]
+    pairs = read_pairs(out)
     assert len(pairs) == 125 and types(pairs) == {REPAIR: 100, "synthetic_a": 25}
     summary = json.loads(capsys.readouterr().out.strip())
     assert summary["pairs_out"] == 125 and summary["inputs"] == {str(natural): 100, str(synthetic): 25}
@@ -344,7 +345,7 @@ def test_cli_accepts_the_reference_projects_index_value_limits(tmp_path: Path, c
         out = tmp_path / f"out{len(outputs)}.jsonl"
         assert cli_main(["pairs", "merge", "--inputs", str(natural), str(synthetic), "--output", str(out), *limits]) == 0
         outputs.append(out.read_text())
-    assert outputs[0] == outputs[1] and types([json.loads(line) for line in outputs[0].splitlines()]) == {REPAIR: 80, "synthetic_a": 20}
+    assert outputs[0] == outputs[1] and types(read_pairs(tmp_path / "out0.jsonl")) == {REPAIR: 80, "synthetic_a": 20}
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -369,7 +370,7 @@ def test_cli_errors_are_one_line_and_leave_no_output(tmp_path: Path, capsys, ext
 
 def test_cli_bad_record_fails_whole(tmp_path: Path, capsys):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps(pair("a")) + "\n" + json.dumps({"id": "x"}) + "\n")
+    bad.write_text(json.dumps(pair("a").to_dict()) + "\n" + json.dumps({"id": "x"}) + "\n")
     out = tmp_path / "out.jsonl"
     assert cli_main(["pairs", "merge", "--inputs", str(bad), "--output", str(out)]) == 2
     err = capsys.readouterr().err

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from built_records import candidate as cand
+from built_records import trajectory as built_trajectory
+from built_records import turn
 
 from text2sql_mlops.cli import main as cli
-from text2sql_mlops.core.records import NATURAL_PAIR_TYPES, PAIR_META_KEYS, pair_id
+from text2sql_mlops.core.records import (
+    NATURAL_PAIR_TYPES,
+    Pair,
+    Trajectory,
+    Turn,
+    pair_id,
+    read_pairs,
+    read_trajectories,
+)
 from text2sql_mlops.pairs.mine import MineConfig, mine, mine_trajectory
 from text2sql_mlops.prompts import format_answer
 from text2sql_mlops.rollout.command import run_rollout
@@ -17,19 +27,8 @@ from text2sql_mlops.rollout.config import RolloutConfig
 GOLD = "SELECT name FROM singer WHERE age > 30"
 
 
-def cand(sql: str, correct: bool, executed: bool = True, reward: float = 0.0, cost: float = 0.0, error_type=None):
-    return {"sql": sql, "correct": correct, "executed": executed, "total_reward": reward, "cost_reward": cost,
-            "error_type": None if correct else (error_type or ("wrong_result" if executed else "no_such_column"))}
-
-
-def turn(number: int, candidates: list[dict], selected: int = 0) -> dict:
-    return {"turn": number, "messages": [{"role": "user", "content": f"prompt of turn {number}"}],
-            "candidates": candidates, "selected": selected, "feedback": None}
-
-
-def trajectory(*turns: dict, gold_error=None) -> dict:
-    return {"index": 0, "id": "ex1", "db_id": "concert", "question": "Who is older than 30?", "gold": GOLD,
-            "gold_error": gold_error, "turns": list(turns)}
+def trajectory(*turns: Turn, gold_error=None) -> Trajectory:
+    return built_trajectory(*turns, gold=GOLD, gold_error=gold_error)
 
 
 def types(pairs) -> list[str]:
@@ -45,11 +44,11 @@ def test_repair_correct_vs_repair_failed_uses_the_repair_prompt():
     pairs = [p for p in mine_trajectory(t, MineConfig()) if p.meta["pair_type"] == "repair_correct_vs_repair_failed"]
     assert len(pairs) == 1  # the two identical failed samples make one pair
     pair = pairs[0]
-    assert pair.prompt == t["turns"][1]["messages"] and pair.meta["turn"] == 2
+    assert pair.prompt == t.turns[1].messages and pair.meta["turn"] == 2
     assert pair.chosen == format_answer(GOLD) and pair.rejected == format_answer("SELECT name FROM singer")
     assert pair.meta["reward_margin"] == pytest.approx(0.5)
     assert pair.meta["rejected_error_type"] == "wrong_result" and pair.meta["source"] == "natural"
-    assert set(PAIR_META_KEYS) <= set(pair.meta)
+    assert Pair.from_dict(pair.to_dict(), "mined") == pair  # every meta key, each of its type
     assert pair.id == pair_id(pair.prompt, pair.chosen, pair.rejected)
 
 
@@ -118,15 +117,15 @@ def test_mock_rollout_to_pairs_end_to_end(demo_dataset: Path, tmp_path: Path):
                                         max_turns=3, limit=60, progress=False))
     out = tmp_path / "pairs.jsonl"
     assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(out)]) == 0
-    pairs = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(pairs) == summary["examples"] - summary["bad_gold"]
-    assert {p["meta"]["pair_type"] for p in pairs} == {"self_repair_success_vs_failed_attempt"}
-    trajectories = {t["id"]: t for t in map(json.loads, (run / "trajectories.jsonl").read_text().splitlines())}
+    pairs = read_pairs(out)
+    assert len(pairs) == summary.examples - summary.bad_gold
+    assert {p.meta["pair_type"] for p in pairs} == {"self_repair_success_vs_failed_attempt"}
+    trajectories = {t.id: t for t in read_trajectories(run)}
     for pair in pairs:
-        t = trajectories[pair["meta"]["example_id"]]
-        assert pair["prompt"] == t["turns"][0]["messages"]  # the chat exactly as the model saw it
-        assert pair["meta"]["chosen_sql"] == t["turns"][1]["candidates"][0]["sql"]
-    assert mine([t for t in trajectories.values()], MineConfig()) == pairs
+        t = trajectories[pair.meta["example_id"]]
+        assert pair.prompt == t.first.messages  # the chat exactly as the model saw it
+        assert pair.meta["chosen_sql"] == t.turns[1].answer.sql
+    assert mine(list(trajectories.values()), MineConfig()) == pairs
 
 
 def test_guard_refuses_evaluation_trajectories_and_writes_nothing(demo_dataset: Path, tmp_path: Path, capsys):
@@ -141,7 +140,7 @@ def test_guard_refuses_evaluation_trajectories_and_writes_nothing(demo_dataset: 
     assert code == 2 and len(err) == 1 and "evaluation set" in err[0] and not out.exists()
 
 
-@pytest.mark.parametrize("content, message", [("{\"id\": 1}\n", "is not a trajectory"), ("not json\n", "invalid JSON")])
+@pytest.mark.parametrize("content, message", [("{\"id\": 1}\n", "trajectories.jsonl:1: trajectory record lacks index"), ("not json\n", "invalid JSON")])
 def test_bad_trajectory_files_give_one_line(tmp_path: Path, capsys, content: str, message: str):
     bad = tmp_path / "trajectories.jsonl"
     bad.write_text(content)

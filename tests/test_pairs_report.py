@@ -11,7 +11,7 @@ import pytest
 from text2sql_mlops import cli
 from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.core.fileio import MARKER, read_jsonl
-from text2sql_mlops.core.records import Pair
+from text2sql_mlops.core.records import PAIR_SOURCE, Pair, read_pairs
 from text2sql_mlops.pairs import report
 from text2sql_mlops.pairs.build import build_pair
 
@@ -70,7 +70,12 @@ SMALL_EXPECTED = {
 }
 
 
-def small_pairs() -> list[dict]:
+def small_pairs() -> list[Pair]:
+    return read_pairs(FIXTURE)
+
+
+def small_records() -> list[dict]:
+    """The fixture's records as the file holds them, to spoil."""
     return list(read_jsonl(FIXTURE))
 
 
@@ -89,7 +94,7 @@ def test_pair_quality_of_the_hand_built_fixture():
 
 def test_fixture_is_what_pair_create_makes():
     """The fixture's margins and ids are build_pair's, so the report reads real pair records."""
-    for record in small_pairs():
+    for record in small_records():
         meta = record["meta"]
         rebuilt = build_pair(record["prompt"], meta["chosen_sql"], meta["rejected_sql"],
                               **{k: v for k, v in meta.items() if k not in ("chosen_sql", "rejected_sql")})
@@ -116,7 +121,7 @@ def test_duplicates_are_counted_within_a_dataset():
 
 
 def test_two_datasets_side_by_side_in_the_order_given(tmp_path, capsys):
-    pairs = small_pairs()
+    pairs = small_records()
     filtered = write_pairs(tmp_path / "filtered.jsonl", [pairs[0], pairs[4]])  # pairs 1 and 5
     out = tmp_path / "report"
     assert run_cli("--datasets", f"Raw={FIXTURE}", f"Filtered={filtered}", "--out", str(out)) == 0
@@ -195,7 +200,7 @@ def test_rerun_replaces_a_previous_report(tmp_path):
 
 
 def bad_record(tmp_path: Path) -> list[str]:
-    pairs = small_pairs()
+    pairs = small_records()
     del pairs[2]["meta"]["source"]
     return [f"Raw={write_pairs(tmp_path / 'bad.jsonl', pairs)}"]
 
@@ -235,23 +240,23 @@ def test_refuses_to_replace_a_folder_with_other_files(tmp_path):
 
 def test_bad_meta_values_are_named():
     # The report reads pair files through the one validator, records.Pair.from_dict.
-    pair = small_pairs()[0]
+    pair = small_records()[0]
     pair["meta"]["reward_margin"] = "high"
-    with pytest.raises(UserError, match=r'^p.jsonl:1: meta.reward_margin must be a finite number, got "high"$'):
+    with pytest.raises(UserError, match=rf'^p.jsonl:1: meta.reward_margin must be a finite number, got "high"; {PAIR_SOURCE}$'):
         Pair.from_dict(pair, "p.jsonl:1")
     pair["meta"]["reward_margin"] = True
     with pytest.raises(UserError, match="finite number"):
         Pair.from_dict(pair, "p.jsonl:1")
     with pytest.raises(UserError, match="pair record lacks id, prompt, chosen, rejected, meta.pair_type"):
         Pair.from_dict({"meta": {}}, "p.jsonl:1")
-    Pair.from_dict(small_pairs()[3], "p.jsonl:1")  # rejected_error_type None is fine
+    Pair.from_dict(small_records()[3], "p.jsonl:1")  # rejected_error_type None is fine
 
 
 def test_nan_margin_is_refused_not_averaged(tmp_path, capsys):
-    pairs = small_pairs()
+    pairs = small_records()
     pairs[1]["meta"]["reward_margin"] = float("nan")  # json writes NaN, and reads it back
     path = write_pairs(tmp_path / "nan.jsonl", pairs)
     assert run_cli("--datasets", f"Raw={path}", "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {path}:2: meta.reward_margin must be a finite number, got NaN\n"
+    assert err == f"error: {path}:2: meta.reward_margin must be a finite number, got NaN; {PAIR_SOURCE}\n"
     assert not (tmp_path / "out").exists()

@@ -15,7 +15,7 @@ import sqlglot
 from conftest import make_db
 
 from text2sql_mlops.cli import main as cli
-from text2sql_mlops.core.records import PAIR_META_KEYS, SYNTHETIC_PREFIX, pair_id
+from text2sql_mlops.core.records import SYNTHETIC_PREFIX, Pair, pair_id
 from text2sql_mlops.data.load import load_examples
 from text2sql_mlops.pairs.mutations import MUTATIONS, candidate_sqls, function_case
 from text2sql_mlops.pairs.synth import Negative, SynthConfig, cap_schema_errors, synthesize
@@ -146,7 +146,7 @@ def test_pair_records_follow_the_contract(db_root, examples, wide):
     prompt = build_messages(prompt_schema(first.db_path, first.question, PromptConfig(), None, first.db_id).text, first.question)
     for pair in pairs:
         meta = pair["meta"]
-        assert set(PAIR_META_KEYS) <= set(meta)
+        assert Pair.from_dict(pair, "synthesized").to_dict() == pair  # every meta key, each of its type
         assert meta["pair_type"] == SYNTHETIC_PREFIX + meta["mutation"] and meta["source"] == "synthetic"
         assert meta["gold_fallback"] is True and meta["turn"] == 1 and meta["chosen_executable"] is True
         assert meta["chosen_reward"] == 1.0 and meta["rejected_reward"] == (0.2 if meta["rejected_executable"] else -0.2)

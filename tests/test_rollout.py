@@ -50,8 +50,9 @@ def dataset(tmp_path: Path) -> Path:
 
 
 def rollout(dataset: Path, out: Path, generator=None, **settings) -> dict:
+    """Run a rollout; its summary as summary.json holds it."""
     config = RolloutConfig(dataset_path=str(dataset), output_dir=str(out), progress=False, **settings)
-    return run_rollout(config, generator=generator)
+    return run_rollout(config, generator=generator).to_dict()
 
 
 def read(out: Path, name: str) -> list[dict]:
@@ -461,15 +462,13 @@ def test_matcher_seed_judges_as_the_reference_did(tmp_path: Path):
 
 def test_repair_success_by_the_reference_rule_counts_a_correct_turn_the_run_went_past():
     """Ours: the final answer is correct. The reference's: some later turn had a correct candidate."""
-    from text2sql_mlops.rollout.metrics import summarize
+    from built_records import candidate, turn
+    from built_records import trajectory as built_trajectory
 
-    def candidate(correct: bool) -> dict:
-        return {"correct": correct, "executed": True, "schema_valid": True, "error_type": None if correct else "wrong_result",
-                "reward": 0.0, "cost_reward": 0.0, "total_reward": 0.0, "num_tokens": 1}
+    from text2sql_mlops.rollout.metrics import rollout_summary
 
-    def trajectory(*turns: list[bool]) -> dict:
-        return {"turns": [{"candidates": [candidate(c) for c in turn], "selected": 0} for turn in turns],
-                "gold_error": None, "stop_reason": "max_turns", "target": None}
+    def trajectory(*turns: list[bool]):
+        return built_trajectory(*(turn(k + 1, [candidate(correct=c) for c in correct]) for k, correct in enumerate(turns)))
 
     trajectories = [trajectory([False], [False, True], [False]),  # a correct sample at turn 2, not kept
                     trajectory([False], [True]),                  # repaired both ways
@@ -477,6 +476,6 @@ def test_repair_success_by_the_reference_rule_counts_a_correct_turn_the_run_went
                     trajectory([True])]                           # right at once: not in the denominator
     config = {"repair_scope": "online", "feedback_mode": "error_only", "feedback_detail": "minimal", "max_turns": 3,
               "num_samples": 2, "temperature": 0.8}
-    repair = summarize(trajectories, config)["repair"]
+    repair = rollout_summary(trajectories, config).repair
     assert repair == {"first_turn_failed": 3, "repaired": 1, "repair_success_rate": 1 / 3,
                       "repaired_seed_rule": 2, "repair_success_rate_seed_rule": 2 / 3}

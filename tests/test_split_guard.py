@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from built_records import candidate, trajectory, turn
 from conftest import CONCERT_SQL, make_db
 
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.core.errors import UserError
-from text2sql_mlops.core.records import Example, example_id
+from text2sql_mlops.core.records import Example, Pair, Trajectory, example_id
 from text2sql_mlops.data.guard import (
     EvalSplit,
     QuestionIndex,
@@ -50,20 +52,20 @@ INSERT INTO owner VALUES (1, 'Ann', 1), (2, 'Bob', 2);
 """
 
 
-def pair_record(example: str, question: str, db_id: str) -> dict:
+def pair_record(example: str, question: str, db_id: str) -> Pair:
     return build_pair([{"role": "user", "content": question}], "SELECT 1", "SELECT 2", pair_type="gold_vs_failed_attempt",
                        source="natural", gold_fallback=True, example_id=example, db_id=db_id, question=question, gold_sql="SELECT 1",
                        chosen_reward=1.0, rejected_reward=0.0, turn=1, chosen_executable=True, rejected_executable=True,
-                       rejected_error_type="wrong_result").to_dict()
+                       rejected_error_type="wrong_result")
 
 
-def example_record(example: str, question: str, db_id: str, db_path: str) -> dict:
-    return Example(id=example, db_id=db_id, question=question, query="SELECT 1", db_path=db_path).to_dict()
+def example_record(example: str, question: str, db_id: str, db_path: str) -> Example:
+    return Example(id=example, db_id=db_id, question=question, query="SELECT 1", db_path=db_path)
 
 
-def trajectory_record(example: str, question: str, db_id: str) -> dict:
-    return {"index": 0, "id": example, "db_id": db_id, "question": question, "gold": "SELECT 1",
-            "turns": [{"turn": 1, "messages": [{"role": "user", "content": f"Question: {question}"}]}]}
+def trajectory_record(example: str, question: str, db_id: str) -> Trajectory:
+    return trajectory(turn(1, [candidate()], messages=[{"role": "user", "content": f"Question: {question}"}]),
+                      id=example, db_id=db_id, question=question)
 
 
 @pytest.fixture
@@ -164,7 +166,7 @@ def test_question_index_finds_a_question_that_ends_a_line():
 def test_record_keys_reads_pairs_from_meta():
     assert record_keys(pair_record("e", "Q?", "db")) == ("e", "Q?", "db")
     assert record_keys(trajectory_record("e", "Q?", "db")) == ("e", "Q?", "db")
-    assert record_keys({"meta": {"note": 1}, "id": "e"}) == ("e", None, None)  # meta without example_id: top level
+    assert record_keys(example_record("e", "Q?", "db", "db.sqlite")) == ("e", "Q?", "db")
 
 
 def test_leak_reasons_for_every_record_kind(dev: EvalSplit, pets_root: Path):
@@ -194,12 +196,12 @@ def test_leak_reasons_for_every_record_kind(dev: EvalSplit, pets_root: Path):
 
 def test_prompts_are_checked_whatever_the_metadata_says(dev: EvalSplit, pets_root: Path):
     roots = [str(pets_root)]
-    pair = pair_record("x", "How many pets?", "pets_1")
-    pair["prompt"] = [{"role": "system", "content": "Answer."}, {"role": "user", "content": f"Schema: pet(age)\nQuestion: {DEV_QUESTION}"}]
+    pair = replace(pair_record("x", "How many pets?", "pets_1"),
+                   prompt=[{"role": "system", "content": "Answer."}, {"role": "user", "content": f"Schema: pet(age)\nQuestion: {DEV_QUESTION}"}])
     assert leak_reason(pair, dev, roots) == f"a user message of its prompt contains evaluation question {DEV_QUESTION!r}"
-    trajectory = trajectory_record("x", "How many pets?", "pets_1")
-    trajectory["turns"].append({"turn": 2, "messages": [{"role": "user", "content": [{"type": "text", "text": DEV_QUESTION.upper()}]}]})
-    assert leak_reason(trajectory, dev, roots) == f"a user message of turn 2 contains evaluation question {DEV_QUESTION!r}"
+    repaired = trajectory_record("x", "How many pets?", "pets_1")
+    repaired.turns.append(turn(2, [candidate()], messages=[{"role": "user", "content": [{"type": "text", "text": DEV_QUESTION.upper()}]}]))
+    assert leak_reason(repaired, dev, roots) == f"a user message of turn 2 contains evaluation question {DEV_QUESTION!r}"
 
 
 def test_refuse_leaks_names_the_count_the_first_offender_and_the_fix(dev: EvalSplit, pets_root: Path):
@@ -220,7 +222,7 @@ def test_a_database_the_guard_cannot_find_is_an_error_not_a_pass(dev: EvalSplit,
     assert message.startswith(f"train dpo: cannot check pairs #1 against the evaluation set {dev.source}: its database 'pets_1' is not in ")
     assert message.endswith("pass --db_root DIR, the folder holding the training databases") and "\n" not in message
     with pytest.raises(UserError, match="names no database"):
-        refuse_leaks([{"prompt": [{"role": "user", "content": "Fine?"}], "meta": {"example_id": "a"}}], dev, where="x")
+        refuse_leaks([pair_record("a", "Fine?", "")], dev, where="x")
     # leaks are reported before records that could not be checked
     with pytest.raises(UserError, match="1 pairs belong to the evaluation set"):
         refuse_leaks([pair_record("a", "Fine?", "pets_1"), pair_record("b", DEV_QUESTION, "pets_1")], dev, where="x", what="pairs")
@@ -455,10 +457,10 @@ def test_a_same_database_split_is_guarded_by_question_not_by_database(demo_datas
     train = load_examples(str(demo_dataset), None, "train")
     held_out = load_examples(str(demo_dataset), None, "test_same_db")
     assert exclude_leaks(train, guard, "rollout") == train  # same databases, other questions: kept
-    leaked = held_out[0].to_dict()
+    leaked = held_out[0]
     assert leak_reason(leaked, guard) is not None
     assert "test_same_db" in guard.source
     dev = load_examples(str(demo_dataset), None, "dev")
-    assert "evaluation" in leak_reason(dev[0].to_dict(), guard)
+    assert "evaluation" in leak_reason(dev[0], guard)
     # "none" (what params.yaml says for a dataset without such a split) is no second split
     assert load_eval_split(str(demo_dataset), None, "dev", same_db_split="none") == load_eval_split(str(demo_dataset), None, "dev")

@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from built_records import summary as eval_summary
 from tiny_model import build_tiny_llama, build_tiny_lora
 
 from text2sql_mlops.cli import main as cli
@@ -134,9 +135,9 @@ def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkey
 def register_version(store: Path, base: Path, name: str, strict: float | None, examples_hash: str = "a" * 64) -> dict:
     adapter = adapter_folder(store / f"adapter_{name}", base, name)
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", f"run_{name}.json"]) == 0
-    summary = {"first_turn_ex": 0.1, "final_ex_strict": strict, "final_ex_oracle": 0.9, "executable_rate": 0.5, "examples": 10,
-               "config": {"examples_sha256": examples_hash, "examples": 10}}
-    (store / f"summary_{name}.json").write_text(json.dumps(summary))
+    summary = eval_summary(first_turn_ex=0.1, final_ex_strict=strict, final_ex_oracle=0.9, executable_rate=0.5, examples=10,
+                           config={"examples_sha256": examples_hash, "examples": 10})
+    (store / f"summary_{name}.json").write_text(json.dumps(summary.to_dict()))
     assert cli(["register", "--run", f"run_{name}.json", "--eval", f"summary_{name}.json", "--base_model", "models/base",
                 "--out", f"decision_{name}.json"]) == 0
     return json.loads((store / f"decision_{name}.json").read_text())
@@ -388,7 +389,7 @@ def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, base: Pat
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run.json"]) == 0
     record = json.loads((store / "run.json").read_text())
     (logged_model_folder(record["model_id"]) / "peft" / "adapter_model.safetensors").unlink()  # the weights are lost
-    (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.9, "config": {"examples_sha256": "a" * 64, "examples": 10}}))
+    (store / "summary.json").write_text(json.dumps(eval_summary(final_ex_strict=0.9, config={"examples_sha256": "a" * 64, "examples": 10}).to_dict()))
     capsys.readouterr()
     assert cli(["register", "--run", "run.json", "--eval", "summary.json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -513,7 +514,7 @@ def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_pat
     flavor = yaml.safe_load((logged_model_folder(record["model_id"]) / "MLmodel").read_text())["flavors"]["transformers"]
     assert flavor["model_binary"] == "model" and "peft_adaptor" not in flavor and "local_base_model_path" not in flavor
     assert client().get_logged_model(record["model_id"]).tags["kind"] == "whole_model"
-    (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.3, "config": {"examples_sha256": "a" * 64, "examples": 10}}))
+    (store / "summary.json").write_text(json.dumps(eval_summary(final_ex_strict=0.3, config={"examples_sha256": "a" * 64, "examples": 10}).to_dict()))
     assert cli(["register", "--run", "run.json", "--eval", "summary.json", "--out", "decision.json"]) == 0
     assert json.loads((store / "decision.json").read_text())["promoted"]
     uri = f"models:/{DEFAULT_MODEL_NAME}@champion"

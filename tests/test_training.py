@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from built_records import candidate, trajectory
+from built_records import turn as built_turn
 from tiny_model import build_tiny_llama
 
 from text2sql_mlops.cli import main as cli
+from text2sql_mlops.core.records import Pair, Trajectory, Turn, read_trajectories
 from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator
 from text2sql_mlops.prompts import build_messages, format_answer
 
@@ -24,39 +28,39 @@ SCHEMA = "CREATE TABLE singer (singer_id INTEGER, name TEXT, country TEXT, age I
 TINY = ["--max_length", "512", "--lora_r", "4", "--lora_alpha", "8", "--per_device_train_batch_size", "2", "--logging_steps", "1"]
 
 
-def turn(number: int, question: str, candidates: list[tuple[str, bool]], history=()) -> dict:
-    return {"turn": number, "messages": build_messages(SCHEMA, question, list(history)), "selected": 0, "feedback": None,
-            "candidates": [{"sql": sql, "correct": correct, "executed": True} for sql, correct in candidates]}
+def turn(number: int, question: str, candidates: list[tuple[str, bool]], history=()) -> Turn:
+    return built_turn(number, [candidate(sql, correct) for sql, correct in candidates],
+                      messages=build_messages(SCHEMA, question, list(history)))
 
 
-def trajectory(index: int, question: str, gold: str, turns: list[dict], db_id: str = "singer_db", gold_error=None) -> dict:
-    return {"index": index, "id": f"ex{index}", "db_id": db_id, "question": question, "gold": gold, "gold_error": gold_error, "turns": turns}
+def example(index: int, question: str, gold: str, turns: list[Turn], gold_error=None) -> Trajectory:
+    return trajectory(*turns, index=index, id=f"ex{index}", db_id="singer_db", question=question, gold=gold, gold_error=gold_error)
 
 
 Q_COUNT, Q_NAMES, Q_BAD, Q_OLDEST = "How many singers are there?", "List singer names.", "Bad gold?", "Age of the oldest singer?"
 TRAJECTORIES = [
     # the correct answer equals gold: one target
-    trajectory(0, Q_COUNT, "SELECT count(*) FROM singer", [turn(1, Q_COUNT, [("SELECT count(*) FROM singer", True)])]),
+    example(0, Q_COUNT, "SELECT count(*) FROM singer", [turn(1, Q_COUNT, [("SELECT count(*) FROM singer", True)])]),
     # a failed first turn repaired at turn 2: the repair prompt's answer, and gold on the first-turn prompt
-    trajectory(1, Q_NAMES, "SELECT name FROM singer", [
+    example(1, Q_NAMES, "SELECT name FROM singer", [
         turn(1, Q_NAMES, [("SELECT nam FROM singer", False)]),
         turn(2, Q_NAMES, [("SELECT name FROM singer;", True)], history=[("SELECT nam FROM singer", "Error: no such column: nam")]),
     ]),
     # gold that does not run: no target
-    trajectory(2, Q_BAD, "SELECT x FROM nowhere", [turn(1, Q_BAD, [("SELECT 1", False)])], gold_error="no such table: nowhere"),
+    example(2, Q_BAD, "SELECT x FROM nowhere", [turn(1, Q_BAD, [("SELECT 1", False)])], gold_error="no such table: nowhere"),
     # two different correct samples (and gold equal to the first)
-    trajectory(3, Q_OLDEST, "SELECT max(age) FROM singer", [
+    example(3, Q_OLDEST, "SELECT max(age) FROM singer", [
         turn(1, Q_OLDEST, [("SELECT max(age) FROM singer", True), ("SELECT age FROM singer ORDER BY age DESC LIMIT 1", True)]),
     ]),
 ]
 
 
-def pair(prompt_of: dict, chosen: str, rejected: str) -> dict:
-    meta = {"example_id": prompt_of["id"], "db_id": prompt_of["db_id"], "question": prompt_of["question"],
+def pair(prompt_of: Trajectory, chosen: str, rejected: str) -> Pair:
+    meta = {"example_id": prompt_of.id, "db_id": prompt_of.db_id, "question": prompt_of.question,
             "pair_type": "first_turn_correct_sample_vs_failed_sample", "source": "natural", "gold_fallback": False,
-            "gold_sql": prompt_of["gold"], "chosen_sql": chosen, "rejected_sql": rejected, "chosen_reward": 1.0, "rejected_reward": 0.0,
+            "gold_sql": prompt_of.gold, "chosen_sql": chosen, "rejected_sql": rejected, "chosen_reward": 1.0, "rejected_reward": 0.0,
             "reward_margin": 1.0, "turn": 1, "chosen_executable": True, "rejected_executable": True, "rejected_error_type": "wrong_result"}
-    return {"id": f"p-{chosen}", "prompt": prompt_of["turns"][0]["messages"], "chosen": format_answer(chosen), "rejected": format_answer(rejected), "meta": meta}
+    return Pair(id=f"p-{chosen}", prompt=prompt_of.first.messages, chosen=format_answer(chosen), rejected=format_answer(rejected), meta=meta)
 
 
 PAIRS = [
@@ -67,8 +71,8 @@ PAIRS = [
 ]
 
 
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+def write_jsonl(path: Path, records: list[Trajectory | Pair]) -> Path:
+    path.write_text("".join(json.dumps(record.to_dict()) + "\n" for record in records))
     return path
 
 
@@ -139,22 +143,21 @@ def test_sft_targets_are_verified_sql_with_their_turns_prompts():
     targets, counts = sft_targets(TRAJECTORIES, PAIRS)
     assert counts == {"correct_candidates": 4, "gold": 1, "pair_chosen": 2, "dataset_gold": 0, "dataset_repair": 0,
                       "duplicates_removed": 4}
-    repair = TRAJECTORIES[1]["turns"][1]["messages"]
+    repair = TRAJECTORIES[1].turns[1].messages
     assert (repair, format_answer("SELECT name FROM singer")) in targets  # the repair prompt's answer
-    assert (TRAJECTORIES[1]["turns"][0]["messages"], format_answer("SELECT name FROM singer")) in targets  # gold, first-turn prompt
+    assert (TRAJECTORIES[1].first.messages, format_answer("SELECT name FROM singer")) in targets  # gold, first-turn prompt
     assert not any("nowhere" in answer for _, answer in targets)  # failing gold is never a target
     assert len(targets) == len({(json.dumps(m), a) for m, a in targets}) == 7
 
 
 def test_sft_targets_from_a_mock_rollout_include_the_repairs(demo_dataset, tmp_path):
     """Real trajectories: the mock answers turn 1 wrong and repairs at turn 2."""
-    from text2sql_mlops.core.records import read_trajectories
     from text2sql_mlops.rollout.command import run_rollout
     from text2sql_mlops.rollout.config import RolloutConfig
     from text2sql_mlops.training.datasets import sft_targets
 
     run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(tmp_path / "run"), generator="mock", max_turns=3, limit=3, progress=False))
-    trajectories = read_trajectories([str(tmp_path / "run")])
+    trajectories = read_trajectories(tmp_path / "run")
     targets, counts = sft_targets(trajectories, [])
     assert counts["correct_candidates"] == counts["gold"] == len(trajectories) == 3  # repair answer + gold on the first prompt
     assert sorted(len(messages) for messages, _ in targets) == [2, 2, 2, 4, 4, 4]  # first-turn prompts and repair prompts
@@ -204,9 +207,9 @@ def test_training_tokens_equal_the_hf_generators(files, tokenizer, monkeypatch):
     pair_rows, _ = dpo_rows(tokenizer, PAIRS, 512)
     trainer = dpo.build_trainer(DPOSettings(model=str(files["model"]), out="unused", pairs=["-"], max_length=512), pair_rows, tokenizer, runtime, str(files["root"] / "t2"))
     for record, row in zip(PAIRS, trainer.train_dataset):
-        assert row["prompt_ids"] == inference(record["prompt"])
-        assert row["chosen_ids"] == encode(tokenizer, record["chosen"] + tokenizer.eos_token) and row["chosen_ids"][-1] == tokenizer.eos_token_id
-        assert row["rejected_ids"] == encode(tokenizer, record["rejected"] + tokenizer.eos_token)
+        assert row["prompt_ids"] == inference(record.prompt)
+        assert row["chosen_ids"] == encode(tokenizer, record.chosen + tokenizer.eos_token) and row["chosen_ids"][-1] == tokenizer.eos_token_id
+        assert row["rejected_ids"] == encode(tokenizer, record.rejected + tokenizer.eos_token)
     batch = trainer.data_collator([trainer.train_dataset[0]])  # chosen row, then rejected row
     assert batch["input_ids"][0, : len(pair_rows[0]["prompt_ids"])].tolist() == pair_rows[0]["prompt_ids"]
 
@@ -229,8 +232,8 @@ def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(
     assert bad_gold == 1 and [answer for _, answer in targets] == [format_answer(e.query) for i, e in enumerate(examples) if i != 2]
     rollout = run_rollout(RolloutConfig(dataset_path=str(data), output_dir=str(tmp_path / "r"), limit=5, max_turns=1,
                                         schema_format="compact", sample_values=2, progress=False), generator=create_generator("mock"))
-    assert rollout["examples"] == 5
-    first_turns = [json.loads(line)["turns"][0]["messages"] for line in (tmp_path / "r" / "trajectories.jsonl").read_text().splitlines()]
+    assert rollout.examples == 5
+    first_turns = [t.first.messages for t in read_trajectories(tmp_path / "r")]
     assert [messages for messages, _ in targets] == [m for i, m in enumerate(first_turns) if i != 2]
 
 
@@ -303,7 +306,7 @@ def test_sft_writes_a_loadable_adapter_with_summary_and_metrics(files, sft_out):
 
 @pytest.mark.slow
 def test_eval_guard_refuses_leaking_trajectories_and_pairs(files, spider_layout, capsys, tmp_path):
-    leaking = write_jsonl(tmp_path / "leak.jsonl", [{**TRAJECTORIES[0], "db_id": "concert_singer"}])
+    leaking = write_jsonl(tmp_path / "leak.jsonl", [replace(TRAJECTORIES[0], db_id="concert_singer")])
     out = tmp_path / "out"
     from conftest import make_db
 
@@ -312,9 +315,9 @@ def test_eval_guard_refuses_leaking_trajectories_and_pairs(files, spider_layout,
     assert cli(["train", "sft", "--trajectories", str(leaking), *base]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "evaluation database" in error[0] and error[0].startswith("error: train sft:")
-    assert cli(["train", "sft", "--trajectories", str(files["trajectories"]), "--pairs", str(write_jsonl(tmp_path / "p.jsonl", [{**PAIRS[0], "meta": {**PAIRS[0]["meta"], "question": "What is the average age?"}}])), *base]) == 2
+    assert cli(["train", "sft", "--trajectories", str(files["trajectories"]), "--pairs", str(write_jsonl(tmp_path / "p.jsonl", [replace(PAIRS[0], meta={**PAIRS[0].meta, "question": "What is the average age?"})])), *base]) == 2
     assert "evaluation question" in capsys.readouterr().err
-    assert cli(["train", "dpo", "--pairs", str(write_jsonl(tmp_path / "q.jsonl", [{**PAIRS[0], "meta": {**PAIRS[0]["meta"], "db_id": "concert_singer"}}])), *base]) == 2
+    assert cli(["train", "dpo", "--pairs", str(write_jsonl(tmp_path / "q.jsonl", [replace(PAIRS[0], meta={**PAIRS[0].meta, "db_id": "concert_singer"})])), *base]) == 2
     assert "pairs belong to the evaluation set" in capsys.readouterr().err
     assert not out.exists()
 
@@ -542,7 +545,7 @@ def test_the_reference_projects_training_flags_are_aliases(files, tmp_path):
 def test_max_prompt_length_leaves_long_prompts_out_never_cuts_them(tokenizer):
     from text2sql_mlops.training.datasets import dpo_rows, prompt_ids
 
-    lengths = [len(prompt_ids(tokenizer, pair["prompt"])) for pair in PAIRS]
+    lengths = [len(prompt_ids(tokenizer, pair.prompt)) for pair in PAIRS]
     limit = sorted(lengths)[len(lengths) // 2]
     rows, too_long = dpo_rows(tokenizer, PAIRS, 4096, max_prompt_length=limit)
     assert too_long == sum(length > limit for length in lengths) > 0

@@ -191,6 +191,7 @@ def generation_speed(plan: Plan, model_dir: str, prompts: list[dict], clock: Clo
 
 def rollout(plan: Plan, kit: Path, model_dir: str, work: Path) -> dict:
     """A 3-turn rollout on the real path: the eval stage's settings of profiles/spider.yaml."""
+    from text2sql_mlops.core.records import read_trajectories
     from text2sql_mlops.rollout.command import run_rollout
     from text2sql_mlops.rollout.config import RolloutConfig
 
@@ -204,18 +205,19 @@ def rollout(plan: Plan, kit: Path, model_dir: str, work: Path) -> dict:
     began = time.perf_counter()
     summary = run_rollout(config)
     wall = time.perf_counter() - began
-    trajectories = [json.loads(line) for line in (work / "rollout" / "trajectories.jsonl").read_text().splitlines()]
+    trajectories = read_trajectories(work / "rollout")
     release()
-    return {"examples": summary["examples"], "max_turns": plan.rollout_turns, "batch_size": plan.rollout_batch,
-            "turns_run": sum(len(t["turns"]) for t in trajectories), "wall_s": round(wall, 2),
-            "timing": summary["timing"], "generated_tokens": summary["generated_tokens"],
-            "executable_rate": summary.get("executable_rate"), "peak_gpu_gib": peak_gib()}
+    return {"examples": summary.examples, "max_turns": plan.rollout_turns, "batch_size": plan.rollout_batch,
+            "turns_run": sum(len(t.turns) for t in trajectories), "wall_s": round(wall, 2),
+            "timing": summary.timing, "generated_tokens": summary.generated_tokens,
+            "executable_rate": summary.executable_rate, "peak_gpu_gib": peak_gib()}
 
 
 def train_step(method: str, plan: Plan, model_dir: str, prompts: list[dict], work: Path) -> dict:
     """``plan.train_steps`` optimizer steps of our TRL trainer for ``method`` (LoRA), each timed."""
     from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 
+    from text2sql_mlops.core.records import Pair
     from text2sql_mlops.prompts import format_answer
     from text2sql_mlops.training import dpo, sft
     from text2sql_mlops.training.common import quiet_libraries
@@ -244,7 +246,8 @@ def train_step(method: str, plan: Plan, model_dir: str, prompts: list[dict], wor
         rows, too_long = sft_rows(tokenizer, [(p["messages"], format_answer(p["gold"])) for p in picked], plan.max_length)
         module, settings_class = sft, SFTSettings
     else:
-        pairs = [{"prompt": p["messages"], "chosen": format_answer(p["gold"]), "rejected": format_answer(p["rejected"])} for p in picked]
+        pairs = [Pair(id=str(i), prompt=p["messages"], chosen=format_answer(p["gold"]), rejected=format_answer(p["rejected"]), meta={})
+                 for i, p in enumerate(picked)]
         rows, too_long = dpo_rows(tokenizer, pairs, plan.max_length)
         module, settings_class = dpo, DPOSettings
     settings = settings_class(model=model_dir, out=str(work / method), max_steps=plan.train_steps,

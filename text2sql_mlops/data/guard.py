@@ -23,9 +23,9 @@ A training record leaks when ANY of these holds:
   databases are disjoint by design; holding out whole databases is also how
   generalisation is estimated on the train split.)
 
-Records are examples (``db_path``), trajectories (``id``, ``db_id``, ``question``,
-``turns[].messages``) or pairs (``prompt``; ``example_id``, ``db_id``, ``question``
-under ``meta``). Trajectories and pairs name their database by ``db_id`` only; the
+Records are ``records.Example`` (``db_path``), ``Trajectory`` (``id``, ``db_id``,
+``question``, ``turns[].messages``) or ``Pair`` (``prompt``; ``example_id``, ``db_id``,
+``question`` under ``meta``). Trajectories and pairs name their database by ``db_id`` only; the
 file is looked up as ``<root>/<db_id>/<db_id>.sqlite`` or ``<root>/<db_id>.sqlite``
 in the training database folders (``--db_root``, then those a rollout folder's
 run.json names), and only when no training folder has it, in the evaluation
@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
+from ..core.records import Example, Pair, Trajectory
 from ..sql.catalog import load_catalog
 from .load import db_candidates, load_examples
 
@@ -225,29 +226,29 @@ def load_eval_split(path: str, db_root: str | None = None, split: str = "dev", s
 # --------------------------------------------------------------------------- records
 
 
-def record_keys(record: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    """(example id, question, db_id) of an example, trajectory or pair record."""
-    meta = record.get("meta")
-    if isinstance(meta, dict) and "example_id" in meta:
-        return meta.get("example_id"), meta.get("question"), meta.get("db_id")
-    return record.get("id"), record.get("question"), record.get("db_id")
+Record = Example | Trajectory | Pair
 
 
-def record_messages(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
+def record_keys(record: Record) -> tuple[str, str, str]:
+    """(example id, question, db_id) of an example, trajectory or pair."""
+    if isinstance(record, Pair):
+        return record.meta["example_id"], record.meta["question"], record.meta["db_id"]
+    return record.id, record.question, record.db_id
+
+
+def record_messages(record: Record) -> Iterator[tuple[str, str]]:
     """(where, text) of every prompt message a training stage would read from ``record``:
     the pair's prompt, each turn of a trajectory."""
-    prompt = record.get("prompt")
-    if isinstance(prompt, list):
-        for message in prompt:
+    if isinstance(record, Pair):
+        prompts = [("its prompt", record.prompt)]
+    elif isinstance(record, Trajectory):
+        prompts = [(f"turn {turn.turn}", turn.messages) for turn in record.turns]
+    else:
+        prompts = []
+    for where, messages in prompts:
+        for message in messages:
             if (text := _message_text(message)) is not None:
-                yield f"a {message.get('role', 'prompt')} message of its prompt", text
-    turns = record.get("turns")
-    if isinstance(turns, list):
-        for position, turn in enumerate(turns, start=1):
-            messages = turn.get("messages") if isinstance(turn, dict) else None
-            for message in messages if isinstance(messages, list) else ():
-                if (text := _message_text(message)) is not None:
-                    yield f"a {message.get('role', 'prompt')} message of turn {turn.get('turn', position)}", text
+                yield f"a {message.get('role', 'prompt')} message of {where}", text
 
 
 def _message_text(message: Any) -> str | None:
@@ -274,7 +275,7 @@ class _Checker:
             self._texts[text] = self.eval_split.find_question(text)
         return self._texts[text]
 
-    def check(self, record: dict[str, Any]) -> tuple[str | None, str | None]:
+    def check(self, record: Record) -> tuple[str | None, str | None]:
         """(why ``record`` belongs to the evaluation set, why it could not be checked); each may be None."""
         example, question, db_id = record_keys(record)
         if example is not None and example in self.eval_split.ids:
@@ -291,9 +292,9 @@ class _Checker:
                 return f"{where} contains evaluation question {found!r}", None
         return None, unresolved
 
-    def database_reason(self, record: dict[str, Any], db_id: Any) -> tuple[str | None, str | None]:
-        explicit = record.get("db_path")
-        if isinstance(explicit, str) and explicit:  # examples carry their resolved file
+    def database_reason(self, record: Record, db_id: str) -> tuple[str | None, str | None]:
+        explicit = record.db_path if isinstance(record, Example) else None
+        if explicit:  # examples carry their resolved file
             paths = [explicit] if Path(explicit).is_file() else []
             if not paths:
                 return None, f"its database file {explicit} does not exist"
@@ -321,7 +322,7 @@ class _Checker:
         return self._databases[db_id]
 
 
-def leak_reason(record: dict[str, Any], eval_split: EvalSplit, db_roots: Sequence[str] = ()) -> str | None:
+def leak_reason(record: Record, eval_split: EvalSplit, db_roots: Sequence[str] = ()) -> str | None:
     """Why ``record`` belongs to the evaluation set, or None when it does not.
 
     ``db_roots``: the training database folders a ``db_id`` is looked up in (before the
@@ -334,7 +335,7 @@ def leak_reason(record: dict[str, Any], eval_split: EvalSplit, db_roots: Sequenc
     return reason
 
 
-def refuse_leaks(records: Iterable[dict[str, Any]], eval_split: EvalSplit | None, where: str, what: str = "records",
+def refuse_leaks(records: Iterable[Record], eval_split: EvalSplit | None, where: str, what: str = "records",
                  db_roots: Sequence[str] = ()) -> None:
     """Raise one ``UserError`` line if any record belongs to ``eval_split`` (no-op when None),
     or, when none does, if the database of a record cannot be found in ``db_roots`` or the
@@ -376,7 +377,7 @@ def exclude_leaks(examples: list, eval_split: EvalSplit | None, where: str) -> l
     checker = _Checker(eval_split)
     kept, left_out = [], []
     for example in examples:
-        reason, unresolved = checker.check(example.to_dict())
+        reason, unresolved = checker.check(example)
         if unresolved:  # load_examples resolved every db_path: only a file removed since
             raise UserError(f"{where}: cannot check example {example.id} against the evaluation set {eval_split.source}: {unresolved}")
         if reason:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
+from ..core.records import Trajectory
 from .base import Completion, GenerationRequest, Generator, Messages, SamplingParams
 
 
@@ -26,16 +27,16 @@ def prompt_key(messages: Messages) -> str:
     return json.dumps(messages, ensure_ascii=False, sort_keys=True)
 
 
-def recorded_answers(trajectories: Iterable[dict]) -> dict[str, Completion]:
+def recorded_answers(trajectories: Iterable[Trajectory]) -> dict[str, Completion]:
     """Prompt -> the answer a recorded run got for it, from its trajectories' turns.
 
     Only one-candidate turns are read: with several samples a prompt has no single answer."""
     answers: dict[str, Completion] = {}
     for trajectory in trajectories:
-        for turn in trajectory["turns"]:
-            if len(turn["candidates"]) == 1:
-                candidate = turn["candidates"][0]
-                answers[prompt_key(turn["messages"])] = Completion(candidate["text"], candidate["num_tokens"])
+        for turn in trajectory.turns:
+            if len(turn.candidates) == 1:
+                [candidate] = turn.candidates
+                answers[prompt_key(turn.messages)] = Completion(candidate.text, candidate.num_tokens)
     return answers
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, output_folder_type, read_jsonl
+from ..core.records import Summary, read_summary
 
 COLUMNS = (
     ("first_turn_ex", "first-turn EX"), ("final_ex_strict", "final EX strict"), ("final_ex_oracle", "final EX oracle"),
@@ -42,34 +43,33 @@ REFERENCE_COLUMNS = (
 )
 
 
-def load_run(folder: str) -> tuple[dict, dict]:
+def load_run(folder: str) -> tuple[Summary, dict]:
     """(summary.json, analysis.json or {}) of an evaluated run folder."""
     path = Path(folder)
-    try:
-        summary = json.loads((path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{folder}: no readable summary.json ({exc}); is it a finished eval/rollout folder?") from None
+    if not (path / "summary.json").is_file():
+        raise UserError(f"{folder}: no summary.json; give a finished eval or rollout folder")
+    summary = read_summary(path / "summary.json")
     analysis_file = path / "analysis.json"
     analysis = json.loads(analysis_file.read_text()) if analysis_file.is_file() else {}
     return summary, analysis
 
 
-def row(summary: dict, analysis: dict) -> dict[str, Any]:
+def row(summary: Summary, analysis: dict) -> dict[str, Any]:
     return {
-        "first_turn_ex": summary["first_turn_ex"], "final_ex_strict": summary["final_ex_strict"],
-        "final_ex_oracle": summary["final_ex_oracle"], "repair_success_rate": summary["repair"]["repair_success_rate"],
-        "final_executable_rate": summary["final_executable_rate"], "examples": summary["examples"],
-        "executable_rate": summary["executable_rate"],
-        "repair_success_rate_seed_rule": summary["repair"].get("repair_success_rate_seed_rule"),  # older runs lack it
-        "final_error_types": summary["error_types"]["final"], "by_hardness": analysis.get("by_hardness", {}),
-        "final_ex_strict_configuration": summary.get("final_ex_strict_configuration"),
-        "final_ex_oracle_configuration": summary.get("final_ex_oracle_configuration"),
+        "first_turn_ex": summary.first_turn_ex, "final_ex_strict": summary.final_ex_strict,
+        "final_ex_oracle": summary.final_ex_oracle, "repair_success_rate": summary.repair["repair_success_rate"],
+        "final_executable_rate": summary.final_executable_rate, "examples": summary.examples,
+        "executable_rate": summary.executable_rate,
+        "repair_success_rate_seed_rule": summary.repair.get("repair_success_rate_seed_rule"),  # older runs lack it
+        "final_error_types": summary.error_types["final"], "by_hardness": analysis.get("by_hardness", {}),
+        "final_ex_strict_configuration": summary.final_ex_strict_configuration,
+        "final_ex_oracle_configuration": summary.final_ex_oracle_configuration,
         **{key: analysis["reference_settings"][key] for key, _ in REFERENCE_COLUMNS if key in analysis.get("reference_settings", {})},
     }
 
 
-def compare(runs: dict[str, tuple[dict, dict]]) -> dict[str, Any]:
-    hashes = {name: s["config"].get("examples_sha256") for name, (s, _) in runs.items()}
+def compare(runs: dict[str, tuple[Summary, dict]]) -> dict[str, Any]:
+    hashes = {name: s.config.get("examples_sha256") for name, (s, _) in runs.items()}
     if len(set(hashes.values())) > 1:
         raise UserError(f"the runs were evaluated on different examples ({hashes}); compare runs of one evaluation set")
     return {"runs": {name: row(s, a) for name, (s, a) in runs.items()}, "examples_sha256": next(iter(hashes.values()), None)}

@@ -41,14 +41,15 @@ from typing import Any
 
 from ..core.cliutil import flag
 from ..core.errors import UserError
-from ..core.fileio import read_jsonl, write_json, write_jsonl
+from ..core.fileio import write_json, write_jsonl
+from ..core.records import Trajectory, read_trajectories
 from ..generation import backend_options, backends_with, create_generator
 from ..generation.adapters import base_model_of, is_whole_model_folder
 from ..generation.replay import ReplayGenerator, recorded_answers
 from ..rollout.command import HEADLINE, config_from_args, run_rollout
 from ..rollout.command import make_parser as rollout_parser
 from ..rollout.config import RolloutConfig, generator_options
-from ..rollout.metrics import any_correct, strict_turn
+from ..rollout.metrics import strict_turn
 from ..scoring.hardness import LEVELS, hardness
 from .registry import resolve_adapter
 
@@ -101,26 +102,28 @@ def resolve_models(adapter: str | None, model_path: str | None, generator: str,
     return model_path, adapter_path
 
 
-def hardness_analysis(trajectories: list[dict]) -> dict[str, Any]:
+def _hardness(trajectory: Trajectory) -> str:
+    try:
+        return hardness(trajectory.gold)
+    except Exception:  # a gold query the hardness parser cannot read
+        return "unparsed"
+
+
+def hardness_analysis(trajectories: list[Trajectory]) -> dict[str, Any]:
     """EX by hardness level, the final answers' error types, and repair transitions."""
-    by_level: dict[str, list[dict]] = defaultdict(list)
+    by_level: dict[str, list[Trajectory]] = defaultdict(list)
     for t in trajectories:
-        try:
-            level = hardness(t["gold"])
-        except Exception:  # a gold query the hardness parser cannot read
-            level = "unparsed"
-        by_level[level].append(t)
+        by_level[_hardness(t)].append(t)
 
-    def ex(ts: list[dict], turn: int) -> float | None:
-        return sum(any(c["correct"] for c in t["turns"][turn]["candidates"]) for t in ts) / len(ts) if ts else None
+    def ex(ts: list[Trajectory], turn: int) -> float | None:
+        return sum(t.turns[turn].any_correct for t in ts) / len(ts) if ts else None
 
-    final_types = Counter((t["turns"][-1]["candidates"][t["turns"][-1]["selected"]]["error_type"] or "correct") for t in trajectories)
+    final_types = Counter((t.last.answer.error_type or "correct") for t in trajectories)
     transitions = Counter()
     for t in trajectories:
-        first = t["turns"][0]["candidates"][t["turns"][0]["selected"]]
-        last = t["turns"][-1]["candidates"][t["turns"][-1]["selected"]]
-        if len(t["turns"]) > 1:
-            transitions[f"{first['error_type'] or 'correct'} -> {last['error_type'] or 'correct'}"] += 1
+        first, last = t.first.answer, t.last.answer
+        if len(t.turns) > 1:
+            transitions[f"{first.error_type or 'correct'} -> {last.error_type or 'correct'}"] += 1
     return {
         "examples": len(trajectories),
         "by_hardness": {level: {"examples": len(by_level[level]), "first_turn_ex": ex(by_level[level], 0),
@@ -131,25 +134,20 @@ def hardness_analysis(trajectories: list[dict]) -> dict[str, Any]:
     }
 
 
-def example_rows(trajectories: list[dict]) -> list[dict[str, Any]]:
+def example_rows(trajectories: list[Trajectory]) -> list[dict[str, Any]]:
     """One flat row per example (the per-example table MLflow shows): question, database,
     hardness, gold, each turn's selected SQL with its error type and verdict, and the final
     verdicts, strict (where a gold-free run would have stopped) and oracle (the last turn)."""
     rows = []
     for t in trajectories:
-        try:
-            level = hardness(t["gold"])
-        except Exception:  # a gold query the hardness parser cannot read
-            level = "unparsed"
-        row: dict[str, Any] = {"id": t["id"], "db_id": t["db_id"], "hardness": level, "question": t["question"], "gold": t["gold"]}
-        for turn in t["turns"]:
-            chosen = turn["candidates"][turn["selected"]]
-            row[f"turn{turn['turn']}_sql"] = chosen["sql"]
-            row[f"turn{turn['turn']}_error_type"] = chosen["error_type"] or "correct"
-            row[f"turn{turn['turn']}_correct"] = chosen["correct"]
-        row["turns"] = len(t["turns"])
-        row["final_correct_strict"] = any_correct(strict_turn(t))
-        row["final_correct_oracle"] = any_correct(t["turns"][-1])
+        row: dict[str, Any] = {"id": t.id, "db_id": t.db_id, "hardness": _hardness(t), "question": t.question, "gold": t.gold}
+        for turn in t.turns:
+            row[f"turn{turn.turn}_sql"] = turn.answer.sql
+            row[f"turn{turn.turn}_error_type"] = turn.answer.error_type or "correct"
+            row[f"turn{turn.turn}_correct"] = turn.answer.correct
+        row["turns"] = len(t.turns)
+        row["final_correct_strict"] = strict_turn(t).any_correct
+        row["final_correct_oracle"] = t.last.any_correct
         rows.append(row)
     return rows
 
@@ -162,7 +160,7 @@ REFERENCE_SETTINGS = (
 )
 
 
-def run_reference_settings(config: RolloutConfig, trajectories: list[dict]) -> dict[str, Any]:
+def run_reference_settings(config: RolloutConfig, trajectories: list[Trajectory]) -> dict[str, Any]:
     """The reference settings' numbers, each from a rollout that replays ``trajectories``' answers."""
     generator = ReplayGenerator(recorded_answers(trajectories),
                                 lambda: create_generator(config.generator, **generator_options(config)))
@@ -171,7 +169,7 @@ def run_reference_settings(config: RolloutConfig, trajectories: list[dict]) -> d
         for folder, scope, mode, number, name in REFERENCE_SETTINGS:
             setting = replace(config, repair_scope=scope, feedback_mode=mode, output_dir=str(Path(config.output_dir) / folder))
             summary = run_rollout(setting, generator=generator)
-            numbers[name], numbers[f"{name}_configuration"] = summary[number], summary[f"{number}_configuration"]
+            numbers[name], numbers[f"{name}_configuration"] = getattr(summary, number), getattr(summary, f"{number}_configuration")
     finally:
         generator.close()
     numbers["replayed_answers"], numbers["generated_answers"] = generator.replayed, generator.generated
@@ -187,7 +185,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     if args.reference_settings and (config.temperature > 0 or config.num_samples != 1):
         raise UserError("eval --reference_settings replays greedy answers: use --temperature 0 --num_samples 1")
     summary = run_rollout(config)
-    trajectories = list(read_jsonl(Path(config.output_dir) / "trajectories.jsonl"))
+    trajectories = read_trajectories(config.output_dir)
     analysis = hardness_analysis(trajectories)
     write_jsonl(Path(config.output_dir) / "examples.jsonl", example_rows(trajectories))
     analysis["adapter"] = args.adapter
@@ -196,9 +194,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     if reference:
         analysis["reference_settings"] = reference
     write_json(Path(config.output_dir) / "analysis.json", analysis)
-    headline = {k: summary[k] for k in HEADLINE}
+    headline = {k: getattr(summary, k) for k in HEADLINE}
     headline.update({key: reference[key] for *_, key in REFERENCE_SETTINGS if key in reference})
     print(json.dumps({"output_dir": config.output_dir, "adapter": args.adapter, **headline}))
-    if config.max_turns > 1 and summary.get("final_ex_strict") is None:
+    if config.max_turns > 1 and summary.final_ex_strict is None:
         print("eval: note: this configuration reports no strict final EX (sampling or gold-derived feedback)", file=sys.stderr)
     return 0

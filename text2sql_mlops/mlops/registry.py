@@ -41,6 +41,7 @@ from typing import Any
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, output_file, write_json
+from ..core.records import Summary, read_summary
 from ..generation.adapters import (
     ADAPTER_CONFIG,
     MODEL_CONFIG,
@@ -129,10 +130,10 @@ def open_store() -> None:
 # --------------------------------------------------------------------------- registering
 
 
-def eval_dataset_hash(summary: dict[str, Any]) -> str:
+def eval_dataset_hash(summary: Summary) -> str:
     """What identifies an evaluation set: the hash of its example ids (ids hash db, question
     and gold SQL), with the count. Two runs on the same examples share it whatever the paths."""
-    config = summary.get("config", {})
+    config = summary.config
     if "examples_sha256" not in config:
         raise UserError("the evaluation summary has no config.examples_sha256; give the summary.json a rollout/eval wrote")
     return f"{config['examples_sha256'][:16]}-{config['examples']}"
@@ -153,7 +154,7 @@ def decide(new_value: float | None, new_hash: str, champion: dict[str, str] | No
     return False, f"{METRIC} {new_value:.4f} does not beat the champion's {old:.4f} (version {champion.get('version')})"
 
 
-def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: str = DEFAULT_MODEL_NAME,
+def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEFAULT_MODEL_NAME,
              base_model: str | None = None, promote: bool = False) -> dict[str, Any]:
     """Register the run's logged MLflow model as a new version and apply the champion rule; returns the decision."""
     from mlflow import MlflowClient
@@ -175,7 +176,7 @@ def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: st
     except MlflowException:
         client.create_registered_model(model_name, description="Text-to-SQL models trained by SFT then DPO (text2sql-mlops): "
                                        "MLflow transformers models, a LoRA adapter on its local base model or a whole fine-tuned model")
-    tags = {name: str(summary.get(name)) for name in TAGGED_NUMBERS}
+    tags = {name: str(getattr(summary, name)) for name in TAGGED_NUMBERS}
     tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
     version = client.create_model_version(model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
     # As mlflow.register_model does: the logged model lists its registered versions (the UI links them).
@@ -187,7 +188,7 @@ def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: st
         champion = {**current.tags, "version": current.version}
     except MlflowException:
         champion = None
-    promoted, why = (True, "promoted by hand (--promote)") if promote else decide(summary.get(METRIC), dataset_hash, champion)
+    promoted, why = (True, "promoted by hand (--promote)") if promote else decide(getattr(summary, METRIC), dataset_hash, champion)
     if promoted:
         client.set_registered_model_alias(model_name, CHAMPION, version.version)
         client.set_model_version_tag(model_name, version.version, "role", CHAMPION)
@@ -198,7 +199,7 @@ def register(run_record: dict[str, Any], summary: dict[str, Any], model_name: st
     client.set_model_version_tag(model_name, version.version, "decision", why)
     return {"model_name": model_name, "version": int(version.version), "promoted": promoted, "reason": why,
             "champion_version": int(version.version) if promoted else (int(champion["version"]) if champion else None),
-            METRIC: summary.get(METRIC), "eval_dataset_hash": dataset_hash, "source": source, "run_id": run_id,
+            METRIC: getattr(summary, METRIC), "eval_dataset_hash": dataset_hash, "source": source, "run_id": run_id,
             "model_id": model_id}
 
 
@@ -358,13 +359,11 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
     args = make_parser(prog).parse_args(argv)
-    records = []
-    for path in (args.run, args.eval):
-        try:
-            records.append(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot read {path}: {exc}") from None
-    run_record, summary = records
+    try:
+        run_record = json.loads(Path(args.run).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {args.run}: {exc}") from None
+    summary = read_summary(args.eval)
     open_store()
     with store_lock(tracking_uri()):  # read champion, compare, move the alias: one process at a time
         decision = register(run_record, summary, args.model_name, args.base_model, args.promote)

@@ -37,39 +37,30 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, output_folder_type, read_jsonl, write_json
+from ..core.fileio import atomic_folder, output_folder_type, write_json
+from ..core.records import Candidate, Trajectory, read_trajectories
 from ..data.guard import find_databases, rollout_db_roots
-from ..rollout.metrics import any_correct, strict_turn
+from ..rollout.metrics import strict_turn
 from ..scoring.errors import unresolved_name
 from ..sql.catalog import load_catalog
 from ..sql.shape import column_owners, query_shape
 
-Trajectory = dict[str, Any]
-
-
-def _selected(turn: dict) -> dict:
-    return turn["candidates"][turn["selected"]]
-
-
-def _first(t: Trajectory) -> dict:
-    return _selected(t["turns"][0])
-
 
 def _final_strict(t: Trajectory) -> bool:
-    return any_correct(strict_turn(t))
+    return strict_turn(t).any_correct
 
 
 def _final_oracle(t: Trajectory) -> bool:
-    return any_correct(t["turns"][-1])
+    return t.last.any_correct
 
 
 def repair_breakdown(trajectories: list[Trajectory]) -> dict[str, Any]:
     rows: dict[str, Counter] = defaultdict(Counter)
     for t in trajectories:
-        first = _first(t)
-        if first["correct"]:
+        first = t.first.answer
+        if first.correct:
             continue
-        row = rows[first["error_type"] or "other"]
+        row = rows[first.error_type or "other"]
         row["first_turn_errors"] += 1
         row["repaired_strict"] += _final_strict(t)
         row["repaired_oracle"] += _final_oracle(t)
@@ -77,19 +68,19 @@ def repair_breakdown(trajectories: list[Trajectory]) -> dict[str, Any]:
     return {"examples": len(trajectories), "by_error_type": {kind: dict(counts) for kind, counts in ordered}}
 
 
-def route(first: dict) -> str:
+def route(first: Candidate) -> str:
     """Which verifier sees a failing first answer (the rule in the module docstring)."""
-    if not first["executed"]:
+    if not first.executed:
         return "online"
-    guards = set(first.get("signals") or ()) & {"empty_result", "cartesian", "looped_full_scan"}
+    guards = set(first.signals) & {"empty_result", "cartesian", "looped_full_scan"}
     return "guarded" if guards else "offline"
 
 
 def routing(trajectories: list[Trajectory]) -> dict[str, Any]:
     counts: dict[str, Counter] = {name: Counter() for name in ("online", "guarded", "offline")}
     for t in trajectories:
-        first = _first(t)
-        if first["correct"]:
+        first = t.first.answer
+        if first.correct:
             continue
         row = counts[route(first)]
         row["failures"] += 1
@@ -103,7 +94,7 @@ def routing(trajectories: list[Trajectory]) -> dict[str, Any]:
 def online_repair(trajectories: list[Trajectory]) -> dict[str, Any]:
     outcomes = Counter()
     for t in trajectories:
-        before, after = _first(t)["correct"], _final_strict(t)
+        before, after = t.first.answer.correct, _final_strict(t)
         outcomes["fixed" if after and not before else "broken" if before and not after
                  else "still_correct" if after else "still_wrong"] += 1
     return {"examples": len(trajectories), **{key: outcomes[key] for key in ("fixed", "broken", "still_correct", "still_wrong")}}
@@ -113,13 +104,13 @@ def column_errors(trajectories: list[Trajectory], catalog_of: Callable[[str], An
     kinds = ("alias_mis_binding", "wrong_owner_table", "truly_missing")
     counts, extra_join, cases = Counter(), 0, defaultdict(list)
     for t in trajectories:
-        first = _first(t)
-        unresolved = unresolved_name(first.get("error"))
+        first = t.first.answer
+        unresolved = unresolved_name(first.error)
         if not unresolved or unresolved[0] != "column":
             continue
-        catalog = catalog_of(t["db_id"])
+        catalog = catalog_of(t.db_id)
         column = unresolved[1].rpartition(".")[2]
-        shape = query_shape(first["sql"], catalog)
+        shape = query_shape(first.sql, catalog)
         in_query = {table.lower() for table in shape.tables} if shape else set()
         owners = column_owners(catalog, column)
         if any(owner.lower() in in_query for owner in owners):
@@ -131,8 +122,8 @@ def column_errors(trajectories: list[Trajectory], catalog_of: Callable[[str], An
         counts[kind] += 1
         extra_join += bool(shape and shape.join_only)
         if len(cases[kind]) < 3:
-            cases[kind].append({"id": t["id"], "db_id": t["db_id"], "question": t["question"], "sql": first["sql"],
-                                "error": first["error"], "owners": owners, "gold": t["gold"]})
+            cases[kind].append({"id": t.id, "db_id": t.db_id, "question": t.question, "sql": first.sql,
+                                "error": first.error, "owners": owners, "gold": t.gold})
     return {"examples": len(trajectories), "no_such_column": sum(counts.values()),
             **{kind: counts[kind] for kind in kinds}, "extra_join": extra_join, "cases": {kind: cases[kind] for kind in kinds}}
 
@@ -177,14 +168,13 @@ REPORTS = ("repair-breakdown", "routing", "online-repair", "column-errors")
 
 
 def _read_run(folder: Path) -> tuple[list[Trajectory], dict[str, Any]]:
-    path = folder / "trajectories.jsonl"
-    if not path.is_file():
+    if not (folder / "trajectories.jsonl").is_file():
         raise UserError(f"{folder} holds no trajectories.jsonl; give an `eval` or `rollout` output folder")
     try:
         identity = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         identity = {}
-    return list(read_jsonl(path)), identity
+    return read_trajectories(folder), identity
 
 
 def _catalogs(folder: Path, identity: dict[str, Any]) -> Callable[[str], Any]:

@@ -16,18 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
-from ..core.records import PAIR_META_KEYS, SYNTHETIC_PREFIX, Pair, finite_number, nonempty_str, pair_id
+from ..core.records import SYNTHETIC_PREFIX, Pair, finite_number, nonempty_str, pair_id
 from ..prompts import extract_sql, format_answer
 
 
 def build_pair(prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, **meta: Any) -> Pair:
-    """A pair from two SQL strings; fills the answer texts, chosen/rejected SQL, margin and id."""
+    """A pair from two SQL strings; fills the answer texts, chosen/rejected SQL, margin and id.
+    ``meta`` gives the other keys of ``records.PAIR_META_CHECKS``, in the order they are written."""
     chosen, rejected = format_answer(chosen_sql), format_answer(rejected_sql)
     meta = {"chosen_sql": chosen_sql, "rejected_sql": rejected_sql, **meta}
     meta["reward_margin"] = round(meta["chosen_reward"] - meta["rejected_reward"], 10)
-    missing = [key for key in PAIR_META_KEYS if key not in meta]
-    if missing:
-        raise ValueError(f"pair meta lacks {missing}")
     return Pair(id=pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen, rejected=rejected, meta=meta)
 
 
@@ -42,8 +40,8 @@ _REFERENCE_ALIASES = {"example_id": ("example_id", "id", "qid"), "gold_sql": ("g
                       "db_id": ("db_id",), "question": ("question",)}
 
 
-def pair_from_reference(record: Any, where: str) -> tuple[dict[str, Any], list[str]]:
-    """One reference ``dpo_pairs.json`` record as a ``Pair`` record, and the meta fields it lacked
+def pair_from_reference(record: Any, where: str) -> tuple[Pair, list[str]]:
+    """One reference ``dpo_pairs.json`` record as a ``Pair``, and the meta fields it lacked
     (filled from ``REFERENCE_PAIR_DEFAULTS``). The prompt string becomes one user message and the
     answers stay exactly as written (they are the reference model's training targets)."""
     if not isinstance(record, dict):
@@ -73,12 +71,11 @@ def pair_from_reference(record: Any, where: str) -> tuple[dict[str, Any], list[s
     prompt = [{"role": "user", "content": record["prompt"]}]
     converted = {"id": pair_id(prompt, record["chosen"], record["rejected"]), "prompt": prompt,
                  "chosen": record["chosen"], "rejected": record["rejected"], "meta": meta}
-    Pair.from_dict(converted, where)
-    return converted, missing
+    return Pair.from_dict(converted, where), missing
 
 
-def read_reference_pairs(path: str | os.PathLike) -> tuple[list[dict[str, Any]], Counter]:
-    """Every record of a reference ``dpo_pairs.json`` (a JSON list) as a Pair record, and how many
+def read_reference_pairs(path: str | os.PathLike) -> tuple[list[Pair], Counter]:
+    """Every record of a reference ``dpo_pairs.json`` (a JSON list) as a ``Pair``, and how many
     records lacked each field."""
     try:
         records = json.loads(Path(path).read_text(encoding="utf-8"))

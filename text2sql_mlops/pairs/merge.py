@@ -44,7 +44,7 @@ from typing import Any
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_json, write_jsonl
-from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pair_file
+from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pairs
 from ..data.guard import load_eval_split, refuse_leaks
 from .build import REFERENCE_PAIR_DEFAULTS, read_reference_pairs
 from .similarity import edit_distance_ratio, sql_tokens
@@ -134,28 +134,25 @@ def _same_sql(meta: dict[str, Any]) -> bool:
     return tokens(meta["chosen_sql"]) == tokens(meta["rejected_sql"])
 
 
-def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[str] | None = None) -> tuple[list[dict], dict]:
-    """Merge, filter and balance pair records (steps in the module docstring); returns (pairs, stats).
+def merge_pairs(inputs: list[list[Pair]], config: MergeConfig, names: Sequence[str] | None = None) -> tuple[list[Pair], dict]:
+    """Merge, filter and balance pairs (steps in the module docstring); returns (pairs, stats).
 
-    ``names`` label the inputs in errors and stats (default ``input1``, ``input2``, ...).
+    ``names`` label the inputs in the stats (default ``input1``, ``input2``, ...).
     """
     names = list(names) if names is not None else [f"input{i + 1}" for i in range(len(inputs))]
     check_config(config, len(inputs))
-    for name, records in zip(names, inputs):
-        for number, record in enumerate(records, start=1):
-            Pair.from_dict(record, f"{name} pair #{number}")
     rng = random.Random(config.seed)
     removed = dict.fromkeys(REMOVAL_STEPS, 0)
-    pool: list[tuple[int, int, dict]] = []  # (input, position in the input, record), in processing order
-    for i, records in enumerate(inputs):
-        order = list(range(len(records)))
+    pool: list[tuple[int, int, Pair]] = []  # (input, position in the input, pair), in processing order
+    for i, given in enumerate(inputs):
+        order = list(range(len(given)))
         if config.shuffle:
             rng.shuffle(order)
         limit = config.input_limits[i] if config.input_limits else None
         if limit is not None:
             removed["input_limits"] += max(0, len(order) - limit)
             order = order[:limit]
-        pool += [(i, j, records[j]) for j in order]
+        pool += [(i, j, given[j]) for j in order]
 
     def keep(step: str, wanted) -> None:
         nonlocal pool
@@ -164,21 +161,21 @@ def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[s
         pool = kept
 
     first: dict[str, tuple[int, int]] = {}
-    for i, j, record in sorted(pool, key=lambda entry: entry[:2]):
-        first.setdefault(record["id"], (i, j))
-    keep("duplicates", lambda e: first[e[2]["id"]] == e[:2])
-    keep("same_sql", lambda e: not _same_sql(e[2]["meta"]))
+    for i, j, pair in sorted(pool, key=lambda entry: entry[:2]):
+        first.setdefault(pair.id, (i, j))
+    keep("duplicates", lambda e: first[e[2].id] == e[:2])
+    keep("same_sql", lambda e: not _same_sql(e[2].meta))
     if config.min_reward_margin is not None:
-        keep("min_reward_margin", lambda e: e[2]["meta"]["reward_margin"] >= config.min_reward_margin)
+        keep("min_reward_margin", lambda e: e[2].meta["reward_margin"] >= config.min_reward_margin)
     if config.max_sql_edit_distance_ratio is not None and config.max_sql_edit_distance_ratio < 1:
         ratio = config.max_sql_edit_distance_ratio
         keep("max_sql_edit_distance_ratio",
-             lambda e: edit_distance_ratio(str(e[2]["meta"]["chosen_sql"]), str(e[2]["meta"]["rejected_sql"])) <= ratio)
+             lambda e: edit_distance_ratio(str(e[2].meta["chosen_sql"]), str(e[2].meta["rejected_sql"])) <= ratio)
     if config.pair_type_limits:
         taken: Counter[str] = Counter()
 
         def fits(entry) -> bool:
-            hit = [p for p in config.pair_type_limits if matches(p, entry[2]["meta"]["pair_type"])]
+            hit = [p for p in config.pair_type_limits if matches(p, entry[2].meta["pair_type"])]
             if any(taken[p] >= config.pair_type_limits[p] for p in hit):
                 return False
             taken.update(hit)
@@ -187,11 +184,11 @@ def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[s
         keep("pair_type_limits", fits)
 
     # Steps 4 and 5 choose counts per (input, pair type) group, then keep each group's first pairs.
-    groups: dict[tuple[int, str], list[tuple[int, int, dict]]] = {}
+    groups: dict[tuple[int, str], list[tuple[int, int, Pair]]] = {}
     for entry in sorted(pool, key=lambda entry: entry[:2]):  # groups in input, then file order
-        groups.setdefault((entry[0], entry[2]["meta"]["pair_type"]), [])
+        groups.setdefault((entry[0], entry[2].meta["pair_type"]), [])
     for entry in pool:
-        groups[entry[0], entry[2]["meta"]["pair_type"]].append(entry)
+        groups[entry[0], entry[2].meta["pair_type"]].append(entry)
     keys, sizes = list(groups), [len(group) for group in groups.values()]
     input_caps = {i: Fraction(str(f)) for i, f in enumerate(config.input_fraction_limits or ()) if f < 1}
     type_caps = {p: Fraction(str(f)) for p, f in config.pair_type_max_fractions.items() if f < 1}
@@ -207,14 +204,14 @@ def merge_pairs(inputs: list[list[dict]], config: MergeConfig, names: Sequence[s
     output = [entry for entry in pool if entry[:2] in chosen]
     if config.shuffle:
         rng.shuffle(output)
-    pairs = [record for _, _, record in output]
+    pairs = [pair for _, _, pair in output]
     return pairs, _stats(inputs, names, output, removed, config, input_caps, type_caps)
 
 
 def _stats(inputs, names, output, removed, config, input_caps, type_caps) -> dict[str, Any]:
     n_out = len(output)
-    types_in = Counter(record["meta"]["pair_type"] for records in inputs for record in records)
-    types_out = Counter(record["meta"]["pair_type"] for _, _, record in output)
+    types_in = Counter(pair.meta["pair_type"] for pairs in inputs for pair in pairs)
+    types_out = Counter(pair.meta["pair_type"] for _, _, pair in output)
     per_input = Counter(i for i, _, _ in output)
     caps = [{"cap": f"input {names[i]}", "max_fraction": float(f), "pairs": per_input[i]} for i, f in input_caps.items()]
     caps += [{"cap": f"pair_type {p}", "max_fraction": float(f), "pairs": sum(n for t, n in types_out.items() if matches(p, t))}
@@ -223,9 +220,9 @@ def _stats(inputs, names, output, removed, config, input_caps, type_caps) -> dic
         cap["fraction"] = round(cap["pairs"] / n_out, 6) if n_out else 0.0
     return {
         "pairs_in": sum(map(len, inputs)), "pairs_out": n_out, "removed": removed,
-        "inputs": [{"path": name, "in": len(records), "out": per_input[i]} for i, (name, records) in enumerate(zip(names, inputs))],
+        "inputs": [{"path": name, "in": len(pairs), "out": per_input[i]} for i, (name, pairs) in enumerate(zip(names, inputs))],
         "pair_types": {t: {"in": types_in[t], "out": types_out[t]} for t in sorted(types_in, key=_type_order)},
-        "sources": dict(Counter(record["meta"]["source"] for _, _, record in output)),
+        "sources": dict(Counter(pair.meta["source"] for _, _, pair in output)),
         "fraction_caps": caps, "config": asdict(config),
     }
 
@@ -237,15 +234,14 @@ def _type_order(pair_type: str) -> tuple[int, str]:
 # --------------------------------------------------------------------------- command line
 
 
-def read_pairs(path: str) -> list[dict]:
-    """Every pair of a JSONL file, each checked; errors name ``path:line``. A JSON list is the
+def read_input(path: str) -> list[Pair]:
+    """Every pair of one ``--inputs`` file: pair JSONL (``records.read_pairs``), or a JSON list, the
     reference project's ``dpo_pairs.json``: converted, with a note of the fields it lacked."""
-    if not Path(path).is_file():
-        raise UserError(f"pair file not found: {path}")
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        first = handle.read(4096).lstrip()[:1]
-    if first != "[":
-        return read_pair_file(path)
+    if Path(path).is_file():
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.read(4096).lstrip()[:1]
+    if not Path(path).is_file() or first != "[":
+        return read_pairs(path)
     pairs, lacked = read_reference_pairs(path)
     filled = ", ".join(f"{key}={REFERENCE_PAIR_DEFAULTS[key]!r} ({count})" for key, count in lacked.items())
     print(f"pairs merge: note: {path}: {len(pairs)} reference pairs converted (prompt string -> one user message)"
@@ -365,13 +361,13 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge"
         max_pairs=args.max_pairs, shuffle=args.shuffle, seed=args.seed)
     check_config(config, len(args.inputs))
     _refuse_repeated_inputs(args.inputs)
-    inputs = [read_pairs(path) for path in args.inputs]
+    inputs = [read_input(path) for path in args.inputs]
     if args.eval_dataset:
         eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split)
-        for path, records in zip(args.inputs, inputs):
-            refuse_leaks(records, eval_split, where=path, what="pairs", db_roots=args.db_root)
+        for path, pairs in zip(args.inputs, inputs):
+            refuse_leaks(pairs, eval_split, where=path, what="pairs", db_roots=args.db_root)
     pairs, stats = merge_pairs(inputs, config, names=args.inputs)
-    write_jsonl(args.output, pairs)
+    write_jsonl(args.output, (pair.to_dict() for pair in pairs))
     stats = {"output": args.output, **stats}
     if args.stats:
         write_json(args.stats, stats)

@@ -39,7 +39,7 @@ from typing import Any
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_jsonl
-from ..core.records import NATURAL_PAIR_TYPES, Pair, read_trajectories
+from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn, read_trajectories
 from ..data.guard import load_eval_split, refuse_leaks, rollout_db_roots
 from .build import build_pair
 
@@ -57,87 +57,95 @@ class MineConfig:
 # --------------------------------------------------------------------------- one trajectory
 
 
+@dataclass(frozen=True)
+class _Gold:
+    """The gold SQL standing in for a chosen candidate: a first-turn success (reward 1.0)."""
+
+    sql: str
+    total_reward: float = 1.0
+    executed: bool = True
+
+
 def _norm(sql: str) -> str:
     return " ".join(sql.split()).rstrip(";").strip().lower()
 
 
-def _distinct(candidates: list[dict]) -> list[dict]:
+def _distinct(candidates: list[Candidate]) -> list[Candidate]:
     """Candidates with distinct SQL (first occurrence kept): identical samples make one pair."""
     seen, out = set(), []
     for candidate in candidates:
-        if _norm(candidate["sql"]) not in seen:
-            seen.add(_norm(candidate["sql"]))
+        if _norm(candidate.sql) not in seen:
+            seen.add(_norm(candidate.sql))
             out.append(candidate)
     return out
 
 
-def _best(candidates: list[dict]) -> dict:
+def _best(candidates: list[Candidate]) -> Candidate:
     """The highest-reward candidate, the first one on ties."""
-    return max(candidates, key=lambda c: c["total_reward"])  # max keeps the first maximum
+    return max(candidates, key=lambda c: c.total_reward)  # max keeps the first maximum
 
 
-def _pair(trajectory: dict, turn: dict, pair_type: str, chosen: dict, rejected: dict, gold_fallback: bool = False) -> Pair | None:
-    if _norm(chosen["sql"]) == _norm(rejected["sql"]):
+def _pair(trajectory: Trajectory, turn: Turn, pair_type: str, chosen: Candidate | _Gold, rejected: Candidate,
+          gold_fallback: bool = False) -> Pair | None:
+    if _norm(chosen.sql) == _norm(rejected.sql):
         return None
     return build_pair(
-        turn["messages"], chosen["sql"], rejected["sql"],
+        turn.messages, chosen.sql, rejected.sql,
         pair_type=pair_type, source="natural", gold_fallback=gold_fallback,
-        example_id=trajectory["id"], db_id=trajectory["db_id"], question=trajectory["question"], gold_sql=trajectory["gold"],
-        chosen_reward=chosen["total_reward"], rejected_reward=rejected["total_reward"], turn=turn["turn"],
-        chosen_executable=chosen["executed"], rejected_executable=rejected["executed"],
-        rejected_error_type=rejected["error_type"],
+        example_id=trajectory.id, db_id=trajectory.db_id, question=trajectory.question, gold_sql=trajectory.gold,
+        chosen_reward=chosen.total_reward, rejected_reward=rejected.total_reward, turn=turn.turn,
+        chosen_executable=chosen.executed, rejected_executable=rejected.executed,
+        rejected_error_type=rejected.error_type,
     )
 
 
-def _correct_vs_failed(trajectory: dict, turn: dict, pair_type: str) -> Iterator[Pair | None]:
-    correct = [c for c in turn["candidates"] if c["correct"]]
-    failed = [c for c in _distinct(turn["candidates"]) if not c["correct"]]
+def _correct_vs_failed(trajectory: Trajectory, turn: Turn, pair_type: str) -> Iterator[Pair | None]:
+    correct = [c for c in turn.candidates if c.correct]
+    failed = [c for c in _distinct(turn.candidates) if not c.correct]
     if correct:
         chosen = _best(correct)
         for rejected in failed:
             yield _pair(trajectory, turn, pair_type, chosen, rejected)
 
 
-def repair_correct_vs_repair_failed(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
-    for turn in trajectory["turns"][1:]:
+def repair_correct_vs_repair_failed(trajectory: Trajectory, config: MineConfig) -> Iterator[Pair | None]:
+    for turn in trajectory.turns[1:]:
         yield from _correct_vs_failed(trajectory, turn, "repair_correct_vs_repair_failed")
 
 
-def self_repair_success_vs_failed_attempt(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
-    turns = trajectory["turns"]
-    solved = next((k for k, turn in enumerate(turns) if any(c["correct"] for c in turn["candidates"])), None)
+def self_repair_success_vs_failed_attempt(trajectory: Trajectory, config: MineConfig) -> Iterator[Pair | None]:
+    turns = trajectory.turns
+    solved = next((k for k, turn in enumerate(turns) if turn.any_correct), None)
     if not solved:  # never solved, or solved at turn 1: nothing was repaired
         return
-    chosen = _best([c for c in turns[solved]["candidates"] if c["correct"]])
+    chosen = _best([c for c in turns[solved].candidates if c.correct])
     for turn in turns[:solved]:
-        yield _pair(trajectory, turn, "self_repair_success_vs_failed_attempt", chosen, turn["candidates"][turn["selected"]])
+        yield _pair(trajectory, turn, "self_repair_success_vs_failed_attempt", chosen, turn.answer)
 
 
-def first_turn_correct_sample_vs_failed_sample(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
-    yield from _correct_vs_failed(trajectory, trajectory["turns"][0], "first_turn_correct_sample_vs_failed_sample")
+def first_turn_correct_sample_vs_failed_sample(trajectory: Trajectory, config: MineConfig) -> Iterator[Pair | None]:
+    yield from _correct_vs_failed(trajectory, trajectory.first, "first_turn_correct_sample_vs_failed_sample")
 
 
-def gold_vs_failed_attempt(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
-    turns = trajectory["turns"]
-    if not config.use_gold_when_failed or trajectory.get("gold_error") or any(c["correct"] for t in turns for c in t["candidates"]):
+def gold_vs_failed_attempt(trajectory: Trajectory, config: MineConfig) -> Iterator[Pair | None]:
+    if not config.use_gold_when_failed or trajectory.gold_error or trajectory.solved:
         return
-    first = turns[0]
-    gold = {"sql": trajectory["gold"], "total_reward": 1.0, "executed": True}
-    yield _pair(trajectory, first, "gold_vs_failed_attempt", gold, first["candidates"][first["selected"]], gold_fallback=True)
+    first = trajectory.first
+    yield _pair(trajectory, first, "gold_vs_failed_attempt", _Gold(trajectory.gold), first.answer, gold_fallback=True)
 
 
-def correct_low_cost_vs_correct_high_cost(trajectory: dict, config: MineConfig) -> Iterator[Pair | None]:
-    for turn in trajectory["turns"]:
-        correct = [c for c in _distinct(turn["candidates"]) if c["correct"]]
+def correct_low_cost_vs_correct_high_cost(trajectory: Trajectory, config: MineConfig) -> Iterator[Pair | None]:
+    for turn in trajectory.turns:
+        correct = [c for c in _distinct(turn.candidates) if c.correct]
         if len(correct) < 2:
             continue
-        cheap = max(correct, key=lambda c: c["cost_reward"])
-        costly = min(correct, key=lambda c: c["cost_reward"])
-        if cheap["cost_reward"] - costly["cost_reward"] >= config.min_cost_reward_gap - 1e-12:
+        cheap = max(correct, key=lambda c: c.cost_reward)
+        costly = min(correct, key=lambda c: c.cost_reward)
+        if cheap.cost_reward - costly.cost_reward >= config.min_cost_reward_gap - 1e-12:
             yield _pair(trajectory, turn, "correct_low_cost_vs_correct_high_cost", cheap, costly)
 
 
-MINERS: dict[str, Callable[[dict, MineConfig], Iterator[Pair | None]]] = {
+MINERS: dict[str, Callable[[Trajectory, MineConfig], Iterator[Pair | None]]] = {
     miner.__name__: miner
     for miner in (repair_correct_vs_repair_failed, self_repair_success_vs_failed_attempt,
                   first_turn_correct_sample_vs_failed_sample, gold_vs_failed_attempt, correct_low_cost_vs_correct_high_cost)
@@ -145,7 +153,7 @@ MINERS: dict[str, Callable[[dict, MineConfig], Iterator[Pair | None]]] = {
 assert tuple(MINERS) == NATURAL_PAIR_TYPES
 
 
-def mine_trajectory(trajectory: dict, config: MineConfig) -> list[Pair]:
+def mine_trajectory(trajectory: Trajectory, config: MineConfig) -> list[Pair]:
     """The pairs of one trajectory, in type priority order, without duplicates."""
     pairs, seen = [], set()
     for pair_type in NATURAL_PAIR_TYPES:
@@ -158,14 +166,14 @@ def mine_trajectory(trajectory: dict, config: MineConfig) -> list[Pair]:
     return pairs[:config.max_pairs_per_example] if config.max_pairs_per_example is not None else pairs
 
 
-def mine(trajectories: list[dict], config: MineConfig) -> list[dict]:
+def mine(trajectories: list[Trajectory], config: MineConfig) -> list[Pair]:
     """Pairs of every trajectory, in trajectory order; an id mined twice is kept once."""
     out, seen = [], set()
     for trajectory in trajectories:
         for pair in mine_trajectory(trajectory, config):
             if pair.id not in seen:
                 seen.add(pair.id)
-                out.append(pair.to_dict())
+                out.append(pair)
     return out
 
 
@@ -200,15 +208,15 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
         raise UserError(f"--max_pairs_per_example must be at least 1, got {args.max_pairs_per_example}")
     config = MineConfig(args.use_gold_when_failed, args.min_cost_reward_gap, args.max_pairs_per_example, tuple(args.pair_types))
     started = time.perf_counter()
-    trajectories = read_trajectories(args.trajectories)
+    trajectories = [trajectory for path in args.trajectories for trajectory in read_trajectories(path)]
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None
     refuse_leaks(trajectories, eval_split, "pairs mine", "trajectories", [*args.db_root, *rollout_db_roots(args.trajectories)])
     pairs = mine(trajectories, config)
-    write_jsonl(args.out, pairs)
+    write_jsonl(args.out, (pair.to_dict() for pair in pairs))
     summary: dict[str, Any] = {
         "out": args.out, "trajectories": len(trajectories), "pairs": len(pairs),
-        "examples_with_pairs": len({p["meta"]["example_id"] for p in pairs}),
-        "pair_types": dict(Counter(p["meta"]["pair_type"] for p in pairs)),
+        "examples_with_pairs": len({p.meta["example_id"] for p in pairs}),
+        "pair_types": dict(Counter(p.meta["pair_type"] for p in pairs)),
         "wall_s": round(time.perf_counter() - started, 3),
     }
     print(json.dumps(summary))

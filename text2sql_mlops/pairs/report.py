@@ -28,7 +28,7 @@ from typing import Any
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, output_folder_type, write_json
-from ..core.records import NATURAL_PAIR_TYPES, read_pair_file
+from ..core.records import NATURAL_PAIR_TYPES, Pair, read_pairs
 from ..scoring.errors import ERROR_TYPES
 from .similarity import edit_distance_ratio
 
@@ -53,11 +53,11 @@ ROWS = (
 # --------------------------------------------------------------------------- the numbers (pure)
 
 
-def pair_series(pairs: list[dict]) -> dict[str, list[float]]:
+def pair_series(pairs: list[Pair]) -> dict[str, list[float]]:
     """Per-pair values the averages and histograms use, in file order."""
     return {
-        "reward_margin": [float(p["meta"]["reward_margin"]) for p in pairs],
-        "edit_ratio": [edit_distance_ratio(p["meta"]["chosen_sql"], p["meta"]["rejected_sql"]) for p in pairs],
+        "reward_margin": [float(p.meta["reward_margin"]) for p in pairs],
+        "edit_ratio": [edit_distance_ratio(p.meta["chosen_sql"], p.meta["rejected_sql"]) for p in pairs],
     }
 
 
@@ -67,12 +67,12 @@ def _order(keys, first=()) -> list[str]:
     return [k for k in first if k in keys] + sorted(keys - set(first))
 
 
-def pair_quality(pairs: list[dict], series: dict[str, list[float]] | None = None) -> dict[str, Any]:
-    """The quality numbers of one dataset (``records.Pair.from_dict``-valid records). Rates are over all
-    pairs, duplicates included; with no pairs they are None and the counts 0."""
+def pair_quality(pairs: list[Pair], series: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """The quality numbers of one dataset. Rates are over all pairs, duplicates included; with
+    no pairs they are None and the counts 0."""
     series = series if series is not None else pair_series(pairs)
     n = len(pairs)
-    metas = [p["meta"] for p in pairs]
+    metas = [p.meta for p in pairs]
 
     def rate(count: int) -> float | None:
         return round(count / n, 6) if n else None
@@ -85,8 +85,8 @@ def pair_quality(pairs: list[dict], series: dict[str, list[float]] | None = None
     types: dict[str, int] = {}
     errors: dict[str, int] = {}
     for pair, meta in zip(pairs, metas):
-        duplicates += pair["id"] in seen
-        seen.add(pair["id"])
+        duplicates += pair.id in seen
+        seen.add(pair.id)
         types[meta["pair_type"]] = types.get(meta["pair_type"], 0) + 1
         error = meta["rejected_error_type"] or CORRECT
         errors[error] = errors.get(error, 0) + 1
@@ -116,7 +116,7 @@ def pair_quality(pairs: list[dict], series: dict[str, list[float]] | None = None
     }
 
 
-def build_report(datasets: dict[str, tuple[str, list[dict]]], series: dict[str, dict] | None = None) -> dict:
+def build_report(datasets: dict[str, tuple[str, list[Pair]]], series: dict[str, dict] | None = None) -> dict:
     """``{"datasets": [names in order], "paths": {name: path}, "quality": {name: pair_quality}}``."""
     series = series or {}
     return {
@@ -277,14 +277,6 @@ def parse_datasets(specs: list[str]) -> dict[str, str]:
     return datasets
 
 
-def load_pairs(path: str) -> list[dict]:
-    if not Path(path).exists():
-        raise UserError(f"pair file not found: {path}")
-    if Path(path).is_dir():
-        raise UserError(f"{path} is a folder; --datasets takes pair files (JSONL)")
-    return read_pair_file(path)
-
-
 def reported_here(folder: Path) -> bool:
     """A folder `pairs report` wrote before folders carried the fileio marker: only report files."""
     return all(p.name in OUTPUTS for p in folder.iterdir())
@@ -303,7 +295,7 @@ def make_parser(prog: str | None = None) -> ArgParser:
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs report") -> int:
     args = make_parser(prog).parse_args(argv)
     out = Path(args.out).resolve()
-    datasets = {name: (path, load_pairs(path)) for name, path in parse_datasets(args.datasets).items()}
+    datasets = {name: (path, read_pairs(path)) for name, path in parse_datasets(args.datasets).items()}
     series = {name: pair_series(pairs) for name, (_, pairs) in datasets.items()}
     report = build_report(datasets, series)
     images = render_plots(report, series)

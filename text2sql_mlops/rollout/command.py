@@ -33,6 +33,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
+from ..core.records import Summary
 from ..data.guard import exclude_leaks, load_eval_split
 from ..data.load import load_examples
 from ..generation import backend_options, backends_with, create_generator, describe_options, generator_names
@@ -46,7 +47,7 @@ from .config import (
     run_identity,
 )
 from .loop import RolloutEngine
-from .metrics import summarize, timing
+from .metrics import rollout_summary, timing
 from .store import RunFolder, output_dir, parse_shard, shards_of
 
 # --------------------------------------------------------------------------- running
@@ -72,8 +73,8 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
     return identity, [selected[start:start + config.chunk_size] for start in range(0, len(selected), config.chunk_size)]
 
 
-def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
-    """Run (or resume, or find complete) the rollout ``config`` describes; returns summary.json.
+def run_rollout(config: RolloutConfig, generator=None) -> Summary:
+    """Run (or resume, or find complete) the rollout ``config`` describes; returns its summary.json.
 
     ``generator`` replaces the one ``config.generator`` names (tests pass wrappers).
     """
@@ -86,7 +87,7 @@ def run_rollout(config: RolloutConfig, generator=None) -> dict[str, Any]:
 
 
 def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, Any], chunks: list, generator,
-                started: float) -> dict[str, Any]:
+                started: float) -> Summary:
     from tqdm import tqdm
 
     finished = folder.prepare(identity, config.overwrite)
@@ -119,7 +120,7 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
             trajectories, generation_s = engine.run_chunk(chunk)
             done[number] = {"chunk": number, "ids": [example.id for _, example in chunk],
                             "elapsed_s": time.perf_counter() - chunk_start, "generation_s": generation_s,
-                            "trajectories": [trajectory.to_dict() for trajectory in trajectories]}
+                            "trajectories": trajectories}
             if not claimed:
                 # Only with a first result: a run that fails before it leaves the folder as it was.
                 folder.claim(identity, config.overwrite)
@@ -144,16 +145,16 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
 
 def _running_ex(done: dict[int, dict]) -> str:
     """Final EX so far (at least one correct candidate in the last turn), for the progress bar."""
-    finals = [any(c["correct"] for c in t["turns"][-1]["candidates"]) for r in done.values() for t in r["trajectories"]]
+    finals = [t.last.any_correct for r in done.values() for t in r["trajectories"]]
     return f"{sum(finals) / len(finals):.3f}"
 
 
-def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> dict[str, Any]:
+def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], started: float, resumed: int) -> Summary:
     """Write the final files from the chunk records (or shards' timing records); returns summary.json."""
     trajectories = [t for record in records for t in record["trajectories"]]
-    summary = summarize(trajectories, identity)
-    summary["timing"] = timing(
-        examples=len(trajectories), tokens=summary["generated_tokens"],
+    summary = rollout_summary(trajectories, identity)
+    summary.timing = timing(
+        examples=len(trajectories), tokens=summary.generated_tokens,
         rollout_s=sum(r["elapsed_s"] for r in records), generation_s=sum(r["generation_s"] for r in records),
         wall_s=time.perf_counter() - started, resumed_chunks=resumed,
     )
@@ -161,19 +162,19 @@ def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], st
     return summary
 
 
-def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> dict[str, Any]:
+def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> Summary:
     """Recombine finished shards into the files the unsharded run writes; returns summary.json."""
     started = time.perf_counter()
     folders = [RunFolder(path) for path in inputs]
     for folder in folders:
         folder.check_complete()
     identity = shards_of(folders)
-    trajectories = sorted((t for folder in folders for t in folder.trajectories()), key=lambda t: t["index"])
-    if len({t["index"] for t in trajectories}) != len(trajectories) or len(trajectories) != identity["examples"]:
+    trajectories = sorted((t for folder in folders for t in folder.trajectories()), key=lambda t: t.index)
+    if len({t.index for t in trajectories}) != len(trajectories) or len(trajectories) != identity["examples"]:
         raise UserError(f"the shards hold {len(trajectories)} trajectories for {identity['examples']} examples; "
                         "were they run with the same dataset?")
     # One record holding every trajectory, timed as the sum of the shards' times.
-    timings = [folder.summary()["timing"] for folder in folders]
+    timings = [folder.summary().timing for folder in folders]
     record = {"trajectories": trajectories, "elapsed_s": sum(t["rollout_s"] for t in timings),
               "generation_s": sum(t["generation_s"] for t in timings)}
     with RunFolder(output_dir) as out:
@@ -287,5 +288,5 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops rollout") ->
     else:
         args = make_parser(prog).parse_args(argv)
         summary = run_rollout(config_from_args(args))
-    print(json.dumps({"output_dir": args.output_dir, **{key: summary[key] for key in HEADLINE}, "timing": summary["timing"]}))
+    print(json.dumps({"output_dir": args.output_dir, **{key: getattr(summary, key) for key in HEADLINE}, "timing": summary.timing}))
     return 0

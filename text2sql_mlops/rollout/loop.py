@@ -174,10 +174,9 @@ class RolloutEngine:
 
     def _finish(self, episode: _Episode) -> Trajectory:
         trajectory = episode.trajectory
-        last = trajectory.turns[-1]
-        trajectory.final_sql = last.candidates[last.selected].sql
-        trajectory.final_correct = last.candidates[last.selected].correct
-        first_correct = next((c.sql for turn in trajectory.turns for c in turn.candidates if c.correct), None)
+        trajectory.final_sql = trajectory.last.answer.sql
+        trajectory.final_correct = trajectory.last.answer.correct
+        first_correct = next((c.sql for c in trajectory.candidates() if c.correct), None)
         if first_correct is not None:
             trajectory.target = {"sql": first_correct, "source": "model"}
         elif self.config.use_gold_when_failed and trajectory.gold_error is None:

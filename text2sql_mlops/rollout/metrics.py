@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..core.records import Candidate, Summary, Trajectory, Turn
 from ..scoring.errors import ERROR_TYPES
 from .config import uses_gold
 from .feedback import FEEDBACK_MODES
@@ -41,21 +42,16 @@ def _rate(count: float, total: int) -> float | None:
     return count / total if total else None
 
 
-def any_correct(turn: dict) -> bool:
-    """Whether some candidate of ``turn`` matches gold."""
-    return any(c["correct"] for c in turn["candidates"])
+def strict_turn(trajectory: Trajectory) -> Turn:
+    """The turn where an ``online`` run would have stopped: the first where a candidate ran."""
+    return next((turn for turn in trajectory.turns if any(c.executed for c in turn.candidates)), trajectory.last)
 
 
-def strict_turn(trajectory: dict) -> dict:
-    """The turn where an ``online`` run would have stopped: the first whose selected candidate ran."""
-    return next((turn for turn in trajectory["turns"] if any(c["executed"] for c in turn["candidates"])), trajectory["turns"][-1])
-
-
-def final_numbers(trajectories: list[dict], config: dict[str, Any]) -> dict[str, Any]:
+def final_numbers(trajectories: list[Trajectory], config: dict[str, Any]) -> dict[str, Any]:
     """final_ex_oracle / final_ex_strict and the configuration that produced each."""
     n = len(trajectories)
     scope, mode, detail, turns = config["repair_scope"], config["feedback_mode"], config["feedback_detail"], config["max_turns"]
-    final = _rate(sum(any_correct(t["turns"][-1]) for t in trajectories), n)
+    final = _rate(sum(t.last.any_correct for t in trajectories), n)
     described = f"{scope} scope, {mode} feedback, {detail} detail, max_turns={turns}"
     if turns == 1:
         one_shot = "one-shot (max_turns=1): no repair, no gold used; strict and oracle coincide"
@@ -68,7 +64,7 @@ def final_numbers(trajectories: list[dict], config: dict[str, Any]) -> dict[str,
     numbers = {"final_ex_oracle": final, "final_ex_oracle_configuration": f"{described}: oracle, {why}",
                "final_ex_strict": None, "final_ex_strict_configuration": None}
     if scope == "verified" and not FEEDBACK_MODES[mode].uses_gold and config["temperature"] <= 0:
-        numbers["final_ex_strict"] = _rate(sum(any_correct(strict_turn(t)) for t in trajectories), n)
+        numbers["final_ex_strict"] = _rate(sum(strict_turn(t).any_correct for t in trajectories), n)
         numbers["final_ex_strict_configuration"] = (
             f"online scope, {mode} feedback, {detail} detail, max_turns={turns}: strict, derived from this verified run "
             "(the answers of the first turn where a candidate ran without error)"
@@ -76,64 +72,64 @@ def final_numbers(trajectories: list[dict], config: dict[str, Any]) -> dict[str,
     return numbers
 
 
-def _error_counts(candidates: list[dict]) -> dict[str, int]:
-    counts = Counter(c["error_type"] for c in candidates if c["error_type"])
+def _error_counts(candidates: list[Candidate]) -> dict[str, int]:
+    counts = Counter(c.error_type for c in candidates if c.error_type)
     return {kind: counts.get(kind, 0) for kind in ERROR_TYPES}
 
 
-def summarize(trajectories: list[dict], config: dict[str, Any]) -> dict[str, Any]:
-    """The summary of ``trajectories`` (any order) made with ``config`` (the run identity)."""
+def rollout_summary(trajectories: list[Trajectory], config: dict[str, Any]) -> Summary:
+    """The summary of ``trajectories`` (any order) made with ``config`` (the run identity); no timing."""
     n = len(trajectories)
-    candidates = [c for t in trajectories for turn in t["turns"] for c in turn["candidates"]]
-    first = [c for t in trajectories for c in t["turns"][0]["candidates"]]
-    finals = [t["turns"][-1]["candidates"][t["turns"][-1]["selected"]] for t in trajectories]
-    first_ok = [any_correct(t["turns"][0]) for t in trajectories]
-    last_ok = [any_correct(t["turns"][-1]) for t in trajectories]
+    candidates = [c for t in trajectories for c in t.candidates()]
+    first = [c for t in trajectories for c in t.first.candidates]
+    finals = [t.last.answer for t in trajectories]
+    first_ok = [t.first.any_correct for t in trajectories]
+    last_ok = [t.last.any_correct for t in trajectories]
     failed_first = sum(not ok for ok in first_ok)
     repaired = sum(last and not first_ok_ for first_ok_, last in zip(first_ok, last_ok))
     # The reference project's rule: an example wrong at turn 1 counts as repaired when SOME later
     # turn has a correct candidate, even if the final answer is not (it differs from ours only
     # when a run goes on repairing after a correct candidate, e.g. several samples per turn).
-    reached = sum(not ok and any(any_correct(turn) for turn in t["turns"][1:]) for ok, t in zip(first_ok, trajectories))
-    return {
-        "examples": n,
-        "candidates": len(candidates),
-        "configuration": {
+    reached = sum(not ok and any(turn.any_correct for turn in t.turns[1:]) for ok, t in zip(first_ok, trajectories))
+    return Summary(
+        examples=n,
+        candidates=len(candidates),
+        configuration={
             "repair_scope": config["repair_scope"], "feedback_mode": config["feedback_mode"],
             "feedback_detail": config["feedback_detail"], "max_turns": config["max_turns"],
             "num_samples": config["num_samples"], "uses_gold": uses_gold(config["repair_scope"], config["feedback_mode"]),
         },
-        "first_turn_ex": _rate(sum(first_ok), n),
+        first_turn_ex=_rate(sum(first_ok), n),
         **final_numbers(trajectories, config),
-        "first_turn_candidate_ex": _rate(sum(c["correct"] for c in first), len(first)),
-        "candidate_ex": _rate(sum(c["correct"] for c in candidates), len(candidates)),
-        "executable_rate": _rate(sum(c["executed"] for c in candidates), len(candidates)),
-        "schema_valid_rate": _rate(sum(c["schema_valid"] for c in candidates), len(candidates)),
-        "first_turn_executable_rate": _rate(sum(c["executed"] for c in first), len(first)),
-        "final_executable_rate": _rate(sum(c["executed"] for c in finals), n),
+        first_turn_candidate_ex=_rate(sum(c.correct for c in first), len(first)),
+        candidate_ex=_rate(sum(c.correct for c in candidates), len(candidates)),
+        executable_rate=_rate(sum(c.executed for c in candidates), len(candidates)),
+        schema_valid_rate=_rate(sum(c.schema_valid for c in candidates), len(candidates)),
+        first_turn_executable_rate=_rate(sum(c.executed for c in first), len(first)),
+        final_executable_rate=_rate(sum(c.executed for c in finals), n),
         # Conditional on need: of the examples wrong at turn 1, the share this run's own loop fixed.
-        "repair": {"first_turn_failed": failed_first, "repaired": repaired, "repair_success_rate": _rate(repaired, failed_first),
-                   "repaired_seed_rule": reached, "repair_success_rate_seed_rule": _rate(reached, failed_first)},
-        "error_types": {
+        repair={"first_turn_failed": failed_first, "repaired": repaired, "repair_success_rate": _rate(repaired, failed_first),
+                "repaired_seed_rule": reached, "repair_success_rate_seed_rule": _rate(reached, failed_first)},
+        error_types={
             "first_turn": _error_counts(first),
             "all_candidates": _error_counts(candidates),
             "final": _error_counts(finals),
         },
-        "bad_gold": sum(t["gold_error"] is not None for t in trajectories),
-        "turns": {
-            "mean": _rate(sum(len(t["turns"]) for t in trajectories), n),
-            "histogram": {str(k): v for k, v in sorted(Counter(len(t["turns"]) for t in trajectories).items())},
-            "stop_reasons": dict(sorted(Counter(t["stop_reason"] for t in trajectories).items())),
+        bad_gold=sum(t.gold_error is not None for t in trajectories),
+        turns={
+            "mean": _rate(sum(len(t.turns) for t in trajectories), n),
+            "histogram": {str(k): v for k, v in sorted(Counter(len(t.turns) for t in trajectories).items())},
+            "stop_reasons": dict(sorted(Counter(t.stop_reason for t in trajectories).items())),
         },
-        "rewards": {
-            "mean_reward": _rate(sum(c["reward"] for c in candidates), len(candidates)),
-            "mean_cost_reward": _rate(sum(c["cost_reward"] for c in candidates), len(candidates)),
-            "mean_total_reward": _rate(sum(c["total_reward"] for c in candidates), len(candidates)),
+        rewards={
+            "mean_reward": _rate(sum(c.reward for c in candidates), len(candidates)),
+            "mean_cost_reward": _rate(sum(c.cost_reward for c in candidates), len(candidates)),
+            "mean_total_reward": _rate(sum(c.total_reward for c in candidates), len(candidates)),
         },
-        "generated_tokens": sum(c["num_tokens"] for c in candidates),
-        "gold_fallback_targets": sum((t["target"] or {}).get("source") == "gold" for t in trajectories),
-        "config": config,
-    }
+        generated_tokens=sum(c.num_tokens for c in candidates),
+        gold_fallback_targets=sum((t.target or {}).get("source") == "gold" for t in trajectories),
+        config=config,
+    )
 
 
 def timing(examples: int, tokens: int, rollout_s: float, generation_s: float, wall_s: float, resumed_chunks: int) -> dict[str, Any]:

@@ -37,11 +37,11 @@ from ..core.fileio import (
     check_output_folder,
     mark_folder,
     output_folder_type,
-    read_jsonl,
     remove_stale_temps,
     write_json,
     write_jsonl,
 )
+from ..core.records import Summary, Trajectory, read_summary, read_trajectories
 
 LOCK_FILE = ".text2sql-mlops.lock"  # ignored by DVC (.dvcignore), like the marker's temporaries
 RUN_FILE = "run.json"
@@ -63,19 +63,19 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def grpo_records(trajectories: list[dict]) -> Iterator[dict]:
+def grpo_records(trajectories: list[Trajectory]) -> Iterator[dict]:
     """One group per (example, turn): the prompt, its sampled completions and their total rewards.
 
     Gold fallback targets are not completions of the model and never appear here.
     """
     for trajectory in trajectories:
-        for turn in trajectory["turns"]:
+        for turn in trajectory.turns:
             yield {
-                "id": trajectory["id"],
-                "turn": turn["turn"],
-                "prompt": turn["messages"],
-                "completions": [c["text"] for c in turn["candidates"]],
-                "rewards": [c["total_reward"] for c in turn["candidates"]],
+                "id": trajectory.id,
+                "turn": turn.turn,
+                "prompt": turn.messages,
+                "completions": [c.text for c in turn.candidates],
+                "rewards": [c.total_reward for c in turn.candidates],
             }
 
 
@@ -166,16 +166,20 @@ class RunFolder:
         records = []
         for lineno, line in enumerate(data[:complete].splitlines(), start=1):
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                record = json.loads(line)
+                trajectories = list(record["trajectories"])
+            except (json.JSONDecodeError, TypeError, KeyError):
                 raise UserError(f"{self.work}:{lineno}: not a chunk record; delete the file to start the run over") from None
+            records.append({**record, "trajectories": [Trajectory.from_dict(t, f"{self.work}:{lineno}") for t in trajectories]})
         return records
 
     def append_chunk(self, record: dict) -> None:
-        """Append one finished chunk durably: after this returns, a kill loses nothing of it."""
+        """Append one finished chunk (its trajectories ``records.Trajectory``) durably: after this
+        returns, a kill loses nothing of it."""
         new = not self.work.exists()
+        line = {**record, "trajectories": [trajectory.to_dict() for trajectory in record["trajectories"]]}
         with open(self.work, "ab") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+            handle.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
         if new:  # make the file's directory entry durable too
@@ -185,22 +189,22 @@ class RunFolder:
             finally:
                 os.close(directory)
 
-    def finish(self, trajectories: list[dict], summary: dict) -> None:
+    def finish(self, trajectories: list[Trajectory], summary: Summary) -> None:
         """Write the final files (summary last), then drop the work file they were made from."""
-        write_jsonl(self.path / TRAJECTORIES, trajectories)
+        write_jsonl(self.path / TRAJECTORIES, (trajectory.to_dict() for trajectory in trajectories))
         write_jsonl(self.path / GRPO, grpo_records(trajectories))
-        write_json(self.path / SUMMARY, summary)
+        write_json(self.path / SUMMARY, summary.to_dict())
         if self.work.exists():
             self.work.unlink()
 
     def identity(self) -> dict[str, Any]:
         return json.loads((self.path / RUN_FILE).read_text(encoding="utf-8"))
 
-    def summary(self) -> dict[str, Any]:
-        return json.loads((self.path / SUMMARY).read_text(encoding="utf-8"))
+    def summary(self) -> Summary:
+        return read_summary(self.path / SUMMARY)
 
-    def trajectories(self) -> list[dict]:
-        return list(read_jsonl(self.path / TRAJECTORIES))
+    def trajectories(self) -> list[Trajectory]:
+        return read_trajectories(self.path / TRAJECTORIES)
 
     def check_complete(self) -> None:
         missing = [name for name in (RUN_FILE, TRAJECTORIES, SUMMARY) if not (self.path / name).is_file()]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_json, write_jsonl
-from ..core.records import Example
+from ..core.records import Example, read_trajectories
 from ..data.load import load_examples
 from ..sql.catalog import load_catalog
 from ..sql.shape import gold_tables
@@ -90,25 +90,22 @@ def trajectory_recall(folder: str | os.PathLike, per_example: list[dict[str, Any
     folder = Path(folder)
     try:
         run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        lines = (folder / "trajectories.jsonl").read_text(encoding="utf-8").splitlines()
+        trajectories = read_trajectories(folder / "trajectories.jsonl")
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{folder}: not a finished rollout or eval folder ({exc}); give the folder holding "
                         "run.json and trajectories.jsonl") from None
     examples = {e.id: e for e in load_examples(run["dataset_path"], run.get("db_root"), run.get("split", "train"))}
     tables_json = run.get("tables_json")
     rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        trajectory = json.loads(line)
-        example = examples.get(trajectory["id"])
+    for trajectory in trajectories:
+        example = examples.get(trajectory.id)
         if example is None:
-            raise UserError(f"{folder}/trajectories.jsonl:{number}: example {trajectory['id']!r} is not in "
+            raise UserError(f"{folder}/trajectories.jsonl: example {trajectory.id!r} is not in "
                             f"{run['dataset_path']} ({run.get('split')}); was the dataset changed after the run?")
-        gold = gold_tables(trajectory["gold"], load_catalog(example.db_path, tables_json, example.db_id))
-        rows.append((gold, list(trajectory["schema_tables"])))
+        gold = gold_tables(trajectory.gold, load_catalog(example.db_path, tables_json, example.db_id))
+        rows.append((gold, list(trajectory.schema_tables)))
         if per_example is not None:
-            per_example.append(missed_tables(trajectory["id"], trajectory["db_id"], trajectory["gold"], gold, trajectory["schema_tables"]))
+            per_example.append(missed_tables(trajectory.id, trajectory.db_id, trajectory.gold, gold, trajectory.schema_tables))
     return {"trajectories": str(folder), "mode": run.get("schema_mode"), "top_k": run.get("top_k_tables"),
             "fk_hops": run.get("fk_hops"), **recall_report(rows)}
 

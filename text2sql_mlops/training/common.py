@@ -224,7 +224,7 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
         result = trainer.train()
         model = trainer.accelerator.unwrap_model(trainer.model)
         adapter = model.peft_config["default"] if hasattr(model, "peft_config") else None  # None: fully fine-tuned
-        summary = summarize(method, settings, runtime, trainer, result, log.rows, adapter, inputs, data)
+        summary = training_summary(method, settings, runtime, trainer, result, log.rows, adapter, inputs, data)
         if main:
             # Only the trained adapter: DPO keeps a frozen copy of an initial adapter under "ref".
             if adapter is None:
@@ -238,8 +238,8 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
     return summary
 
 
-def summarize(method: str, settings: TrainSettings, runtime: Runtime, trainer, result, rows: list[dict], adapter,
-              inputs: dict[str, str], data: dict[str, int]) -> dict[str, Any]:
+def training_summary(method: str, settings: TrainSettings, runtime: Runtime, trainer, result, rows: list[dict], adapter,
+                     inputs: dict[str, str], data: dict[str, int]) -> dict[str, Any]:
     """training_summary.json: what was asked, what ran, on what data, with what result."""
     world = trainer.args.world_size
     targets = adapter.target_modules if adapter is not None else None

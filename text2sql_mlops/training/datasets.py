@@ -26,28 +26,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from ..core.errors import UserError
-from ..core.records import read_pair_file
+from ..core.records import Pair, Trajectory
 from ..generation.chat import encode, render_completion, render_prompt
 from ..prompts import build_messages, format_answer
 from ..schema.select import prompt_schema
 from ..sql.sandbox import Sandbox
 
 Messages = list[dict[str, str]]
-
-
-def read_pairs(paths: list[str]) -> list[dict[str, Any]]:
-    """Every pair record of ``paths`` (JSONL of ``records.Pair``), each checked by ``Pair.from_dict``."""
-
-    pairs = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise UserError(f"pairs file not found: {path}")
-        pairs += read_pair_file(path)
-    return pairs
 
 
 def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> tuple[list[tuple[Messages, str]], int]:
@@ -64,7 +51,7 @@ def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> t
     return targets, bad_gold
 
 
-def sft_targets(trajectories: list[dict], pairs: list[dict], gold: list[tuple[Messages, str]] = (),
+def sft_targets(trajectories: list[Trajectory], pairs: list[Pair], gold: list[tuple[Messages, str]] = (),
                 repairs: list[tuple[Messages, str]] = ()) -> tuple[list[tuple[Messages, str]], dict[str, int]]:
     """(prompt messages, answer text) of every SFT target, and how many came from where."""
     targets: list[tuple[Messages, str]] = []
@@ -81,14 +68,14 @@ def sft_targets(trajectories: list[dict], pairs: list[dict], gold: list[tuple[Me
         counts[source] += 1
 
     for trajectory in trajectories:
-        for turn in trajectory["turns"]:
-            for candidate in turn["candidates"]:
-                if candidate.get("correct") and (candidate.get("sql") or "").strip():
-                    add(turn["messages"], format_answer(candidate["sql"]), "correct_candidates")
-        if trajectory.get("gold_error") is None and (trajectory.get("gold") or "").strip():
-            add(trajectory["turns"][0]["messages"], format_answer(trajectory["gold"]), "gold")
+        for turn in trajectory.turns:
+            for candidate in turn.candidates:
+                if candidate.correct and candidate.sql.strip():
+                    add(turn.messages, format_answer(candidate.sql), "correct_candidates")
+        if trajectory.gold_error is None and trajectory.gold.strip():
+            add(trajectory.first.messages, format_answer(trajectory.gold), "gold")
     for pair in pairs:
-        add(pair["prompt"], pair["chosen"], "pair_chosen")
+        add(pair.prompt, pair.chosen, "pair_chosen")
     for messages, answer in gold:
         add(messages, answer, "dataset_gold")
     for messages, answer in repairs:
@@ -120,13 +107,13 @@ def sft_rows(tokenizer: Any, targets: list[tuple[Messages, str]], max_length: in
     return rows, too_long
 
 
-def dpo_rows(tokenizer: Any, pairs: list[dict], max_length: int, max_prompt_length: int | None = None) -> tuple[list[dict], int]:
+def dpo_rows(tokenizer: Any, pairs: list[Pair], max_length: int, max_prompt_length: int | None = None) -> tuple[list[dict], int]:
     """TRL's tokenized preference rows (``prompt_ids``, ``chosen_ids``, ``rejected_ids``) and how
     many pairs were left out because prompt + the longer answer exceeds ``max_length``."""
     rows, too_long = [], 0
     for pair in pairs:
-        prompt = prompt_ids(tokenizer, pair["prompt"])
-        chosen, rejected = answer_ids(tokenizer, pair["chosen"]), answer_ids(tokenizer, pair["rejected"])
+        prompt = prompt_ids(tokenizer, pair.prompt)
+        chosen, rejected = answer_ids(tokenizer, pair.chosen), answer_ids(tokenizer, pair.rejected)
         if len(prompt) + max(len(chosen), len(rejected)) > max_length or (max_prompt_length and len(prompt) > max_prompt_length):
             too_long += 1
             continue

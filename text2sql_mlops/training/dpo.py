@@ -24,6 +24,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser
 from ..core.errors import UserError
+from ..core.records import read_pairs
 from ..data.guard import refuse_leaks
 from ..generation.adapters import is_whole_model_folder
 from .common import (
@@ -40,7 +41,7 @@ from .common import (
     trainer_arguments,
 )
 from .config import DPOSettings, add_flags, from_args
-from .datasets import dpo_rows, read_pairs
+from .datasets import dpo_rows
 from .device import resolve_runtime, score_answer_tokens_only
 
 # TRL 1.16's DPO losses (DPOTrainer raises on others, but only at the first step).
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
             raise UserError(f"--init_adapter: {adapter} has no adapter_config.json; give the --out folder of `train sft`")
         else:
             adapter_file = next((str(f) for f in (adapter / "adapter_model.safetensors", adapter / "adapter_model.bin") if f.is_file()), None)
-    pairs = read_pairs(settings.pairs)
+    pairs = [pair for path in settings.pairs for pair in read_pairs(path)]
     refuse_leaks(pairs, eval_split(settings), "train dpo", "pairs", settings.db_root)
     if not pairs:
         raise UserError("train dpo: the pair files hold no pairs")

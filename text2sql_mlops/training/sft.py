@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser
 from ..core.errors import UserError
-from ..core.records import read_trajectories, trajectories_file
+from ..core.records import read_pairs, read_trajectories, trajectories_file
 from ..data.guard import exclude_leaks, refuse_leaks, rollout_db_roots
 from ..data.load import load_examples, spider_split_files
 from ..rollout.config import default_tables_json
@@ -36,7 +36,7 @@ from .common import (
     trainer_arguments,
 )
 from .config import SFTSettings, add_flags, from_args
-from .datasets import dataset_targets, read_pairs, sft_rows, sft_targets
+from .datasets import dataset_targets, sft_rows, sft_targets
 from .device import resolve_runtime, score_answer_tokens_only
 from .repair_examples import repair_targets
 
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
     check_repair_settings(settings)
     if not (settings.trajectories or settings.pairs or settings.dataset):
         raise UserError("train sft: give something to learn from: --dataset (a training split), --trajectories and/or --pairs")
-    trajectories, pairs = read_trajectories(settings.trajectories), read_pairs(settings.pairs)
+    trajectories = [trajectory for path in settings.trajectories for trajectory in read_trajectories(path)]
+    pairs = [pair for path in settings.pairs for pair in read_pairs(path)]
     guard = eval_split(settings)
     # --dataset picks examples from a split, as rollout and synth do: those that overlap the
     # evaluation set are left out (with a count), not refused. Spider repeats generic
