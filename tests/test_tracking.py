@@ -126,9 +126,37 @@ def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkey
 
     monkeypatch.setattr(tracking, "_log_artifact", broken)
     with pytest.raises(RuntimeError):
-        tracking.log_stage("pairs", "test-exp", {}, artifacts=["a.txt"])
+        tracking.log_stage("pairs", "test-exp", {}, artifacts=["a.txt"], pipeline="repro")
     runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
     assert sorted((r.data.tags.get("pipeline_parent") == "true", r.info.status) for r in runs) == [(False, "FAILED"), (True, "FINISHED")]
+
+
+def test_log_stage_tags_a_run_with_exactly_the_provenance_it_is_given(store: Path, monkeypatch):
+    """git and data.dvc are read by `track`'s command line only: the library function logs the
+    tags it is handed, whatever the working directory holds."""
+    import subprocess
+
+    import text2sql_mlops.mlops.tracking as tracking
+
+    def no_git(*args, **kwargs):
+        raise AssertionError(f"library code ran {args[0]!r}")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    (store / "data.dvc").write_text("outs:\n- md5: from-the-working-directory.dir\n  path: data\n")
+    provenance = {"git_commit": "0123abcd+dirty", "dvc_data_hash": "given.dir"}
+    params = {"sft.learning_rate": 0.0003}
+    record = tracking.log_stage("sft", "test-exp", params, pipeline="repro X", provenance=provenance, extra_tags={"k": "v"})
+
+    def ours(run) -> dict[str, str]:
+        return {key: value for key, value in run.data.tags.items() if not key.startswith("mlflow.")}
+
+    run, parent = client().get_run(record["run_id"]), client().get_run(record["parent_run_id"])
+    assert ours(run) == {"stage": "sft", **provenance, "params_hash": tracking.params_hash(params), "k": "v"}
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert ours(parent) == {"pipeline_run": "repro X", "pipeline_parent": "true", **provenance}
+    alone = client().get_run(tracking.log_stage("sft", "test-exp", params, provenance={"git_commit": "c"})["run_id"])
+    assert ours(alone) == {"stage": "sft", "git_commit": "c", "params_hash": tracking.params_hash(params)}
+    assert "mlflow.parentRunId" not in alone.data.tags
 
 
 def register_version(store: Path, base: Path, name: str, strict: float | None, examples_hash: str = "a" * 64) -> dict:

@@ -140,27 +140,6 @@ def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_
 # --------------------------------------------------------------------------- what a run carries
 
 
-def git_commit() -> str:
-    """HEAD's commit, with ``+dirty`` when tracked files changed; ``unknown`` outside git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty.strip() else "")
-
-
-def data_hash(dvc_file: str | os.PathLike = "data.dvc") -> str:
-    """The DVC hash of the raw data folder (``data.dvc``'s md5), or ``unknown``."""
-    import yaml
-
-    try:
-        outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
-        return str(outs[0]["md5"])
-    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
-        return "unknown"
-
-
 def stage_params(sections: Iterable[str], params_file: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     """``section.key`` -> value for the given params.yaml sections (nested keys joined by dots)."""
     import yaml
@@ -247,16 +226,20 @@ def log_stage(
     store_dir: str | os.PathLike = STORE_DIR,
     extra_tags: dict[str, str] | None = None,
     started: float | None = None,
-    nest: bool = True,
+    pipeline: str | None = None,
     to_parent: bool = False,
+    provenance: dict[str, str] | None = None,
     inputs: Iterable[str] = (),
     tables: Iterable[str] = (),
 ) -> dict[str, str]:
     """Log one finished stage as one MLflow run; returns the run record (ids and URIs).
 
     The run spans the stage: from ``started`` (seconds since the epoch; default now) to
-    the end of logging. It is nested under the pipeline execution's parent run
-    (``pipeline_parent``) unless ``nest`` is False. Params are the params.yaml sections
+    the end of logging. It is nested under the parent run of the pipeline execution named
+    ``pipeline`` (``pipeline_parent``; None: not nested). ``provenance`` holds the tags the
+    caller computed from where it runs (``git_commit``, ``dvc_data_hash``: ``main`` asks git
+    and reads data.dvc); the run and a parent it creates carry them as given, and this
+    function never asks git or reads the working directory. ``extra_tags`` are this run's only. Params are the params.yaml sections
     plus the configuration the command wrote (``resolved.*``); metrics are outcomes only,
     named ``<namespace>/<key>`` (``eval/final_ex_strict``, ``train/loss``).
 
@@ -285,10 +268,9 @@ def log_stage(
         trained = load_trained_model(adapter)
     experiment_id = connect(experiment, store_dir)
     space = namespace(stage)
-    tags = {"stage": stage, "git_commit": git_commit(), "dvc_data_hash": data_hash(), "params_hash": params_hash(params),
-            **(extra_tags or {})}
+    tags = {"stage": stage, **(provenance or {}), "params_hash": params_hash(params), **(extra_tags or {})}
     start_ms = int((started if started is not None else time.time()) * 1000)
-    parent = pipeline_parent(experiment_id, start_ms, store_dir) if nest else None
+    parent = pipeline_parent(experiment_id, start_ms, pipeline, provenance or {}, store_dir) if pipeline is not None else None
     if parent:
         tags["mlflow.parentRunId"] = parent
     client = MlflowClient()
@@ -374,23 +356,12 @@ def read_table(spec: str):
 # --------------------------------------------------------------------------- the pipeline's parent run
 
 
-def pipeline_key() -> str:
-    """Which pipeline execution a stage belongs to: the DVC experiment (``dvc exp run`` sets
-    DVC_EXP_NAME), else TEXT2SQL_PIPELINE_RUN (``make repro`` sets it to a timestamp and the
-    commit), else the commit and the day (a plain ``dvc repro``)."""
-    if os.environ.get("DVC_EXP_NAME"):
-        return f"exp {os.environ['DVC_EXP_NAME']}"
-    if os.environ.get("TEXT2SQL_PIPELINE_RUN"):
-        return os.environ["TEXT2SQL_PIPELINE_RUN"]
-    return f"dvc repro {git_commit()[:12]} {time.strftime('%Y-%m-%d', time.gmtime())}"
-
-
-def pipeline_parent(experiment_id: str, start_ms: int, store_dir: str | os.PathLike = STORE_DIR) -> str:
-    """The id of this execution's parent run, created by the first stage that logs (under the
-    store lock, so stages logging at once share one parent)."""
+def pipeline_parent(experiment_id: str, start_ms: int, key: str, provenance: dict[str, str],
+                    store_dir: str | os.PathLike = STORE_DIR) -> str:
+    """The id of the parent run of pipeline execution ``key``, created (with the ``provenance``
+    tags) by the first stage that logs, under the store lock, so stages logging at once share one parent."""
     from mlflow import MlflowClient
 
-    key = pipeline_key()
     client = MlflowClient()
     with store_lock(tracking_uri(store_dir)):
         quoted = key.replace("'", "\\'")
@@ -398,7 +369,7 @@ def pipeline_parent(experiment_id: str, start_ms: int, store_dir: str | os.PathL
                                    max_results=1)
         if found:
             return found[0].info.run_id
-        tags = {"pipeline_run": key, "pipeline_parent": "true", "git_commit": git_commit(), "dvc_data_hash": data_hash()}
+        tags = {"pipeline_run": key, "pipeline_parent": "true", **provenance}
         run = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=key)
         client.set_terminated(run.info.run_id, "FINISHED", end_time=start_ms)
         return run.info.run_id
@@ -490,6 +461,7 @@ def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     flag(parser, "tag", action="append", default=[], metavar="KEY=VALUE", help="another run tag (repeatable)")
     flag(parser, "experiment", help="MLflow experiment (default: tracking.experiment in the params file, else "
          f"{DEFAULT_EXPERIMENT})")
+    flag(parser, "data_dvc", default="data.dvc", help="the .dvc file of the raw data, whose hash tags the run (default: %(default)s)")
     flag(parser, "store", default=str(STORE_DIR), help="local store folder when MLFLOW_TRACKING_URI is unset (default: %(default)s)")
     flag(parser, "record", type=output_file, help="write the run record (run id, artifact URIs) to this JSON file")
     flag(parser, "metrics_out", type=output_file, help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
@@ -503,6 +475,42 @@ def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     flag(parser, "no_parent", action="store_true", help="do not nest the run under the pipeline execution's parent run")
     flag(parser, "to_parent", action="store_true", help="also log the metrics and artifacts to the parent run (compare's table)")
     return parser
+
+
+# The working directory, read here at the command's edge only: the library functions above get
+# what these return as arguments.
+
+
+def git_commit() -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files changed; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
+def data_hash(dvc_file: str | os.PathLike = "data.dvc") -> str:
+    """The DVC hash of the raw data folder (``data.dvc``'s md5), or ``unknown``."""
+    import yaml
+
+    try:
+        outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
+        return str(outs[0]["md5"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return "unknown"
+
+
+def pipeline_key(commit: str) -> str:
+    """Which pipeline execution a stage belongs to: the DVC experiment (``dvc exp run`` sets
+    DVC_EXP_NAME), else TEXT2SQL_PIPELINE_RUN (``make repro`` sets it to a timestamp and the
+    commit), else ``commit`` and the day (a plain ``dvc repro``)."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return f"exp {os.environ['DVC_EXP_NAME']}"
+    if os.environ.get("TEXT2SQL_PIPELINE_RUN"):
+        return os.environ["TEXT2SQL_PIPELINE_RUN"]
+    return f"dvc repro {commit[:12]} {time.strftime('%Y-%m-%d', time.gmtime())}"
 
 
 def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
@@ -524,9 +532,10 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> i
         tags[key] = value
     params = stage_params(args.params, args.params_file)
     experiment = args.experiment or experiment_name(args.params_file)
+    provenance = {"git_commit": git_commit(), "dvc_data_hash": data_hash(args.data_dvc)}
     record = log_stage(args.stage, experiment, params, args.metrics, args.steps, args.artifacts, args.adapter, args.store, tags,
-                       started=args.started, nest=not args.no_parent, to_parent=args.to_parent, inputs=args.inputs,
-                       tables=args.table)
+                       started=args.started, pipeline=None if args.no_parent else pipeline_key(provenance["git_commit"]),
+                       to_parent=args.to_parent, inputs=args.inputs, tables=args.table, provenance=provenance)
     if args.record:
         write_json(args.record, record)
     if args.metrics_out:
