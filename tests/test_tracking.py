@@ -175,6 +175,8 @@ def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path
 
     first = register_version(store, base, "one", 0.50)
     assert first["promoted"] and first["version"] == 1 and "first version" in first["reason"]
+    assert first["config"] == {"run": "run_one.json", "eval": "summary_one.json", "model_name": DEFAULT_MODEL_NAME,
+                               "base_model": "models/base", "promote": False}
     worse = register_version(store, base, "two", 0.40)
     assert not worse["promoted"] and worse["champion_version"] == 1 and "does not beat" in worse["reason"]
     tie = register_version(store, base, "three", 0.50)
