@@ -74,16 +74,15 @@ def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, base
                                                     "config": {"batch_size": 16, "model_path": "models/x"}}))
     (store / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
     adapter = adapter_folder(store / "adapter_dir", base, "v1")
-    code = cli(["track", "--stage", "eval_base", "--params", "eval", "--metrics", "summary.json", "--steps", "metrics.jsonl",
+    code = cli(["track", "--stage", "eval_base", "--config", "eval=summary.json#config", "--metrics", "summary.json", "--steps", "metrics.jsonl",
                 "--artifacts", "summary.json", "--adapter", "adapter_dir", "--record", "run.json",
                 "--metrics_out", "m.json", "--plots_out", "p.json", "--tag", "k=v"])
     assert code == 0
     record = json.loads((store / "run.json").read_text())
     run = client().get_run(record["run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "eval_base"
-    # params: the params.yaml sections and the configuration the command wrote; metrics: outcomes only
-    assert run.data.params == {"eval.limit": "3", "eval.nested.a": "1", "resolved.config.batch_size": "16",
-                               "resolved.config.model_path": "models/x"}
+    # params: the configuration the command wrote (params.yaml's eval section is not read); metrics: outcomes only
+    assert run.data.params == {"eval.batch_size": "16", "eval.model_path": "models/x"}
     assert run.data.metrics == {"eval/first_turn_ex": 0.25, "eval/repair.repaired": 3, "eval/loss": 1.5}
     assert [m.value for m in client().get_metric_history(run.info.run_id, "eval/loss")] == [2.0, 1.5]
     tags = run.data.tags
@@ -113,7 +112,6 @@ def test_track_refuses_missing_outputs_without_creating_a_run(store: Path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing to log" in err[0]
     assert not (store / "mlruns").exists()
-    assert cli(["track", "--stage", "x", "--params", "no_such_section"]) == 2
 
 
 def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkeypatch):
@@ -129,6 +127,42 @@ def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkey
         tracking.log_stage("pairs", "test-exp", {}, artifacts=["a.txt"], pipeline="repro")
     runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
     assert sorted((r.data.tags.get("pipeline_parent") == "true", r.info.status) for r in runs) == [(False, "FAILED"), (True, "FINISHED")]
+
+
+def test_a_stage_logs_the_configuration_that_ran_not_params_yaml(store: Path, demo_dataset: Path):
+    """params.yaml says max_turns 3 and limit 5; the eval command ran with --max_turns 1 --limit 2
+    (a flag overriding the profile): the run's params are what ran, read from its summary.json."""
+    (store / "params.yaml").write_text("tracking:\n  experiment: test-exp\neval:\n  limit: 5\n  max_turns: 3\n")
+    assert cli(["eval", "--generator", "mock", "--dataset_path", str(demo_dataset), "--output_dir", "ev", "--no_progress",
+                "--max_turns", "1", "--limit", "2"]) == 0
+    assert cli(["track", "--stage", "eval_base_dev", "--config", "eval=ev/summary.json#config", "--metrics", "ev/summary.json",
+                "--record", "r.json"]) == 0
+    run = client().get_run(json.loads((store / "r.json").read_text())["run_id"])
+    config = json.loads((store / "ev" / "summary.json").read_text())["config"]
+    assert run.data.params["eval.max_turns"] == "1" and run.data.params["eval.limit"] == "2"
+    assert run.data.params["eval.split"] == "dev" and run.data.params["eval.dataset_path"] == str(demo_dataset)
+    assert set(run.data.params) == {f"eval.{key}" for key in config}  # the recorded config, every key of it, nothing else
+    assert run.data.metrics["eval/examples"] == 2 and not any(".config." in key or "/config." in key for key in run.data.metrics)
+
+
+@pytest.mark.slow
+def test_a_training_run_logs_the_settings_that_ran(store: Path, base: Path, demo_dataset: Path):
+    """`train sft --learning_rate 3e-4` while params.yaml says 1e-4: the run says 3e-4, from the
+    settings the command wrote into training_summary.json, with the runtime and LoRA that resolved."""
+    (store / "params.yaml").write_text("tracking:\n  experiment: test-exp\nsft:\n  learning_rate: 0.0001\n  max_steps: 30\n")
+    assert cli(["train", "sft", "--model", str(base), "--dataset", str(demo_dataset), "--schema_format", "compact", "--out", "sft",
+                "--max_steps", "1", "--learning_rate", "3e-4", "--max_length", "4096", "--per_device_train_batch_size", "1",
+                "--lora_r", "4", "--lora_alpha", "8", "--logging_steps", "1"]) == 0
+    summary = "sft/training_summary.json"
+    assert cli(["track", "--stage", "sft", "--config", f"sft={summary}#settings", f"{summary}#runtime,lora,versions",
+                "--metrics", summary, "--steps", "sft/metrics.jsonl", "--record", "r.json"]) == 0
+    run = client().get_run(json.loads((store / "r.json").read_text())["run_id"])
+    params = run.data.params
+    assert (params["sft.learning_rate"], params["sft.max_steps"], params["sft.model"]) == ("0.0003", "1", str(base))
+    assert params["runtime.device"] == "cpu" and params["lora.r"] == "4" and params["versions.trl"]
+    assert {key.split(".", 1)[0] for key in params} == {"sft", "runtime", "lora", "versions"}
+    assert "train/loss" in run.data.metrics and "train/result.steps" in run.data.metrics
+    assert not [key for key in run.data.metrics if key.split("/", 1)[1].startswith(("settings.", "runtime.", "lora.", "versions."))]
 
 
 def test_log_stage_tags_a_run_with_exactly_the_provenance_it_is_given(store: Path, monkeypatch):
@@ -238,7 +272,7 @@ def track_process(store: Path, stage: str):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.Popen([sys.executable, "-m", "text2sql_mlops.cli", "track", "--stage", stage, "--params", "eval",
+    return subprocess.Popen([sys.executable, "-m", "text2sql_mlops.cli", "track", "--stage", stage, "--config", "eval=config.json",
                              "--metrics", "summary.json", "--steps", "metrics.jsonl", "--artifacts", "summary.json"],
                             cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -248,6 +282,7 @@ def test_concurrent_tracks_on_a_fresh_store_all_succeed(store: Path):
     """Two stages logging at once (dvc queue start -j 2) once broke a fresh store for good:
     both ran MLflow's schema migrations (table _alembic_tmp_latest_metrics already exists)."""
     (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25}))
+    (store / "config.json").write_text(json.dumps({"max_turns": 2}))
     (store / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 21)))
     for wave in range(2):  # a fresh store, then the same store with every process writing at once
         processes = [track_process(store, f"stage{wave}_{i}") for i in range(4)]
@@ -353,8 +388,19 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path,
     (store / "no_base" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "models/nowhere"}))
     (store / "no_base" / "adapter_model.safetensors").write_text("w")
     (adapter_folder(store / "bad_weights", base, "bad") / "adapter_model.safetensors").write_text("not a safetensors file")
+    (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.5, "config": {"max_turns": 2}, "repair": {"repaired": 1}}))
+    (store / "other.json").write_text(json.dumps({"max_turns": 3}))
     capsys.readouterr()
-    for extra, message in [(["--metrics", "good.json", "bad.json"], "cannot read metrics file bad.json"),
+    for extra, message in [(["--config", "eval=summary.json#nope"], "summary.json has no 'nope'; it has final_ex_strict, config, repair"),
+                           (["--config", "summary.json"], "--config must look like NAME=FILE"),
+                           (["--config", "eval=summary.json#config,repair"], "--config must look like NAME=FILE"),
+                           (["--config", "eval=missing.json#config"], "missing.json does not exist"),
+                           (["--config", "eval=bad.json"], "cannot read configuration file bad.json"),
+                           # an outcome is never a param: params and metrics stay disjoint
+                           (["--config", "eval=summary.json#repair", "--metrics", "summary.json"], "repair holds outcomes"),
+                           (["--config", "eval=summary.json", "--metrics", "summary.json"], "the whole file holds outcomes"),
+                           (["--config", "eval=summary.json#config", "eval=other.json"], "param eval.max_turns is already 2"),
+                           (["--metrics", "good.json", "bad.json"], "cannot read metrics file bad.json"),
                            (["--metrics", "list.json"], "must hold a JSON object"),
                            (["--steps", "bad.jsonl"], "bad.jsonl:2: invalid JSON"),
                            (["--steps", "badstep.jsonl"], "whole number"),
