@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_model import build_tiny_llama
 
 pytestmark = pytest.mark.slow  # dvc repro of the whole pipeline on a tiny model: minutes
 
@@ -38,7 +37,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> tuple[Path, dict]:
+def project(tmp_path_factory, tiny_llama) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("pipeline") / "project"
     root.mkdir()
     for name in ("dvc.yaml", "data.dvc", ".dvcignore", "text2sql_mlops"):
@@ -62,7 +61,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     params["merge"].update(input_fraction_limits=[1.0, 0.5], pair_type_max_fractions=["gold_vs_failed_attempt=0.5"])
     params["tracking"]["experiment"] = "pipeline-test"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    build_tiny_llama(root / "models" / "tiny", max_positions=4096)  # demo schemas are long in its tiny vocabulary
+    shutil.copytree(tiny_llama, root / "models" / "tiny")  # 4096 positions: demo schemas are long in its tiny vocabulary
     (root / ".gitignore").write_text("/models/\n/mlruns/\n/data\n.dvc/cache/\n.dvc/tmp/\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}

@@ -19,12 +19,6 @@ from text2sql_mlops.cli import main as cli
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models run on one thread
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    """The tiny base model the adapters are trained on (an absolute local folder, as in the project)."""
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "base")
-
-
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch) -> Path:
     """A fresh project folder with its own mlruns/ store and params.yaml; cwd is set to it."""
@@ -67,13 +61,13 @@ def logged_model_folder(model_id: str) -> Path:
     return Path(location.removeprefix("file://"))
 
 
-def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, base: Path):
+def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, tiny_llama: Path):
     import yaml
 
     (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25, "repair": {"repaired": 3}, "flag": True, "none": None,
                                                     "config": {"batch_size": 16, "model_path": "models/x"}}))
     (store / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
-    adapter = adapter_folder(store / "adapter_dir", base, "v1")
+    adapter = adapter_folder(store / "adapter_dir", tiny_llama, "v1")
     code = cli(["track", "--stage", "eval_base", "--config", "eval=summary.json#config", "--metrics", "summary.json", "--steps", "metrics.jsonl",
                 "--artifacts", "summary.json", "--adapter", "adapter_dir", "--record", "run.json",
                 "--metrics_out", "m.json", "--plots_out", "p.json", "--tag", "k=v"])
@@ -95,11 +89,11 @@ def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, base
     model = client().get_logged_model(record["model_id"])
     assert record["model_uri"] == record["adapter_uri"] == f"models:/{model.model_id}"
     assert model.source_run_id == run.info.run_id and model.name == "eval_base"
-    assert model.tags["kind"] == "lora" and model.tags["base_model"] == str(base)
+    assert model.tags["kind"] == "lora" and model.tags["base_model"] == str(tiny_llama)
     folder = logged_model_folder(model.model_id)
     flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["transformers"]
     # the adapter and the tokenizer are saved; the base model is recorded by its local path, not copied
-    assert flavor["peft_adaptor"] == "peft" and flavor["local_base_model_path"] == str(base) and "model_binary" not in flavor
+    assert flavor["peft_adaptor"] == "peft" and flavor["local_base_model_path"] == str(tiny_llama) and "model_binary" not in flavor
     assert weights_digest(folder / "peft") == weights_digest(adapter) and (folder / "components" / "tokenizer" / "tokenizer.json").is_file()
     assert not (folder / "model").exists() and not list(folder.rglob("model.safetensors"))
     assert (store / "mlruns" / "mlflow.db").is_file()
@@ -146,11 +140,11 @@ def test_a_stage_logs_the_configuration_that_ran_not_params_yaml(store: Path, de
 
 
 @pytest.mark.slow
-def test_a_training_run_logs_the_settings_that_ran(store: Path, base: Path, demo_dataset: Path):
+def test_a_training_run_logs_the_settings_that_ran(store: Path, tiny_llama: Path, demo_dataset: Path):
     """`train sft --learning_rate 3e-4` while params.yaml says 1e-4: the run says 3e-4, from the
     settings the command wrote into training_summary.json, with the runtime and LoRA that resolved."""
     (store / "params.yaml").write_text("tracking:\n  experiment: test-exp\nsft:\n  learning_rate: 0.0001\n  max_steps: 30\n")
-    assert cli(["train", "sft", "--model", str(base), "--dataset", str(demo_dataset), "--schema_format", "compact", "--out", "sft",
+    assert cli(["train", "sft", "--model", str(tiny_llama), "--dataset", str(demo_dataset), "--schema_format", "compact", "--out", "sft",
                 "--max_steps", "1", "--learning_rate", "3e-4", "--max_length", "4096", "--per_device_train_batch_size", "1",
                 "--lora_r", "4", "--lora_alpha", "8", "--logging_steps", "1"]) == 0
     summary = "sft/training_summary.json"
@@ -158,7 +152,7 @@ def test_a_training_run_logs_the_settings_that_ran(store: Path, base: Path, demo
                 "--metrics", summary, "--steps", "sft/metrics.jsonl", "--record", "r.json"]) == 0
     run = client().get_run(json.loads((store / "r.json").read_text())["run_id"])
     params = run.data.params
-    assert (params["sft.learning_rate"], params["sft.max_steps"], params["sft.model"]) == ("0.0003", "1", str(base))
+    assert (params["sft.learning_rate"], params["sft.max_steps"], params["sft.model"]) == ("0.0003", "1", str(tiny_llama))
     assert params["runtime.device"] == "cpu" and params["lora.r"] == "4" and params["versions.trl"]
     assert {key.split(".", 1)[0] for key in params} == {"sft", "runtime", "lora", "versions"}
     assert "train/loss" in run.data.metrics and "train/result.steps" in run.data.metrics
@@ -204,22 +198,22 @@ def register_version(store: Path, base: Path, name: str, strict: float | None, e
     return json.loads((store / f"decision_{name}.json").read_text())
 
 
-def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path, base: Path):
+def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path, tiny_llama: Path):
     from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
-    first = register_version(store, base, "one", 0.50)
+    first = register_version(store, tiny_llama, "one", 0.50)
     assert first["promoted"] and first["version"] == 1 and "first version" in first["reason"]
     assert first["config"] == {"run": "run_one.json", "eval": "summary_one.json", "model_name": DEFAULT_MODEL_NAME,
                                "base_model": "models/base", "promote": False}
-    worse = register_version(store, base, "two", 0.40)
+    worse = register_version(store, tiny_llama, "two", 0.40)
     assert not worse["promoted"] and worse["champion_version"] == 1 and "does not beat" in worse["reason"]
-    tie = register_version(store, base, "three", 0.50)
+    tie = register_version(store, tiny_llama, "three", 0.50)
     assert not tie["promoted"]
-    other_set = register_version(store, base, "four", 0.99, examples_hash="b" * 64)
+    other_set = register_version(store, tiny_llama, "four", 0.99, examples_hash="b" * 64)
     assert not other_set["promoted"] and "different set" in other_set["reason"]
-    oracle_only = register_version(store, base, "five", None)
+    oracle_only = register_version(store, tiny_llama, "five", None)
     assert not oracle_only["promoted"] and "cannot be compared" in oracle_only["reason"]
-    better = register_version(store, base, "six", 0.60)
+    better = register_version(store, tiny_llama, "six", 0.60)
     assert better["promoted"] and better["version"] == 6
 
     registry = client()
@@ -245,12 +239,12 @@ def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path
     assert Path(logged) == store / "cache" / "logged" / record["model_id"] and weights_digest(logged) == weights_digest(local)
 
 
-def test_manual_promotion_and_clear_errors(store: Path, base: Path, capsys):
+def test_manual_promotion_and_clear_errors(store: Path, tiny_llama: Path, capsys):
     from text2sql_mlops.core.errors import UserError
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
-    register_version(store, base, "two", 0.9, examples_hash="c" * 64)
+    register_version(store, tiny_llama, "one", 0.5)
+    register_version(store, tiny_llama, "two", 0.9, examples_hash="c" * 64)
     assert cli(["register", "--run", "run_two.json", "--eval", "summary_two.json", "--promote"]) == 0
     assert str(client().get_model_version_by_alias("text2sql-sft-dpo", "champion").version) == "3"
     capsys.readouterr()
@@ -370,7 +364,7 @@ def test_a_stage_lists_the_datasets_it_read(store: Path, demo_dataset: Path):
     assert cli(["track", "--stage", "sft", "--inputs", "x=missing.jsonl"]) == 2
 
 
-def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path, capsys):
+def test_track_checks_every_input_before_creating_a_run(store: Path, tiny_llama: Path, capsys):
     (store / "good.json").write_text(json.dumps({"a": 1}))
     assert cli(["track", "--stage", "ok", "--metrics", "good.json"]) == 0
     (store / "bad.json").write_text("{not json")
@@ -387,7 +381,7 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path,
     (store / "no_base").mkdir()
     (store / "no_base" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "models/nowhere"}))
     (store / "no_base" / "adapter_model.safetensors").write_text("w")
-    (adapter_folder(store / "bad_weights", base, "bad") / "adapter_model.safetensors").write_text("not a safetensors file")
+    (adapter_folder(store / "bad_weights", tiny_llama, "bad") / "adapter_model.safetensors").write_text("not a safetensors file")
     (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.5, "config": {"max_turns": 2}, "repair": {"repaired": 1}}))
     (store / "other.json").write_text(json.dumps({"max_turns": 3}))
     capsys.readouterr()
@@ -419,23 +413,23 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path,
 # --------------------------------------------------------------------------- registry: versions, cache, adapters
 
 
-def test_latest_resolves_to_the_newest_version_each_time(store: Path, base: Path):
+def test_latest_resolves_to_the_newest_version_each_time(store: Path, tiny_llama: Path):
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
+    register_version(store, tiny_llama, "one", 0.5)
     first = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
     assert Path(first) == store / "cache" / "text2sql-sft-dpo" / "v1"
-    register_version(store, base, "two", 0.4)
+    register_version(store, tiny_llama, "two", 0.4)
     second = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
     assert Path(second) == store / "cache" / "text2sql-sft-dpo" / "v2"
     assert weights_digest(second) == weights_digest(store / "adapter_two") != weights_digest(first)
     assert not (store / "cache" / "text2sql-sft-dpo" / "vlatest").exists()
 
 
-def test_an_interrupted_download_is_not_trusted(store: Path, base: Path):
+def test_an_interrupted_download_is_not_trusted(store: Path, tiny_llama: Path):
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
+    register_version(store, tiny_llama, "one", 0.5)
     cached = store / "cache" / "text2sql-sft-dpo" / "v1"
     cached.mkdir(parents=True)
     (cached / "adapter_config.json").write_text(json.dumps({"marker": "partial"}))  # the weights never arrived
@@ -446,11 +440,11 @@ def test_an_interrupted_download_is_not_trusted(store: Path, base: Path):
     assert [p.name for p in cached.parent.iterdir()] == ["v1"]  # no temporaries left behind
 
 
-def test_a_failed_lookup_creates_nothing(store: Path, base: Path):
+def test_a_failed_lookup_creates_nothing(store: Path, tiny_llama: Path):
     from text2sql_mlops.core.errors import UserError
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
+    register_version(store, tiny_llama, "one", 0.5)
     for uri in ("models:/text2sql-sft-dpo/7", "models:/no-such-model/1", "models:/no-such-model/latest",
                 "models:/text2sql-sft-dpo@nope", "models:/text2sql-sft-dpo", "models:/m-0123456789abcdef",
                 "runs:/0123456789abcdef/adapter"):
@@ -459,8 +453,8 @@ def test_a_failed_lookup_creates_nothing(store: Path, base: Path):
         assert not (store / "cache").exists(), uri
 
 
-def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, base: Path, capsys):
-    adapter = adapter_folder(store / "adapter", base, "broken")
+def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, tiny_llama: Path, capsys):
+    adapter = adapter_folder(store / "adapter", tiny_llama, "broken")
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run.json"]) == 0
     record = json.loads((store / "run.json").read_text())
     (logged_model_folder(record["model_id"]) / "peft" / "adapter_model.safetensors").unlink()  # the weights are lost
@@ -525,7 +519,7 @@ def hf_generate(model_path: str, adapter_path: str | None) -> str:
     return samples[0].text
 
 
-def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eval_adapter(store: Path, base: Path, tmp_path: Path,
+def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eval_adapter(store: Path, tiny_llama: Path, tmp_path: Path,
                                                                                           offline):
     import shutil
 
@@ -539,7 +533,7 @@ def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eva
 
     base_copy = tmp_path / "models" / "base"  # its own base: moved away below
     base_copy.parent.mkdir()
-    shutil.copytree(base, base_copy)
+    shutil.copytree(tiny_llama, base_copy)
     adapter = adapter_folder(store / "adapter_lora", base_copy, "lora")
     decision = register_version(store, base_copy, "lora", 0.5)
     assert decision["promoted"] and decision["source"] == f"models:/{decision['model_id']}"
@@ -582,7 +576,8 @@ def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_pat
     from text2sql_mlops.mlops.evaluate import resolve_models
     from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
-    whole = build_tiny_llama(tmp_path / "outputs" / "train" / "sft_dpo", seed=3)  # `train --full_finetune` output
+    # `train --full_finetune` output: a model of its own (other weights than the base; the test writes into its folder)
+    whole = build_tiny_llama(tmp_path / "outputs" / "train" / "sft_dpo", seed=3)
     (whole / "training_summary.json").write_text(json.dumps({"lora": None}))
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(whole), "--record", "run.json"]) == 0
     record = json.loads((store / "run.json").read_text())
