@@ -1,4 +1,5 @@
-"""Shared fixtures: small real SQLite databases and the optional Spider train split."""
+"""Shared fixtures: small real SQLite databases, the optional Spider train split, the demo
+dataset and the tiny random model (each built once)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """The tiny random Llama of ``tiny_model.py``, built once for the whole run, with room for a
+    demo-schema prompt in its tiny vocabulary (4096 positions: rotary, so no more weights).
+
+    Read-only for tests: copy it before writing into it (test_pipeline does).
+    """
+    from tiny_model import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", max_positions=4096)
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_llama, tmp_path_factory) -> Path:
+    """A LoRA adapter on ``tiny_llama`` (every linear layer, r=4) with random, non-zero A and B
+    (peft starts B at zero), so it changes the model's outputs. Read-only for tests."""
+    from tiny_model import build_tiny_lora
+
+    return build_tiny_lora(tmp_path_factory.mktemp("tiny") / "lora", tiny_llama, seed=1)

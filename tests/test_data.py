@@ -101,6 +101,7 @@ def test_cli_validate_writes_summary(tmp_path: Path, spider_layout: Path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(out.read_text())
     assert summary["examples"] == 2 and summary["databases"] == 1 and summary["duplicate_ids"] == 0
+    assert summary["config"] == {"dataset": str(spider_layout), "db_root": None, "split": "train"}
 
 
 def test_import_spider_from_folder_and_zip(tmp_path: Path, spider_layout: Path):

@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tiny_model import build_tiny_llama
 
 from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.generation import (
@@ -48,29 +47,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny model
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama")
-
-
-@pytest.fixture(scope="module")
-def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
-    """A LoRA adapter on all linear layers with random, non-zero A and B (peft starts B at zero)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
-    path = tmp_path_factory.mktemp("tiny") / "adapter"
-    model.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model):
+def tokenizer(tiny_llama):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tiny_model)
+    return AutoTokenizer.from_pretrained(tiny_llama)
 
 
 def texts(results) -> list[list[str]]:
@@ -108,26 +88,26 @@ def test_chat_and_remote_backends_and_every_backends_options_do_not_import_torch
 # --- hf --------------------------------------------------------------------------------------
 
 
-def hf(tiny_model, **options):
-    return create_generator("hf", model_path=str(tiny_model), progress=False, **options)
+def hf(model: Path, **options):
+    return create_generator("hf", model_path=str(model), progress=False, **options)
 
 
-def test_hf_batches_give_the_same_greedy_output_in_the_callers_order(tiny_model):
-    one_at_a_time = [hf(tiny_model, batch_size=1).generate([request], GREEDY)[0] for request in REQUESTS]
-    batched = hf(tiny_model, batch_size=4).generate(REQUESTS, GREEDY)  # 6 prompts: a full batch and a partial one
+def test_hf_batches_give_the_same_greedy_output_in_the_callers_order(tiny_llama):
+    one_at_a_time = [hf(tiny_llama, batch_size=1).generate([request], GREEDY)[0] for request in REQUESTS]
+    batched = hf(tiny_llama, batch_size=4).generate(REQUESTS, GREEDY)  # 6 prompts: a full batch and a partial one
     assert texts(batched) == texts(one_at_a_time)
-    left_padded = hf(tiny_model, batch_size=4)
+    left_padded = hf(tiny_llama, batch_size=4)
     left_padded.reuse_prefixes = False  # as for models with sliding-window layers
     assert texts(left_padded.generate(REQUESTS, GREEDY)) == texts(one_at_a_time)
     assert len({samples[0].text for samples in batched}) == len(REQUESTS)  # distinct, so the order check means something
     assert all(samples[0].num_tokens == GREEDY.max_new_tokens for samples in batched)  # no EOS from random weights
 
 
-def test_hf_device_map_places_the_model_and_generates_the_same(tiny_model):
+def test_hf_device_map_places_the_model_and_generates_the_same(tiny_llama):
     """--device_map (the reference's `auto` for a model sharded over GPUs) goes to from_pretrained."""
-    placed = hf(tiny_model, batch_size=4, device_map="cpu")
+    placed = hf(tiny_llama, batch_size=4, device_map="cpu")
     assert placed.device == "cpu" and all(p.device.type == "cpu" for p in placed.model.parameters())
-    assert texts(placed.generate(REQUESTS, GREEDY)) == texts(hf(tiny_model, batch_size=4).generate(REQUESTS, GREEDY))
+    assert texts(placed.generate(REQUESTS, GREEDY)) == texts(hf(tiny_llama, batch_size=4).generate(REQUESTS, GREEDY))
 
 
 def test_batch_order_groups_shared_prefixes_longest_first():
@@ -138,18 +118,18 @@ def test_batch_order_groups_shared_prefixes_longest_first():
     assert batch_order(prompts) == [2, 0, 1, 3, 4]
 
 
-def test_hf_computes_a_shared_schema_once_per_batch(tiny_model, tokenizer):
+def test_hf_computes_a_shared_schema_once_per_batch(tiny_llama, tokenizer):
     schemas = [
         "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, country TEXT, age INTEGER);",
         "CREATE TABLE concert (concert_id INTEGER PRIMARY KEY, concert_name TEXT, year INTEGER, stadium_id INTEGER);",
     ]
     # Interleaved on purpose: the generator must group them by schema and restore this order.
     requests = [chat(f"{schema}\n\nQuestion: {question}") for question in QUESTIONS[:3] for schema in schemas]
-    one_at_a_time = [hf(tiny_model, batch_size=1).generate([request], GREEDY)[0] for request in requests]
+    one_at_a_time = [hf(tiny_llama, batch_size=1).generate([request], GREEDY)[0] for request in requests]
     schema_tokens = min(len(encode(tokenizer, schema)) for schema in schemas)
     # batch_size 3: one batch per schema; 6: one batch holding both schemas, each computed once.
     for batch_size, prefixes_per_batch in [(3, [1, 1]), (6, [2])]:
-        generator = hf(tiny_model, batch_size=batch_size)
+        generator = hf(tiny_llama, batch_size=batch_size)
         prefixes = []  # per batch: the lengths of the distinct prefixes it computed
         compute_prefixes = generator._prefix_cache
         generator._prefix_cache = lambda rows, width: prefixes.append({len(p) for p, _ in rows}) or compute_prefixes(rows, width)  # noqa: B023 (called in this iteration)
@@ -158,13 +138,13 @@ def test_hf_computes_a_shared_schema_once_per_batch(tiny_model, tokenizer):
         assert min(min(lengths) for lengths in prefixes) > schema_tokens
 
 
-def test_hf_greedy_samples_are_copies(tiny_model):
-    (samples,) = hf(tiny_model).generate(REQUESTS[:1], SamplingParams(num_samples=3, max_new_tokens=6))
+def test_hf_greedy_samples_are_copies(tiny_llama):
+    (samples,) = hf(tiny_llama).generate(REQUESTS[:1], SamplingParams(num_samples=3, max_new_tokens=6))
     assert len(samples) == 3 and len({s.text for s in samples}) == 1 and samples[0] is not samples[1]
 
 
-def test_hf_sampling_is_seeded(tiny_model):
-    generator = hf(tiny_model, batch_size=4)
+def test_hf_sampling_is_seeded(tiny_llama):
+    generator = hf(tiny_llama, batch_size=4)
     params = SamplingParams(num_samples=3, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=7)
     first = generator.generate(REQUESTS, params)
     assert [len(samples) for samples in first] == [3] * len(REQUESTS)
@@ -173,13 +153,13 @@ def test_hf_sampling_is_seeded(tiny_model):
     assert texts(generator.generate(REQUESTS, SamplingParams(num_samples=3, temperature=1.0, max_new_tokens=8, seed=8))) != texts(first)
 
 
-def test_hf_loads_a_lora_adapter(tiny_model, tiny_adapter):
-    base = hf(tiny_model).generate(REQUESTS, GREEDY)
-    adapted = hf(tiny_model, adapter_path=str(tiny_adapter)).generate(REQUESTS, GREEDY)
+def test_hf_loads_a_lora_adapter(tiny_llama, tiny_lora):
+    base = hf(tiny_llama).generate(REQUESTS, GREEDY)
+    adapted = hf(tiny_llama, adapter_path=str(tiny_lora)).generate(REQUESTS, GREEDY)
     assert texts(adapted) != texts(base)
 
 
-def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_model, tokenizer):
+def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_llama, tokenizer):
     """A scripted model: each row's first token depends on its prompt, every later one on the
     token before, so row 0 stops after 3 tokens, row 1 after 2 and row 2 runs to max_new_tokens."""
     import torch
@@ -187,7 +167,7 @@ def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_model, tokenizer):
     eos = tokenizer.eos_token_id
     first = {encode(tokenizer, letter)[0]: token for letter, token in [("a", 5), ("b", 7), ("c", 8)]}
     script = {5: 6, 6: eos, 7: eos, 8: 9, 9: 10, 10: 11, 11: 12}
-    generator = hf(tiny_model, batch_size=3)
+    generator = hf(tiny_llama, batch_size=3)
     generator.reuse_prefixes = False  # the scripted model keeps no cache
     rows_per_step = []
 
@@ -213,7 +193,7 @@ def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_model, tokenizer):
     assert rows_per_step == [3, 3, 2, 1]
 
 
-def test_hf_rows_stop_once_their_answer_block_closes(tiny_model, tokenizer):
+def test_hf_rows_stop_once_their_answer_block_closes(tiny_llama, tokenizer):
     """A scripted model that answers in a fenced block and then chats on: the row stops at the
     closing fence (the extracted SQL is the same), the other runs to max_new_tokens."""
     import torch
@@ -222,7 +202,7 @@ def test_hf_rows_stop_once_their_answer_block_closes(tiny_model, tokenizer):
 
     answer = encode(tokenizer, "```sql\nSELECT 1\n```\nThis query selects one.")
     chatter = encode(tokenizer, " and so on and so on and so on and so on")
-    generator = hf(tiny_model, batch_size=2)
+    generator = hf(tiny_llama, batch_size=2)
     generator.reuse_prefixes = False
     streams = {}
 
@@ -260,11 +240,11 @@ def test_hf_option_errors(options, message):
         create_generator("hf", **options)
 
 
-def test_hf_missing_adapter_and_bad_dtype(tiny_model, tmp_path):
+def test_hf_missing_adapter_and_bad_dtype(tiny_llama, tmp_path):
     with pytest.raises(UserError, match="has no adapter_config.json"):
-        hf(tiny_model, adapter_path=str(tmp_path))
+        hf(tiny_llama, adapter_path=str(tmp_path))
     with pytest.raises(UserError, match="unknown dtype 'fp8'"):
-        hf(tiny_model, dtype="fp8")
+        hf(tiny_llama, dtype="fp8")
 
 
 # --- openai ----------------------------------------------------------------------------------
@@ -445,13 +425,13 @@ def fake_vllm(tokenizer, monkeypatch):
     return engines
 
 
-def test_vllm_passes_rendered_token_ids_and_sampling(tiny_model, tokenizer, fake_vllm):
+def test_vllm_passes_rendered_token_ids_and_sampling(tiny_llama, tokenizer, fake_vllm):
     engines = fake_vllm
-    generator = create_generator("vllm", model_path=str(tiny_model), progress=False)
+    generator = create_generator("vllm", model_path=str(tiny_llama), progress=False)
     params = SamplingParams(num_samples=2, temperature=0.7, top_p=0.9, max_new_tokens=64, seed=3)
     results = generator.generate(REQUESTS[:2], params)
     (engine,) = engines
-    assert engine.options == {"model": str(tiny_model), "dtype": "bfloat16", "gpu_memory_utilization": 0.9}
+    assert engine.options == {"model": str(tiny_llama), "dtype": "bfloat16", "gpu_memory_utilization": 0.9}
     (call,) = engine.calls
     expected = [encode(tokenizer, render_prompt(tokenizer, r.messages)) for r in REQUESTS[:2]]
     assert [p["prompt_token_ids"] for p in call.prompts] == expected
@@ -460,28 +440,28 @@ def test_vllm_passes_rendered_token_ids_and_sampling(tiny_model, tokenizer, fake
     assert [s.num_tokens for s in results[0]] == [2, 3]
 
 
-def test_vllm_greedy_asks_once_and_copies(tiny_model, fake_vllm):
+def test_vllm_greedy_asks_once_and_copies(tiny_llama, fake_vllm):
     engines = fake_vllm
-    results = create_generator("vllm", model_path=str(tiny_model)).generate(REQUESTS[:1], SamplingParams(num_samples=3))
+    results = create_generator("vllm", model_path=str(tiny_llama)).generate(REQUESTS[:1], SamplingParams(num_samples=3))
     assert engines[0].calls[0].sampling["n"] == 1 and engines[0].calls[0].sampling["temperature"] == 0.0
     assert len(results[0]) == 3 and len({s.text for s in results[0]}) == 1
 
 
-def test_vllm_serves_a_lora_adapter(tiny_model, tiny_adapter, fake_vllm):
+def test_vllm_serves_a_lora_adapter(tiny_llama, tiny_lora, fake_vllm):
     engines = fake_vllm
-    generator = create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tiny_adapter))
+    generator = create_generator("vllm", model_path=str(tiny_llama), adapter_path=str(tiny_lora))
     generator.generate(REQUESTS[:1], GREEDY)
     assert engines[0].options["enable_lora"] is True and engines[0].options["max_lora_rank"] == 8  # r=4 rounded up
-    assert engines[0].calls[0].lora_request == ("lora", "adapter", 1, str(tiny_adapter))
+    assert engines[0].calls[0].lora_request == ("lora", "adapter", 1, str(tiny_lora))
 
 
-def test_vllm_option_errors(tiny_model, tmp_path, fake_vllm):
+def test_vllm_option_errors(tiny_llama, tmp_path, fake_vllm):
     with pytest.raises(UserError, match="model folder not found"):
         create_generator("vllm", model_path=str(tmp_path / "missing"))
     with pytest.raises(UserError, match="has no adapter_config.json"):
-        create_generator("vllm", model_path=str(tiny_model), adapter_path=str(tmp_path))
+        create_generator("vllm", model_path=str(tiny_llama), adapter_path=str(tmp_path))
     with pytest.raises(UserError, match="unknown option.*batch_size"):
-        create_generator("vllm", model_path=str(tiny_model), batch_size=8)
+        create_generator("vllm", model_path=str(tiny_llama), batch_size=8)
 
 
 # --- registry --------------------------------------------------------------------------------
@@ -546,13 +526,7 @@ def profile_generation_flags(generator: str) -> list[str]:
     return [arg for key, value in {**section, "generator": generator}.items() for arg in (f"--{key}", str(value))]
 
 
-@pytest.fixture(scope="module")
-def long_tiny_model(tmp_path_factory) -> Path:
-    """The tiny Llama with room for a schema prompt plus the profile's 256 new tokens."""
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama-2k", max_positions=2048)
-
-
-def test_one_profile_runs_every_backend(spider_layout, long_tiny_model, fake_openai, fake_vllm, tmp_path, capsys, monkeypatch):
+def test_one_profile_runs_every_backend(spider_layout, tiny_llama, fake_openai, fake_vllm, tmp_path, capsys, monkeypatch):
     """The spider profile's generation section drives each backend: a backend gets the options
     it declares (batch_size reaches hf), the others note once on stderr what they ignore."""
     import text2sql_mlops.rollout.command as rollout_command
@@ -568,7 +542,7 @@ def test_one_profile_runs_every_backend(spider_layout, long_tiny_model, fake_ope
     monkeypatch.setattr(rollout_command, "create_generator", recording_create)
     (spider_layout / "tables.json").unlink()  # the fixture's is a stub; the SQLite file has the schema
     server = fake_openai(fail_first=False)
-    model = ["--model_path", str(long_tiny_model)]
+    model = ["--model_path", str(tiny_llama)]
     backend_flags = {
         "mock": [],
         "hf": model,
@@ -586,8 +560,8 @@ def test_one_profile_runs_every_backend(spider_layout, long_tiny_model, fake_ope
         notes = [line for line in captured.err.splitlines() if "has no option for" in line]
         ignored = {"hf": [], "mock": ["--batch_size"], "vllm": ["--batch_size"], "openai": ["--batch_size", "--model_path"]}[name]
         assert notes == ([f"rollout: note: the {name} generator has no option for {', '.join(ignored)}; ignored"] if ignored else []), name
-    assert created["hf"] == {"model_path": str(long_tiny_model), "batch_size": 64, "progress": False}
-    assert created["vllm"] == {"model_path": str(long_tiny_model), "progress": False}
+    assert created["hf"] == {"model_path": str(tiny_llama), "batch_size": 64, "progress": False}
+    assert created["vllm"] == {"model_path": str(tiny_llama), "progress": False}
     assert created["openai"] == {"model": "tiny", "base_url": server.base_url, "backoff_s": 0.01}
     assert created["mock"] == {}
     assert len(fake_vllm[0].calls) == 2 and len(server.bodies) == 4  # two turns of two examples (no answer is SQL)

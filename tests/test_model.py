@@ -37,7 +37,7 @@ def test_prepare_writes_a_loadable_unquantized_folder_once(tmp_path: Path, capsy
     assert torch.isfinite(logits).all()
 
 
-def test_local_source_checks_the_folder(tmp_path: Path, capsys):
+def test_local_source_checks_the_folder(tmp_path: Path, tiny_llama: Path, capsys):
     assert cli(["model", "prepare", "--out", str(tmp_path / "none"), "--source", "local"]) == 2
     assert "not found" in capsys.readouterr().err
     folder = tmp_path / "partial"
@@ -46,10 +46,7 @@ def test_local_source_checks_the_folder(tmp_path: Path, capsys):
     assert cli(["model", "prepare", "--out", str(folder), "--source", "local"]) == 2
     err = capsys.readouterr().err
     assert "tokenizer_config.json" in err and "safetensors" in err
-    from tiny_model import build_tiny_llama
-
-    tiny = build_tiny_llama(tmp_path / "tiny")
-    assert cli(["model", "prepare", "--out", str(tiny), "--source", "local"]) == 0
+    assert cli(["model", "prepare", "--out", str(tiny_llama), "--source", "local"]) == 0
 
 
 def test_download_places_a_checked_folder_or_nothing(tmp_path: Path, capsys, monkeypatch):

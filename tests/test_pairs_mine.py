@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -116,9 +117,15 @@ def test_mock_rollout_to_pairs_end_to_end(demo_dataset: Path, tmp_path: Path):
     summary = run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(run), generator="mock",
                                         max_turns=3, limit=60, progress=False))
     out = tmp_path / "pairs.jsonl"
-    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(out)]) == 0
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(out), "--min_cost_reward_gap", "0.25",
+                "--stats", str(tmp_path / "stats.json")]) == 0
     pairs = read_pairs(out)
     assert len(pairs) == summary.examples - summary.bad_gold
+    stats = json.loads((tmp_path / "stats.json").read_text())  # the counts and the configuration that ran
+    assert stats["pairs"] == len(pairs) and stats["trajectories"] == summary.examples
+    assert stats["config"] == {"trajectories": [str(run)], "use_gold_when_failed": False, "min_cost_reward_gap": 0.25,
+                               "max_pairs_per_example": None, "pair_types": list(MineConfig().pair_types), "eval_dataset": None,
+                               "eval_split": "dev", "eval_same_db_split": None}
     assert {p.meta["pair_type"] for p in pairs} == {"self_repair_success_vs_failed_attempt"}
     trajectories = {t.id: t for t in read_trajectories(run)}
     for pair in pairs:

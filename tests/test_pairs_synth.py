@@ -259,7 +259,8 @@ def test_same_seed_same_output_other_seed_other_choices(examples):
 def test_cli_writes_pairs_and_prints_one_summary_line(db_root, tmp_path, capsys):
     out = tmp_path / "pairs.jsonl"
     code = cli(["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db-root", str(db_root), "--out", str(out),
-                "--mutations", "wrong_condition,wrong_order_limit", "--limit", "6", "--offset", "1", "--no_progress"])
+                "--mutations", "wrong_condition,wrong_order_limit", "--limit", "6", "--offset", "1", "--no_progress",
+                "--stats", str(tmp_path / "stats.json")])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(lines[-1])
@@ -268,6 +269,12 @@ def test_cli_writes_pairs_and_prints_one_summary_line(db_root, tmp_path, capsys)
     assert set(summary["per_family"]) == {"wrong_condition", "wrong_order_limit"}
     assert {p["meta"]["mutation"] for p in pairs} <= {"wrong_condition", "wrong_order_limit"}
     assert {"executable_fraction", "dropped_same_result", "wall_s"} <= set(summary)
+    # --stats: the same summary plus the configuration that ran, defaults resolved (what `track` logs)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    config = stats.pop("config")
+    assert {"out": str(out), **stats} == summary
+    assert (config["mutations"], config["offset"], config["limit"], config["max_errors_per_example"], config["db_root"]) == (
+        ["wrong_condition", "wrong_order_limit"], 1, 6, 2, str(db_root))
 
 
 def test_output_dir_writes_the_reference_projects_three_files(db_root, tmp_path, capsys):

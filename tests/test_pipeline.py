@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_model import build_tiny_llama
 
 pytestmark = pytest.mark.slow  # dvc repro of the whole pipeline on a tiny model: minutes
 
@@ -38,7 +37,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> tuple[Path, dict]:
+def project(tmp_path_factory, tiny_llama) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("pipeline") / "project"
     root.mkdir()
     for name in ("dvc.yaml", "data.dvc", ".dvcignore", "text2sql_mlops"):
@@ -62,7 +61,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     params["merge"].update(input_fraction_limits=[1.0, 0.5], pair_type_max_fractions=["gold_vs_failed_attempt=0.5"])
     params["tracking"]["experiment"] = "pipeline-test"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    build_tiny_llama(root / "models" / "tiny", max_positions=4096)  # demo schemas are long in its tiny vocabulary
+    shutil.copytree(tiny_llama, root / "models" / "tiny")  # 4096 positions: demo schemas are long in its tiny vocabulary
     (root / ".gitignore").write_text("/models/\n/mlruns/\n/data\n.dvc/cache/\n.dvc/tmp/\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -148,8 +147,21 @@ def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(pr
     # params and metrics are disjoint: configuration is a param, never a metric
     for run in runs:
         assert not any(key.split("/", 1)[-1].startswith(("config.", "configuration.", "settings.", "runtime.")) for key in run.data.metrics)
-    assert by_stage["eval_sft_dev"].data.params["resolved.config.batch_size"]
-    assert by_stage["sft"].data.params["resolved.settings.max_steps"]
+    # params are the configuration each command recorded, so they are the values that ran
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert by_stage["eval_sft_dev"].data.params["eval.batch_size"] == str(params["generation"]["batch_size"])
+    # the SFT output is a whole model (the demo recipe): it ran as the model itself, not params.yaml's model.path
+    assert (by_stage["eval_sft_dev"].data.params["eval.model_path"], by_stage["eval_sft_dev"].data.params["eval.adapter_path"]) == (
+        "outputs/train/sft", "None")
+    assert by_stage["sft"].data.params["sft.max_steps"] == "2" and by_stage["sft"].data.params["runtime.device"] == "cpu"
+    assert by_stage["rollout_train"].data.params["rollout.temperature"] == str(params["rollout_train"]["temperature"])
+    assert by_stage["pairs"].data.params["merge.input_fraction_limits"] == "[1.0, 0.5]"
+    assert by_stage["pairs"].data.params["mine.use_gold_when_failed"] == "True"
+    assert by_stage["synth_negatives"].data.params["synth.limit"] == "10"
+    assert by_stage["sft_dpo"].data.params["dpo.init_adapter"] == "outputs/train/sft"
+    assert by_stage["schema_recall"].data.params["schema.mode"] == params["schema"]["schema_mode"]
+    assert by_stage["data_dev"].data.params["data.split"] == "dev" and by_stage["register"].data.params["register.model_name"]
+    assert by_stage["model"].data.params["model.hidden_size"] == "64"
     assert {a.path for a in client.list_artifacts(by_stage["pairs"].info.run_id, "dashboard")} >= {
         "dashboard/pair_quality.html", "dashboard/pair_types.png"}
     champion = client.get_model_version_by_alias("text2sql-sft-dpo", "champion")

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_model import build_tiny_llama
 
 from text2sql_mlops.cli import main as cli
 
@@ -27,8 +26,8 @@ def run(capsys, *argv: str) -> str:
     return captured.err
 
 
-def test_the_reference_projects_commands_run_as_written(demo_dataset: Path, tmp_path: Path, capsys):
-    model = build_tiny_llama(tmp_path / "model", max_positions=4096)
+def test_the_reference_projects_commands_run_as_written(demo_dataset: Path, tiny_llama: Path, tmp_path: Path, capsys):
+    model = tiny_llama
     demo, out = str(demo_dataset), tmp_path
 
     err = run(capsys, "rollout", "--dataset_path", demo, "--split", "train", "--generator", "hf", "--model_path", str(model),

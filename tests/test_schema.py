@@ -457,6 +457,8 @@ def test_schema_recall_cli_end_to_end(tmp_path: Path, db: Path, tables_json: Pat
     report = json.loads(capsys.readouterr().out)
     assert (report["mode"], report["top_k"], report["fk_hops"], report["examples"]) == ("bm25_fk", 1, 1, 4)
     assert report["recall_micro"] == 1.0 and report["full_recall"] == 1.0
+    assert report["config"] == {"dataset": str(dataset), "split": "train", "db_root": str(tmp_path), "tables_json": str(tables_json),
+                                "mode": "bm25_fk", "top_k": 1, "fk_hops": 1}
     assert report["avg_tables_selected"] > 1
 
 

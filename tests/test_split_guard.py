@@ -458,7 +458,7 @@ def test_a_same_database_split_is_guarded_by_question_not_by_database(demo_datas
     held_out = load_examples(str(demo_dataset), None, "test_same_db")
     assert exclude_leaks(train, guard, "rollout") == train  # same databases, other questions: kept
     leaked = held_out[0]
-    assert leak_reason(leaked, guard) is not None
+    assert leak_reason(leaked, guard) == f"example id {leaked.id} is an evaluation example"
     assert "test_same_db" in guard.source
     dev = load_examples(str(demo_dataset), None, "dev")
     assert "evaluation" in leak_reason(dev[0], guard)

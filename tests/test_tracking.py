@@ -20,12 +20,6 @@ from text2sql_mlops.cli import main as cli
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models run on one thread
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    """The tiny base model the adapters are trained on (an absolute local folder, as in the project)."""
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "base")
-
-
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch) -> Path:
     """A fresh project folder with its own mlruns/ store and params.yaml; cwd is set to it."""
@@ -68,23 +62,22 @@ def logged_model_folder(model_id: str) -> Path:
     return Path(location.removeprefix("file://"))
 
 
-def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, base: Path):
+def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, tiny_llama: Path):
     import yaml
 
     (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25, "repair": {"repaired": 3}, "flag": True, "none": None,
                                                     "config": {"batch_size": 16, "model_path": "models/x"}}))
     (store / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
-    adapter = adapter_folder(store / "adapter_dir", base, "v1")
-    code = cli(["track", "--stage", "eval_base", "--params", "eval", "--metrics", "summary.json", "--steps", "metrics.jsonl",
+    adapter = adapter_folder(store / "adapter_dir", tiny_llama, "v1")
+    code = cli(["track", "--stage", "eval_base", "--config", "eval=summary.json#config", "--metrics", "summary.json", "--steps", "metrics.jsonl",
                 "--artifacts", "summary.json", "--adapter", "adapter_dir", "--record", "run.json",
                 "--metrics_out", "m.json", "--plots_out", "p.json", "--tag", "k=v"])
     assert code == 0
     record = json.loads((store / "run.json").read_text())
     run = client().get_run(record["run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "eval_base"
-    # params: the params.yaml sections and the configuration the command wrote; metrics: outcomes only
-    assert run.data.params == {"eval.limit": "3", "eval.nested.a": "1", "resolved.config.batch_size": "16",
-                               "resolved.config.model_path": "models/x"}
+    # params: the configuration the command wrote (params.yaml's eval section is not read); metrics: outcomes only
+    assert run.data.params == {"eval.batch_size": "16", "eval.model_path": "models/x"}
     assert run.data.metrics == {"eval/first_turn_ex": 0.25, "eval/repair.repaired": 3, "eval/loss": 1.5}
     assert [m.value for m in client().get_metric_history(run.info.run_id, "eval/loss")] == [2.0, 1.5]
     tags = run.data.tags
@@ -97,11 +90,11 @@ def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, base
     model = client().get_logged_model(record["model_id"])
     assert record["model_uri"] == record["adapter_uri"] == f"models:/{model.model_id}"
     assert model.source_run_id == run.info.run_id and model.name == "eval_base"
-    assert model.tags["kind"] == "lora" and model.tags["base_model"] == str(base)
+    assert model.tags["kind"] == "lora" and model.tags["base_model"] == str(tiny_llama)
     folder = logged_model_folder(model.model_id)
     flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["transformers"]
     # the adapter and the tokenizer are saved; the base model is recorded by its local path, not copied
-    assert flavor["peft_adaptor"] == "peft" and flavor["local_base_model_path"] == str(base) and "model_binary" not in flavor
+    assert flavor["peft_adaptor"] == "peft" and flavor["local_base_model_path"] == str(tiny_llama) and "model_binary" not in flavor
     assert weights_digest(folder / "peft") == weights_digest(adapter) and (folder / "components" / "tokenizer" / "tokenizer.json").is_file()
     assert not (folder / "model").exists() and not list(folder.rglob("model.safetensors"))
     assert (store / "mlruns" / "mlflow.db").is_file()
@@ -114,7 +107,6 @@ def test_track_refuses_missing_outputs_without_creating_a_run(store: Path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing to log" in err[0]
     assert not (store / "mlruns").exists()
-    assert cli(["track", "--stage", "x", "--params", "no_such_section"]) == 2
 
 
 def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkeypatch):
@@ -127,9 +119,73 @@ def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkey
 
     monkeypatch.setattr(tracking, "_log_artifact", broken)
     with pytest.raises(RuntimeError):
-        tracking.log_stage("pairs", "test-exp", {}, artifacts=["a.txt"])
+        tracking.log_stage("pairs", "test-exp", {}, artifacts=["a.txt"], pipeline="repro")
     runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
     assert sorted((r.data.tags.get("pipeline_parent") == "true", r.info.status) for r in runs) == [(False, "FAILED"), (True, "FINISHED")]
+
+
+def test_a_stage_logs_the_configuration_that_ran_not_params_yaml(store: Path, demo_dataset: Path):
+    """params.yaml says max_turns 3 and limit 5; the eval command ran with --max_turns 1 --limit 2
+    (a flag overriding the profile): the run's params are what ran, read from its summary.json."""
+    (store / "params.yaml").write_text("tracking:\n  experiment: test-exp\neval:\n  limit: 5\n  max_turns: 3\n")
+    assert cli(["eval", "--generator", "mock", "--dataset_path", str(demo_dataset), "--output_dir", "ev", "--no_progress",
+                "--max_turns", "1", "--limit", "2"]) == 0
+    assert cli(["track", "--stage", "eval_base_dev", "--config", "eval=ev/summary.json#config", "--metrics", "ev/summary.json",
+                "--record", "r.json"]) == 0
+    run = client().get_run(json.loads((store / "r.json").read_text())["run_id"])
+    config = json.loads((store / "ev" / "summary.json").read_text())["config"]
+    assert run.data.params["eval.max_turns"] == "1" and run.data.params["eval.limit"] == "2"
+    assert run.data.params["eval.split"] == "dev" and run.data.params["eval.dataset_path"] == str(demo_dataset)
+    assert set(run.data.params) == {f"eval.{key}" for key in config}  # the recorded config, every key of it, nothing else
+    assert run.data.metrics["eval/examples"] == 2 and not any(".config." in key or "/config." in key for key in run.data.metrics)
+
+
+@pytest.mark.slow
+def test_a_training_run_logs_the_settings_that_ran(store: Path, tiny_llama: Path, demo_dataset: Path):
+    """`train sft --learning_rate 3e-4` while params.yaml says 1e-4: the run says 3e-4, from the
+    settings the command wrote into training_summary.json, with the runtime and LoRA that resolved."""
+    (store / "params.yaml").write_text("tracking:\n  experiment: test-exp\nsft:\n  learning_rate: 0.0001\n  max_steps: 30\n")
+    assert cli(["train", "sft", "--model", str(tiny_llama), "--dataset", str(demo_dataset), "--schema_format", "compact", "--out", "sft",
+                "--max_steps", "1", "--learning_rate", "3e-4", "--max_length", "4096", "--per_device_train_batch_size", "1",
+                "--lora_r", "4", "--lora_alpha", "8", "--logging_steps", "1"]) == 0
+    summary = "sft/training_summary.json"
+    assert cli(["track", "--stage", "sft", "--config", f"sft={summary}#settings", f"{summary}#runtime,lora,versions",
+                "--metrics", summary, "--steps", "sft/metrics.jsonl", "--record", "r.json"]) == 0
+    run = client().get_run(json.loads((store / "r.json").read_text())["run_id"])
+    params = run.data.params
+    assert (params["sft.learning_rate"], params["sft.max_steps"], params["sft.model"]) == ("0.0003", "1", str(tiny_llama))
+    assert params["runtime.device"] == "cpu" and params["lora.r"] == "4" and params["versions.trl"]
+    assert {key.split(".", 1)[0] for key in params} == {"sft", "runtime", "lora", "versions"}
+    assert "train/loss" in run.data.metrics and "train/result.steps" in run.data.metrics
+    assert not [key for key in run.data.metrics if key.split("/", 1)[1].startswith(("settings.", "runtime.", "lora.", "versions."))]
+
+
+def test_log_stage_tags_a_run_with_exactly_the_provenance_it_is_given(store: Path, monkeypatch):
+    """git and data.dvc are read by `track`'s command line only: the library function logs the
+    tags it is handed, whatever the working directory holds."""
+    import subprocess
+
+    import text2sql_mlops.mlops.tracking as tracking
+
+    def no_git(*args, **kwargs):
+        raise AssertionError(f"library code ran {args[0]!r}")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    (store / "data.dvc").write_text("outs:\n- md5: from-the-working-directory.dir\n  path: data\n")
+    provenance = {"git_commit": "0123abcd+dirty", "dvc_data_hash": "given.dir"}
+    params = {"sft.learning_rate": 0.0003}
+    record = tracking.log_stage("sft", "test-exp", params, pipeline="repro X", provenance=provenance, extra_tags={"k": "v"})
+
+    def ours(run) -> dict[str, str]:
+        return {key: value for key, value in run.data.tags.items() if not key.startswith("mlflow.")}
+
+    run, parent = client().get_run(record["run_id"]), client().get_run(record["parent_run_id"])
+    assert ours(run) == {"stage": "sft", **provenance, "params_hash": tracking.params_hash(params), "k": "v"}
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert ours(parent) == {"pipeline_run": "repro X", "pipeline_parent": "true", **provenance}
+    alone = client().get_run(tracking.log_stage("sft", "test-exp", params, provenance={"git_commit": "c"})["run_id"])
+    assert ours(alone) == {"stage": "sft", "git_commit": "c", "params_hash": tracking.params_hash(params)}
+    assert "mlflow.parentRunId" not in alone.data.tags
 
 
 def register_version(store: Path, base: Path, name: str, strict: float | None, examples_hash: str = "a" * 64) -> dict:
@@ -143,20 +199,22 @@ def register_version(store: Path, base: Path, name: str, strict: float | None, e
     return json.loads((store / f"decision_{name}.json").read_text())
 
 
-def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path, base: Path):
+def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path, tiny_llama: Path):
     from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
-    first = register_version(store, base, "one", 0.50)
+    first = register_version(store, tiny_llama, "one", 0.50)
     assert first["promoted"] and first["version"] == 1 and "first version" in first["reason"]
-    worse = register_version(store, base, "two", 0.40)
+    assert first["config"] == {"run": "run_one.json", "eval": "summary_one.json", "model_name": DEFAULT_MODEL_NAME,
+                               "base_model": "models/base", "promote": False}
+    worse = register_version(store, tiny_llama, "two", 0.40)
     assert not worse["promoted"] and worse["champion_version"] == 1 and "does not beat" in worse["reason"]
-    tie = register_version(store, base, "three", 0.50)
+    tie = register_version(store, tiny_llama, "three", 0.50)
     assert not tie["promoted"]
-    other_set = register_version(store, base, "four", 0.99, examples_hash="b" * 64)
+    other_set = register_version(store, tiny_llama, "four", 0.99, examples_hash="b" * 64)
     assert not other_set["promoted"] and "different set" in other_set["reason"]
-    oracle_only = register_version(store, base, "five", None)
+    oracle_only = register_version(store, tiny_llama, "five", None)
     assert not oracle_only["promoted"] and "cannot be compared" in oracle_only["reason"]
-    better = register_version(store, base, "six", 0.60)
+    better = register_version(store, tiny_llama, "six", 0.60)
     assert better["promoted"] and better["version"] == 6
 
     registry = client()
@@ -182,12 +240,12 @@ def test_champion_moves_only_on_a_strict_improvement_on_the_same_set(store: Path
     assert Path(logged) == store / "cache" / "logged" / record["model_id"] and weights_digest(logged) == weights_digest(local)
 
 
-def test_manual_promotion_and_clear_errors(store: Path, base: Path, capsys):
+def test_manual_promotion_and_clear_errors(store: Path, tiny_llama: Path, capsys):
     from text2sql_mlops.core.errors import UserError
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
-    register_version(store, base, "two", 0.9, examples_hash="c" * 64)
+    register_version(store, tiny_llama, "one", 0.5)
+    register_version(store, tiny_llama, "two", 0.9, examples_hash="c" * 64)
     assert cli(["register", "--run", "run_two.json", "--eval", "summary_two.json", "--promote"]) == 0
     assert str(client().get_model_version_by_alias("text2sql-sft-dpo", "champion").version) == "3"
     capsys.readouterr()
@@ -209,7 +267,7 @@ def track_process(store: Path, stage: str):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.Popen([sys.executable, "-m", "text2sql_mlops.cli", "track", "--stage", stage, "--params", "eval",
+    return subprocess.Popen([sys.executable, "-m", "text2sql_mlops.cli", "track", "--stage", stage, "--config", "eval=config.json",
                              "--metrics", "summary.json", "--steps", "metrics.jsonl", "--artifacts", "summary.json"],
                             cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -219,6 +277,7 @@ def test_concurrent_tracks_on_a_fresh_store_all_succeed(store: Path):
     """Two stages logging at once (dvc queue start -j 2) once broke a fresh store for good:
     both ran MLflow's schema migrations (table _alembic_tmp_latest_metrics already exists)."""
     (store / "summary.json").write_text(json.dumps({"first_turn_ex": 0.25}))
+    (store / "config.json").write_text(json.dumps({"max_turns": 2}))
     (store / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 21)))
     for wave in range(2):  # a fresh store, then the same store with every process writing at once
         processes = [track_process(store, f"stage{wave}_{i}") for i in range(4)]
@@ -306,7 +365,7 @@ def test_a_stage_lists_the_datasets_it_read(store: Path, demo_dataset: Path):
     assert cli(["track", "--stage", "sft", "--inputs", "x=missing.jsonl"]) == 2
 
 
-def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path, capsys):
+def test_track_checks_every_input_before_creating_a_run(store: Path, tiny_llama: Path, capsys):
     (store / "good.json").write_text(json.dumps({"a": 1}))
     assert cli(["track", "--stage", "ok", "--metrics", "good.json"]) == 0
     (store / "bad.json").write_text("{not json")
@@ -323,9 +382,20 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path,
     (store / "no_base").mkdir()
     (store / "no_base" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "models/nowhere"}))
     (store / "no_base" / "adapter_model.safetensors").write_text("w")
-    (adapter_folder(store / "bad_weights", base, "bad") / "adapter_model.safetensors").write_text("not a safetensors file")
+    (adapter_folder(store / "bad_weights", tiny_llama, "bad") / "adapter_model.safetensors").write_text("not a safetensors file")
+    (store / "summary.json").write_text(json.dumps({"final_ex_strict": 0.5, "config": {"max_turns": 2}, "repair": {"repaired": 1}}))
+    (store / "other.json").write_text(json.dumps({"max_turns": 3}))
     capsys.readouterr()
-    for extra, message in [(["--metrics", "good.json", "bad.json"], "cannot read metrics file bad.json"),
+    for extra, message in [(["--config", "eval=summary.json#nope"], "summary.json has no 'nope'; it has final_ex_strict, config, repair"),
+                           (["--config", "summary.json"], "--config must look like NAME=FILE"),
+                           (["--config", "eval=summary.json#config,repair"], "--config must look like NAME=FILE"),
+                           (["--config", "eval=missing.json#config"], "missing.json does not exist"),
+                           (["--config", "eval=bad.json"], "cannot read configuration file bad.json"),
+                           # an outcome is never a param: params and metrics stay disjoint
+                           (["--config", "eval=summary.json#repair", "--metrics", "summary.json"], "repair holds outcomes"),
+                           (["--config", "eval=summary.json", "--metrics", "summary.json"], "the whole file holds outcomes"),
+                           (["--config", "eval=summary.json#config", "eval=other.json"], "param eval.max_turns is already 2"),
+                           (["--metrics", "good.json", "bad.json"], "cannot read metrics file bad.json"),
                            (["--metrics", "list.json"], "must hold a JSON object"),
                            (["--steps", "bad.jsonl"], "bad.jsonl:2: invalid JSON"),
                            (["--steps", "badstep.jsonl"], "whole number"),
@@ -344,23 +414,23 @@ def test_track_checks_every_input_before_creating_a_run(store: Path, base: Path,
 # --------------------------------------------------------------------------- registry: versions, cache, adapters
 
 
-def test_latest_resolves_to_the_newest_version_each_time(store: Path, base: Path):
+def test_latest_resolves_to_the_newest_version_each_time(store: Path, tiny_llama: Path):
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
+    register_version(store, tiny_llama, "one", 0.5)
     first = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
     assert Path(first) == store / "cache" / "text2sql-sft-dpo" / "v1"
-    register_version(store, base, "two", 0.4)
+    register_version(store, tiny_llama, "two", 0.4)
     second = resolve_adapter("models:/text2sql-sft-dpo/latest", cache_dir=store / "cache")
     assert Path(second) == store / "cache" / "text2sql-sft-dpo" / "v2"
     assert weights_digest(second) == weights_digest(store / "adapter_two") != weights_digest(first)
     assert not (store / "cache" / "text2sql-sft-dpo" / "vlatest").exists()
 
 
-def test_an_interrupted_download_is_not_trusted(store: Path, base: Path):
+def test_an_interrupted_download_is_not_trusted(store: Path, tiny_llama: Path):
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
+    register_version(store, tiny_llama, "one", 0.5)
     cached = store / "cache" / "text2sql-sft-dpo" / "v1"
     cached.mkdir(parents=True)
     (cached / "adapter_config.json").write_text(json.dumps({"marker": "partial"}))  # the weights never arrived
@@ -371,11 +441,11 @@ def test_an_interrupted_download_is_not_trusted(store: Path, base: Path):
     assert [p.name for p in cached.parent.iterdir()] == ["v1"]  # no temporaries left behind
 
 
-def test_a_failed_lookup_creates_nothing(store: Path, base: Path):
+def test_a_failed_lookup_creates_nothing(store: Path, tiny_llama: Path):
     from text2sql_mlops.core.errors import UserError
     from text2sql_mlops.mlops.registry import resolve_adapter
 
-    register_version(store, base, "one", 0.5)
+    register_version(store, tiny_llama, "one", 0.5)
     for uri in ("models:/text2sql-sft-dpo/7", "models:/no-such-model/1", "models:/no-such-model/latest",
                 "models:/text2sql-sft-dpo@nope", "models:/text2sql-sft-dpo", "models:/m-0123456789abcdef",
                 "runs:/0123456789abcdef/adapter"):
@@ -384,8 +454,8 @@ def test_a_failed_lookup_creates_nothing(store: Path, base: Path):
         assert not (store / "cache").exists(), uri
 
 
-def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, base: Path, capsys):
-    adapter = adapter_folder(store / "adapter", base, "broken")
+def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, tiny_llama: Path, capsys):
+    adapter = adapter_folder(store / "adapter", tiny_llama, "broken")
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run.json"]) == 0
     record = json.loads((store / "run.json").read_text())
     (logged_model_folder(record["model_id"]) / "peft" / "adapter_model.safetensors").unlink()  # the weights are lost
@@ -450,7 +520,7 @@ def hf_generate(model_path: str, adapter_path: str | None) -> str:
     return samples[0].text
 
 
-def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eval_adapter(store: Path, base: Path, tmp_path: Path,
+def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eval_adapter(store: Path, tiny_llama: Path, tmp_path: Path,
                                                                                           offline):
     import shutil
 
@@ -464,7 +534,7 @@ def test_the_champion_lora_adapter_loads_with_plain_mlflow_offline_and_as_an_eva
 
     base_copy = tmp_path / "models" / "base"  # its own base: moved away below
     base_copy.parent.mkdir()
-    shutil.copytree(base, base_copy)
+    shutil.copytree(tiny_llama, base_copy)
     adapter = adapter_folder(store / "adapter_lora", base_copy, "lora")
     decision = register_version(store, base_copy, "lora", 0.5)
     assert decision["promoted"] and decision["source"] == f"models:/{decision['model_id']}"
@@ -507,7 +577,8 @@ def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_pat
     from text2sql_mlops.mlops.evaluate import resolve_models
     from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
 
-    whole = build_tiny_llama(tmp_path / "outputs" / "train" / "sft_dpo", seed=3)  # `train --full_finetune` output
+    # `train --full_finetune` output: a model of its own (other weights than the base; the test writes into its folder)
+    whole = build_tiny_llama(tmp_path / "outputs" / "train" / "sft_dpo", seed=3)
     (whole / "training_summary.json").write_text(json.dumps({"lora": None}))
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(whole), "--record", "run.json"]) == 0
     record = json.loads((store / "run.json").read_text())

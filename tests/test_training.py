@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from built_records import candidate, trajectory
 from built_records import turn as built_turn
-from tiny_model import build_tiny_llama
 
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.core.records import Pair, Trajectory, Turn, read_trajectories
@@ -80,9 +79,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny model
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
+def files(tmp_path_factory, tiny_llama) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("training")
-    return {"model": build_tiny_llama(root / "llama"), "root": root,
+    return {"model": tiny_llama, "root": root,
             "trajectories": write_jsonl(root / "trajectories.jsonl", TRAJECTORIES), "pairs": write_jsonl(root / "pairs.jsonl", PAIRS)}
 
 
@@ -101,19 +100,6 @@ def sft_out(files) -> Path:
             "--out", str(out), "--max_steps", "3", "--learning_rate", "1e-2", *TINY]
     assert cli(argv) == 0
     return out
-
-
-@pytest.fixture(scope="module")
-def random_adapter(files) -> Path:
-    """An 'SFT' adapter far from the base model: random, non-zero A and B."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(files["model"]), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
-    model.save_pretrained(files["root"] / "random_adapter")
-    return files["root"] / "random_adapter"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -383,7 +369,7 @@ def sequence_logps(model, rows: list[dict], side: str):
 
 
 @pytest.mark.slow
-def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, random_adapter):
+def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, tiny_lora):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -395,7 +381,7 @@ def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, rand
 
     rows, _ = dpo_rows(tokenizer, PAIRS, 512)
     base = AutoModelForCausalLM.from_pretrained(files["model"]).eval()
-    sft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(files["model"]), str(random_adapter)).merge_and_unload().eval()
+    sft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(files["model"]), str(tiny_lora)).merge_and_unload().eval()
     expected = {name: (sequence_logps(model, rows, "chosen_ids"), sequence_logps(model, rows, "rejected_ids")) for name, model in (("base", base), ("sft", sft))}
     assert not torch.allclose(expected["base"][0], expected["sft"][0], atol=1e-2)  # the adapter matters
 
@@ -403,7 +389,7 @@ def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, rand
         batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
         return trainer.compute_ref_log_probs(trainer.model, batch)
 
-    settings = DPOSettings(model=str(files["model"]), out="unused", pairs=["-"], init_adapter=str(random_adapter), max_length=512,
+    settings = DPOSettings(model=str(files["model"]), out="unused", pairs=["-"], init_adapter=str(tiny_lora), max_length=512,
                            max_steps=2, learning_rate=5e-2, per_device_train_batch_size=2, logging_steps=1)
     trainer = dpo.build_trainer(settings, rows, tokenizer, resolve_runtime(None, None), str(files["root"] / "t3"))
     for got, want in zip(reference(trainer), expected["sft"]):

@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops data") -> in
         print("\n".join(summary.lines()))
     elif args.action == "validate":
         summary = dataset_summary(load_examples(args.dataset, args.db_root, args.split))
+        summary["config"] = {"dataset": args.dataset, "db_root": args.db_root, "split": args.split}  # what `track` logs as params
         if args.out:
             write_json(args.out, summary)
-        print(json.dumps({k: v for k, v in summary.items() if k != "questions_per_db"}))
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("questions_per_db", "config")}))
     elif args.action == "demo":
         summary = build_demo(args.out, seed=args.seed)
         print(json.dumps(summary, indent=2))

@@ -367,6 +367,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -
     open_store()
     with store_lock(tracking_uri()):  # read champion, compare, move the alias: one process at a time
         decision = register(run_record, summary, args.model_name, args.base_model, args.promote)
+    decision["config"] = {"run": args.run, "eval": args.eval, "model_name": args.model_name, "base_model": args.base_model,
+                          "promote": args.promote}
     if args.out:
         write_json(args.out, decision)
     print(json.dumps(decision))

@@ -1,8 +1,7 @@
 """MLflow tracking of pipeline stages: one run per stage, logged after the stage's own command.
 
-    text2sql-mlops track --stage eval_base --params model data schema eval \\
-        --metrics outputs/eval_base/summary.json --artifacts outputs/eval_base/summary.json \\
-        --record outputs/eval_base/mlflow_run.json
+    text2sql-mlops track --stage eval_base_dev --config eval=outputs/eval/base/dev/summary.json#config \\
+        --metrics outputs/eval/base/dev/summary.json --artifacts outputs/eval/base/dev/summary.json
 
 Each ``dvc.yaml`` stage runs ``<stage command> && text2sql-mlops track ...``: the stage
 module stays free of MLflow, and a stage that fails or is interrupted never gets a
@@ -16,11 +15,14 @@ migrated and given new experiments under a file lock (``mlruns/.mlflow.db.lock``
 
 Every run is tagged with the stage name, the git commit (``+dirty`` when the tree
 has uncommitted changes), the DVC hash of the raw data (``data.dvc``) and a hash of
-the logged params; it logs those params (``section.key``) and the configuration its
-command wrote (``resolved.config.batch_size``), the outcome numbers of its metrics
+the logged params; ``main`` reads git and data.dvc and passes the tags in. Its params
+are the configuration the stage's command recorded in its own outputs (``--config``:
+``eval.batch_size`` from an eval's ``summary.json#config``, ``sft.learning_rate`` from
+``training_summary.json#settings``), so a command-line override shows as the value that
+ran; params.yaml is never read for them. It logs the outcome numbers of its metrics
 files as ``<namespace>/<key>`` (``eval/error_types.final.no_such_column``), step series
-from ``metrics.jsonl`` files (``train/loss``), and its artifacts (files or folders; an
-adapter folder goes under ``adapter/``, which the registry points at).
+from ``metrics.jsonl`` files (``train/loss``), its artifacts (files or folders) and a
+trained folder as its MLflow model (``--adapter``).
 
 A run spans its stage (``--started``: when the stage's command began) and is nested
 under one parent run per pipeline execution (``pipeline_key``), which spans its stages.
@@ -140,46 +142,9 @@ def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_
 # --------------------------------------------------------------------------- what a run carries
 
 
-def git_commit() -> str:
-    """HEAD's commit, with ``+dirty`` when tracked files changed; ``unknown`` outside git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty.strip() else "")
-
-
-def data_hash(dvc_file: str | os.PathLike = "data.dvc") -> str:
-    """The DVC hash of the raw data folder (``data.dvc``'s md5), or ``unknown``."""
-    import yaml
-
-    try:
-        outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
-        return str(outs[0]["md5"])
-    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
-        return "unknown"
-
-
-def stage_params(sections: Iterable[str], params_file: str | os.PathLike = "params.yaml") -> dict[str, Any]:
-    """``section.key`` -> value for the given params.yaml sections (nested keys joined by dots)."""
-    import yaml
-
-    try:
-        params = yaml.safe_load(Path(params_file).read_text()) or {}
-    except OSError as exc:
-        raise UserError(f"cannot read {params_file}: {exc.strerror}") from None
-    out: dict[str, Any] = {}
-    for section in sections:
-        if section not in params:
-            raise UserError(f"{params_file} has no section {section!r}; sections: {', '.join(params)}")
-        out.update(flatten({section: params[section]}))
-    return out
-
-
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts to one level with dotted keys; lists stay values."""
-    if not isinstance(tree, dict):
+    """Nested dicts to one level with dotted keys; lists and empty dicts stay values."""
+    if not isinstance(tree, dict) or (not tree and prefix):
         return {prefix: tree}
     out: dict[str, Any] = {}
     for key, value in tree.items():
@@ -187,8 +152,8 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-# Sections and keys of a command's summary that say how it ran, not what came out: logged as
-# params (``resolved.<key>``), never as metrics, so a run's params and metrics are disjoint.
+# Sections and keys of a command's summary that say how it ran, not what came out: never
+# metrics (``--config`` logs such a section as params), so a run's params and metrics are disjoint.
 CONFIG_SECTIONS = frozenset({"settings", "runtime", "config", "configuration", "lora", "versions", "inputs_sha256"})
 CONFIG_KEYS = frozenset({"method", "out", "mode", "top_k", "fk_hops", "dataset", "tables_json"})
 # The metric namespace of a stage, by the start of its name (README "MLflow"): eval/final_ex_strict.
@@ -210,9 +175,44 @@ def numeric_metrics(tree: dict[str, Any]) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def resolved_params(tree: dict[str, Any]) -> dict[str, Any]:
-    """The configuration a command wrote into its summary, as ``resolved.<key>`` params."""
-    return {f"resolved.{key}": value for key, value in split_summary(tree)[0].items() if value is not None}
+def config_params(specs: Iterable[str], metrics_files: Iterable[str] = ()) -> dict[str, Any]:
+    """The params of a run: the configuration the stage's command recorded in its outputs.
+
+    Each spec is ``[NAME=]FILE[#SECTION[,SECTION...]]``: the JSON object at SECTION of FILE,
+    flattened under NAME (default: the section's name), as ``NAME.key`` (``sft.learning_rate``
+    from ``sft=training_summary.json#settings``; ``runtime.device`` from ``...#runtime``);
+    without ``#SECTION`` the whole file. So a run logs the value that ran, command-line
+    overrides included, never a params file the command may not have used. A null section
+    (the LoRA of a whole-model fine-tune) gives nothing. A section of a file that is also a
+    metrics file must be configuration (``CONFIG_SECTIONS``): params and metrics stay disjoint.
+    """
+    as_metrics = {Path(path).resolve() for path in metrics_files}
+    params: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, where = spec.partition("=")
+        if not sep:
+            name, where = "", spec
+        path, _, listed = where.partition("#")
+        sections = [section for section in listed.split(",") if section] if listed else []
+        if not path or (name and len(sections) > 1) or not (name or sections):
+            raise UserError(f"--config must look like NAME=FILE, NAME=FILE#SECTION or FILE#SECTION[,SECTION...], got {spec!r}")
+        if not Path(path).is_file():
+            raise UserError(f"--config {spec}: {path} does not exist; did the stage's command succeed?")
+        tree = _read_json(path, "configuration file")
+        for section in sections or [None]:
+            if section is not None and section not in tree:
+                raise UserError(f"--config {spec}: {path} has no {section!r}; it has {', '.join(tree) or 'nothing'}")
+            if Path(path).resolve() in as_metrics and section not in CONFIG_SECTIONS | CONFIG_KEYS:
+                raise UserError(f"--config {spec}: {path} is also a metrics file, and {section or 'the whole file'} holds outcomes; "
+                                f"name a configuration section ({', '.join(sorted(CONFIG_SECTIONS))})")
+            value = tree if section is None else tree[section]
+            if value is None:
+                continue
+            for key, item in flatten(value, name or section).items():
+                if key in params and params[key] != item:
+                    raise UserError(f"--config {spec}: param {key} is already {params[key]!r} from another --config; rename one (NAME=...)")
+                params[key] = item
+    return params
 
 
 def namespace(stage: str) -> str:
@@ -247,18 +247,23 @@ def log_stage(
     store_dir: str | os.PathLike = STORE_DIR,
     extra_tags: dict[str, str] | None = None,
     started: float | None = None,
-    nest: bool = True,
+    pipeline: str | None = None,
     to_parent: bool = False,
+    provenance: dict[str, str] | None = None,
     inputs: Iterable[str] = (),
     tables: Iterable[str] = (),
 ) -> dict[str, str]:
     """Log one finished stage as one MLflow run; returns the run record (ids and URIs).
 
     The run spans the stage: from ``started`` (seconds since the epoch; default now) to
-    the end of logging. It is nested under the pipeline execution's parent run
-    (``pipeline_parent``) unless ``nest`` is False. Params are the params.yaml sections
-    plus the configuration the command wrote (``resolved.*``); metrics are outcomes only,
-    named ``<namespace>/<key>`` (``eval/final_ex_strict``, ``train/loss``).
+    the end of logging. It is nested under the parent run of the pipeline execution named
+    ``pipeline`` (``pipeline_parent``; None: not nested). ``provenance`` holds the tags the
+    caller computed from where it runs (``git_commit``, ``dvc_data_hash``: ``main`` asks git
+    and reads data.dvc); the run and a parent it creates carry them as given, and this
+    function never asks git or reads the working directory. ``extra_tags`` are this run's only.
+    ``params`` are logged as given (``main`` passes ``config_params``: the configuration the
+    stage's command recorded); metrics are outcomes only, named ``<namespace>/<key>``
+    (``eval/final_ex_strict``, ``train/loss``).
 
     Every input is read and checked first (metrics files, step series, artifacts, the
     adapter folder, loaded with its base model): a bad one is a ``UserError`` and no run is
@@ -274,9 +279,7 @@ def log_stage(
         raise UserError(f"track {stage}: nothing to log at {', '.join(missing)}; did the stage's command succeed?")
     datasets = [read_dataset(spec) for spec in inputs]
     table_frames = [read_table(spec) for spec in tables]
-    summaries = [_read_json(path) for path in metrics_files]
-    metrics = [numeric_metrics(summary) for summary in summaries]
-    resolved = {key: value for summary in summaries for key, value in resolved_params(summary).items()}
+    metrics = [numeric_metrics(_read_json(path)) for path in metrics_files]
     series = [step for path in step_files for step in _read_steps(Path(path))]
     if started is not None and not (math.isfinite(started) and 0 < started <= time.time() + 60):
         raise UserError(f"--started must be the stage's start as seconds since the epoch (`date +%s`), got {started}")
@@ -285,19 +288,17 @@ def log_stage(
         trained = load_trained_model(adapter)
     experiment_id = connect(experiment, store_dir)
     space = namespace(stage)
-    tags = {"stage": stage, "git_commit": git_commit(), "dvc_data_hash": data_hash(), "params_hash": params_hash(params),
-            **(extra_tags or {})}
+    tags = {"stage": stage, **(provenance or {}), "params_hash": params_hash(params), **(extra_tags or {})}
     start_ms = int((started if started is not None else time.time()) * 1000)
-    parent = pipeline_parent(experiment_id, start_ms, store_dir) if nest else None
+    parent = pipeline_parent(experiment_id, start_ms, pipeline, provenance or {}, store_dir) if pipeline is not None else None
     if parent:
         tags["mlflow.parentRunId"] = parent
     client = MlflowClient()
     run_id = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=stage).info.run_id
     # Resuming the run: MLflow marks it FAILED if logging raises, FINISHED (now) otherwise.
     with mlflow.start_run(run_id=run_id) as run:
-        logged = {**params, **resolved}
-        if logged:
-            mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in logged.items()})
+        if params:
+            mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in params.items()})
         for numbers in metrics:
             if numbers:
                 mlflow.log_metrics({_mlflow_key(f"{space}/{k}"): v for k, v in numbers.items()})
@@ -374,23 +375,12 @@ def read_table(spec: str):
 # --------------------------------------------------------------------------- the pipeline's parent run
 
 
-def pipeline_key() -> str:
-    """Which pipeline execution a stage belongs to: the DVC experiment (``dvc exp run`` sets
-    DVC_EXP_NAME), else TEXT2SQL_PIPELINE_RUN (``make repro`` sets it to a timestamp and the
-    commit), else the commit and the day (a plain ``dvc repro``)."""
-    if os.environ.get("DVC_EXP_NAME"):
-        return f"exp {os.environ['DVC_EXP_NAME']}"
-    if os.environ.get("TEXT2SQL_PIPELINE_RUN"):
-        return os.environ["TEXT2SQL_PIPELINE_RUN"]
-    return f"dvc repro {git_commit()[:12]} {time.strftime('%Y-%m-%d', time.gmtime())}"
-
-
-def pipeline_parent(experiment_id: str, start_ms: int, store_dir: str | os.PathLike = STORE_DIR) -> str:
-    """The id of this execution's parent run, created by the first stage that logs (under the
-    store lock, so stages logging at once share one parent)."""
+def pipeline_parent(experiment_id: str, start_ms: int, key: str, provenance: dict[str, str],
+                    store_dir: str | os.PathLike = STORE_DIR) -> str:
+    """The id of the parent run of pipeline execution ``key``, created (with the ``provenance``
+    tags) by the first stage that logs, under the store lock, so stages logging at once share one parent."""
     from mlflow import MlflowClient
 
-    key = pipeline_key()
     client = MlflowClient()
     with store_lock(tracking_uri(store_dir)):
         quoted = key.replace("'", "\\'")
@@ -398,7 +388,7 @@ def pipeline_parent(experiment_id: str, start_ms: int, store_dir: str | os.PathL
                                    max_results=1)
         if found:
             return found[0].info.run_id
-        tags = {"pipeline_run": key, "pipeline_parent": "true", "git_commit": git_commit(), "dvc_data_hash": data_hash()}
+        tags = {"pipeline_run": key, "pipeline_parent": "true", **provenance}
         run = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=key)
         client.set_terminated(run.info.run_id, "FINISHED", end_time=start_ms)
         return run.info.run_id
@@ -428,13 +418,13 @@ def _extend_parent(parent: str, child: str, to_parent: bool, metrics: list[dict[
                 client.log_artifact(parent, str(path))
 
 
-def _read_json(path: str | os.PathLike) -> dict[str, Any]:
+def _read_json(path: str | os.PathLike, what: str = "metrics file") -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
-        raise UserError(f"cannot read metrics file {path}: {exc}; give the JSON file the stage wrote") from None
+        raise UserError(f"cannot read {what} {path}: {exc}; give the JSON file the stage wrote") from None
     if not isinstance(data, dict):
-        raise UserError(f"metrics file {path} must hold a JSON object, not a {type(data).__name__}")
+        raise UserError(f"{what} {path} must hold a JSON object, not a {type(data).__name__}")
     return data
 
 
@@ -477,11 +467,14 @@ def _log_artifact(path: Path) -> None:
 
 
 def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
-    parser = ArgParser(prog=prog, description="Log a finished pipeline stage to MLflow as one run "
-                       "(params from params.yaml, metrics files, step series, artifacts, a trained model).")
+    parser = ArgParser(prog=prog, description="Log a finished pipeline stage to MLflow as one run (params: the "
+                       "configuration its command recorded; metrics files, step series, artifacts, a trained model).")
     flag(parser, "stage", required=True, help="stage name (the run name and the `stage` tag)")
-    flag(parser, "params", nargs="*", default=[], metavar="SECTION", help="params.yaml sections the stage uses")
-    flag(parser, "params_file", default="params.yaml", help="(default: %(default)s)")
+    flag(parser, "config", nargs="*", default=[], metavar="[NAME=]FILE[#SECTION]", help="the configuration the stage's command "
+         "recorded, logged as NAME.key params: a JSON file, or a section of one (rollout/eval summary.json#config, "
+         "training_summary.json#settings; FILE#runtime,lora: each section under its own name)")
+    flag(parser, "params_file", default="params.yaml", help="where tracking.experiment names the default experiment "
+         "(default: %(default)s); never read for params")
     flag(parser, "metrics", nargs="*", default=[], metavar="JSON", help="JSON files whose numbers become metrics")
     flag(parser, "steps", nargs="*", default=[], metavar="JSONL", help="JSONL step series (e.g. training metrics.jsonl)")
     flag(parser, "artifacts", nargs="*", default=[], metavar="PATH", help="files or folders to log as artifacts")
@@ -490,6 +483,7 @@ def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     flag(parser, "tag", action="append", default=[], metavar="KEY=VALUE", help="another run tag (repeatable)")
     flag(parser, "experiment", help="MLflow experiment (default: tracking.experiment in the params file, else "
          f"{DEFAULT_EXPERIMENT})")
+    flag(parser, "data_dvc", default="data.dvc", help="the .dvc file of the raw data, whose hash tags the run (default: %(default)s)")
     flag(parser, "store", default=str(STORE_DIR), help="local store folder when MLFLOW_TRACKING_URI is unset (default: %(default)s)")
     flag(parser, "record", type=output_file, help="write the run record (run id, artifact URIs) to this JSON file")
     flag(parser, "metrics_out", type=output_file, help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
@@ -503,6 +497,42 @@ def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     flag(parser, "no_parent", action="store_true", help="do not nest the run under the pipeline execution's parent run")
     flag(parser, "to_parent", action="store_true", help="also log the metrics and artifacts to the parent run (compare's table)")
     return parser
+
+
+# The working directory, read here at the command's edge only: the library functions above get
+# what these return as arguments.
+
+
+def git_commit() -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files changed; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
+def data_hash(dvc_file: str | os.PathLike = "data.dvc") -> str:
+    """The DVC hash of the raw data folder (``data.dvc``'s md5), or ``unknown``."""
+    import yaml
+
+    try:
+        outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
+        return str(outs[0]["md5"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return "unknown"
+
+
+def pipeline_key(commit: str) -> str:
+    """Which pipeline execution a stage belongs to: the DVC experiment (``dvc exp run`` sets
+    DVC_EXP_NAME), else TEXT2SQL_PIPELINE_RUN (``make repro`` sets it to a timestamp and the
+    commit), else ``commit`` and the day (a plain ``dvc repro``)."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return f"exp {os.environ['DVC_EXP_NAME']}"
+    if os.environ.get("TEXT2SQL_PIPELINE_RUN"):
+        return os.environ["TEXT2SQL_PIPELINE_RUN"]
+    return f"dvc repro {commit[:12]} {time.strftime('%Y-%m-%d', time.gmtime())}"
 
 
 def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
@@ -522,11 +552,12 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> i
         if not sep or not key:
             raise UserError(f"--tag must look like KEY=VALUE, got {item!r}")
         tags[key] = value
-    params = stage_params(args.params, args.params_file)
+    params = config_params(args.config, args.metrics)
     experiment = args.experiment or experiment_name(args.params_file)
+    provenance = {"git_commit": git_commit(), "dvc_data_hash": data_hash(args.data_dvc)}
     record = log_stage(args.stage, experiment, params, args.metrics, args.steps, args.artifacts, args.adapter, args.store, tags,
-                       started=args.started, nest=not args.no_parent, to_parent=args.to_parent, inputs=args.inputs,
-                       tables=args.table)
+                       started=args.started, pipeline=None if args.no_parent else pipeline_key(provenance["git_commit"]),
+                       to_parent=args.to_parent, inputs=args.inputs, tables=args.table, provenance=provenance)
     if args.record:
         write_json(args.record, record)
     if args.metrics_out:

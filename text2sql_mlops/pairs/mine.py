@@ -33,12 +33,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file, write_jsonl
+from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn, read_trajectories
 from ..data.guard import load_eval_split, refuse_leaks, rollout_db_roots
 from .build import build_pair
@@ -196,6 +196,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "db_root", nargs="+", default=[], metavar="DIR", help="folders of the training databases, whose schemas the guard "
          "compares (default: the rollout folder's, then --eval_dataset's)")
+    flag(parser, "stats", type=output_file, help="also write the counts printed and the resolved configuration to this JSON file")
     return parser
 
 
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
         "wall_s": round(time.perf_counter() - started, 3),
     }
     print(json.dumps(summary))
+    if args.stats:
+        write_json(args.stats, {**summary, "config": {"trajectories": args.trajectories, **asdict(config), "eval_dataset": args.eval_dataset,
+                                                      "eval_split": args.eval_split, "eval_same_db_split": args.eval_same_db_split}})
     if not pairs:
         print("pairs mine: note: no pairs: a pair needs a correct and a failed answer to one example "
               "(more samples, more turns or --use_gold_when_failed help)", file=sys.stderr)

@@ -34,7 +34,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
@@ -258,6 +258,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
          "(e.g. test_same_db): guarded by example and question, not by database")
     flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
+    flag(parser, "stats", type=output_file, help="also write the summary (counts and the resolved configuration) to this JSON file")
     return parser
 
 
@@ -298,6 +299,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     examples = examples[args.offset:end]
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
+    summary["config"] = {"dataset_path": args.dataset_path, "db_root": args.db_root, "split": args.split, "tables_json": tables_json,
+                         "offset": args.offset, "limit": args.limit, **asdict(config), "eval_dataset": args.eval_dataset,
+                         "eval_split": args.eval_split, "eval_same_db_split": args.eval_same_db_split}
     if args.output_dir:
         with atomic_folder(args.output_dir, _written_by_synth) as staged:
             staged.mkdir()
@@ -306,7 +310,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
             write_json(staged / "summary.json", summary)
     else:
         write_jsonl(args.out, pairs)
-    print(json.dumps({"out": args.out or args.output_dir, **summary}))
+    if args.stats:
+        write_json(args.stats, summary)
+    print(json.dumps({"out": args.out or args.output_dir, **{k: v for k, v in summary.items() if k != "config"}}))
     if not pairs:
         print("pairs synth: note: no pairs: no mutation of these gold queries ran to a different result", file=sys.stderr)
     return 0

@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recal
     rows: list[dict[str, Any]] = []
     if args.trajectories:
         report = trajectory_recall(args.trajectories, rows)
+        report["config"] = {"trajectories": args.trajectories}
     else:
         examples = load_examples(args.dataset, args.db_root, args.split)
         # A bar only where a run takes long enough to wonder about it.
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recal
         report = next(iter(reports.values())) if len(reports) == 1 else {"modes": reports}
         report["dataset"] = str(args.dataset)
         report["tables_json"] = args.tables
+        report["config"] = {"dataset": str(args.dataset), "split": args.split, "db_root": args.db_root, "tables_json": args.tables,
+                            "mode": " ".join(reports), "top_k": args.top_k, "fk_hops": args.fk_hops}
     if args.out:
         write_json(args.out, report)
     if args.per_example:
