@@ -158,6 +158,59 @@ def test_hf_computes_a_shared_schema_once_per_batch(tiny_model, tokenizer):
         assert min(min(lengths) for lengths in prefixes) > schema_tokens
 
 
+def test_the_transformers_cache_api_the_hf_backend_relies_on(tiny_model, tokenizer):
+    """What hf.py does with transformers' cache, step by step: a cache built from the config
+    (its layers' is_sliding / is_linear decide prefix reuse), filled by a forward that takes it
+    under the signature's keyword, read per layer as [batch, kv heads, positions, head_dim]
+    keys and values, assembled left-padded with update(), cut down with batch_select_indices,
+    then continued: the next token's logits equal a plain forward over the whole sequence.
+    Both pins run it: transformers 5.24 (CPU, `cache=`) and the GPU set's 5.20
+    (`past_key_values=`; `make test-gpu-pin`)."""
+    import torch
+    import transformers
+    from packaging.version import Version
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from text2sql_mlops.generation.hf import cache_keyword
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    config = model.config
+    keyword = cache_keyword(model)
+    assert keyword == ("cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values")
+    layers = config.num_hidden_layers
+    assert len(DynamicCache(config=config).layers) == layers
+    assert list(DynamicCache(config=config).is_sliding) == [False] * layers
+    assert list(DynamicCache(config=config).is_linear) == [False] * layers
+
+    long, short = encode(tokenizer, QUESTIONS[3]), encode(tokenizer, "Count concerts.")
+    assert len(long) > len(short) + 2
+    head_dim = config.hidden_size // config.num_attention_heads
+    with torch.inference_mode():
+        prefixes = {}
+        for name, ids in (("long", long), ("short", short)):
+            cache = prefixes[name] = DynamicCache(config=config)
+            model(input_ids=torch.tensor([ids[:-1]]), use_cache=True, logits_to_keep=1, **{keyword: cache})
+            assert cache.get_seq_length() == len(ids) - 1  # the forward filled the cache it was given
+            assert cache.layers[0].keys.shape == cache.layers[0].values.shape == (1, config.num_key_value_heads, len(ids) - 1, head_dim)
+        # Rows [long, short], the short prefix left-padded to the long one's width, as _prefix_cache builds them.
+        width = len(long) - 1
+        merged = DynamicCache(config=config)
+        for layer in range(layers):
+            pads = (0, 0, width - (len(short) - 1), 0)
+            keys = torch.cat([prefixes["long"].layers[layer].keys, torch.nn.functional.pad(prefixes["short"].layers[layer].keys, pads)])
+            values = torch.cat([prefixes["long"].layers[layer].values, torch.nn.functional.pad(prefixes["short"].layers[layer].values, pads)])
+            merged.update(keys, values, layer)
+        assert merged.get_seq_length() == width and merged.layers[0].keys.shape[0] == 2
+        merged.batch_select_indices(torch.tensor([1]))  # the long row finished: only the short one goes on
+        assert merged.layers[0].keys.shape[0] == 1
+        mask = torch.tensor([[0] * (width - (len(short) - 1)) + [1] * len(short)])
+        continued = model(input_ids=torch.tensor([short[-1:]]), attention_mask=mask, position_ids=torch.tensor([[len(short) - 1]]),
+                          use_cache=True, **{keyword: merged}).logits[:, -1]
+        plain = model(input_ids=torch.tensor([short])).logits[:, -1]
+    assert merged.get_seq_length() == width + 1
+    torch.testing.assert_close(continued, plain, atol=1e-5, rtol=1e-4)
+
+
 def test_hf_greedy_samples_are_copies(tiny_model):
     (samples,) = hf(tiny_model).generate(REQUESTS[:1], SamplingParams(num_samples=3, max_new_tokens=6))
     assert len(samples) == 3 and len({s.text for s in samples}) == 1 and samples[0] is not samples[1]
