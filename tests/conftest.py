@@ -83,3 +83,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fake_openai():
+    """Start fake OpenAI-compatible servers (``fake_openai.FakeOpenAI(**options)``); all close at the end."""
+    from fake_openai import FakeOpenAI
+
+    servers = []
+
+    def start(**options) -> FakeOpenAI:
+        servers.append(FakeOpenAI(**options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fake_openai import FakeOpenAI
 from tiny_model import build_tiny_llama
 
 from text2sql_mlops.core.errors import UserError
@@ -321,84 +319,6 @@ def test_hf_missing_adapter_and_bad_dtype(tiny_model, tmp_path):
 
 
 # --- openai ----------------------------------------------------------------------------------
-
-
-class FakeOpenAI:
-    """An OpenAI-compatible chat endpoint on 127.0.0.1 that answers each request after ``delay`` seconds.
-
-    It fails its first request with HTTP 500 (``fail_first``), can ignore ``n`` as Ollama
-    does, answers 404 for model ``missing``, and records bodies, headers and the most
-    requests it had in flight at once.
-    """
-
-    def __init__(self, fail_first: bool = True, ignore_n: bool = False, delay: float = 0.05):
-        self.fail_first, self.ignore_n, self.delay = fail_first, ignore_n, delay
-        self.bodies: list[dict] = []
-        self.auth: list[str | None] = []
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.server.server_port}/v1"
-
-    def _handler(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = 10  # a stuck client cannot hold a server thread forever
-
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake.lock:
-                    fake.bodies.append(body)
-                    fake.auth.append(self.headers.get("Authorization"))
-                    first = len(fake.bodies) == 1
-                    fake.in_flight += 1
-                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                time.sleep(fake.delay)
-                with fake.lock:
-                    fake.in_flight -= 1
-                if self.path != "/v1/chat/completions" or body["model"] == "missing":
-                    return self._send(404, {"error": {"message": f"model {body['model']} not found"}})
-                if first and fake.fail_first:
-                    return self._send(500, {"error": {"message": "warming up"}})
-                question = body["messages"][-1]["content"]
-                n = 1 if fake.ignore_n else body["n"]
-                choices = [{"index": i, "message": {"role": "assistant", "content": f"{question} | seed {body['seed']} #{i}"}} for i in range(n)]
-                self._send(200, {"choices": choices, "usage": {"completion_tokens": 5 * n}})
-
-            def _send(self, status: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def fake_openai():
-    servers = []
-
-    def start(**options) -> FakeOpenAI:
-        servers.append(FakeOpenAI(**options))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def openai(server: FakeOpenAI, **options):
