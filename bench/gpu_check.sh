@@ -8,7 +8,7 @@
 # Before it, on a machine with PyPI and Spider (this project's dev machines), fill the kit:
 #   bash bench/gpu_check/fetch_wheels.sh && python bench/gpu_check/prepare.py
 # The kit (bench/gpu_check/kit/, git-ignored) is what travels besides the repository:
-#   wheels/         17 MiB  transformers 5.24 (the image has 5.17; hf.py needs >= 5.24), trl,
+#   wheels/         17 MiB  transformers 5.24 (the image has 5.17; the project needs >= 5.20), trl,
 #                           datasets, dill, multiprocess, peft, sqlglot, sqlparse, rank-bm25:
 #                           cp312 / x86-64 builds, versions from constraints.txt. datasets
 #                           stays: TRL imports it when its trainers load. Its pyarrow (48 MiB)

@@ -105,3 +105,19 @@ def tiny_lora(tiny_llama, tmp_path_factory) -> Path:
     from tiny_model import build_tiny_lora
 
     return build_tiny_lora(tmp_path_factory.mktemp("tiny") / "lora", tiny_llama, seed=1)
+
+
+@pytest.fixture
+def fake_openai():
+    """Start fake OpenAI-compatible servers (``fake_openai.FakeOpenAI(**options)``); all close at the end."""
+    from fake_openai import FakeOpenAI
+
+    servers = []
+
+    def start(**options) -> FakeOpenAI:
+        servers.append(FakeOpenAI(**options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fake_openai import FakeOpenAI
 
 from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.generation import (
@@ -138,6 +136,59 @@ def test_hf_computes_a_shared_schema_once_per_batch(tiny_llama, tokenizer):
         assert min(min(lengths) for lengths in prefixes) > schema_tokens
 
 
+def test_the_transformers_cache_api_the_hf_backend_relies_on(tiny_llama, tokenizer):
+    """What hf.py does with transformers' cache, step by step: a cache built from the config
+    (its layers' is_sliding / is_linear decide prefix reuse), filled by a forward that takes it
+    under the signature's keyword, read per layer as [batch, kv heads, positions, head_dim]
+    keys and values, assembled left-padded with update(), cut down with batch_select_indices,
+    then continued: the next token's logits equal a plain forward over the whole sequence.
+    Both pins run it: transformers 5.24 (CPU, `cache=`) and the GPU set's 5.20
+    (`past_key_values=`; `make test-gpu-pin`)."""
+    import torch
+    import transformers
+    from packaging.version import Version
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from text2sql_mlops.generation.hf import cache_keyword
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    config = model.config
+    keyword = cache_keyword(model)
+    assert keyword == ("cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values")
+    layers = config.num_hidden_layers
+    assert len(DynamicCache(config=config).layers) == layers
+    assert list(DynamicCache(config=config).is_sliding) == [False] * layers
+    assert list(DynamicCache(config=config).is_linear) == [False] * layers
+
+    long, short = encode(tokenizer, QUESTIONS[3]), encode(tokenizer, "Count concerts.")
+    assert len(long) > len(short) + 2
+    head_dim = config.hidden_size // config.num_attention_heads
+    with torch.inference_mode():
+        prefixes = {}
+        for name, ids in (("long", long), ("short", short)):
+            cache = prefixes[name] = DynamicCache(config=config)
+            model(input_ids=torch.tensor([ids[:-1]]), use_cache=True, logits_to_keep=1, **{keyword: cache})
+            assert cache.get_seq_length() == len(ids) - 1  # the forward filled the cache it was given
+            assert cache.layers[0].keys.shape == cache.layers[0].values.shape == (1, config.num_key_value_heads, len(ids) - 1, head_dim)
+        # Rows [long, short], the short prefix left-padded to the long one's width, as _prefix_cache builds them.
+        width = len(long) - 1
+        merged = DynamicCache(config=config)
+        for layer in range(layers):
+            pads = (0, 0, width - (len(short) - 1), 0)
+            keys = torch.cat([prefixes["long"].layers[layer].keys, torch.nn.functional.pad(prefixes["short"].layers[layer].keys, pads)])
+            values = torch.cat([prefixes["long"].layers[layer].values, torch.nn.functional.pad(prefixes["short"].layers[layer].values, pads)])
+            merged.update(keys, values, layer)
+        assert merged.get_seq_length() == width and merged.layers[0].keys.shape[0] == 2
+        merged.batch_select_indices(torch.tensor([1]))  # the long row finished: only the short one goes on
+        assert merged.layers[0].keys.shape[0] == 1
+        mask = torch.tensor([[0] * (width - (len(short) - 1)) + [1] * len(short)])
+        continued = model(input_ids=torch.tensor([short[-1:]]), attention_mask=mask, position_ids=torch.tensor([[len(short) - 1]]),
+                          use_cache=True, **{keyword: merged}).logits[:, -1]
+        plain = model(input_ids=torch.tensor([short])).logits[:, -1]
+    assert merged.get_seq_length() == width + 1
+    torch.testing.assert_close(continued, plain, atol=1e-5, rtol=1e-4)
+
+
 def test_hf_greedy_samples_are_copies(tiny_llama):
     (samples,) = hf(tiny_llama).generate(REQUESTS[:1], SamplingParams(num_samples=3, max_new_tokens=6))
     assert len(samples) == 3 and len({s.text for s in samples}) == 1 and samples[0] is not samples[1]
@@ -248,84 +299,6 @@ def test_hf_missing_adapter_and_bad_dtype(tiny_llama, tmp_path):
 
 
 # --- openai ----------------------------------------------------------------------------------
-
-
-class FakeOpenAI:
-    """An OpenAI-compatible chat endpoint on 127.0.0.1 that answers each request after ``delay`` seconds.
-
-    It fails its first request with HTTP 500 (``fail_first``), can ignore ``n`` as Ollama
-    does, answers 404 for model ``missing``, and records bodies, headers and the most
-    requests it had in flight at once.
-    """
-
-    def __init__(self, fail_first: bool = True, ignore_n: bool = False, delay: float = 0.05):
-        self.fail_first, self.ignore_n, self.delay = fail_first, ignore_n, delay
-        self.bodies: list[dict] = []
-        self.auth: list[str | None] = []
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.server.server_port}/v1"
-
-    def _handler(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = 10  # a stuck client cannot hold a server thread forever
-
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake.lock:
-                    fake.bodies.append(body)
-                    fake.auth.append(self.headers.get("Authorization"))
-                    first = len(fake.bodies) == 1
-                    fake.in_flight += 1
-                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                time.sleep(fake.delay)
-                with fake.lock:
-                    fake.in_flight -= 1
-                if self.path != "/v1/chat/completions" or body["model"] == "missing":
-                    return self._send(404, {"error": {"message": f"model {body['model']} not found"}})
-                if first and fake.fail_first:
-                    return self._send(500, {"error": {"message": "warming up"}})
-                question = body["messages"][-1]["content"]
-                n = 1 if fake.ignore_n else body["n"]
-                choices = [{"index": i, "message": {"role": "assistant", "content": f"{question} | seed {body['seed']} #{i}"}} for i in range(n)]
-                self._send(200, {"choices": choices, "usage": {"completion_tokens": 5 * n}})
-
-            def _send(self, status: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def fake_openai():
-    servers = []
-
-    def start(**options) -> FakeOpenAI:
-        servers.append(FakeOpenAI(**options))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def openai(server: FakeOpenAI, **options):

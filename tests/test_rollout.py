@@ -298,6 +298,50 @@ def test_shards_merge_into_the_unsharded_run(dataset: Path, tmp_path: Path):
     assert_same_outputs(tmp_path / "merged", tmp_path / "whole")
 
 
+def repairing_model(golds: dict[str, str]):
+    """A server-side "model" that answers like the mock generator, but from the chat alone (a
+    server sees no metadata): the question's gold SQL with its first table renamed on the first
+    turn (SQLite: no such table), the gold SQL once feedback follows in the chat."""
+
+    def answer(body: dict, index: int) -> str:
+        users = [message["content"] for message in body["messages"] if message["role"] == "user"]
+        gold = next(sql for question, sql in golds.items() if question in users[0])
+        return f"```sql\n{gold if len(users) > 1 else broken_variant(gold)}\n```"
+
+    return answer
+
+
+def test_sharded_rollouts_through_an_openai_server_merge_into_the_unsharded_run(dataset: Path, tmp_path: Path, fake_openai):
+    """Scale-out as the README's "Scale-out" runs it: one OpenAI-compatible server (here a fake
+    `vllm serve`), two `rollout --shard i/2` processes asking it at once with bounded
+    concurrency (two machines' worth), then `rollout merge`: the unsharded run's files."""
+    golds = {example["question"]: example["query"] for example in json.loads(dataset.read_text())}
+    server = fake_openai(fail_first=False, answer=repairing_model(golds))
+
+    def command(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "text2sql_mlops.cli", "rollout", "--dataset_path", str(dataset), "--output_dir", str(out),
+                "--generator", "openai", "--base_url", server.base_url, "--model_name", "served-model", "--max_concurrency", "2",
+                "--generator_option", "backoff_s=0.01", "--repair_scope", "verified", "--chunk_size", "2", "--no_progress", *extra]
+
+    shards = [subprocess.Popen(command(tmp_path / f"shard{i}", "--shard", f"{i}/2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for i in (1, 2)]
+    for shard in shards:
+        _, err = shard.communicate(timeout=300)
+        assert shard.returncode == 0, err
+    assert 1 < server.max_in_flight <= 4  # concurrent requests, at most max_concurrency per shard
+    whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert cli_main(["rollout", "merge", "--inputs", str(tmp_path / "shard1"), str(tmp_path / "shard2"),
+                     "--output_dir", str(tmp_path / "merged")]) == 0
+    assert_same_outputs(tmp_path / "merged", tmp_path / "whole")
+
+    summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    good = N - BAD  # every first turn fails; the feedback reached the server and each good question was repaired
+    assert (summary["examples"], summary["first_turn_ex"], summary["final_ex_oracle"]) == (N, 0.0, good / N)
+    assert summary["repair"]["repaired"] == good
+    assert len(server.bodies) == 2 * (2 * good + 3 * BAD)  # the shards' turns, then the whole run's: 2 per good question, 3 for bad gold
+
+
 def test_merge_refuses_incomplete_or_mixed_shards(dataset: Path, tmp_path: Path):
     from text2sql_mlops.rollout.command import merge_runs
 

@@ -200,6 +200,63 @@ def test_training_tokens_equal_the_hf_generators(files, tokenizer, monkeypatch):
     assert batch["input_ids"][0, : len(pair_rows[0]["prompt_ids"])].tolist() == pair_rows[0]["prompt_ids"]
 
 
+@pytest.mark.parametrize(
+    ("cuda", "bf16_supported", "flags", "expected"),
+    [
+        (True, True, (None, None), ("cuda", "bfloat16", True, False)),  # a GPU: bf16, no checkpointing
+        (True, False, (None, None), ("cuda", "float32", False, False)),  # a GPU without bf16 (V100, T4): fp32
+        (True, True, (None, True), ("cuda", "bfloat16", True, True)),  # --gradient_checkpointing: the model does not fit
+        (True, True, (False, False), ("cuda", "float32", False, False)),  # --no_bf16 --no_gradient_checkpointing
+        (False, False, (None, None), ("cpu", "float32", False, False)),  # a CPU: fp32, no checkpointing
+        (False, False, (True, True), ("cpu", "float32", True, True)),  # asked for: bf16 autocast over fp32 weights
+    ],
+)
+def test_runtime_per_device(monkeypatch, capsys, cuda, bf16_supported, flags, expected):
+    """resolve_runtime on a faked CUDA device (torch.cuda answers as a GPU would) and on this CPU."""
+    import torch
+
+    from text2sql_mlops.training.device import Runtime, resolve_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_supported)
+    assert resolve_runtime(*flags) == Runtime(*expected)
+    assert ("no bf16" in capsys.readouterr().err) == (cuda and not bf16_supported and flags[0] is None)
+
+
+def test_gpu_training_arguments_keep_trls_fused_log_prob_path(files, monkeypatch):
+    """What SFTTrainer and DPOTrainer get on a (faked) CUDA device: bf16, no checkpointing, the GPU
+    (not use_cpu), pinned memory; and nothing that turns TRL's fused log-prob path off: no Liger
+    kernel, no label smoothing, and our CPU patch of TRL's choice of kernels (device.py) answers
+    TRL's own on CUDA (its Triton kernels wherever triton is installed)."""
+    import torch
+    import trl.kernels.chunked_logprob as kernels
+    import trl.trainer.utils as trl_utils
+    from transformers import TrainingArguments
+
+    from text2sql_mlops.training.common import trainer_arguments
+    from text2sql_mlops.training.config import DPOSettings
+    from text2sql_mlops.training.device import resolve_runtime, score_answer_tokens_only
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    settings = DPOSettings(model=str(files["model"]), out="unused", pairs=["-"])
+    arguments = trainer_arguments(settings, resolve_runtime(settings.bf16, settings.gradient_checkpointing), "unused")
+    checkpointing = {"activation_checkpointing", "gradient_checkpointing"} & set(arguments)
+    assert len(checkpointing) == 1 and arguments[checkpointing.pop()] is False
+    assert arguments["bf16"] is True and arguments["use_cpu"] is False and arguments["dataloader_pin_memory"] is True
+    assert not {"use_liger_kernel", "liger_kernel_config", "label_smoothing_factor"} & set(arguments)
+    defaults = TrainingArguments(output_dir="unused", use_cpu=True)
+    assert defaults.use_liger_kernel is False and defaults.label_smoothing_factor == 0
+
+    score_answer_tokens_only()
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(kernels, "_TRITON_AVAILABLE", True)  # as with the CUDA torch wheels, which bring triton
+    assert trl_utils._use_triton(cuda) and kernels._use_triton(cuda)
+    monkeypatch.setattr(kernels, "_TRITON_AVAILABLE", False)
+    assert not trl_utils._use_triton(cuda)  # TRL's own answer on CUDA, not ours
+    assert trl_utils._use_triton(cpu)  # ours on CPU: only the answer positions
+
+
 def test_dataset_targets_are_the_rollouts_first_turn_prompts_with_runnable_gold(demo_dataset, tmp_path):
 
     from text2sql_mlops.data.load import load_examples

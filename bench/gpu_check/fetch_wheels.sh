@@ -4,9 +4,9 @@
 #   bash bench/gpu_check/fetch_wheels.sh [DIR]      # default DIR: bench/gpu_check/kit/wheels
 #
 # Versions come from constraints.txt (what this project's tests run). The GPU image has
-# torch, peft, accelerate, pandas, pyarrow, xxhash, fsspec and transformers 5.17, but this
-# project needs transformers >= 5.24 (generation/hf.py calls models with cache=). So:
-#   transformers  the project's floor (13 MiB)
+# torch, peft, accelerate, pandas, pyarrow, xxhash, fsspec and transformers 5.17, below this
+# project's floor (5.20, the GPU set's; pyproject.toml). So:
+#   transformers  the CPU tests' 5.24 (13 MiB)
 #   trl           training (TRL's trainers)
 #   datasets      TRL imports it when its trainers load (sft_trainer.py, dpo_trainer.py,
 #                 data_utils.py), and our trainers hand it Dataset.from_list: not avoidable.

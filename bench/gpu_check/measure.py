@@ -215,7 +215,9 @@ def rollout(plan: Plan, kit: Path, model_dir: str, work: Path) -> dict:
 
 def train_step(method: str, plan: Plan, model_dir: str, prompts: list[dict], work: Path) -> dict:
     """``plan.train_steps`` optimizer steps of our TRL trainer for ``method`` (LoRA), each timed."""
+    import torch
     from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
+    from trl.kernels.chunked_logprob import _use_triton as use_triton
 
     from text2sql_mlops.core.records import Pair
     from text2sql_mlops.prompts import format_answer
@@ -265,6 +267,8 @@ def train_step(method: str, plan: Plan, model_dir: str, prompts: list[dict], wor
     out = {"batch_size": batch, "examples": len(rows), "too_long": too_long, "step_s": timer.seconds,
            "tokens_per_step_mean": round(sum(tokens) / max(1, len(tokens)) * batch, 1), "peak_gpu_gib": peak_gib(),
            "trainable_parameters": trainable, "loss": result.training_loss, "runtime": asdict(runtime),
+           # TRL's fused LM head folds its vocabulary tiles with Triton kernels or in torch (device.py)
+           "log_prob_kernels": "triton" if use_triton(torch.device(runtime.device)) else "torch",
            "lora": {"r": settings.lora_r, "alpha": settings.lora_alpha, "targets": settings.lora_target_modules}}
     del trainer
     release()
@@ -303,10 +307,11 @@ def markdown(results: dict) -> str:
                   f"{timing.get('generation_s')} s, {roll['generated_tokens']} tokens, peak GPU GiB {gib(roll['peak_gpu_gib'])}.", ""]
     rows = [(m, results[m]) for m in ("sft", "dpo") if "step_s" in results.get(m, {})]
     if rows:
-        lines += ["Training (LoRA, our TRL trainers):", "", "| method | batch | mean tokens per step | step seconds (first, then warm) | peak GPU GiB | trainable parameters |",
-                  "|---|---:|---:|---|---:|---:|"]
+        lines += ["Training (LoRA, our TRL trainers):", "", "| method | batch | mean tokens per step | step seconds (first, then warm) | peak GPU GiB | trainable parameters | precision, checkpointing, log-prob kernels |",
+                  "|---|---:|---:|---|---:|---:|---|"]
         lines += [f"| {m} | {r['batch_size']} | {r['tokens_per_step_mean']} | {', '.join(map(str, r['step_s']))} | {gib(r['peak_gpu_gib'])} | "
-                  f"{r['trainable_parameters']:,} |" for m, r in rows]
+                  f"{r['trainable_parameters']:,} | {r['runtime']['dtype']}, {'on' if r['runtime']['gradient_checkpointing'] else 'off'}, "
+                  f"{r['log_prob_kernels']} |" for m, r in rows]
         lines.append("")
     notes = {name: f"{key}: {section[key]}" for name, section in results.items() if isinstance(section, dict)
              for key in ("error", "skipped") if key in section}

@@ -24,6 +24,7 @@ ignored, as with an explicit vLLM ``SamplingParams``, so that backends agree.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -51,6 +52,20 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype not in DTYPES:
         raise UserError(f"hf generator: unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
     return DTYPES[dtype]
+
+
+def cache_keyword(model) -> str:
+    """The keyword ``model``'s forward takes its attention cache by: ``cache`` from transformers
+    5.24, ``past_key_values`` before (the GPU set's 5.20: vLLM 0.33 caps transformers below 5.21). Read
+    from the signature, not the version: an older model's forward would take ``cache=`` into its
+    ``**kwargs`` and silently run without the cache."""
+    parameters = inspect.signature(model.forward).parameters
+    if "cache" in parameters:
+        return "cache"
+    if "past_key_values" in parameters:
+        return "past_key_values"
+    raise UserError(f"hf generator: {type(model).__name__}.forward takes neither cache= nor past_key_values=; "
+                    "this transformers version or model class is not supported")
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -143,6 +158,7 @@ class HFGenerator(Generator):
         # not in sliding-window or linear-attention layers.
         layers = DynamicCache(config=self.model.config)
         self.reuse_prefixes = not any(layers.is_sliding) and not any(layers.is_linear)
+        self.cache_keyword = cache_keyword(self.model)
 
     @staticmethod
     def _with_adapter(model, adapter_dir: Path):
@@ -223,7 +239,7 @@ class HFGenerator(Generator):
             input_ids=input_ids[:, cached:],
             attention_mask=attention_mask,
             position_ids=positions[:, cached:],
-            cache=cache,
+            **{self.cache_keyword: cache},
             use_cache=True,
             logits_to_keep=1,
         )
@@ -248,7 +264,8 @@ class HFGenerator(Generator):
                 tokens, attention_mask, next_position = tokens[keep], attention_mask[keep], next_position[keep]
                 cache.batch_select_indices(keep)
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(live), 1)], dim=-1)
-            output = self.model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=next_position, cache=cache, use_cache=True)
+            output = self.model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=next_position, use_cache=True,
+                                **{self.cache_keyword: cache})
             next_position = next_position + 1
         return generated
 
@@ -261,7 +278,8 @@ class HFGenerator(Generator):
             if tuple(prefix) not in computed:
                 cache = computed[tuple(prefix)] = DynamicCache(config=self.model.config)
                 # logits_to_keep=1: nothing reads the prefix's logits, and the vocabulary projection is costly.
-                self.model(input_ids=torch.tensor([prefix], device=self.device), cache=cache, use_cache=True, logits_to_keep=1)
+                self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1,
+                           **{self.cache_keyword: cache})
         merged = DynamicCache(config=self.model.config)
         for layer in range(len(merged.layers)):
             # Cached states are [batch, heads, positions, head_dim]: pad positions on the left.

@@ -40,7 +40,7 @@ def load_vllm_api() -> VllmApi:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
     except ImportError as error:
-        raise UserError(f"vllm generator needs vLLM on a CUDA machine: pip install -e '.[gpu]' ({error})") from None
+        raise UserError(f"vllm generator needs vLLM on a CUDA machine: make setup-gpu (pip install -c constraints-gpu.txt -e '.[gpu]') ({error})") from None
     return VllmApi(LLM, SamplingParams, LoRARequest)
 
 

@@ -3,7 +3,8 @@
 Like TRL's ``SFTConfig``/``DPOConfig``, every field is documented where it is
 declared; ``add_flags`` turns the fields into command-line flags (defaults and help
 included), so a setting is defined once. ``None`` for ``bf16`` and
-``gradient_checkpointing`` means "choose per device" (``device.py``). The resolved
+``gradient_checkpointing`` means "not given": bf16 on a GPU that supports it,
+checkpointing off (``device.py``). The resolved
 settings are printed at start and stored in ``training_summary.json``.
 """
 
@@ -71,8 +72,9 @@ class TrainSettings:
     seed: int = setting(0, "seed of the LoRA initialisation and the data order", type=int)
     logging_steps: int = setting(10, "optimizer steps between two lines of metrics.jsonl and the console", type=int)
     # > precision and memory (None: chosen per device, see device.py)
-    bf16: bool | None = setting(None, "bf16 mixed precision (default: on a GPU, off on CPU where bf16 is slow)", auto=True)
-    gradient_checkpointing: bool | None = setting(None, "recompute activations in backward to save memory (default: on a GPU, off on CPU)", auto=True)
+    bf16: bool | None = setting(None, "bf16 mixed precision (default: on a GPU that supports it; off on CPU, where bf16 is slow)", auto=True)
+    gradient_checkpointing: bool | None = setting(None, "recompute activations in backward to save memory, for one more forward pass per "
+                                                        "step: turn it on when a step runs out of GPU memory (default: off)", auto=True)
 
 
 @dataclass

@@ -1,10 +1,15 @@
-"""Precision and memory choices per device: what TRL's defaults get wrong on a CPU.
+"""Precision and memory choices per device: what TRL's defaults get wrong.
 
-TRL turns bf16 and gradient checkpointing on by default. On a GPU both are right
-(half the memory and tensor cores; activations recomputed instead of kept). On a
-CPU both are wrong: bf16 matmuls run far slower than fp32 and checkpointing redoes
-the forward pass, so one SmolLM2-135M step took 183 s instead of 10.8 s. ``None``
-(the default of both flags) therefore means: on a GPU, off on CPU.
+TRL turns bf16 and gradient checkpointing on by default. bf16 is right on a GPU that
+has it (half the memory, tensor cores) and wrong on a CPU, where bf16 matmuls run far
+slower than fp32. Gradient checkpointing recomputes every layer's forward pass in
+backward to keep fewer activations: it pays only when the activations do not fit. On a
+CPU it made one SmolLM2-135M step take 183 s instead of 10.8 s; on a GPU it adds one
+forward pass per step (about a third more compute). So ``None`` (the default of both
+flags) means: bf16 on a GPU that supports it, fp32 elsewhere; checkpointing off on every
+device. ``--gradient_checkpointing`` is for a step that runs out of GPU memory (long
+prompts times a big ``--per_device_train_batch_size``); a smaller batch with more
+``--gradient_accumulation_steps`` is the other way out.
 
 ``score_answer_tokens_only`` removes a CPU-only waste in TRL's loss (see there); with
 it a TRL step on CPU costs no more than a hand-written LoRA step
@@ -26,12 +31,17 @@ class Runtime:
 
 
 def resolve_runtime(bf16: bool | None, gradient_checkpointing: bool | None) -> Runtime:
+    """The flags' ``None`` (not given) resolved for this machine's device; a given flag stays as given."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     on_gpu = device == "cuda"
-    bf16 = on_gpu if bf16 is None else bf16
-    gradient_checkpointing = on_gpu if gradient_checkpointing is None else gradient_checkpointing
+    if bf16 is None:
+        bf16 = on_gpu and torch.cuda.is_bf16_supported()
+        if on_gpu and not bf16:
+            # fp16 would need loss scaling and can overflow; fp32 is slower but always right.
+            print("train: note: this GPU has no bf16; training in fp32", file=sys.stderr)
+    gradient_checkpointing = bool(gradient_checkpointing)
     # bf16 weights only on a GPU: on CPU the weights stay fp32 even under bf16 autocast.
     dtype = "bfloat16" if bf16 and on_gpu else "float32"
     return Runtime(device, dtype, bf16, gradient_checkpointing)
@@ -46,6 +56,13 @@ def score_answer_tokens_only() -> None:
     would recompile the graph. A CPU compiles nothing, and on Spider the prompt (schema)
     is most of the tokens: projecting them all onto SmolLM2's 49k vocabulary, forward
     and again in backward, is wasted. The losses and metrics are the same either way.
+
+    On CUDA the answer stays TRL's own, so its fused log-prob path runs unchanged there.
+    TRL 1.16's DPOTrainer always calls the model with ``fused_lm_head=True`` (no DPOConfig
+    field turns it off; Liger's fused cross-entropy, which would replace it, is refused and
+    never enabled here), its SFTTrainer too unless given a custom loss or label smoothing
+    (we give neither), and ``trl/kernels/chunked_logprob.py`` folds the vocabulary tiles
+    with its Triton kernels wherever triton is installed (the CUDA torch wheels bring it).
     """
     import trl.trainer.utils as trl_utils
 
