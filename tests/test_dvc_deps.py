@@ -12,31 +12,14 @@ stage names.
 from __future__ import annotations
 
 import ast
-import re
 import shlex
 from functools import cache
-from pathlib import Path
 
 import pytest
 import yaml
+from package_source import MODULE_STRING, PACKAGE, ROOT, imported_base, module_file
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "text2sql_mlops"
-_MODULE_STRING = re.compile(rf"^({PACKAGE}(?:\.\w+)+)(?::\w+)?$")
 DISPATCH_TABLES = {"COMMANDS", "ACTIONS"}
-
-
-def module_file(name: str) -> Path | None:
-    base = ROOT / Path(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _dispatch_strings(tree: ast.Module) -> set[int]:
@@ -60,14 +43,11 @@ def direct_imports(name: str) -> frozenset[str]:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
+            base = imported_base(node, package)
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}  # kept below only when a module
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped:
-            if match := _MODULE_STRING.match(node.value):
+            if match := MODULE_STRING.match(node.value):
                 found.add(match.group(1))
     modules = set()
     for imported in found:

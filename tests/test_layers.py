@@ -19,14 +19,11 @@ where the imported module brings torch, transformers, mlflow (or their kin) at i
 from __future__ import annotations
 
 import ast
-import re
 from functools import cache
-from pathlib import Path
 
 import pytest
+from package_source import MODULE_STRING, PACKAGE, ROOT, imported_base, module_file, module_name
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "text2sql_mlops"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("sql",),
@@ -45,23 +42,10 @@ LAYER = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 EXCEPTIONS: dict[tuple[str, str], str] = {}
 # Libraries a model-free command must not import at start-up (tests/test_cli.py checks the commands).
 HEAVY = {"torch", "transformers", "peft", "trl", "mlflow", "pandas", "vllm", "datasets", "accelerate"}
-_MODULE_STRING = re.compile(rf"^({PACKAGE}(?:\.\w+)+)(?::\w+)?$")
-
-
-def module_file(name: str) -> Path | None:
-    base = ROOT / Path(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def modules() -> list[str]:
-    names = []
-    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return names
+    return [module_name(path) for path in sorted((ROOT / PACKAGE).rglob("*.py"))]
 
 
 def unit(name: str) -> str | None:
@@ -90,13 +74,9 @@ def imports(name: str) -> tuple[tuple[str, int, bool, bool], ...]:
             if isinstance(child, ast.Import):
                 targets = [alias.name for alias in child.names]
             elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    anchor = package.split(".")[: len(package.split(".")) - child.level + 1]
-                    base = ".".join([*anchor, *([base] if base else [])])
-                targets = resolve(base, [alias.name for alias in child.names])
+                targets = resolve(imported_base(child, package), [alias.name for alias in child.names])
             elif isinstance(child, ast.Constant) and isinstance(child.value, str):
-                if match := _MODULE_STRING.match(child.value):
+                if match := MODULE_STRING.match(child.value):
                     targets, named = [match.group(1)], True
             for target in targets:
                 if target.split(".")[0] == PACKAGE and module_file(target) and target != name:
