@@ -66,7 +66,10 @@ repro: setup
 	TEXT2SQL_PIPELINE_RUN="make repro $$(date -u +%Y-%m-%dT%H:%M:%SZ) $$(git rev-parse --short HEAD 2>/dev/null || echo nogit)" \
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
+# MLflow 3's sidebar defaults to its GenAI view in a browser that never chose one; the link below
+# opens the model-training view (runs, metrics, models) instead.
 ui: setup
+	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: setup

@@ -101,7 +101,8 @@ def main() -> None:
         with sync_playwright() as driver:
             chromium = driver.chromium.launch(executable_path=chrome, args=["--no-sandbox"])
             page = chromium.new_page(viewport={"width": 1600, "height": 1000})
-            open_page(page, f"{base}/#/experiments/{experiment['experiment_id']}/runs", "matching runs")
+            # A fresh browser's sidebar shows MLflow's GenAI view; workflowType picks the model-training one.
+            open_page(page, f"{base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning", "matching runs")
             page.locator("[role='gridcell'] button").first.click()  # expand the parent run
             page.wait_for_timeout(1500)
             runs_dom = page.content()

@@ -135,6 +135,40 @@ def test_mock_rollout_to_pairs_end_to_end(demo_dataset: Path, tmp_path: Path):
     assert mine(list(trajectories.values()), MineConfig()) == pairs
 
 
+def test_seed_prompt_style_runs_through_rollout_pairs_and_sft_targets(demo_dataset: Path, tmp_path: Path):
+    """--prompt_style seed: one message per generation, repairs included, and the pairs and SFT
+    targets made from them answer in that style (plain SQL, no fence)."""
+    from text2sql_mlops.data.load import load_examples
+    from text2sql_mlops.pairs.synth import SynthConfig, synthesize
+    from text2sql_mlops.schema.select import PromptConfig
+    from text2sql_mlops.training.datasets import dataset_targets, sft_targets
+
+    run = tmp_path / "run"
+    run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(run), generator="mock", max_turns=2, limit=4,
+                              prompt_style="seed", schema_format="seed", progress=False))
+    trajectories = read_trajectories(run)
+    for t in trajectories:
+        assert t.prompt_style == "seed"
+        first, repair = t.turns
+        assert [m["role"] for m in first.messages] == [m["role"] for m in repair.messages] == ["user"]
+        assert first.messages[0]["content"].endswith(f"Question: {t.question}\nSQL:")
+        rule_at, schema_at = repair.messages[0]["content"].find("Column-Minimal Repair"), repair.messages[0]["content"].find("Schema:\nTable ")
+        assert 0 < rule_at < schema_at and f"Previous SQL:\n{first.answer.sql}\n" in repair.messages[0]["content"]
+    pairs = mine(trajectories, MineConfig())
+    assert pairs and all(p.chosen == p.meta["chosen_sql"] and p.rejected == p.meta["rejected_sql"] for p in pairs)
+    assert all(len(p.prompt) == 1 and p.prompt[0]["content"].endswith("SQL:") for p in pairs)
+    targets, counts = sft_targets(trajectories, [])
+    assert counts["gold"] == len(trajectories) and all("```" not in answer for _, answer in targets)
+    examples = load_examples(demo_dataset, None, "train")[:4]
+    gold, _ = dataset_targets(examples, PromptConfig(schema_format="seed", prompt_style="seed"), None)
+    assert [answer for _, answer in gold] == [e.query.strip().rstrip(";").strip() for e in examples]
+    assert [messages for messages, _ in gold] == [t.first.messages for t in trajectories]  # one code path
+    synthetic, _ = synthesize(examples, SynthConfig(prompt_style="seed", schema_format="seed"), progress=False)
+    prompts = {e.id: messages for e, (messages, _) in zip(examples, gold, strict=True)}
+    assert synthetic and all(p["prompt"] == prompts[p["meta"]["example_id"]] and p["chosen"] == p["meta"]["chosen_sql"]
+                             for p in synthetic)
+
+
 def test_guard_refuses_evaluation_trajectories_and_writes_nothing(demo_dataset: Path, tmp_path: Path, capsys):
     run = tmp_path / "run"
     run_rollout(RolloutConfig(dataset_path=str(demo_dataset), output_dir=str(run), generator="mock", max_turns=2, limit=5, progress=False))

@@ -7,10 +7,20 @@ from pathlib import Path
 import pytest
 from conftest import CONCERT_SQL, make_db
 
-from text2sql_mlops.prompts import REPAIR_INSTRUCTION, SYSTEM_PROMPT, build_messages, extract_sql, format_answer
+from text2sql_mlops.core.errors import UserError
+from text2sql_mlops.prompts import (
+    COLUMN_MINIMAL_RULE,
+    REPAIR_INSTRUCTION,
+    SEED_REPAIR_TASK,
+    SEED_TASK,
+    SYSTEM_PROMPT,
+    build_messages,
+    extract_sql,
+    format_answer,
+)
 from text2sql_mlops.schema.render import schema_text
 from text2sql_mlops.schema.retrieval import select_tables
-from text2sql_mlops.schema.select import PromptConfig, prompt_schema
+from text2sql_mlops.schema.select import PROMPT_STYLES, PromptConfig, prompt_schema
 from text2sql_mlops.sql.catalog import load_catalog
 
 
@@ -35,6 +45,29 @@ def test_format_answer_is_what_extract_sql_reads_back():
     sql = "SELECT name FROM singer WHERE country = 'a;b'"
     assert format_answer(sql + " ;") == f"```sql\n{sql}\n```"
     assert extract_sql(format_answer(sql)) == sql
+
+
+def test_seed_style_first_turn_is_one_message_answered_after_sql():
+    messages = build_messages("Table t: a INT", "How many rows?", style="seed")
+    assert messages == [{"role": "user", "content": f"{SEED_TASK}\n\nSchema:\nTable t: a INT\n\nQuestion: How many rows?\nSQL:"}]
+    assert format_answer("SELECT count(*) FROM t ;", "seed") == "SELECT count(*) FROM t"
+    assert extract_sql(format_answer("SELECT count(*) FROM t", "seed")) == "SELECT count(*) FROM t"
+
+
+def test_seed_style_repair_is_one_message_with_the_rule_before_the_schema():
+    feedback = f"SQLite error: no such column: b\n{COLUMN_MINIMAL_RULE}"
+    history = [("SELECT x FROM t", "SQLite error: no such column: x"), ("SELECT b FROM t;", feedback)]
+    [message] = build_messages("Table t: a INT", "q?", history, style="seed")
+    assert message == {"role": "user", "content": (
+        f"{SEED_REPAIR_TASK}\n{COLUMN_MINIMAL_RULE}\n\nSchema:\nTable t: a INT\n\nQuestion: q?\n\n"
+        "Previous SQL:\nSELECT b FROM t\n\nFeedback:\nSQLite error: no such column: b\nSQL:")}  # the last attempt only
+    [basic] = build_messages("Table t: a INT", "q?", [("SELECT b FROM t", "SQLite error: no such column: b")], style="seed")
+    assert COLUMN_MINIMAL_RULE not in basic["content"]  # basic feedback: no rule to move
+    with pytest.raises(ValueError, match="unknown prompt style 'seeds'"):
+        build_messages("Table t: a INT", "q?", style="seeds")
+    assert all(build_messages("Table t: a INT", "q?", style=style) for style in PROMPT_STYLES)  # config and prompts agree
+    with pytest.raises(UserError, match="--prompt_style 'seeds' is not one of: chat, seed"):
+        PromptConfig(prompt_style="seeds").check()
 
 
 @pytest.mark.parametrize(

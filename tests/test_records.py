@@ -88,6 +88,14 @@ def test_trajectory_shortcuts_name_the_selected_answers(outputs: Path):
         assert [c for turn in t.turns for c in turn.candidates] == list(t.candidates())
 
 
+def test_a_trajectory_from_before_prompt_styles_reads_as_chat(outputs: Path):
+    record = json.loads(lines(outputs / "run" / "trajectories.jsonl")[0])
+    assert record.pop("prompt_style") == "chat"  # written by this version
+    assert Trajectory.from_dict(record, "old.jsonl:1").prompt_style == "chat"
+    with pytest.raises(UserError, match="prompt_style must be a non-empty string"):
+        Trajectory.from_dict({**record, "prompt_style": ""}, "bad.jsonl:1")
+
+
 def spoil_candidate(key: str, value):
     def spoil(record: dict) -> None:
         record["turns"][0]["candidates"][1][key] = value

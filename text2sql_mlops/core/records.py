@@ -215,6 +215,9 @@ class Trajectory:
     # (source "model"), else the gold SQL with --use_gold_when_failed (source "gold").
     # A gold target is never a prediction: no metric reads it.
     target: dict[str, str] | None = None
+    # How the turns' messages were laid out (prompts.PROMPT_STYLES): answers mined or trained
+    # from them are written in the same style. Files from before the field read as "chat".
+    prompt_style: str = "chat"
 
     @property
     def first(self) -> Turn:
@@ -244,6 +247,8 @@ class Trajectory:
         field is an error, not a default); values are kept as read, so ``to_dict`` gives ``record`` back.
         """
         reading = _Reading(where, "trajectory", TRAJECTORY_SOURCE)
+        if isinstance(record, dict) and "prompt_style" not in record:
+            record = {**record, "prompt_style": "chat"}  # written before styles existed
         reading.fields(record, "", _TRAJECTORY_CHECKS)
         turns = []
         for position, value in enumerate(record["turns"]):
@@ -261,7 +266,7 @@ class Trajectory:
 _TRAJECTORY_CHECKS: dict[str, Check] = {
     "index": _COUNT, "id": _TEXT, "db_id": _TEXT, "question": _TEXT, "gold": _TEXT, "gold_error": _OPTIONAL_TEXT,
     "gold_row_count": _OPTIONAL_COUNT, "schema_tables": _TEXTS, "turns": _NONEMPTY_LIST, "stop_reason": _NONEMPTY_TEXT,
-    "final_sql": _TEXT, "final_correct": _FLAG, "target": _TARGET,
+    "final_sql": _TEXT, "final_correct": _FLAG, "target": _TARGET, "prompt_style": _NONEMPTY_TEXT,
 }
 assert list(_CANDIDATE_CHECKS) == _names(Candidate) and list(_TURN_CHECKS) == _names(Turn)
 assert list(_TRAJECTORY_CHECKS) == _names(Trajectory)

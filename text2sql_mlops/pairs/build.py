@@ -20,10 +20,10 @@ from ..core.records import SYNTHETIC_PREFIX, Pair, finite_number, nonempty_str, 
 from ..prompts import extract_sql, format_answer
 
 
-def build_pair(prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, **meta: Any) -> Pair:
-    """A pair from two SQL strings; fills the answer texts, chosen/rejected SQL, margin and id.
-    ``meta`` gives the other keys of ``records.PAIR_META_CHECKS``, in the order they are written."""
-    chosen, rejected = format_answer(chosen_sql), format_answer(rejected_sql)
+def build_pair(prompt: list[dict[str, str]], chosen_sql: str, rejected_sql: str, style: str = "chat", **meta: Any) -> Pair:
+    """A pair from two SQL strings; fills the answer texts (in the prompt's ``style``), chosen/rejected
+    SQL, margin and id. ``meta`` gives the other keys of ``records.PAIR_META_CHECKS``, in the order they are written."""
+    chosen, rejected = format_answer(chosen_sql, style), format_answer(rejected_sql, style)
     meta = {"chosen_sql": chosen_sql, "rejected_sql": rejected_sql, **meta}
     meta["reward_margin"] = round(meta["chosen_reward"] - meta["rejected_reward"], 10)
     return Pair(id=pair_id(prompt, chosen, rejected), prompt=prompt, chosen=chosen, rejected=rejected, meta=meta)

@@ -90,7 +90,7 @@ def _pair(trajectory: Trajectory, turn: Turn, pair_type: str, chosen: Candidate 
     if _norm(chosen.sql) == _norm(rejected.sql):
         return None
     return build_pair(
-        turn.messages, chosen.sql, rejected.sql,
+        turn.messages, chosen.sql, rejected.sql, trajectory.prompt_style,
         pair_type=pair_type, source="natural", gold_fallback=gold_fallback,
         example_id=trajectory.id, db_id=trajectory.db_id, question=trajectory.question, gold_sql=trajectory.gold,
         chosen_reward=chosen.total_reward, rejected_reward=rejected.total_reward, turn=turn.turn,

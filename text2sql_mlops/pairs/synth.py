@@ -121,6 +121,7 @@ class SynthConfig:
     sample_rows: int = 0
     schema_format: str = "create_table"
     sample_values: int = 0
+    prompt_style: str = "chat"
 
 
 def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json: str | None, stats: Counter) -> tuple[str | None, list[Negative]]:
@@ -164,9 +165,9 @@ def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json
     return chosen, negatives
 
 
-def _pair(example, prompt: list[dict[str, str]], chosen: str, negative: Negative) -> dict[str, Any]:
+def _pair(example, prompt: list[dict[str, str]], chosen: str, negative: Negative, style: str) -> dict[str, Any]:
     return build_pair(
-        prompt, chosen, negative.sql,
+        prompt, chosen, negative.sql, style,
         pair_type=SYNTHETIC_PREFIX + negative.family, source="synthetic", gold_fallback=True, mutation=negative.family,
         example_id=example.id, db_id=example.db_id, question=example.question, gold_sql=example.query,
         chosen_reward=1.0, rejected_reward=rule_reward(False, negative.executable, 1, 2), turn=1,
@@ -203,7 +204,8 @@ def synthesize(examples: list, config: SynthConfig, tables_json: str | None = No
     for example, chosen, negatives in zip(unique, chosen_sqls, kept):
         if negatives:
             schema = prompt_schema(example.db_path, example.question, prompt_config, tables_json, example.db_id)
-            pairs += [_pair(example, build_messages(schema.text, example.question), chosen, n) for n in negatives]
+            prompt = build_messages(schema.text, example.question, style=prompt_config.prompt_style)
+            pairs += [_pair(example, prompt, chosen, n, prompt_config.prompt_style) for n in negatives]
     families = Counter(p["meta"]["mutation"] for p in pairs)
     return pairs, {
         "examples": len(examples), "duplicate_examples": len(examples) - len(unique),
@@ -239,6 +241,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "sample_rows", type=int, default=d.sample_rows, help="(default: %(default)s)")
     flag(parser, "schema_format", default=d.schema_format, help="create_table, compact or seed (default: %(default)s)")
     flag(parser, "sample_values", type=int, default=d.sample_values, help="(default: %(default)s)")
+    flag(parser, "prompt_style", default=d.prompt_style, help="chat or seed, as the rollout (default: %(default)s)")
     flag(parser, "mutations", default=",".join(MUTATIONS), help="comma-separated families (default: all)")
     flag(parser, "prefer_executable_wrong", action="store_true", help="pick negatives that run (and are wrong) first")
     flag(parser, "max_schema_error_fraction", type=float, default=d.max_schema_error_fraction,

@@ -248,6 +248,9 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "schema_format", default=d["schema_format"], help="create_table, compact or seed (default: %(default)s)")
     flag(parser, "sample_values", type=int, default=d["sample_values"],
          help="distinct values shown per text column, those the question mentions first (default: %(default)s)")
+    flag(parser, "prompt_style", default=d["prompt_style"],
+         help="chat (ours: a chat history, ```sql answers) or seed (the reference project's one-message prompts and "
+              "repairs, SQL: answers) (default: %(default)s)")
     flag(parser, "eval_dataset", help="leave out examples overlapping this evaluation set (same id, question or database)")
     flag(parser, "eval_split", default=d["eval_split"], help="split of a Spider-layout --eval_dataset (default: %(default)s)")
     flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "

@@ -115,6 +115,7 @@ class RolloutConfig:
     sample_rows: int = 0
     schema_format: str = "create_table"  # create_table | compact | seed
     sample_values: int = 0  # distinct values per text column in the schema
+    prompt_style: str = "chat"  # chat | seed (prompts.PROMPT_STYLES)
     # which examples, in what pieces
     eval_dataset: str | None = None  # leave out examples overlapping this evaluation set (data/guard.py)
     eval_split: str = "dev"

@@ -47,6 +47,7 @@ from dataclasses import dataclass, replace
 import sqlglot
 from sqlglot import exp
 
+from ..prompts import COLUMN_MINIMAL_RULE
 from ..scoring.errors import Execution, GoldResult, unresolved_name
 from ..sql.catalog import Catalog
 from ..sql.shape import QueryShape, column_owners, has_column, query_shape
@@ -193,8 +194,7 @@ def _minimal_repair(d: Diagnosis, mode: FeedbackMode) -> list[str]:
         names = ", ".join(_source_label(shape, alias) for alias in join_only)
         then = "After that change, joined" if moved else "Joined"
         lines.append(f"{then} but used at most in a join condition: {names}. Drop such a join unless the question needs it to filter rows.")
-    lines.append("Column-Minimal Repair: change as little as possible. Take each column from a table that has it, "
-                 "keep only the tables the question needs, and drop a join that is not needed instead of renaming aliases.")
+    lines.append(COLUMN_MINIMAL_RULE)
     return lines
 
 

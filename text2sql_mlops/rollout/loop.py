@@ -123,12 +123,12 @@ class RolloutEngine:
         trajectory = Trajectory(
             index=index, id=example.id, db_id=example.db_id, question=example.question, gold=example.query,
             gold_error=gold_error, gold_row_count=ran.row_count if ran.ok and not gold_error else None,
-            schema_tables=list(schema.tables),
+            schema_tables=list(schema.tables), prompt_style=self.prompt_config.prompt_style,
         )
         return _Episode(example, catalog, schema, gold, trajectory)
 
     def _request(self, episode: _Episode, turn: int) -> GenerationRequest:
-        messages = build_messages(episode.schema.text, episode.example.question, episode.history)
+        messages = build_messages(episode.schema.text, episode.example.question, episode.history, self.prompt_config.prompt_style)
         # Metadata never reaches a real model; only the mock backend reads gold_sql.
         meta = {"id": episode.example.id, "turn": turn, "gold_sql": episode.example.query}
         return GenerationRequest(messages=messages, meta=meta)

@@ -3,6 +3,8 @@
 The rollout, ``pairs synth``, ``train sft`` and the repair examples all call
 ``prompt_schema`` with the same ``PromptConfig``, so a question always comes with the
 same tables and the same schema text, at training and at inference.
+``PromptConfig.prompt_style`` names the message layout (``prompts.py``'s business): it
+travels here so that one config carries every prompt setting to every command.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from ..sql.catalog import load_catalog
 from .render import SCHEMA_FORMATS, schema_text
 from .retrieval import MODES, select_tables
 
+PROMPT_STYLES = ("chat", "seed")  # the message layouts of prompts.py (chat: ours; seed: the reference project's)
+
 
 @dataclass(frozen=True)
 class PromptConfig:
@@ -26,6 +30,7 @@ class PromptConfig:
     sample_rows: int = 0
     schema_format: str = "create_table"  # render.SCHEMA_FORMATS: create_table | compact | seed
     sample_values: int = 0  # distinct values per text column shown in the schema (question's first)
+    prompt_style: str = "chat"  # prompts.PROMPT_STYLES: chat | seed (the reference project's layout)
 
     @classmethod
     def of(cls, settings: Any) -> PromptConfig:
@@ -37,7 +42,7 @@ class PromptConfig:
         for name, minimum in (("top_k_tables", 1), ("fk_hops", 0), ("sample_rows", 0), ("sample_values", 0)):
             if getattr(self, name) < minimum:
                 raise UserError(f"--{name} must be at least {minimum}, got {getattr(self, name)}")
-        for name, choices in (("schema_mode", MODES), ("schema_format", SCHEMA_FORMATS)):
+        for name, choices in (("schema_mode", MODES), ("schema_format", SCHEMA_FORMATS), ("prompt_style", PROMPT_STYLES)):
             if getattr(self, name) not in choices:
                 raise UserError(f"--{name} {getattr(self, name)!r} is not one of: {', '.join(choices)}")
         return self

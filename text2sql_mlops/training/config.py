@@ -96,6 +96,7 @@ class SFTSettings(TrainSettings):
     sample_rows: int = setting(0, "sample rows per table (create_table format)", type=int)
     schema_format: str = setting("create_table", "create_table, compact or seed")
     sample_values: int = setting(0, "distinct values shown per text column", type=int)
+    prompt_style: str = setting("chat", "chat (ours) or seed (the reference project's prompt and repair layout)")
     # > repair targets from --dataset (training/repair_examples.py): the rollout's second-turn prompt
     repair_fraction: float = setting(0.0, "share of --dataset examples that also get a repair target: the gold query with "
                                           "one schema mistake, its execution feedback, then the gold SQL", type=float)

@@ -47,7 +47,8 @@ def dataset_targets(examples: list, prompt_config, tables_json: str | None) -> t
                 bad_gold += 1  # a failing gold is no target (the rollout marks it gold_error)
                 continue
             schema = prompt_schema(example.db_path, example.question, prompt_config, tables_json, example.db_id)
-            targets.append((build_messages(schema.text, example.question), format_answer(example.query)))
+            style = prompt_config.prompt_style
+            targets.append((build_messages(schema.text, example.question, style=style), format_answer(example.query, style)))
     return targets, bad_gold
 
 
@@ -71,9 +72,9 @@ def sft_targets(trajectories: list[Trajectory], pairs: list[Pair], gold: list[tu
         for turn in trajectory.turns:
             for candidate in turn.candidates:
                 if candidate.correct and candidate.sql.strip():
-                    add(turn.messages, format_answer(candidate.sql), "correct_candidates")
+                    add(turn.messages, format_answer(candidate.sql, trajectory.prompt_style), "correct_candidates")
         if trajectory.gold_error is None and trajectory.gold.strip():
-            add(trajectory.first.messages, format_answer(trajectory.gold), "gold")
+            add(trajectory.first.messages, format_answer(trajectory.gold, trajectory.prompt_style), "gold")
     for pair in pairs:
         add(pair.prompt, pair.chosen, "pair_chosen")
     for messages, answer in gold:

@@ -114,6 +114,7 @@ def repair_targets(examples: list, prompt_config, tables_json: str | None, fract
                                   gold=GoldResult(False, None, gold.rows, gold.row_count))
             feedback = build_feedback(diagnosis, feedback_detail, feedback_mode)
             schema = prompt_schema(example.db_path, example.question, prompt_config, tables_json, example.db_id)
-            targets.append((build_messages(schema.text, example.question, [(sql, feedback)]), format_answer(example.query)))
+            style = prompt_config.prompt_style
+            targets.append((build_messages(schema.text, example.question, [(sql, feedback)], style), format_answer(example.query, style)))
             counts[f"repair_{family}"] += 1
     return targets, counts
