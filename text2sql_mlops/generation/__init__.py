@@ -6,8 +6,16 @@ used, so choosing ``mock`` never imports torch. Each declares its options as a
 dataclass, which callers read through ``backend_options`` instead of naming backends.
 """
 
-from .backends import backend_options, backends_with, create_generator, describe_options, generator_names, parse_option
+from .backends import (
+           backend_options,
+           backends_with,
+           batches_internally,
+           create_generator,
+           describe_options,
+           generator_names,
+           parse_option,
+)
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 
 __all__ = ["Completion", "GenerationRequest", "Generator", "SamplingParams", "backend_options", "backends_with",
-           "create_generator", "describe_options", "generator_names", "parse_option"]
+           "batches_internally", "create_generator", "describe_options", "generator_names", "parse_option"]

@@ -47,6 +47,12 @@ def backend_options(name: str) -> dict[str, Field]:
     return {f.name: f for f in fields(_load(_backend(name)[1]))}
 
 
+def batches_internally(name: str) -> bool:
+    """Whether generator ``name`` schedules many requests itself (its options class says
+    ``BATCHES_INTERNALLY = True``), so a rollout should send it every pending prompt at once."""
+    return bool(getattr(_load(_backend(name)[1]), "BATCHES_INTERNALLY", False))
+
+
 def backends_with(option_name: str) -> list[str]:
     """The generators that declare ``option_name`` (for help texts and capability checks)."""
     return [name for name in generator_names() if option_name in backend_options(name)]

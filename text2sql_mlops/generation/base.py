@@ -52,6 +52,10 @@ class Generator(ABC):
     """A model that completes chat prompts. Subclasses batch however suits them."""
 
     name: str = "base"
+    # Whether generate() leaves the CPU free while it runs (a GPU or a server does the work). The
+    # rollout then runs the candidates' SQL in threads meanwhile; next to a model on the CPU those
+    # threads would only take cores and the GIL from it.
+    frees_cpu: bool = False
 
     @abstractmethod
     def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:

@@ -141,6 +141,7 @@ class HFGenerator(Generator):
         self.model = (model if device_map else model.to(self.device)).eval()
         if device_map:
             self.device = str(self.model.get_input_embeddings().weight.device)
+        self.frees_cpu = str(self.device) != "cpu"
 
         # Stop at any end-of-turn id the model declares (Qwen lists two) or the tokenizer's EOS.
         declared = self.model.generation_config.eos_token_id

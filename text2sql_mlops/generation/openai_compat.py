@@ -22,6 +22,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import HTTPException
+from typing import ClassVar
 
 from ..core.errors import UserError
 from .base import Completion, GenerationRequest, Generator, Messages, SamplingParams, option
@@ -33,6 +34,8 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 @dataclass(frozen=True)
 class OpenAIOptions:
+    BATCHES_INTERNALLY: ClassVar[bool] = True  # the server batches concurrent requests
+
     base_url: str | None = option(None, "the endpoint, e.g. http://localhost:8000/v1")
     model: str | None = option(None, "the model name the server serves")
     api_key_env: str = option("OPENAI_API_KEY", "environment variable holding the API key (unset: no key sent)")
@@ -50,6 +53,7 @@ class OpenAIGenerator(Generator):
     """
 
     name = "openai"
+    frees_cpu = True
 
     def __init__(self, options: OpenAIOptions) -> None:
         base_url, model, max_concurrency, max_retries = options.base_url, options.model, options.max_concurrency, options.max_retries

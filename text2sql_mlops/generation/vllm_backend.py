@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..core.errors import UserError
 from .base import Completion, GenerationRequest, Generator, SamplingParams, option
@@ -46,6 +46,8 @@ def load_vllm_api() -> VllmApi:
 
 @dataclass(frozen=True)
 class VLLMOptions:
+    BATCHES_INTERNALLY: ClassVar[bool] = True  # continuous batching over every prompt it is given
+
     model_path: str | None = option(None, "a Hugging Face model folder")
     adapter_path: str | None = option(None, "a LoRA adapter folder, served unmerged")
     dtype: str = option("auto", "auto (bfloat16), bfloat16, float16 or float32")
@@ -58,6 +60,7 @@ class VLLMGenerator(Generator):
     """A vLLM engine over ``model_path``, optionally serving the LoRA adapter at ``adapter_path``."""
 
     name = "vllm"
+    frees_cpu = True
 
     def __init__(self, options: VLLMOptions, api: VllmApi | None = None) -> None:
         model_path, adapter_path, dtype = options.model_path, options.adapter_path, options.dtype

@@ -41,10 +41,12 @@ from .config import (
     GENERIC_OPTIONS,
     RolloutConfig,
     check,
+    chunk_size_for,
     default_tables_json,
     generator_options,
     ignored_flags,
     run_identity,
+    sql_workers_for,
 )
 from .loop import RolloutEngine
 from .metrics import rollout_summary, timing
@@ -80,7 +82,8 @@ def run_rollout(config: RolloutConfig, generator=None) -> Summary:
     """
     started = time.perf_counter()
     check(config)
-    config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path))
+    config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path),
+                     chunk_size=chunk_size_for(config))
     identity, chunks = select_examples(config)
     with RunFolder(config.output_dir) as folder:
         return _run_locked(config, folder, identity, chunks, generator, started)
@@ -108,19 +111,23 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
               "ignored", file=sys.stderr)
     generator = generator or create_generator(config.generator, **generator_options(config))
     claimed = bool(finished)  # a resumed run's folder is already its own
-    engine = RolloutEngine(config, generator, config.tables_json)
+    sql_workers = sql_workers_for(config, generator.frees_cpu)
+    engine = RolloutEngine(config, generator, config.tables_json, sql_workers=sql_workers)
     total, finished_examples = sum(map(len, chunks)), sum(len(r["ids"]) for r in done.values())
     bar = tqdm(total=total, initial=finished_examples, unit="ex",
                desc="rollout", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
+    todo = [(number, chunk) for number, chunk in enumerate(chunks) if number not in done]
     try:
-        for number, chunk in enumerate(chunks):
-            if number in done:
-                continue
-            chunk_start = time.perf_counter()
-            trajectories, generation_s = engine.run_chunk(chunk)
-            done[number] = {"chunk": number, "ids": [example.id for _, example in chunk],
-                            "elapsed_s": time.perf_counter() - chunk_start, "generation_s": generation_s,
-                            "trajectories": trajectories}
+        # Two chunks in flight when SQL runs in worker threads (one's SQL during the other's generation).
+        last = time.perf_counter()
+        for number, trajectories, generation_s in engine.run_chunks(todo, in_flight=2 if sql_workers else 1):
+            # elapsed_s: the wall time since the previous chunk finished, so the chunks' times add up
+            # to the run's even though two of them overlap.
+            now = time.perf_counter()
+            done[number] = {"chunk": number, "ids": [example.id for _, example in chunks[number]],
+                            "elapsed_s": now - last, "generation_s": generation_s, "trajectories": trajectories}
+            last = now
+            chunk = chunks[number]
             if not claimed:
                 # Only with a first result: a run that fails before it leaves the folder as it was.
                 folder.claim(identity, config.overwrite)
@@ -259,7 +266,11 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
     flag(parser, "limit", type=_limit, help="at most this many examples after --offset, or 'all' (default: all)")
     flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
-    flag(parser, "chunk_size", type=int, default=d["chunk_size"], help="examples per durable step (default: %(default)s)")
+    flag(parser, "chunk_size", type=int, help="examples per durable step and per generate call (default: 64, or up to "
+         "1024 for generators that batch requests themselves: vllm, openai)")
+    flag(parser, "sql_workers", type=int,
+         help="threads executing candidates' SQL while the model generates another chunk's turn; 0 runs it "
+              "between generate calls (default: 4 with a GPU or a server, 0 with a model on the CPU)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
     flag(parser, "progress_every", type=int, default=0, metavar="N", help="also print a progress line every N examples")
     flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")

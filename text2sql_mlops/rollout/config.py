@@ -27,7 +27,7 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.records import Candidate
-from ..generation import backend_options, generator_names, parse_option
+from ..generation import backend_options, batches_internally, generator_names, parse_option
 from ..generation.adapters import is_whole_model_folder
 from ..schema.select import PromptConfig
 from ..scoring.match import MATCHERS
@@ -124,7 +124,8 @@ class RolloutConfig:
     offset: int = 0
     limit: int | None = None
     shard: str | None = None  # "i/n"
-    chunk_size: int = 64  # examples per durable step; also the most requests in one generate call
+    chunk_size: int | None = None  # examples per durable step and per generate call (None: chunk_size_for)
+    sql_workers: int | None = None  # threads running candidates' SQL during the model's next call (None: sql_workers_for)
     # not part of the results
     progress: bool = True
     progress_every: int = 0  # also print one progress line every N examples (logs without a terminal)
@@ -134,7 +135,31 @@ class RolloutConfig:
 # Settings that never change a trajectory, left out of the run identity.
 # (The evaluation set only removes examples, which the hash of the selected ids records.)
 NOT_IN_IDENTITY = ("output_dir", "progress", "progress_every", "device_map", "overwrite", "api_key_env", "max_concurrency", "eval_dataset", "eval_split", "eval_db_root",
-                    "eval_same_db_split")
+                    "eval_same_db_split", "sql_workers")
+
+# Examples per chunk when --chunk_size is not given. A backend that batches one call at a time
+# (hf) gets 64 prompts a call; one that schedules requests itself (vllm's continuous batching,
+# a server behind openai) gets every pending prompt of a turn, up to WHOLE_TURN_CHUNK examples
+# per durable step, so a resumed run loses at most one such step.
+DEFAULT_CHUNK = 64
+WHOLE_TURN_CHUNK = 1024
+
+
+# Threads that run candidates' SQL while the model answers another chunk, when --sql_workers is
+# not given and the generator leaves the CPU free (a GPU, a server); 0 next to a model on the CPU.
+SQL_WORKERS = 4
+
+
+def sql_workers_for(config: RolloutConfig, generator_frees_cpu: bool) -> int:
+    if config.sql_workers is not None:
+        return config.sql_workers
+    return SQL_WORKERS if generator_frees_cpu else 0
+
+
+def chunk_size_for(config: RolloutConfig) -> int:
+    if config.chunk_size is not None:
+        return config.chunk_size
+    return WHOLE_TURN_CHUNK if batches_internally(config.generator) else DEFAULT_CHUNK
 
 
 def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any]:
@@ -193,7 +218,8 @@ def check(config: RolloutConfig) -> None:
     """One-line errors for settings no run could use."""
     for name, value, minimum in (
         ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
-        ("offset", config.offset, 0), ("limit", config.limit if config.limit is not None else 0, 0), ("chunk_size", config.chunk_size, 1),
+        ("offset", config.offset, 0), ("limit", config.limit if config.limit is not None else 0, 0),
+        ("chunk_size", config.chunk_size if config.chunk_size is not None else 1, 1), ("sql_workers", config.sql_workers or 0, 0),
     ):
         if value < minimum:
             raise UserError(f"--{name} must be at least {minimum}, got {value}")

@@ -16,12 +16,23 @@ With ``num_samples`` > 1 every turn samples that many candidates from one prompt
 the repair continues from one *selected* candidate. Selection is gold-free (fewest
 guard signals, executable first, then the lowest index) except that the verified
 scope, which stops on a match anyway, selects the first correct candidate.
+
+Overlap (``run_chunks``, with ``sql_workers``): two chunks are in flight. The model is
+only ever called from the caller's thread, one chunk's turn at a time; the gold runs,
+the schema retrieval and the candidates' SQL run in a thread pool (SQLite releases the
+GIL) while the model generates the other chunk's turn. That pays when the model runs
+on a GPU or a server; next to a model on the CPU the threads only compete with it
+(``config.sql_workers_for``). A chunk's results depend on nothing the other chunk does,
+so the trajectories are the same with any number of workers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ..core.records import Candidate, Example, Trajectory, Turn
@@ -69,10 +80,49 @@ def sampling_seed(seed: int, turn: int, first_id: str) -> int:
     return int.from_bytes(digest[:4], "big") >> 1
 
 
-class RolloutEngine:
-    """Runs chunks of examples through the repair loop of one configuration."""
+@dataclass
+class _Generate:
+    """A chunk's request for the model: one generate call."""
 
-    def __init__(self, config: RolloutConfig, generator: Generator, tables_json: str | None):
+    requests: list[GenerationRequest]
+    params: SamplingParams
+
+
+@dataclass
+class _Await:
+    """A chunk waiting for its candidates' evaluations."""
+
+    futures: list[Future]
+
+
+@dataclass
+class _ChunkRun:
+    """One chunk in flight: its steps (a generator of _Generate/_Await) and what it waits for."""
+
+    number: int
+    steps: Iterator
+    pending: _Generate | _Await | None = None
+    trajectories: list[Trajectory] | None = None
+    generation_s: float = 0.0
+
+
+class _ChunkCache:
+    """What repeats within a chunk: a model often answers the same SQL again (every greedy
+    sample, a repair that changes nothing, the gold itself), and the database never changes.
+    Threads may compute one key twice; both get the same answer."""
+
+    def __init__(self) -> None:
+        self.executions: dict[tuple[str, str], Execution] = {}
+        self.verdicts: dict[tuple[str, str, str], bool] = {}
+
+
+class RolloutEngine:
+    """Runs chunks of examples through the repair loop of one configuration.
+
+    ``sql_workers`` threads execute and score candidates (0: in the caller's thread).
+    """
+
+    def __init__(self, config: RolloutConfig, generator: Generator, tables_json: str | None, sql_workers: int = 0):
         self.config = config
         self.generator = generator
         self.tables_json = tables_json
@@ -80,21 +130,90 @@ class RolloutEngine:
         self.prompt_config = PromptConfig.of(config)
         self.sandbox = Sandbox(timeout=config.timeout_sec, max_rows=MAX_ROWS)
         self.scorer = Scorer(matcher=config.matcher, timeout=config.timeout_sec)
-        # Per chunk: a model often answers the same SQL again (every greedy sample, a repair
-        # that changes nothing, the gold itself), and the database never changes.
-        self._executions: dict[tuple[str, str], Execution] = {}
-        self._verdicts: dict[tuple[str, str, str], bool] = {}
+        self._pool = ThreadPoolExecutor(sql_workers, thread_name_prefix="rollout-sql") if sql_workers > 0 else None
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.sandbox.close()
         self.scorer.close()
 
     def run_chunk(self, chunk: list[tuple[int, Example]]) -> tuple[list[Trajectory], float]:
         """The trajectories of ``chunk`` ((dataset index, example) pairs), and the seconds spent generating."""
-        self._executions.clear()
-        self._verdicts.clear()
-        episodes = [self._start(index, example) for index, example in chunk]
-        generation_s = 0.0
+        ((_, trajectories, generation_s),) = self.run_chunks([(0, chunk)], in_flight=1)
+        return trajectories, generation_s
+
+    def run_chunks(self, chunks: list[tuple[int, list[tuple[int, Example]]]], in_flight: int = 2
+                   ) -> Iterator[tuple[int, list[Trajectory], float]]:
+        """(number, trajectories, seconds generating) for each numbered chunk, in order.
+
+        Up to ``in_flight`` unfinished chunks advance: the model serves whichever chunk's
+        evaluations are done, taking them in turn, so that while it generates for one
+        chunk the pool evaluates another's candidates. A finished chunk makes room for the
+        next at once (chunks that finish together would leave the model idle while the
+        next ones start), and is handed back in order.
+        """
+        waiting = deque(chunks)
+        running: list[_ChunkRun] = []
+        last = -1  # the number of the chunk served last
+        while waiting or running:
+            while waiting and sum(run.trajectories is None for run in running) < max(1, in_flight):
+                number, chunk = waiting.popleft()
+                run = _ChunkRun(number, self._chunk_steps(chunk))
+                self._advance(run, None)
+                running.append(run)
+            while running and running[0].trajectories is not None:
+                run = running.pop(0)
+                yield run.number, run.trajectories, run.generation_s
+            unfinished = [run for run in running if run.trajectories is None]
+            if not unfinished:
+                continue
+            ready = [run for run in unfinished if all(future.done() for future in run.pending.futures)]
+            if not ready:
+                # Only the futures still running: a done one would return at once, and the loop would spin.
+                wait([future for run in unfinished for future in run.pending.futures if not future.done()],
+                     return_when=FIRST_COMPLETED)
+                continue
+            # In turn: the first ready chunk after the one served last, wrapping around.
+            run = min(ready, key=lambda r: (r.number <= last, r.number))
+            last = run.number
+            self._serve(run)
+
+    def _serve(self, run: _ChunkRun) -> None:
+        """Collect ``run``'s finished evaluations, then make its next generate call if it has
+        one: it returns with the chunk's new candidates in the pool, or the chunk finished."""
+        self._advance(run, [future.result() for future in run.pending.futures])
+        if isinstance(run.pending, _Generate):
+            start = time.perf_counter()
+            completions = self.generator.generate(run.pending.requests, run.pending.params)
+            run.generation_s += time.perf_counter() - start
+            self._advance(run, completions)
+
+    @staticmethod
+    def _advance(run: _ChunkRun, answer) -> None:
+        try:
+            run.pending = run.steps.send(answer)
+        except StopIteration as finished:
+            run.pending, run.trajectories = None, finished.value
+
+    def _submit(self, function: Callable, *args) -> Future:
+        if self._pool is not None:
+            return self._pool.submit(function, *args)
+        future: Future = Future()
+        future.set_result(function(*args))
+        return future
+
+    def _chunk_steps(self, chunk: list[tuple[int, Example]]):
+        """One chunk through every turn, as a generator: it yields what it needs (_Generate,
+        _Await) and is sent the answer; it returns the chunk's trajectories."""
+        cache = _ChunkCache()
+        # The gold runs, catalogs and retrieval in the pool too, one task per database: its catalog,
+        # retrieval index and sample values are cached on first use, so no two threads build them.
+        by_database: dict[str, list[tuple[int, Example]]] = {}
+        for position, (index, example) in enumerate(chunk):
+            by_database.setdefault(example.db_path, []).append((position, (index, example)))
+        started = yield _Await([self._submit(self._start_all, group, cache) for group in by_database.values()])
+        episodes = [episode for _, episode in sorted(pair for group in started for pair in group)]
         for turn in range(1, self.config.max_turns + 1):
             active = [episode for episode in episodes if not episode.done]
             if not active:
@@ -104,21 +223,25 @@ class RolloutEngine:
                 num_samples=self.config.num_samples, temperature=self.config.temperature, top_p=self.config.top_p,
                 max_new_tokens=self.config.max_new_tokens, seed=sampling_seed(self.config.seed, turn, chunk[0][1].id),
             )
-            start = time.perf_counter()
-            completions = self.generator.generate(requests, params)
-            generation_s += time.perf_counter() - start
-            for episode, request, samples in zip(active, requests, completions, strict=True):
-                self._step(episode, turn, request.messages, samples)
-        return [self._finish(episode) for episode in episodes], generation_s
+            completions = yield _Generate(requests, params)
+            # One task per example: its samples are often the same SQL, which the cache then runs once.
+            evaluated = yield _Await([self._submit(self._evaluate_all, episode, samples, turn, cache)
+                                      for episode, samples in zip(active, completions, strict=True)])
+            for episode, request, candidates in zip(active, requests, evaluated, strict=True):
+                self._step(episode, turn, request.messages, candidates)
+        return [self._finish(episode) for episode in episodes]
 
-    def _start(self, index: int, example: Example) -> _Episode:
+    def _start_all(self, group: list[tuple[int, tuple[int, Example]]], cache: _ChunkCache) -> list[tuple[int, _Episode]]:
+        return [(position, self._start(index, example, cache)) for position, (index, example) in group]
+
+    def _start(self, index: int, example: Example, cache: _ChunkCache) -> _Episode:
         catalog = load_catalog(example.db_path, self.tables_json, example.db_id)
         schema = prompt_schema(example.db_path, example.question, self.prompt_config, self.tables_json, example.db_id)
         # Scoring a trivial prediction runs the gold query the scorer's way (and caches it
         # for the candidates): its gold_error is the bad-gold verdict. The gold rows as
         # written are what feedback and the error taxonomy compare with.
         gold_error = self.scorer.score(example.db_path, example.query, "SELECT 1").gold_error
-        ran = self._observe(example.db_path, example.query)
+        ran = self._observe(example.db_path, example.query, cache)
         gold = GoldResult(False, gold_error, ran.rows, ran.row_count)
         trajectory = Trajectory(
             index=index, id=example.id, db_id=example.db_id, question=example.question, gold=example.query,
@@ -133,8 +256,7 @@ class RolloutEngine:
         meta = {"id": episode.example.id, "turn": turn, "gold_sql": episode.example.query}
         return GenerationRequest(messages=messages, meta=meta)
 
-    def _step(self, episode: _Episode, turn: int, messages, samples) -> None:
-        evaluated = [self._evaluate(episode, sample.text, sample.num_tokens, turn) for sample in samples]
+    def _step(self, episode: _Episode, turn: int, messages, evaluated: list[tuple[Candidate, Diagnosis]]) -> None:
         candidates = [candidate for candidate, _ in evaluated]
         selected = select(candidates, self.scope)
         record = Turn(turn=turn, messages=messages, candidates=candidates, selected=selected)
@@ -147,14 +269,18 @@ class RolloutEngine:
             record.feedback = build_feedback(evaluated[selected][1], self.config.feedback_detail, self.config.feedback_mode)
             episode.history.append((candidates[selected].sql, record.feedback))
 
-    def _evaluate(self, episode: _Episode, text: str, num_tokens: int, turn: int) -> tuple[Candidate, Diagnosis]:
+    def _evaluate_all(self, episode: _Episode, samples, turn: int, cache: _ChunkCache) -> list[tuple[Candidate, Diagnosis]]:
+        return [self._evaluate(episode, sample.text, sample.num_tokens, turn, cache) for sample in samples]
+
+    def _evaluate(self, episode: _Episode, text: str, num_tokens: int, turn: int, cache: _ChunkCache
+                  ) -> tuple[Candidate, Diagnosis]:
         example = episode.example
         sql = extract_sql(text)
-        ran = self._observe(example.db_path, sql)
+        ran = self._observe(example.db_path, sql, cache)
         key = (example.db_path, example.query, sql)
-        if key not in self._verdicts:
-            self._verdicts[key] = self.scorer.score(example.db_path, example.query, sql).match
-        correct = self._verdicts[key]
+        if key not in cache.verdicts:
+            cache.verdicts[key] = self.scorer.score(example.db_path, example.query, sql).match
+        correct = cache.verdicts[key]
         reward = rule_reward(correct, ran.ok, turn, self.config.max_turns)
         cost = cost_reward(ran.plan)
         candidate = Candidate(
@@ -167,10 +293,10 @@ class RolloutEngine:
         gold = GoldResult(correct, episode.gold.error, episode.gold.rows, episode.gold.row_count)
         return candidate, Diagnosis(sql=sql, execution=ran, catalog=episode.catalog, gold=gold)
 
-    def _observe(self, db_path: str, sql: str) -> Execution:
-        if (db_path, sql) not in self._executions:
-            self._executions[db_path, sql] = observe(self.sandbox, db_path, sql, max_rows=MAX_ROWS)
-        return self._executions[db_path, sql]
+    def _observe(self, db_path: str, sql: str, cache: _ChunkCache) -> Execution:
+        if (db_path, sql) not in cache.executions:
+            cache.executions[db_path, sql] = observe(self.sandbox, db_path, sql, max_rows=MAX_ROWS)
+        return cache.executions[db_path, sql]
 
     def _finish(self, episode: _Episode) -> Trajectory:
         trajectory = episode.trajectory

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Scorer:
 
     ``score(db, gold_sql, pred_sql)`` takes a database file, or a folder whose
     ``.sqlite`` files must all agree (as the CLI passes ``DB_ROOT/<db_id>``).
+    Safe to share between threads.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Scorer:
         self._files: dict[str, list[Path]] = {}  # db argument -> its SQLite files, listed once
         self._gold_cache: OrderedDict[tuple[str, str], tuple[list[tuple] | None, str | None]] = OrderedDict()
         self._gold_cache_size = gold_cache_size
+        self._lock = threading.Lock()  # score() may be called from several threads (rollout/loop.py)
 
     def score(self, db: str | Path, gold_sql: str, pred_sql: str) -> MatchResult:
         gold = prepare_sql(gold_sql, self.keep_distinct)
@@ -107,12 +110,15 @@ class Scorer:
 
     def _gold_result(self, path: Path, gold: str) -> tuple[list[tuple] | None, str | None]:
         key = (str(path), gold)
-        if key in self._gold_cache:
-            self._gold_cache.move_to_end(key)
-            return self._gold_cache[key]
-        entry = self._gold_cache[key] = self._run(path, gold)
-        if len(self._gold_cache) > self._gold_cache_size:
-            self._gold_cache.popitem(last=False)
+        with self._lock:
+            if key in self._gold_cache:
+                self._gold_cache.move_to_end(key)
+                return self._gold_cache[key]
+        entry = self._run(path, gold)  # outside the lock: threads score in parallel (a key may run twice)
+        with self._lock:
+            self._gold_cache[key] = entry
+            if len(self._gold_cache) > self._gold_cache_size:
+                self._gold_cache.popitem(last=False)
         return entry
 
     def _run(self, path: Path, prepared: str) -> tuple[list[tuple] | None, str | None]:
