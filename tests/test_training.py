@@ -573,7 +573,8 @@ def test_repair_targets_are_a_rollouts_second_turn_on_a_failing_query_then_the_g
 def test_the_reference_projects_training_flags_are_aliases(files, tmp_path):
     """Users of the reference project type --model_name_or_path, --output_dir, --dpo_pairs,
     --base_adapter_path, --max_seq_length, --max_prompt_length; they mean our flags."""
-    from text2sql_mlops.training.config import DPOSettings, SFTSettings, from_args
+    from text2sql_mlops.core.cliutil import from_args
+    from text2sql_mlops.training.config import DPOSettings, SFTSettings
     from text2sql_mlops.training.dpo import make_parser as dpo_parser
     from text2sql_mlops.training.sft import make_parser as sft_parser
 

@@ -3,6 +3,10 @@
 Flags are spelled with underscores as in the seed project (``--dataset_path``),
 and every one also answers to its dash spelling (``--dataset-path``). Usage
 errors become one ``UserError`` line, like every other error of the CLI.
+
+A command's settings are one dataclass whose fields are declared with ``setting``
+(default, one line of help, argparse options); ``add_flags`` turns its fields into
+flags and ``from_args`` reads them back, so a setting is defined once.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Iterable
+from dataclasses import MISSING, field, fields
+from typing import Any
 
 from .errors import UserError
 
@@ -29,6 +36,54 @@ def flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **options) -
     """Add ``--name`` plus its dash spelling (``--dataset_path`` and ``--dataset-path``)."""
     spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}", *aliases])
     parser.add_argument(*spellings, dest=name, **options)
+
+
+def setting(default: Any, help: str, **flag_options: Any) -> Any:
+    """A dataclass field whose help text and argparse options live in its metadata.
+
+    ``aliases=(...)`` adds other spellings (the reference project's); ``auto=True`` makes a
+    boolean that stays None unless ``--name`` or ``--no_name`` is given; ``cli=False`` keeps
+    the field off the command line (its command adds a flag of its own for it)."""
+    kwargs: dict[str, Any] = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return field(metadata={"help": help, "flag": flag_options}, **kwargs)
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type, later: Iterable[str] = ()) -> None:
+    """One flag per ``setting`` field of ``cls`` (``--name`` and ``--name-with-dashes``), in
+    declaration order with the fields named in ``later`` last."""
+    later = set(later)
+    for f in sorted((f for f in fields(cls) if "flag" in f.metadata), key=lambda f: f.name in later):
+        options = dict(f.metadata["flag"])
+        if not options.pop("cli", True):
+            continue
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}", *options.pop("aliases", ())])
+        if options.pop("auto", False):
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
+            negated = dict.fromkeys([f"--no_{f.name}", f"--no-{f.name.replace('_', '-')}"])
+            group.add_argument(*negated, dest=f.name, action="store_const", const=False, help=f"turn --{f.name} off")
+            continue
+        # Help texts are argparse format strings: a literal percent sign is written %%.
+        shown = "" if options.get("required") or default is None or default == [] or options.get("action") == "store_true" \
+            else " (default: %(default)s)"
+        parser.add_argument(*names, dest=f.name, default=default, help=f.metadata["help"] + shown, **options)
+
+
+def from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:
+    """``cls`` from the parsed flags of its fields (those the parser has), then ``values``."""
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**given, **values})
+
+
+def count_or_all(text: str) -> int | None:
+    """argparse ``type`` of a count that may be 'all' (params.yaml can say so where a number would be a guess)."""
+    if text.strip().lower() in {"all", "none", "null"}:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
 def run_action(actions: dict[str, tuple[str, str]], argv: list[str] | None, prog: str) -> int:

@@ -28,15 +28,15 @@ import json
 import sys
 import time
 import typing
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
-from ..core.cliutil import ArgParser, flag
+from ..core.cliutil import ArgParser, add_flags, flag, from_args
 from ..core.errors import UserError
 from ..core.records import Summary
 from ..data.guard import exclude_leaks, load_eval_split
 from ..data.load import load_examples
-from ..generation import backend_options, backends_with, create_generator, describe_options, generator_names
+from ..generation import backend_options, backends_with, create_generator, describe_options
 from .config import (
     GENERIC_OPTIONS,
     RolloutConfig,
@@ -193,16 +193,6 @@ def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> S
 # --------------------------------------------------------------------------- command line
 
 
-def _limit(text: str) -> int | None:
-    """--limit N, or 'all' (params.yaml can say so where a number would be a guess)."""
-    if text.strip().lower() in {"all", "none", "null"}:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
-
-
 class _KeepEpilogLines(argparse.HelpFormatter):
     """Wraps the description as usual; keeps the epilog (the generators' options) line by line."""
 
@@ -211,69 +201,23 @@ class _KeepEpilogLines(argparse.HelpFormatter):
 
 
 def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.ArgumentParser:
-    d = {f.name: f.default for f in fields(RolloutConfig)}
     parser = ArgParser(prog=prog, formatter_class=_KeepEpilogLines, epilog=describe_options(), description=(
         "Generate SQL, execute it, feed errors back and repair, up to --max_turns; write trajectories.jsonl, "
         "grpo_rollouts.jsonl and summary.json. Resumable: run it again with the same arguments. "
         f"`{prog} merge --inputs DIR ... --output_dir OUT` recombines --shard runs."))
-    flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
-    flag(parser, "output_dir", required=True, type=output_dir, help="folder for run.json and the outputs")
-    flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
-    flag(parser, "split", default=d["split"], help="split of a Spider-layout folder (default: %(default)s)")
-    flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
-    flag(parser, "generator", default=d["generator"], help=f"{', '.join(generator_names())} (default: %(default)s)")
+    add_flags(parser, RolloutConfig)  # every setting's flag, help and default: config.py
     hints = typing.get_type_hints(RolloutConfig)
+    generation = parser.add_argument_group("generation flags (each reaches the generators that declare it)")
     for name, option in GENERIC_OPTIONS.items():
         # Help from the backends' own declarations, so the parser names no backend itself.
         owners = backends_with(option)
         help_text = backend_options(owners[0])[option].metadata["help"].replace("%", "%%") if owners else ""
         kind = next(a for a in typing.get_args(hints[name]) if a is not type(None))  # int | None -> int
-        flag(parser, name, *(["--model"] if name == "model_path" else []), type=kind,
+        flag(generation, name, *(["--model"] if name == "model_path" else []), type=kind,
              help=f"{'/'.join(owners)}: {help_text} (ignored by other generators)")
-    flag(parser, "generator_option", action="append", default=[], metavar="KEY=VALUE",
+    flag(generation, "generator_option", action="append", default=[], metavar="KEY=VALUE",
          help="an option of the chosen generator (repeatable; see below)")
-    flag(parser, "num_samples", type=int, default=d["num_samples"], help="candidates per prompt (default: %(default)s)")
-    flag(parser, "temperature", type=float, default=d["temperature"], help="0 = greedy (default: %(default)s)")
-    flag(parser, "top_p", type=float, default=d["top_p"], help="(default: %(default)s)")
-    flag(parser, "max_new_tokens", type=int, default=d["max_new_tokens"], help="(default: %(default)s)")
-    flag(parser, "seed", type=int, default=d["seed"], help="sampling seed (default: %(default)s)")
-    flag(parser, "max_turns", type=int, default=d["max_turns"], help="1 = one-shot (default: %(default)s)")
-    flag(parser, "feedback_detail", default=d["feedback_detail"], help="basic, column or minimal (default: %(default)s)")
-    flag(parser, "feedback_mode", default=d["feedback_mode"],
-          help="error_only, online_visible (gold-free), result_status, oracle_rows (use gold) (default: %(default)s)")
-    flag(parser, "repair_scope", default=d["repair_scope"],
-          help="verified (uses gold), online, online_guarded (default: %(default)s)")
-    flag(parser, "timeout_sec", type=float, default=d["timeout_sec"], help="seconds per query (default: %(default)s)")
-    flag(parser, "matcher", default=d["matcher"],
-         help="how a candidate is judged correct: official (Spider's evaluator) or seed (the reference project's: "
-              "sorted rows, rounded floats, DISTINCT kept) (default: %(default)s)")
-    flag(parser, "use_gold_when_failed", action="store_true", help="gold SQL as the training target of unsolved examples (never a prediction)")
-    flag(parser, "schema_mode", default=d["schema_mode"], help="full, retrieved, bm25 or bm25_fk (default: %(default)s)")
-    flag(parser, "top_k_tables", type=int, default=d["top_k_tables"], help="(default: %(default)s)")
-    flag(parser, "fk_hops", type=int, default=d["fk_hops"], help="(default: %(default)s)")
-    flag(parser, "sample_rows", type=int, default=d["sample_rows"], help="sample rows per table in the prompt (default: %(default)s)")
-    flag(parser, "schema_format", default=d["schema_format"], help="create_table, compact or seed (default: %(default)s)")
-    flag(parser, "sample_values", type=int, default=d["sample_values"],
-         help="distinct values shown per text column, those the question mentions first (default: %(default)s)")
-    flag(parser, "prompt_style", default=d["prompt_style"],
-         help="chat (ours: a chat history, ```sql answers) or seed (the reference project's one-message prompts and "
-              "repairs, SQL: answers) (default: %(default)s)")
-    flag(parser, "eval_dataset", help="leave out examples overlapping this evaluation set (same id, question or database)")
-    flag(parser, "eval_split", default=d["eval_split"], help="split of a Spider-layout --eval_dataset (default: %(default)s)")
-    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
-         "(e.g. test_same_db): its questions are left out too, its databases are not")
-    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
-    flag(parser, "offset", type=int, default=d["offset"], help="skip this many examples (default: %(default)s)")
-    flag(parser, "limit", type=_limit, help="at most this many examples after --offset, or 'all' (default: all)")
-    flag(parser, "shard", metavar="i/n", help="run every n-th example, starting with the i-th (1-based)")
-    flag(parser, "chunk_size", type=int, help="examples per durable step and per generate call (default: 64, or up to "
-         "1024 for generators that batch requests themselves: vllm, openai)")
-    flag(parser, "sql_workers", type=int,
-         help="threads executing candidates' SQL while the model generates another chunk's turn; 0 runs it "
-              "between generate calls (default: 4 with a GPU or a server, 0 with a model on the CPU)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
-    flag(parser, "progress_every", type=int, default=0, metavar="N", help="also print a progress line every N examples")
-    flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
     return parser
 
 
@@ -287,8 +231,7 @@ def make_merge_parser(prog: str | None = "text2sql-mlops rollout merge") -> argp
 
 
 def config_from_args(args: argparse.Namespace) -> RolloutConfig:
-    values = {f.name: getattr(args, f.name) for f in fields(RolloutConfig) if hasattr(args, f.name)}
-    return RolloutConfig(**{**values, "generator_option": tuple(args.generator_option), "progress": not args.no_progress})
+    return from_args(RolloutConfig, args, generator_option=tuple(args.generator_option), progress=not args.no_progress)
 
 
 HEADLINE = ("examples", "first_turn_ex", "final_ex_strict", "final_ex_oracle", "candidate_ex", "executable_rate", "bad_gold")

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.cliutil import count_or_all, setting
 from ..core.errors import UserError
 from ..core.records import Candidate
 from ..generation import backend_options, batches_internally, generator_names, parse_option
@@ -32,6 +33,7 @@ from ..generation.adapters import is_whole_model_folder
 from ..schema.select import PromptConfig
 from ..scoring.match import MATCHERS
 from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
+from .store import output_dir as output_dir_type
 
 # --------------------------------------------------------------------------- repair scopes
 
@@ -76,60 +78,68 @@ def uses_gold(repair_scope: str, feedback_mode: str) -> bool:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    """Every setting of a rollout; the defaults are the command line's."""
+    """Every setting of a rollout, one field per flag of `text2sql-mlops rollout` (help and defaults here)."""
 
-    dataset_path: str  # JSON list, JSONL or Spider-layout folder
-    output_dir: str
-    db_root: str | None = None  # default: <dataset folder>/database
-    split: str = "train"  # for a Spider-layout folder
-    tables_json: str | None = None  # default: tables.json next to the dataset, when there is one
+    dataset_path: str = setting(None, "JSON list, JSONL or Spider-layout folder", required=True, aliases=("--dataset",))
+    output_dir: str = setting(None, "folder for run.json and the outputs", required=True, type=output_dir_type, aliases=("--out",))
+    db_root: str | None = setting(None, "folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
+    split: str = setting("train", "split of a Spider-layout folder")
+    tables_json: str | None = setting(None, "Spider tables.json (default: tables.json next to the dataset, if any)")
     # generation
-    generator: str = "mock"  # a registered backend: generation.generator_names()
+    generator: str = setting("mock", f"{', '.join(generator_names())}")
     # Generation flags (GENERIC_OPTIONS): each goes to the backends that declare it, others ignore it.
-    model_path: str | None = None  # a model folder
-    adapter_path: str | None = None  # a LoRA adapter folder
-    model_name: str | None = None  # the model name a server serves
-    base_url: str | None = None  # a server's endpoint, e.g. http://localhost:8000/v1
-    api_key_env: str | None = None  # the variable holding the API key
-    max_concurrency: int | None = None  # requests in flight
-    batch_size: int | None = None  # prompts per forward pass (backend default when unset)
-    device_map: str | None = None  # transformers device_map ("auto" shards a big model across GPUs)
-    generator_option: tuple[str, ...] = ()  # further KEY=VALUE backend options
-    num_samples: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    seed: int = 0
+    # Their flags are the command's (help from the backends' own declarations).
+    model_path: str | None = setting(None, "a model folder", cli=False)
+    adapter_path: str | None = setting(None, "a LoRA adapter folder", cli=False)
+    model_name: str | None = setting(None, "the model name a server serves", cli=False)
+    base_url: str | None = setting(None, "a server's endpoint, e.g. http://localhost:8000/v1", cli=False)
+    api_key_env: str | None = setting(None, "the variable holding the API key", cli=False)
+    max_concurrency: int | None = setting(None, "requests in flight", cli=False)
+    batch_size: int | None = setting(None, "prompts per forward pass (backend default when unset)", cli=False)
+    device_map: str | None = setting(None, "transformers device_map (auto shards a big model across GPUs)", cli=False)
+    generator_option: tuple[str, ...] = setting((), "further KEY=VALUE backend options", cli=False)
+    num_samples: int = setting(1, "candidates per prompt", type=int)
+    temperature: float = setting(0.0, "0 = greedy", type=float)
+    top_p: float = setting(1.0, "nucleus sampling", type=float)
+    max_new_tokens: int = setting(256, "tokens generated per answer at most", type=int)
+    seed: int = setting(0, "sampling seed", type=int)
     # the repair loop
-    max_turns: int = 3  # 1 = one-shot
-    feedback_detail: str = "minimal"  # basic | column | minimal
-    feedback_mode: str = "error_only"  # error_only | online_visible | result_status | oracle_rows
-    repair_scope: str = "online"  # verified | online | online_guarded
-    timeout_sec: float = 10.0  # per query
-    matcher: str = "official"  # official (Spider's evaluator) | seed (the reference project's; keeps DISTINCT)
-    use_gold_when_failed: bool = False  # gold SQL as the training target of unsolved examples
+    max_turns: int = setting(3, "1 = one-shot", type=int)
+    feedback_detail: str = setting("minimal", "basic, column or minimal")
+    feedback_mode: str = setting("error_only", "error_only, online_visible (gold-free), result_status, oracle_rows (use gold)")
+    repair_scope: str = setting("online", "verified (uses gold), online, online_guarded")
+    timeout_sec: float = setting(10.0, "seconds per query", type=float)
+    matcher: str = setting("official", "how a candidate is judged correct: official (Spider's evaluator) or seed (the "
+                                       "reference project's: sorted rows, rounded floats, DISTINCT kept)")
+    use_gold_when_failed: bool = setting(False, "gold SQL as the training target of unsolved examples (never a prediction)",
+                                         action="store_true")
     # the prompt's schema
-    schema_mode: str = "bm25_fk"  # full | retrieved | bm25 | bm25_fk
-    top_k_tables: int = 6
-    fk_hops: int = 1
-    sample_rows: int = 0
-    schema_format: str = "create_table"  # create_table | compact | seed
-    sample_values: int = 0  # distinct values per text column in the schema
-    prompt_style: str = "chat"  # chat | seed (prompts.PROMPT_STYLES)
+    schema_mode: str = setting("bm25_fk", "full, retrieved, bm25 or bm25_fk")
+    top_k_tables: int = setting(6, "tables retrieval keeps", type=int)
+    fk_hops: int = setting(1, "foreign-key hops added to the retrieved tables", type=int)
+    sample_rows: int = setting(0, "sample rows per table in the prompt", type=int)
+    schema_format: str = setting("create_table", "create_table, compact or seed")
+    sample_values: int = setting(0, "distinct values shown per text column, those the question mentions first", type=int)
+    prompt_style: str = setting("chat", "chat (ours: a chat history, ```sql answers) or seed (the reference project's "
+                                        "one-message prompts and repairs, SQL: answers)")
     # which examples, in what pieces
-    eval_dataset: str | None = None  # leave out examples overlapping this evaluation set (data/guard.py)
-    eval_split: str = "dev"
-    eval_same_db_split: str | None = None  # another evaluation split on the training databases (questions guarded)
-    eval_db_root: str | None = None
-    offset: int = 0
-    limit: int | None = None
-    shard: str | None = None  # "i/n"
-    chunk_size: int | None = None  # examples per durable step and per generate call (None: chunk_size_for)
-    sql_workers: int | None = None  # threads running candidates' SQL during the model's next call (None: sql_workers_for)
+    eval_dataset: str | None = setting(None, "leave out examples overlapping this evaluation set (same id, question or database)")
+    eval_split: str = setting("dev", "split of a Spider-layout --eval_dataset")
+    eval_same_db_split: str | None = setting(None, "another split of --eval_dataset asked of the training databases "
+                                                   "(e.g. test_same_db): its questions are left out too, its databases are not")
+    eval_db_root: str | None = setting(None, "database folder of --eval_dataset (default: next to it)")
+    offset: int = setting(0, "skip this many examples", type=int)
+    limit: int | None = setting(None, "at most this many examples after --offset, or 'all' (default: all)", type=count_or_all)
+    shard: str | None = setting(None, "run every n-th example, starting with the i-th (1-based)", metavar="i/n")
+    chunk_size: int | None = setting(None, "examples per durable step and per generate call (default: 64, or up to 1024 "
+                                           "for generators that batch requests themselves: vllm, openai)", type=int)
+    sql_workers: int | None = setting(None, "threads executing candidates' SQL while the model generates another chunk's "
+                                            "turn; 0 runs it between generate calls (default: 4 with a GPU or a server, "
+                                            "0 with a model on the CPU)", type=int)
     # not part of the results
-    progress: bool = True
-    progress_every: int = 0  # also print one progress line every N examples (logs without a terminal)
-    overwrite: bool = False
+    progress: bool = setting(True, "a progress bar on stderr", cli=False)  # the command's flag is --no_progress
+    progress_every: int = setting(0, "also print a progress line every N examples", type=int, metavar="N")
+    overwrite: bool = setting(False, "discard another run's files in --output_dir", action="store_true")
 
 
 # Settings that never change a trajectory, left out of the run identity.

@@ -11,10 +11,11 @@ settings are printed at start and stored in ``training_summary.json``.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
+from ..core import cliutil
+from ..core.cliutil import setting
 from ..core.fileio import output_folder_type
 
 # What a training output folder holds besides the adapter and tokenizer.
@@ -25,12 +26,6 @@ METRICS = "metrics.jsonl"
 def trained_here(folder: Path) -> bool:
     """A folder `train` wrote before folders carried the fileio marker."""
     return (folder / SUMMARY).is_file()
-
-
-def setting(default: Any, help: str, **flag_options: Any) -> Any:
-    """A dataclass field whose help text and argparse options live in its metadata."""
-    kwargs: dict[str, Any] = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
-    return field(metadata={"help": help, "flag": flag_options}, **kwargs)
 
 
 @dataclass
@@ -121,24 +116,6 @@ class DPOSettings(TrainSettings):
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One flag per field of ``cls`` (``--name`` and ``--name-with-dashes``); ``auto``
-    booleans get ``--name`` / ``--no_name`` and stay None when neither is given. The method's
-    own fields (inputs) come first in --help."""
-    shared = {f.name for f in fields(TrainSettings)}
-    for f in sorted(fields(cls), key=lambda f: f.name in shared):
-        options = dict(f.metadata["flag"])
-        default = f.default_factory() if callable(f.default_factory) else f.default
-        # The reference project's spellings (--model_name_or_path, --output_dir, ...) are aliases.
-        names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}", *options.pop("aliases", ())])
-        if options.pop("auto", False):
-            group = parser.add_mutually_exclusive_group()
-            group.add_argument(*names, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
-            negated = dict.fromkeys([f"--no_{f.name}", f"--no-{f.name.replace('_', '-')}"])
-            group.add_argument(*negated, dest=f.name, action="store_const", const=False, help=f"turn --{f.name} off")
-            continue
-        shown = "" if options.get("required") or default in (None, []) else " (default: %(default)s)"
-        parser.add_argument(*names, dest=f.name, default=default, help=f.metadata["help"] + shown, **options)
+    """One flag per field of ``cls``; the method's own fields (inputs) come first in --help."""
+    cliutil.add_flags(parser, cls, later=[f.name for f in fields(TrainSettings)])
 
-
-def from_args(cls: type, args: argparse.Namespace) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})

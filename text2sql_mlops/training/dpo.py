@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.cliutil import ArgParser
+from ..core.cliutil import ArgParser, from_args
 from ..core.errors import UserError
 from ..core.records import read_pairs
 from ..data.guard import refuse_leaks
@@ -40,7 +40,7 @@ from .common import (
     trainable_model,
     trainer_arguments,
 )
-from .config import DPOSettings, add_flags, from_args
+from .config import DPOSettings, add_flags
 from .datasets import dpo_rows
 from .device import resolve_runtime, score_answer_tokens_only
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.cliutil import ArgParser
+from ..core.cliutil import ArgParser, from_args
 from ..core.errors import UserError
 from ..core.records import read_pairs, read_trajectories, trajectories_file
 from ..data.guard import exclude_leaks, refuse_leaks, rollout_db_roots
@@ -35,7 +35,7 @@ from .common import (
     trainable_model,
     trainer_arguments,
 )
-from .config import SFTSettings, add_flags, from_args
+from .config import SFTSettings, add_flags
 from .datasets import dataset_targets, sft_rows, sft_targets
 from .device import resolve_runtime, score_answer_tokens_only
 from .repair_examples import repair_targets
