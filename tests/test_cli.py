@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -108,3 +109,18 @@ def test_every_command_prints_its_help(command, capsys):
         cli.main([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+# Every command that writes a file or folder names it --out (the seed's spellings stay aliases).
+OUTPUT_COMMANDS = [["model", "prepare"], ["data", "validate"], ["data", "demo"], ["schema-recall"], ["rollout"],
+                   ["rollout", "merge"], ["pairs", "mine"], ["pairs", "synth"], ["pairs", "merge"], ["pairs", "report"],
+                   ["train", "sft"], ["train", "dpo"], ["eval"], ["compare"], ["report", "routing"], ["register"]]
+
+
+@pytest.mark.parametrize("command", OUTPUT_COMMANDS, ids=" ".join)
+def test_every_command_that_writes_takes_out(command, capsys):
+    from text2sql_mlops import cli
+
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    assert re.search(r"(^|[ ,])--out\b(?!_)", capsys.readouterr().out, re.MULTILINE), f"{' '.join(command)} has no --out"

@@ -307,7 +307,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.Arg
         "Merge pair files: per-input limits, filters (duplicates, same SQL, reward margin, SQL distance), "
         "pair-type limits, then input and pair-type fraction caps that hold exactly on the output."))
     flag(parser, "inputs", nargs="+", required=True, metavar="PAIRS.jsonl", help="pair files, in priority order")
-    flag(parser, "output", required=True, type=output_file, help="the merged pairs (JSONL, written atomically)")
+    flag(parser, "output", "--out", required=True, type=output_file, help="the merged pairs (JSONL, written atomically)")
     flag(parser, "input_limits", nargs="+", metavar="N", help="at most N pairs from each input ('all': no limit), "
          "or INDEX=N for some inputs (0=308 1=150)")
     flag(parser, "input_fraction_limits", nargs="+", metavar="F", help="largest share of the output from each input, "

@@ -225,7 +225,7 @@ def make_merge_parser(prog: str | None = "text2sql-mlops rollout merge") -> argp
     parser = ArgParser(prog=prog, description="Recombine the output folders of --shard i/n runs "
                      "into the files the unsharded run writes (summary recomputed from the trajectories).")
     flag(parser, "inputs", nargs="+", required=True, metavar="DIR", help="the shards' --output_dir folders")
-    flag(parser, "output_dir", required=True, type=output_dir, help="folder for the merged outputs")
+    flag(parser, "output_dir", "--out", required=True, type=output_dir, help="folder for the merged outputs")
     flag(parser, "overwrite", action="store_true", help="discard another run's files in --output_dir")
     return parser
 
