@@ -43,7 +43,7 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import SqlglotError
 
-from ..core.cliutil import ArgParser, flag
+from ..core.cliutil import ArgParser, add_flags, flag
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, output_file, output_folder_type, write_json, write_jsonl
 from ..core.records import SYNTHETIC_PREFIX
@@ -52,7 +52,7 @@ from ..data.load import load_examples
 from ..prompts import build_messages
 from ..rollout.config import default_tables_json
 from ..rollout.rewards import rule_reward
-from ..schema.select import PromptConfig, prompt_schema
+from ..schema.select import PromptConfig, prompt_schema, prompt_setting
 from ..scoring.errors import GoldResult, observe, outcome_type
 from ..scoring.scorer import Scorer
 from ..sql.catalog import load_catalog
@@ -115,13 +115,13 @@ class SynthConfig:
     seed: int = 0
     timeout_sec: float = 10.0
     chosen: str = "rendered"  # rendered | gold
-    schema_mode: str = "bm25_fk"
-    top_k_tables: int = 6
-    fk_hops: int = 1
-    sample_rows: int = 0
-    schema_format: str = "create_table"
-    sample_values: int = 0
-    prompt_style: str = "chat"
+    schema_mode: str = prompt_setting("schema_mode")
+    top_k_tables: int = prompt_setting("top_k_tables")
+    fk_hops: int = prompt_setting("fk_hops")
+    sample_rows: int = prompt_setting("sample_rows")
+    schema_format: str = prompt_setting("schema_format")
+    sample_values: int = prompt_setting("sample_values")
+    prompt_style: str = prompt_setting("prompt_style")
 
 
 def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json: str | None, stats: Counter) -> tuple[str | None, list[Negative]]:
@@ -235,13 +235,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
     flag(parser, "split", default="train", help="split of a Spider-layout folder (default: %(default)s)")
     flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
-    flag(parser, "schema_mode", default=d.schema_mode, help="prompt schema: full, retrieved, bm25 or bm25_fk (default: %(default)s)")
-    flag(parser, "top_k_tables", type=int, default=d.top_k_tables, help="(default: %(default)s)")
-    flag(parser, "fk_hops", type=int, default=d.fk_hops, help="(default: %(default)s)")
-    flag(parser, "sample_rows", type=int, default=d.sample_rows, help="(default: %(default)s)")
-    flag(parser, "schema_format", default=d.schema_format, help="create_table, compact or seed (default: %(default)s)")
-    flag(parser, "sample_values", type=int, default=d.sample_values, help="(default: %(default)s)")
-    flag(parser, "prompt_style", default=d.prompt_style, help="chat or seed, as the rollout (default: %(default)s)")
+    add_flags(parser, SynthConfig)  # its prompt settings (schema.select.PROMPT_SETTINGS); the rest below
     flag(parser, "mutations", default=",".join(MUTATIONS), help="comma-separated families (default: all)")
     flag(parser, "prefer_executable_wrong", action="store_true", help="pick negatives that run (and are wrong) first")
     flag(parser, "max_schema_error_fraction", type=float, default=d.max_schema_error_fraction,

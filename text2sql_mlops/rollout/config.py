@@ -30,7 +30,7 @@ from ..core.errors import UserError
 from ..core.records import Candidate
 from ..generation import backend_options, batches_internally, generator_names, parse_option
 from ..generation.adapters import is_whole_model_folder
-from ..schema.select import PromptConfig
+from ..schema.select import PromptConfig, prompt_setting
 from ..scoring.match import MATCHERS
 from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
 from .store import output_dir as output_dir_type
@@ -114,14 +114,13 @@ class RolloutConfig:
     use_gold_when_failed: bool = setting(False, "gold SQL as the training target of unsolved examples (never a prediction)",
                                          action="store_true")
     # the prompt's schema
-    schema_mode: str = setting("bm25_fk", "full, retrieved, bm25 or bm25_fk")
-    top_k_tables: int = setting(6, "tables retrieval keeps", type=int)
-    fk_hops: int = setting(1, "foreign-key hops added to the retrieved tables", type=int)
-    sample_rows: int = setting(0, "sample rows per table in the prompt", type=int)
-    schema_format: str = setting("create_table", "create_table, compact or seed")
-    sample_values: int = setting(0, "distinct values shown per text column, those the question mentions first", type=int)
-    prompt_style: str = setting("chat", "chat (ours: a chat history, ```sql answers) or seed (the reference project's "
-                                        "one-message prompts and repairs, SQL: answers)")
+    schema_mode: str = prompt_setting("schema_mode")
+    top_k_tables: int = prompt_setting("top_k_tables")
+    fk_hops: int = prompt_setting("fk_hops")
+    sample_rows: int = prompt_setting("sample_rows")
+    schema_format: str = prompt_setting("schema_format")
+    sample_values: int = prompt_setting("sample_values")
+    prompt_style: str = prompt_setting("prompt_style")
     # which examples, in what pieces
     eval_dataset: str | None = setting(None, "leave out examples overlapping this evaluation set (same id, question or database)")
     eval_split: str = setting("dev", "split of a Spider-layout --eval_dataset")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..core.cliutil import setting
 from ..core.errors import UserError
 from ..sql.catalog import load_catalog
 from .render import SCHEMA_FORMATS, schema_text
@@ -19,18 +20,38 @@ from .retrieval import MODES, select_tables
 
 PROMPT_STYLES = ("chat", "seed")  # the message layouts of prompts.py (chat: ours; seed: the reference project's)
 
+# The prompt settings as every command that builds prompts (rollout, eval, pairs synth, train
+# sft) takes them: default, help, argparse options. Declared here once; a command's settings
+# class declares each field with prompt_setting(name), so its flag reads the same everywhere.
+PROMPT_SETTINGS: dict[str, tuple[Any, str, dict[str, Any]]] = {
+    "schema_mode": ("bm25_fk", "which tables the prompt shows: full, retrieved, bm25 or bm25_fk", {}),
+    "top_k_tables": (6, "tables a ranking mode keeps", {"type": int}),
+    "fk_hops": (1, "foreign-key hops added to the ranked tables (bm25_fk)", {"type": int}),
+    "sample_rows": (0, "sample rows per table (create_table format)", {"type": int}),
+    "schema_format": ("create_table", "create_table, compact or seed", {}),
+    "sample_values": (0, "distinct values shown per text column, those the question mentions first", {"type": int}),
+    "prompt_style": ("chat", "chat (ours: a chat history, ```sql answers) or seed (the reference project's "
+                             "one-message prompts and repairs, SQL: answers)", {}),
+}
+
+
+def prompt_setting(name: str) -> Any:
+    """The dataclass field of prompt setting ``name`` (its default, help and flag options)."""
+    default, help_text, options = PROMPT_SETTINGS[name]
+    return setting(default, help_text, **options)
+
 
 @dataclass(frozen=True)
 class PromptConfig:
     """How the schema part of a prompt is chosen (see ``retrieval.py``) and written (``render.py``)."""
 
-    schema_mode: str = "bm25_fk"
-    top_k_tables: int = 6
-    fk_hops: int = 1
-    sample_rows: int = 0
-    schema_format: str = "create_table"  # render.SCHEMA_FORMATS: create_table | compact | seed
-    sample_values: int = 0  # distinct values per text column shown in the schema (question's first)
-    prompt_style: str = "chat"  # prompts.PROMPT_STYLES: chat | seed (the reference project's layout)
+    schema_mode: str = prompt_setting("schema_mode")  # retrieval.MODES
+    top_k_tables: int = prompt_setting("top_k_tables")
+    fk_hops: int = prompt_setting("fk_hops")
+    sample_rows: int = prompt_setting("sample_rows")
+    schema_format: str = prompt_setting("schema_format")  # render.SCHEMA_FORMATS
+    sample_values: int = prompt_setting("sample_values")
+    prompt_style: str = prompt_setting("prompt_style")  # PROMPT_STYLES
 
     @classmethod
     def of(cls, settings: Any) -> PromptConfig:

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..core import cliutil
 from ..core.cliutil import setting
 from ..core.fileio import output_folder_type
+from ..schema.select import prompt_setting
 
 # What a training output folder holds besides the adapter and tokenizer.
 SUMMARY = "training_summary.json"
@@ -85,13 +86,13 @@ class SFTSettings(TrainSettings):
     split: str = setting("train", "split of a Spider-layout --dataset")
     tables_json: str | None = setting(None, "Spider tables.json of --dataset (default: next to it)", metavar="PATH")
     # > the prompt's schema for --dataset (as `rollout`'s flags; trajectories and pairs carry their prompts)
-    schema_mode: str = setting("bm25_fk", "full, retrieved, bm25 or bm25_fk")
-    top_k_tables: int = setting(6, "tables a ranking mode picks", type=int)
-    fk_hops: int = setting(1, "foreign-key hops for bm25_fk", type=int)
-    sample_rows: int = setting(0, "sample rows per table (create_table format)", type=int)
-    schema_format: str = setting("create_table", "create_table, compact or seed")
-    sample_values: int = setting(0, "distinct values shown per text column", type=int)
-    prompt_style: str = setting("chat", "chat (ours) or seed (the reference project's prompt and repair layout)")
+    schema_mode: str = prompt_setting("schema_mode")
+    top_k_tables: int = prompt_setting("top_k_tables")
+    fk_hops: int = prompt_setting("fk_hops")
+    sample_rows: int = prompt_setting("sample_rows")
+    schema_format: str = prompt_setting("schema_format")
+    sample_values: int = prompt_setting("sample_values")
+    prompt_style: str = prompt_setting("prompt_style")
     # > repair targets from --dataset (training/repair_examples.py): the rollout's second-turn prompt
     repair_fraction: float = setting(0.0, "share of --dataset examples that also get a repair target: the gold query with "
                                           "one schema mistake, its execution feedback, then the gold SQL", type=float)
