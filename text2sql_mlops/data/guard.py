@@ -56,10 +56,37 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..core.cliutil import flag, setting
 from ..core.errors import UserError
 from ..core.records import Example, Pair, Trajectory
 from ..sql.catalog import load_catalog
 from .load import db_candidates, load_examples
+
+# The guard's flags, as every command that reads training inputs takes them (rollout, pairs
+# synth, mine and merge, train sft and dpo): default, help, argparse options. Declared here
+# once: settings classes declare the fields with guard_setting(name), other parsers call
+# add_guard_flags.
+EVAL_GUARD_SETTINGS: dict[str, tuple[Any, str, dict[str, Any]]] = {
+    "eval_dataset": (None, "the evaluation set (JSON, JSONL or Spider-layout folder): inputs that share an example, "
+                           "a question or a database with it are left out or refused", {"metavar": "PATH"}),
+    "eval_split": ("dev", "split of a Spider-layout --eval_dataset", {}),
+    "eval_same_db_split": (None, "another split of --eval_dataset asked of the training databases (e.g. "
+                                 "test_same_db): guarded by example and question, not by database", {}),
+    "eval_db_root": (None, "database folder of --eval_dataset (default: next to it)", {"metavar": "DIR"}),
+}
+
+
+def guard_setting(name: str) -> Any:
+    """The dataclass field of guard setting ``name`` (default, help and flag options)."""
+    default, help_text, options = EVAL_GUARD_SETTINGS[name]
+    return setting(default, help_text, **options)
+
+
+def add_guard_flags(parser) -> None:
+    """The guard's four flags, for a parser without a settings class."""
+    for name, (default, help_text, options) in EVAL_GUARD_SETTINGS.items():
+        shown = "" if default is None else " (default: %(default)s)"
+        flag(parser, name, default=default, help=help_text + shown, **options)
 
 _WORD = re.compile(r"\w+")
 

@@ -45,7 +45,7 @@ from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pairs
-from ..data.guard import load_eval_split, refuse_leaks
+from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks
 from .build import REFERENCE_PAIR_DEFAULTS, read_reference_pairs
 from .similarity import edit_distance_ratio, sql_tokens
 from .solver import matches, solve_counts
@@ -320,11 +320,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.Arg
     flag(parser, "max_pairs", type=int, help="largest output (the fraction caps still hold)")
     flag(parser, "shuffle", action="store_true", help="sample, drop and order at random with --seed")
     flag(parser, "seed", type=int, default=0, help="(default: %(default)s)")
-    flag(parser, "eval_dataset", help="refuse pairs from this evaluation set (JSON, JSONL or Spider-layout folder)")
-    flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
-    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
-         "(e.g. test_same_db): guarded by example and question, not by database")
-    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: <its folder>/database)")
+    add_guard_flags(parser)
     flag(parser, "db_root", nargs="+", default=[], metavar="DIR",
          help="folders of the training databases, whose schemas the guard compares (default: --eval_dataset's)")
     flag(parser, "stats", type=output_file, help="write counts per input, pair type and filter to this JSON file")

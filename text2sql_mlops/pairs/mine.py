@@ -40,7 +40,7 @@ from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn, read_trajectories
-from ..data.guard import load_eval_split, refuse_leaks, rollout_db_roots
+from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks, rollout_db_roots
 from .build import build_pair
 
 
@@ -189,11 +189,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
     flag(parser, "min_cost_reward_gap", type=float, default=d["min_cost_reward_gap"], help="(default: %(default)s)")
     flag(parser, "max_pairs_per_example", type=int, help="keep at most N pairs per example, in type order (default: all)")
     flag(parser, "pair_types", nargs="+", default=list(NATURAL_PAIR_TYPES), metavar="TYPE", help="types to mine (default: all)")
-    flag(parser, "eval_dataset", help="refuse trajectories from this evaluation set (the clean-split guard)")
-    flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
-    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
-         "(e.g. test_same_db): guarded by example and question, not by database")
-    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
+    add_guard_flags(parser)
     flag(parser, "db_root", nargs="+", default=[], metavar="DIR", help="folders of the training databases, whose schemas the guard "
          "compares (default: the rollout folder's, then --eval_dataset's)")
     flag(parser, "stats", type=output_file, help="also write the counts printed and the resolved configuration to this JSON file")

@@ -47,7 +47,7 @@ from ..core.cliutil import ArgParser, add_flags, flag
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, output_file, output_folder_type, write_json, write_jsonl
 from ..core.records import SYNTHETIC_PREFIX
-from ..data.guard import exclude_leaks, load_eval_split
+from ..data.guard import add_guard_flags, exclude_leaks, load_eval_split
 from ..data.load import load_examples
 from ..prompts import build_messages
 from ..rollout.config import default_tables_json
@@ -249,11 +249,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
     flag(parser, "seed", type=int, default=d.seed, help="(default: %(default)s)")
     flag(parser, "timeout_sec", type=float, default=d.timeout_sec, help="seconds per query (default: %(default)s)")
-    flag(parser, "eval_dataset", help="leave out examples that overlap this evaluation set (id, question or database)")
-    flag(parser, "eval_split", default="dev", help="split of a Spider-layout --eval_dataset (default: %(default)s)")
-    flag(parser, "eval_same_db_split", help="another split of --eval_dataset asked of the training databases "
-         "(e.g. test_same_db): guarded by example and question, not by database")
-    flag(parser, "eval_db_root", help="database folder of --eval_dataset (default: next to it)")
+    add_guard_flags(parser)
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
     flag(parser, "stats", type=output_file, help="also write the summary (counts and the resolved configuration) to this JSON file")
     return parser

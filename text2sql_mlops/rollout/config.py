@@ -28,6 +28,7 @@ from typing import Any
 from ..core.cliutil import count_or_all, setting
 from ..core.errors import UserError
 from ..core.records import Candidate
+from ..data.guard import guard_setting
 from ..generation import backend_options, batches_internally, generator_names, parse_option
 from ..generation.adapters import is_whole_model_folder
 from ..schema.select import PromptConfig, prompt_setting
@@ -122,11 +123,10 @@ class RolloutConfig:
     sample_values: int = prompt_setting("sample_values")
     prompt_style: str = prompt_setting("prompt_style")
     # which examples, in what pieces
-    eval_dataset: str | None = setting(None, "leave out examples overlapping this evaluation set (same id, question or database)")
-    eval_split: str = setting("dev", "split of a Spider-layout --eval_dataset")
-    eval_same_db_split: str | None = setting(None, "another split of --eval_dataset asked of the training databases "
-                                                   "(e.g. test_same_db): its questions are left out too, its databases are not")
-    eval_db_root: str | None = setting(None, "database folder of --eval_dataset (default: next to it)")
+    eval_dataset: str | None = guard_setting("eval_dataset")
+    eval_split: str = guard_setting("eval_split")
+    eval_same_db_split: str | None = guard_setting("eval_same_db_split")
+    eval_db_root: str | None = guard_setting("eval_db_root")
     offset: int = setting(0, "skip this many examples", type=int)
     limit: int | None = setting(None, "at most this many examples after --offset, or 'all' (default: all)", type=count_or_all)
     shard: str | None = setting(None, "run every n-th example, starting with the i-th (1-based)", metavar="i/n")

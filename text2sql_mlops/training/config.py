@@ -17,6 +17,7 @@ from pathlib import Path
 from ..core import cliutil
 from ..core.cliutil import setting
 from ..core.fileio import output_folder_type
+from ..data.guard import guard_setting
 from ..schema.select import prompt_setting
 
 # What a training output folder holds besides the adapter and tokenizer.
@@ -38,11 +39,10 @@ class TrainSettings:
                          aliases=("--model_name_or_path",))
     out: str = setting(None, "output folder: the LoRA adapter, tokenizer, training_summary.json, metrics.jsonl (written atomically)", required=True, metavar="DIR",
                        type=output_folder_type(trained_here), aliases=("--output_dir",))
-    eval_dataset: str | None = setting(None, "evaluation set (JSON, JSONL or Spider-layout folder); training records from it are refused", metavar="PATH")
-    eval_split: str = setting("dev", "split of a Spider-layout --eval_dataset")
-    eval_same_db_split: str | None = setting(None, "another split of --eval_dataset asked of the training databases "
-                                                   "(e.g. test_same_db): guarded by example and question, not by database")
-    eval_db_root: str | None = setting(None, "database folder of --eval_dataset (default: next to it)", metavar="DIR")
+    eval_dataset: str | None = guard_setting("eval_dataset")
+    eval_split: str = guard_setting("eval_split")
+    eval_same_db_split: str | None = guard_setting("eval_same_db_split")
+    eval_db_root: str | None = guard_setting("eval_db_root")
     db_root: list[str] = setting([], "folders of the training databases, whose schemas the guard compares with the evaluation "
                                      "databases' (default: a rollout folder's own, then --eval_dataset's)", nargs="+", action="extend", metavar="DIR")
     # > LoRA (ignored by `train dpo --init_adapter`, which continues that adapter as it is)
