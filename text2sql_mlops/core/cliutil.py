@@ -66,7 +66,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, later: Iterable[str] =
             continue
         # Help texts are argparse format strings: a literal percent sign is written %%.
         shown = "" if options.get("required") or default is None or default == [] or options.get("action") == "store_true" \
-            else " (default: %(default)s)"
+            else f" (default: {' '.join(map(str, default))})" if isinstance(default, tuple) else " (default: %(default)s)"
         parser.add_argument(*names, dest=f.name, default=default, help=f.metadata["help"] + shown, **options)
 
 

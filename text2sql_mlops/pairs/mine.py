@@ -33,10 +33,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..core.cliutil import ArgParser, flag
+from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn, read_trajectories
@@ -48,10 +48,11 @@ from .build import build_pair
 class MineConfig:
     """Settings of ``pairs mine``; the defaults are the command line's."""
 
-    use_gold_when_failed: bool = False  # emit gold_vs_failed_attempt for examples no candidate solved
-    min_cost_reward_gap: float = 0.1  # smallest cost-reward difference of a low/high-cost pair
-    max_pairs_per_example: int | None = None  # keep at most this many per example, in type order
-    pair_types: tuple[str, ...] = NATURAL_PAIR_TYPES  # which types to mine
+    use_gold_when_failed: bool = setting(False, "gold_vs_failed_attempt pairs for unsolved examples", action="store_true")
+    min_cost_reward_gap: float = setting(0.1, "smallest cost-reward difference of a low/high-cost pair", type=float)
+    max_pairs_per_example: int | None = setting(None, "keep at most N pairs per example, in type order (default: all)",
+                                                type=int, metavar="N")
+    pair_types: tuple[str, ...] = setting(NATURAL_PAIR_TYPES, "types to mine", nargs="+", metavar="TYPE")
 
 
 # --------------------------------------------------------------------------- one trajectory
@@ -181,14 +182,10 @@ def mine(trajectories: list[Trajectory], config: MineConfig) -> list[Pair]:
 
 
 def make_parser(prog: str | None = "text2sql-mlops pairs mine") -> ArgParser:
-    d = {f.name: f.default for f in fields(MineConfig)}
     parser = ArgParser(prog=prog, description="Mine natural DPO preference pairs from rollout trajectories.")
     flag(parser, "trajectories", nargs="+", required=True, metavar="PATH", help="rollout folders or trajectories.jsonl files")
     flag(parser, "out", "--output", required=True, type=output_file, help="pairs JSONL to write")
-    flag(parser, "use_gold_when_failed", action="store_true", help="gold_vs_failed_attempt pairs for unsolved examples")
-    flag(parser, "min_cost_reward_gap", type=float, default=d["min_cost_reward_gap"], help="(default: %(default)s)")
-    flag(parser, "max_pairs_per_example", type=int, help="keep at most N pairs per example, in type order (default: all)")
-    flag(parser, "pair_types", nargs="+", default=list(NATURAL_PAIR_TYPES), metavar="TYPE", help="types to mine (default: all)")
+    add_flags(parser, MineConfig)
     add_guard_flags(parser)
     flag(parser, "db_root", nargs="+", default=[], metavar="DIR", help="folders of the training databases, whose schemas the guard "
          "compares (default: the rollout folder's, then --eval_dataset's)")
@@ -203,7 +200,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
         raise UserError(f"--pair_types: unknown {unknown}; choose from {', '.join(NATURAL_PAIR_TYPES)}")
     if args.max_pairs_per_example is not None and args.max_pairs_per_example < 1:
         raise UserError(f"--max_pairs_per_example must be at least 1, got {args.max_pairs_per_example}")
-    config = MineConfig(args.use_gold_when_failed, args.min_cost_reward_gap, args.max_pairs_per_example, tuple(args.pair_types))
+    config = from_args(MineConfig, args, pair_types=tuple(args.pair_types))
     started = time.perf_counter()
     trajectories = [trajectory for path in args.trajectories for trajectory in read_trajectories(path)]
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None

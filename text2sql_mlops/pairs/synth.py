@@ -34,7 +34,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
@@ -43,7 +43,7 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import SqlglotError
 
-from ..core.cliutil import ArgParser, add_flags, flag
+from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, output_file, output_folder_type, write_json, write_jsonl
 from ..core.records import SYNTHETIC_PREFIX
@@ -107,14 +107,16 @@ def cap_schema_errors(kept: list[list[Negative]], spares: list[list[Negative]], 
 class SynthConfig:
     """Settings of ``pairs synth``; the defaults are the command line's."""
 
-    mutations: tuple[str, ...] = tuple(MUTATIONS)
-    prefer_executable_wrong: bool = False
-    max_schema_error_fraction: float = 0.2
-    max_errors_per_example: int = 2
-    candidates_per_mutation: int = 4
-    seed: int = 0
-    timeout_sec: float = 10.0
-    chosen: str = "rendered"  # rendered | gold
+    mutations: tuple[str, ...] = setting(tuple(MUTATIONS), "the mistake families", cli=False)  # --mutations a,b: the command's
+    prefer_executable_wrong: bool = setting(False, "pick negatives that run (and are wrong) first", action="store_true")
+    max_schema_error_fraction: float = setting(0.2, "at most this fraction of the pairs may have a rejected SQL that fails",
+                                               type=float)
+    max_errors_per_example: int = setting(2, "negatives per example", type=int)
+    candidates_per_mutation: int = setting(4, "mutations executed per family and example", type=int)
+    seed: int = setting(0, "seed of the mutations drawn and the negatives kept", type=int)
+    timeout_sec: float = setting(10.0, "seconds per query", type=float)
+    chosen: str = setting("rendered", "chosen SQL: the gold printed like the negatives, or the gold text as written",
+                          choices=("rendered", "gold"))
     schema_mode: str = prompt_setting("schema_mode")
     top_k_tables: int = prompt_setting("top_k_tables")
     fk_hops: int = prompt_setting("fk_hops")
@@ -224,7 +226,6 @@ def synthesize(examples: list, config: SynthConfig, tables_json: str | None = No
 
 
 def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
-    d = SynthConfig()
     parser = ArgParser(prog=prog, description="Synthetic DPO pairs: gold SQL vs one mutation of it, kept only when "
                        "execution shows a different result.")
     flag(parser, "dataset_path", "--dataset", required=True, help="JSON list, JSONL or Spider-layout folder")
@@ -235,20 +236,10 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     flag(parser, "db_root", help="folder of <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
     flag(parser, "split", default="train", help="split of a Spider-layout folder (default: %(default)s)")
     flag(parser, "tables_json", help="Spider tables.json (default: tables.json next to the dataset, if any)")
-    add_flags(parser, SynthConfig)  # its prompt settings (schema.select.PROMPT_SETTINGS); the rest below
     flag(parser, "mutations", default=",".join(MUTATIONS), help="comma-separated families (default: all)")
-    flag(parser, "prefer_executable_wrong", action="store_true", help="pick negatives that run (and are wrong) first")
-    flag(parser, "max_schema_error_fraction", type=float, default=d.max_schema_error_fraction,
-         help="at most this fraction of the pairs may have a rejected SQL that fails (default: %(default)s)")
-    flag(parser, "max_errors_per_example", type=int, default=d.max_errors_per_example, help="negatives per example (default: %(default)s)")
-    flag(parser, "candidates_per_mutation", type=int, default=d.candidates_per_mutation,
-         help="mutations executed per family and example (default: %(default)s)")
-    flag(parser, "chosen", choices=("rendered", "gold"), default=d.chosen,
-         help="chosen SQL: the gold printed like the negatives, or the gold text as written (default: %(default)s)")
+    add_flags(parser, SynthConfig)  # every other setting of SynthConfig, the prompt's included
     flag(parser, "offset", type=int, default=0, help="skip this many examples (default: %(default)s)")
     flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
-    flag(parser, "seed", type=int, default=d.seed, help="(default: %(default)s)")
-    flag(parser, "timeout_sec", type=float, default=d.timeout_sec, help="seconds per query (default: %(default)s)")
     add_guard_flags(parser)
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
     flag(parser, "stats", type=output_file, help="also write the summary (counts and the resolved configuration) to this JSON file")
@@ -279,7 +270,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
             raise UserError(f"--{name} must be at least {minimum}, got {getattr(args, name)}")
     if not 0 <= args.max_schema_error_fraction <= 1 or not 0 < args.timeout_sec < float("inf"):
         raise UserError("--max_schema_error_fraction must be in [0, 1] and --timeout_sec a positive, finite number of seconds")
-    config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
+    config = from_args(SynthConfig, args)
     PromptConfig.of(config).check()
     # Evaluation overlap is left out before --offset/--limit, exactly as `rollout` does, so a
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
