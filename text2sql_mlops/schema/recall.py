@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import Example, read_trajectories
@@ -124,21 +125,24 @@ def _at_least(minimum: int):
 
 
 def make_parser(prog: str = "text2sql-mlops schema-recall") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Gold-table recall of schema retrieval modes, or of the schemas a "
-                                     "rollout showed its model; prints one JSON object.")
+    # The spellings of rollout and train (--schema_mode, --top_k_tables, --tables_json, ...) and this
+    # command's first ones (--mode, --top-k, --tables) name the same settings.
+    parser = ArgParser(prog=prog, description="Gold-table recall of schema retrieval modes, or of the schemas a "
+                       "rollout showed its model; prints one JSON object.")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="JSON list, JSONL or Spider-layout folder of examples")
-    source.add_argument("--trajectories", help="a finished rollout or eval folder: recall of the schemas its prompts showed")
-    parser.add_argument("--db-root", help="folder holding <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
-    parser.add_argument("--mode", nargs="+", choices=list(MODES), default=["bm25_fk"],
-                        help="retrieval mode; several modes are compared in one report (default: %(default)s)")
-    parser.add_argument("--top-k", type=_at_least(1), default=DEFAULT_TOP_K, help="tables a ranking mode picks (default: %(default)s)")
-    parser.add_argument("--fk-hops", type=_at_least(0), default=DEFAULT_FK_HOPS, help="foreign-key hops for bm25_fk (default: %(default)s)")
-    parser.add_argument("--tables", help="Spider tables.json: natural names and extra foreign keys")
-    parser.add_argument("--split", default="train", help="split, when --dataset is a Spider-layout folder (default: %(default)s)")
-    parser.add_argument("--out", type=output_file, help="also write the JSON report to this file (atomically)")
-    parser.add_argument("--per_example", "--per-example", type=output_file, metavar="OUT.jsonl",
-                        help="one row per example (and mode): gold tables, selected tables, missed tables")
+    flag(source, "dataset", "--dataset_path", "--dataset-path", help="JSON list, JSONL or Spider-layout folder of examples")
+    flag(source, "trajectories", help="a finished rollout or eval folder: recall of the schemas its prompts showed")
+    flag(parser, "db_root", help="folder holding <db_id>/<db_id>.sqlite (default: <dataset folder>/database)")
+    flag(parser, "mode", "--schema_mode", "--schema-mode", nargs="+", choices=list(MODES), default=["bm25_fk"], metavar="MODE",
+         help=f"retrieval mode: {', '.join(MODES)}; several modes are compared in one report (default: %(default)s)")
+    flag(parser, "top_k", "--top_k_tables", "--top-k-tables", type=_at_least(1), default=DEFAULT_TOP_K,
+         help="tables a ranking mode picks (default: %(default)s)")
+    flag(parser, "fk_hops", type=_at_least(0), default=DEFAULT_FK_HOPS, help="foreign-key hops for bm25_fk (default: %(default)s)")
+    flag(parser, "tables", "--tables_json", "--tables-json", help="Spider tables.json: natural names and extra foreign keys")
+    flag(parser, "split", default="train", help="split, when --dataset is a Spider-layout folder (default: %(default)s)")
+    flag(parser, "out", type=output_file, help="also write the JSON report to this file (atomically)")
+    flag(parser, "per_example", type=output_file, metavar="OUT.jsonl",
+         help="one row per example (and mode): gold tables, selected tables, missed tables")
     return parser
 
 
