@@ -112,7 +112,7 @@ def test_every_command_prints_its_help(command, capsys):
 
 
 # Every command that writes a file or folder names it --out (the seed's spellings stay aliases).
-OUTPUT_COMMANDS = [["model", "prepare"], ["data", "validate"], ["data", "demo"], ["schema-recall"], ["rollout"],
+OUTPUT_COMMANDS = [["model", "prepare"], ["data", "import-spider"], ["data", "validate"], ["data", "demo"], ["schema-recall"], ["rollout"],
                    ["rollout", "merge"], ["pairs", "mine"], ["pairs", "synth"], ["pairs", "merge"], ["pairs", "report"],
                    ["train", "sft"], ["train", "dpo"], ["eval"], ["compare"], ["report", "routing"], ["register"]]
 

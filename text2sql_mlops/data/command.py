@@ -26,7 +26,7 @@ def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import-spider", help="validate a Spider folder or zip and place it under data/spider/")
     imp.add_argument("path", help="Spider folder or spider.zip")
-    imp.add_argument("--dest", default="data/spider", type=output_folder,
+    imp.add_argument("--dest", "--out", default="data/spider", type=output_folder,
                      help="where to place it (default: data/spider)")
     imp.add_argument("--force", action="store_true", help="replace an earlier import at --dest (never a folder of yours)")
 

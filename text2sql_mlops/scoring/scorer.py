@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_jsonl
 from ..data.load import check_db_id
@@ -284,21 +285,22 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
 
 
 def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgParser(
         prog=prog,
         description="Execution accuracy (EX) with the official Spider evaluator's verdicts, overall and by hardness.",
     )
-    parser.add_argument("--gold", required=True, help="gold file, one 'SQL<TAB>db_id' a line (official format)")
-    parser.add_argument("--pred", required=True, help="predictions, one SQL a line, in the gold's order")
-    parser.add_argument("--db", required=True, help="database root: DB/<db_id>/*.sqlite (every .sqlite file counts)")
-    parser.add_argument("--per-example", "--per_example", dest="per_example", metavar="OUT.jsonl", type=output_file, help="write one JSON object per example, in order")
-    parser.add_argument("--keep-distinct", action="store_true", default=None,
-                        help="keep DISTINCT (default: removed for the official matcher, kept for seed, as each project did)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                        help=f"seconds per query before a prediction counts as failed (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--matcher", choices=sorted(MATCHERS), default="official",
-                        help="official (default) or the seed project's matcher, for comparison")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    flag(parser, "gold", required=True, help="gold file, one 'SQL<TAB>db_id' a line (official format)")
+    flag(parser, "pred", required=True, help="predictions, one SQL a line, in the gold's order")
+    # --db, as the official evaluator spells it; --db_root as the other commands do.
+    flag(parser, "db", "--db_root", "--db-root", required=True, help="database root: DB/<db_id>/*.sqlite (every .sqlite file counts)")
+    flag(parser, "per_example", metavar="OUT.jsonl", type=output_file, help="write one JSON object per example, in order")
+    flag(parser, "keep_distinct", action="store_true", default=None,
+         help="keep DISTINCT (default: removed for the official matcher, kept for seed, as each project did)")
+    flag(parser, "timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+         help=f"seconds per query before a prediction counts as failed (default {DEFAULT_TIMEOUT:g})")
+    flag(parser, "matcher", choices=sorted(MATCHERS), default="official",
+         help="official (default) or the seed project's matcher, for comparison")
+    flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
     return parser
 
 

@@ -520,7 +520,7 @@ def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--sql", required=True, help="the query; '-' reads it as UTF-8 bytes from standard input")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds before the query is stopped (default {DEFAULT_TIMEOUT_S:g})")
-    parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS,
+    parser.add_argument("--max-rows", "--max_rows", dest="max_rows", type=int, default=DEFAULT_MAX_ROWS,
                         help=f"rows printed before 'truncated' is set; 0 for no cap (default {DEFAULT_MAX_ROWS})")
     return parser
 
