@@ -293,7 +293,7 @@ def test_backends_that_batch_themselves_get_whole_turns_and_cpu_models_no_sql_th
     config = RolloutConfig(dataset_path="d", output_dir="o")
     assert [chunk_size_for(replace(config, generator=name)) for name in ("mock", "hf", "vllm", "openai")] == [64, 64, 1024, 1024]
     assert chunk_size_for(replace(config, generator="vllm", chunk_size=8)) == 8
-    assert [sql_workers_for(config, frees_cpu) for frees_cpu in (False, True)] == [0, 4]
+    assert [sql_workers_for(config, frees_cpu) for frees_cpu in (False, True)] == [0, 1]
     assert sql_workers_for(replace(config, sql_workers=2), False) == 2
 
 

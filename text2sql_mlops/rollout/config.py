@@ -133,7 +133,7 @@ class RolloutConfig:
     chunk_size: int | None = setting(None, "examples per durable step and per generate call (default: 64, or up to 1024 "
                                            "for generators that batch requests themselves: vllm, openai)", type=int)
     sql_workers: int | None = setting(None, "threads executing candidates' SQL while the model generates another chunk's "
-                                            "turn; 0 runs it between generate calls (default: 4 with a GPU or a server, "
+                                            "turn; 0 runs it between generate calls (default: 1 with a GPU or a server, "
                                             "0 with a model on the CPU)", type=int)
     # not part of the results
     progress: bool = setting(True, "a progress bar on stderr", cli=False)  # the command's flag is --no_progress
@@ -156,7 +156,10 @@ WHOLE_TURN_CHUNK = 1024
 
 # Threads that run candidates' SQL while the model answers another chunk, when --sql_workers is
 # not given and the generator leaves the CPU free (a GPU, a server); 0 next to a model on the CPU.
-SQL_WORKERS = 4
+# One: with a model that takes 0.5 s a call, 512 Spider questions took 11.9 s serially, 10.8 s
+# with one worker and 11.6 s with four (their Python work contends for the GIL;
+# bench/bench_rollout_overlap.py --emulate-gpu 0.5, 2026-12-05).
+SQL_WORKERS = 1
 
 
 def sql_workers_for(config: RolloutConfig, generator_frees_cpu: bool) -> int:
