@@ -62,7 +62,7 @@ CASES = {
     ("data validate", "--out"): ["data", "validate", "x", "--out", "{out}"],
     ("data import-spider", "--dest"): ["data", "import-spider", "x", "--dest", "{out}", "--force"],
     ("data demo", "--out"): ["data", "demo", "--out", "{out}"],
-    ("score", "--per-example"): ["score", "--gold", "g", "--pred", "p", "--db", "d", "--per-example", "{out}"],
+    ("score", "--per_example"): ["score", "--gold", "g", "--pred", "p", "--db", "d", "--per-example", "{out}"],
     ("schema-recall", "--out"): ["schema-recall", "--dataset", "x", "--out", "{out}"],
     ("schema-recall", "--per_example"): ["schema-recall", "--dataset", "x", "--per_example", "{out}"],
     ("rollout", "--output_dir"): ["rollout", "--dataset_path", "x", "--output_dir", "{out}"],
