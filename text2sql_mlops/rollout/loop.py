@@ -1,6 +1,6 @@
 """The multi-turn loop: question + schema -> SQL -> sandbox -> feedback -> repaired SQL.
 
-One ``run_chunk`` call takes a chunk of examples through every turn. Each turn
+``run_chunks`` takes each chunk of examples through every turn. Each turn
 sends ONE ``generate`` call with the requests of all examples still active, so a
 backend batches across examples. Every candidate is executed, planned and scored
 (official EX, ``scoring/scorer.py``); the repair scope then decides, per example,
@@ -137,11 +137,6 @@ class RolloutEngine:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.sandbox.close()
         self.scorer.close()
-
-    def run_chunk(self, chunk: list[tuple[int, Example]]) -> tuple[list[Trajectory], float]:
-        """The trajectories of ``chunk`` ((dataset index, example) pairs), and the seconds spent generating."""
-        ((_, trajectories, generation_s),) = self.run_chunks([(0, chunk)], in_flight=1)
-        return trajectories, generation_s
 
     def run_chunks(self, chunks: list[tuple[int, list[tuple[int, Example]]]], in_flight: int = 2
                    ) -> Iterator[tuple[int, list[Trajectory], float]]:
