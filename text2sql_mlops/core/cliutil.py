@@ -44,7 +44,8 @@ def setting(default: Any, help: str, **flag_options: Any) -> Any:
     ``aliases=(...)`` adds other spellings (the reference project's); ``auto=True`` makes a
     boolean that stays None unless ``--name`` or ``--no_name`` is given; ``cli=False`` keeps
     the field off the command line (its command adds a flag of its own for it)."""
-    kwargs: dict[str, Any] = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    kwargs: dict[str, Any] = {"default_factory": lambda: type(default)(default)} if isinstance(default, (list, dict)) \
+        else {"default": default}
     return field(metadata={"help": help, "flag": flag_options}, **kwargs)
 
 
@@ -57,6 +58,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, later: Iterable[str] =
         if not options.pop("cli", True):
             continue
         default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if isinstance(default, dict):  # a mapping is given on the command line as KEY=VALUE words
+            default = [f"{key}={value}" for key, value in default.items()]
         names = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}", *options.pop("aliases", ())])
         if options.pop("auto", False):
             group = parser.add_mutually_exclusive_group()

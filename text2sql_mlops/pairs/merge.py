@@ -36,12 +36,12 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ..core.cliutil import ArgParser, flag
+from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
 from ..core.errors import UserError
 from ..core.fileio import output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pairs
@@ -56,39 +56,41 @@ REMOVAL_STEPS = ("input_limits", "duplicates", "same_sql", "min_reward_margin", 
 
 @dataclass
 class MergeConfig:
-    r"""
-    Configuration of [`merge_pairs`]; the `pairs merge` command line maps onto it one to one.
+    """Configuration of [`merge_pairs`]; each field is one `pairs merge` flag (``from_flags`` reads them)."""
 
-    Parameters:
-        input_limits (`list[int | None]` or `None`, *optional*, defaults to `None`):
-            At most this many pairs from each input, one value per input (`None`: all of it). Step 1.
-        input_fraction_limits (`list[float]` or `None`, *optional*, defaults to `None`):
-            Largest share of the final output each input may give, one value in [0, 1] per input (1: no cap).
-        pair_type_limits (`dict[str, int]`, *optional*, defaults to `{}`):
-            `TYPE -> N`: at most N pairs of that type (or of every type a `prefix*` pattern matches).
-        pair_type_max_fractions (`dict[str, float]`, *optional*, defaults to `{}`):
-            `TYPE -> F`: largest share of the final output of that type (or `prefix*` pattern), F in [0, 1].
-        min_reward_margin (`float` or `None`, *optional*, defaults to `None`):
-            Keep pairs with `meta.reward_margin >= min_reward_margin`.
-        max_sql_edit_distance_ratio (`float` or `None`, *optional*, defaults to `None`):
-            Keep pairs whose chosen and rejected SQL are at most this token edit-distance ratio apart.
-        max_pairs (`int` or `None`, *optional*, defaults to `None`):
-            Largest output; the fraction caps still hold exactly.
-        shuffle (`bool`, *optional*, defaults to `False`):
-            Sample and drop at random (with `seed`) instead of by position, and shuffle the output order.
-        seed (`int`, *optional*, defaults to `0`):
-            Seed of every random choice; only used with `shuffle`.
-    """
+    input_limits: Sequence[int | None] | None = setting(
+        None, "at most N pairs from each input ('all': no limit), or INDEX=N for some inputs (0=308 1=150)",
+        nargs="+", metavar="N")
+    input_fraction_limits: Sequence[float] | None = setting(
+        None, "largest share of the output from each input, in [0, 1] (1: no cap), or INDEX=F for some inputs (1=0.20)",
+        nargs="+", metavar="F")
+    pair_type_limits: dict[str, int] = setting({}, "at most N pairs of TYPE", nargs="+", action="extend", metavar="TYPE=N")
+    pair_type_max_fractions: dict[str, float] = setting(
+        {}, "largest share of the output of TYPE; TYPE may be a prefix ending in * (synthetic_*=0.2)",
+        nargs="+", action="extend", metavar="TYPE=F")
+    min_reward_margin: float | None = setting(None, "keep pairs with meta.reward_margin >= this", type=float)
+    max_sql_edit_distance_ratio: float | None = setting(
+        None, "keep pairs whose chosen and rejected SQL are at most this token edit-distance ratio apart", type=float)
+    max_pairs: int | None = setting(None, "largest output (the fraction caps still hold exactly)", type=int)
+    shuffle: bool = setting(False, "sample, drop and order at random with --seed instead of by position",
+                            action="store_true")
+    seed: int = setting(0, "seed of every random choice (used with --shuffle)", type=int)
 
-    input_limits: Sequence[int | None] | None = None
-    input_fraction_limits: Sequence[float] | None = None
-    pair_type_limits: dict[str, int] = field(default_factory=dict)
-    pair_type_max_fractions: dict[str, float] = field(default_factory=dict)
-    min_reward_margin: float | None = None
-    max_sql_edit_distance_ratio: float | None = None
-    max_pairs: int | None = None
-    shuffle: bool = False
-    seed: int = 0
+    @classmethod
+    def from_flags(cls, args: argparse.Namespace, n_inputs: int) -> MergeConfig:
+        """The config of parsed flags: per-input lists and TYPE=VALUE words read into their types."""
+        def limit(text: str) -> int | None:
+            try:
+                return _limit(text)
+            except argparse.ArgumentTypeError as exc:
+                raise UserError(f"--input_limits: {exc}") from None
+
+        return from_args(
+            cls, args,
+            input_limits=per_input(args.input_limits, n_inputs, "input_limits", limit, None),
+            input_fraction_limits=per_input(args.input_fraction_limits, n_inputs, "input_fraction_limits", _fraction, 1.0),
+            pair_type_limits=parse_type_values(args.pair_type_limits, "pair_type_limits", int),
+            pair_type_max_fractions=parse_type_values(args.pair_type_max_fractions, "pair_type_max_fractions", float))
 
 
 def _check_pattern(pattern: str, where: str) -> None:
@@ -308,18 +310,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs merge") -> argparse.Arg
         "pair-type limits, then input and pair-type fraction caps that hold exactly on the output."))
     flag(parser, "inputs", nargs="+", required=True, metavar="PAIRS.jsonl", help="pair files, in priority order")
     flag(parser, "output", "--out", required=True, type=output_file, help="the merged pairs (JSONL, written atomically)")
-    flag(parser, "input_limits", nargs="+", metavar="N", help="at most N pairs from each input ('all': no limit), "
-         "or INDEX=N for some inputs (0=308 1=150)")
-    flag(parser, "input_fraction_limits", nargs="+", metavar="F", help="largest share of the output from each input, "
-         "or INDEX=F for some inputs (1=0.20)")
-    flag(parser, "pair_type_limits", nargs="+", action="extend", default=[], metavar="TYPE=N", help="at most N pairs of TYPE")
-    flag(parser, "pair_type_max_fractions", nargs="+", action="extend", default=[], metavar="TYPE=F",
-         help="largest share of the output of TYPE; TYPE may be a prefix ending in * (synthetic_*=0.2)")
-    flag(parser, "min_reward_margin", type=float, help="keep pairs with meta.reward_margin >= this")
-    flag(parser, "max_sql_edit_distance_ratio", type=float, help="keep pairs whose SQL token edit-distance ratio is <= this")
-    flag(parser, "max_pairs", type=int, help="largest output (the fraction caps still hold)")
-    flag(parser, "shuffle", action="store_true", help="sample, drop and order at random with --seed")
-    flag(parser, "seed", type=int, default=0, help="(default: %(default)s)")
+    add_flags(parser, MergeConfig)
     add_guard_flags(parser)
     flag(parser, "db_root", nargs="+", default=[], metavar="DIR",
          help="folders of the training databases, whose schemas the guard compares (default: --eval_dataset's)")
@@ -342,19 +333,7 @@ def _refuse_repeated_inputs(paths: Sequence[str]) -> None:
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge") -> int:
     args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
-    def limit(text: str) -> int | None:
-        try:
-            return _limit(text)
-        except argparse.ArgumentTypeError as exc:
-            raise UserError(f"--input_limits: {exc}") from None
-
-    config = MergeConfig(
-        input_limits=per_input(args.input_limits, len(args.inputs), "input_limits", limit, None),
-        input_fraction_limits=per_input(args.input_fraction_limits, len(args.inputs), "input_fraction_limits", _fraction, 1.0),
-        pair_type_limits=parse_type_values(args.pair_type_limits, "pair_type_limits", int),
-        pair_type_max_fractions=parse_type_values(args.pair_type_max_fractions, "pair_type_max_fractions", float),
-        min_reward_margin=args.min_reward_margin, max_sql_edit_distance_ratio=args.max_sql_edit_distance_ratio,
-        max_pairs=args.max_pairs, shuffle=args.shuffle, seed=args.seed)
+    config = MergeConfig.from_flags(args, len(args.inputs))
     check_config(config, len(args.inputs))
     _refuse_repeated_inputs(args.inputs)
     inputs = [read_input(path) for path in args.inputs]
