@@ -9,10 +9,14 @@ playwright`; no browser is downloaded) over three pages:
 * the experiment's runs table with the pipeline's parent run expanded: every stage's run,
   its duration and its datasets (docs/mlflow_runs.png);
 * a comparison of two runs, the evaluations of SFT and SFT+DPO on dev (docs/mlflow_compare.png);
-* the registered model with its aliases (docs/mlflow_model.png).
+* the registered model with its aliases (docs/mlflow_model.png);
+* with two pipeline executions in the store (a baseline and its ablation, e.g. after
+  `dvc exp run -S eval.feedback_detail=basic`): the runs page's chart view of the two
+  parent runs, whose charts are `compare`'s table (docs/mlflow_ablation.png), and the two
+  executions' SFT+DPO dev evaluations side by side (docs/mlflow_ablation_compare.png).
 
 It fails (exit 1) unless the rendered pages name every stage's run and the registered
-model's `champion` alias. It needs a browser, so it is not part of `make test`;
+model's `champion` alias (and, with two executions, both parents in the chart view). It needs a browser, so it is not part of `make test`;
 tests/test_pipeline.py checks the same facts through MLflow's REST API.
 """
 
@@ -94,6 +98,10 @@ def main() -> None:
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
         stages = sorted({t["stage"] for t in tags if "stage" in t})
         by_stage = {t["stage"]: r["info"]["run_id"] for r, t in zip(runs, tags) if "stage" in t}
+        parents = sorted(((r["info"]["start_time"], r["info"]["run_name"], r["info"]["run_id"])
+                          for r, t in zip(runs, tags) if t.get("pipeline_parent") == "true"))[-2:]
+        ablation = [r["info"]["run_id"] for p in parents for r, t in zip(runs, tags)
+                    if t.get("stage") == "eval_sft_dpo_dev" and t.get("mlflow.parentRunId") == p[2]]
         champion = api(base, f"registered-models/alias?name={urllib.parse.quote(args.model)}&alias=champion")["model_version"]
 
         from playwright.sync_api import sync_playwright
@@ -103,7 +111,10 @@ def main() -> None:
             page = chromium.new_page(viewport={"width": 1600, "height": 1000})
             # A fresh browser's sidebar shows MLflow's GenAI view; workflowType picks the model-training one.
             open_page(page, f"{base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning", "matching runs")
-            page.locator("[role='gridcell'] button").first.click()  # expand the parent run
+            # Expand the execution that ran every stage (an ablation's parent holds only the stages it re-ran).
+            full = max(parents, key=lambda p: sum(t.get("mlflow.parentRunId") == p[2] for t in tags)) if parents else None
+            row = page.locator("[role='row']", has_text=full[1]) if full else page.locator("[role='row']").nth(1)
+            row.locator("[role='gridcell'] button").first.click()
             page.wait_for_timeout(1500)
             runs_dom = page.content()
             page.screenshot(path=str(args.out / "mlflow_runs.png"))
@@ -116,6 +127,22 @@ def main() -> None:
             open_page(page, f"{base}/#/models/{urllib.parse.quote(args.model)}", "Versions")
             model_dom = page.content()
             page.screenshot(path=str(args.out / "mlflow_model.png"))
+            chart_dom = ""
+            if len(parents) == 2:
+                page.set_viewport_size({"width": 1600, "height": 1100})
+                only_parents = urllib.parse.quote("tags.pipeline_parent = 'true'")
+                open_page(page, f"{base}/#/experiments/{experiment['experiment_id']}/runs"
+                                f"?workflowType=machine_learning&compareRunsMode=CHART&searchFilter={only_parents}",
+                          parents[-1][1])
+                page.fill("input[placeholder='Search metric charts']", "dev.SFT_DPO")  # compare's SFT+DPO rows on dev
+                page.wait_for_timeout(3000)  # the charts draw after the run list
+                chart_dom = page.content()
+                page.screenshot(path=str(args.out / "mlflow_ablation.png"))
+                if len(ablation) == 2:
+                    open_page(page, f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(ablation))}"
+                                    f"&experiments={urllib.parse.quote(json.dumps([experiment['experiment_id']]))}",
+                              "Run details")
+                    page.screenshot(path=str(args.out / "mlflow_ablation_compare.png"))
             chromium.close()
     finally:
         server.terminate()
@@ -127,8 +154,11 @@ def main() -> None:
         problems.append(f"the runs page names {len(shown)} of {len(stages)} stages: missing {sorted(set(stages) - set(shown))}")
     if "champion" not in model_dom:
         problems.append("the registered model page does not show the champion alias")
+    if len(parents) == 2 and not all(name in chart_dom for _, name, _ in parents):
+        problems.append(f"the chart view does not name both executions: {[name for _, name, _ in parents]}")
     print(json.dumps({"experiment": experiment["name"], "stages": len(stages), "stages_shown": len(shown),
-                      "champion_version": champion["version"], "screenshots": sorted(str(p) for p in args.out.glob("mlflow_*.png")),
+                      "champion_version": champion["version"],
+                      "executions": [name for _, name, _ in parents], "screenshots": sorted(str(p) for p in args.out.glob("mlflow_*.png")),
                       "wall_s": round(time.time() - started, 1), "problems": problems}, indent=2))
     if problems:
         raise SystemExit(1)

@@ -124,3 +124,47 @@ def test_every_command_that_writes_takes_out(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([*command, "--help"])
     assert re.search(r"(^|[ ,])--out\b(?!_)", capsys.readouterr().out, re.MULTILINE), f"{' '.join(command)} has no --out"
+
+
+def test_settings_become_flags_and_read_back_typed():
+    """One declaration per setting: default, help and argparse options on the dataclass field;
+    lists, mappings (KEY=VALUE words), tuples and on/off switches read back as declared."""
+    from dataclasses import dataclass
+
+    from text2sql_mlops.core.cliutil import ArgParser, add_flags, from_args, setting
+    from text2sql_mlops.core.errors import UserError
+
+    @dataclass
+    class Settings:
+        steps: int = setting(3, "how many steps", type=int)
+        names: list = setting(["a", "b"], "names", nargs="+")
+        caps: dict = setting({"x": 1}, "TYPE=N caps", nargs="+", action="extend", metavar="TYPE=N")
+        shape: tuple = setting((2, 4), "two numbers", nargs=2, type=int)
+        packed: bool | None = setting(None, "pack rows", auto=True)
+
+    parser = ArgParser(prog="t")
+    add_flags(parser, Settings)
+    text = parser.format_help()
+    assert "how many steps (default: 3)" in text and "two numbers (default: 2 4)" in text and "--no_packed" in text
+
+    defaults = from_args(Settings, parser.parse_args([]))
+    assert (defaults.steps, defaults.names, defaults.caps, defaults.shape, defaults.packed) == (3, ["a", "b"], ["x=1"], (2, 4), None)
+    assert Settings().caps == {"x": 1} and Settings().caps is not Settings().caps  # no shared mutable default
+
+    given = from_args(Settings, parser.parse_args(["--steps", "5", "--names", "c", "--caps", "y=2", "--shape", "1", "3", "--no-packed"]))
+    assert (given.steps, given.names, given.caps, given.shape, given.packed) == (5, ["c"], ["x=1", "y=2"], [1, 3], False)
+    assert from_args(Settings, parser.parse_args([]), steps=9).steps == 9
+    with pytest.raises(UserError, match="argument --steps"):
+        parser.parse_args(["--steps", "many"])
+
+
+def test_pairs_merge_flags_read_back_into_its_config(tmp_path):
+    from text2sql_mlops.pairs.merge import MergeConfig, make_parser
+
+    args = make_parser().parse_args(["--inputs", "a.jsonl", "b.jsonl", "--out", str(tmp_path / "o.jsonl"),
+                                     "--input_fraction_limits", "1=0.2", "--pair_type_max_fractions", "synthetic_*=0.5",
+                                     "--input_limits", "all", "7", "--shuffle", "--seed", "3"])
+    config = MergeConfig.from_flags(args, 2)
+    assert config.input_fraction_limits == [1.0, 0.2] and config.input_limits == [None, 7]
+    assert config.pair_type_max_fractions == {"synthetic_*": 0.5} and config.pair_type_limits == {}
+    assert (config.shuffle, config.seed, config.min_reward_margin) == (True, 3, None)
