@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from ..core.cliutil import ArgParser
+from ..core.cliutil import ArgParser, flag
 from ..core.fileio import output_file, output_folder, output_folder_type, write_json
 from ..core.records import Example
 from .demo.build import build_demo, built_here
@@ -26,20 +26,19 @@ def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import-spider", help="validate a Spider folder or zip and place it under data/spider/")
     imp.add_argument("path", help="Spider folder or spider.zip")
-    imp.add_argument("--dest", "--out", default="data/spider", type=output_folder,
-                     help="where to place it (default: data/spider)")
-    imp.add_argument("--force", action="store_true", help="replace an earlier import at --dest (never a folder of yours)")
+    flag(imp, "dest", "--out", default="data/spider", type=output_folder, help="where to place it (default: data/spider)")
+    flag(imp, "force", action="store_true", help="replace an earlier import at --dest (never a folder of yours)")
 
     val = sub.add_parser("validate", help="load a dataset, resolve every database, print a summary (optionally as JSON)")
     val.add_argument("dataset", help="JSON list, JSONL or Spider-layout folder")
-    val.add_argument("--db-root", "--db_root", dest="db_root", help="folder holding <db_id>/<db_id>.sqlite")
-    val.add_argument("--split", default="train", choices=sorted(SPLIT_FILES), help="split of a Spider-layout folder")
-    val.add_argument("--out", type=output_file, help="write the summary as JSON here")
+    flag(val, "db_root", help="folder holding <db_id>/<db_id>.sqlite")
+    flag(val, "split", default="train", choices=sorted(SPLIT_FILES), help="split of a Spider-layout folder")
+    flag(val, "out", type=output_file, help="write the summary as JSON here")
 
     demo = sub.add_parser("demo", help="generate the embedded demo dataset (Spider layout, deterministic)")
-    demo.add_argument("--out", default="data/demo", type=output_folder_type(built_here),
-                      help="output folder, replaced as a whole (default: data/demo)")
-    demo.add_argument("--seed", type=int, default=0)
+    flag(demo, "out", default="data/demo", type=output_folder_type(built_here),
+         help="output folder, replaced as a whole (default: data/demo)")
+    flag(demo, "seed", type=int, default=0, help="seed of the generator (default: %(default)s)")
     return parser
 
 

