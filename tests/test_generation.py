@@ -128,12 +128,62 @@ def test_hf_computes_a_shared_schema_once_per_batch(tiny_llama, tokenizer):
     # batch_size 3: one batch per schema; 6: one batch holding both schemas, each computed once.
     for batch_size, prefixes_per_batch in [(3, [1, 1]), (6, [2])]:
         generator = hf(tiny_llama, batch_size=batch_size)
-        prefixes = []  # per batch: the lengths of the distinct prefixes it computed
-        compute_prefixes = generator._prefix_cache
-        generator._prefix_cache = lambda rows, width: prefixes.append({len(p) for p, _ in rows}) or compute_prefixes(rows, width)  # noqa: B023 (called in this iteration)
+        prefixes = []  # per batch: the lengths of the prefixes it computed (each bucket of it reads some)
+        generate_batch, compute_prefixes = generator._generate_batch, generator._prefix_cache
+
+        def start_batch(prompts, params, generate_batch=generate_batch, prefixes=prefixes):
+            prefixes.append([])
+            return generate_batch(prompts, params)
+
+        def prefix_cache(rows, width, computed, compute_prefixes=compute_prefixes, prefixes=prefixes):
+            before = set(computed)
+            cache = compute_prefixes(rows, width, computed)
+            prefixes[-1].extend(len(prefix) for prefix in set(computed) - before)
+            return cache
+
+        generator._generate_batch, generator._prefix_cache = start_batch, prefix_cache
         assert texts(generator.generate(requests, GREEDY)) == texts(one_at_a_time)
-        assert [len(lengths) for lengths in prefixes] == prefixes_per_batch
+        assert [len(lengths) for lengths in prefixes] == prefixes_per_batch  # each prefix once, whatever the buckets
         assert min(min(lengths) for lengths in prefixes) > schema_tokens
+
+
+def test_length_buckets_bound_each_rows_padding():
+    from text2sql_mlops.generation.hf import length_buckets
+
+    assert length_buckets([10, 100, 80, 9, 60]) == [[1, 2], [4], [0, 3]]  # 80 pads 20% to 100; 60 would pad 40%
+    assert length_buckets([5, 5, 4]) == [[0, 1, 2]]  # one bucket: the rows as given
+    assert length_buckets([7]) == [[0]]
+
+
+def test_hf_reads_repair_prompts_in_length_buckets_and_generates_the_same(tiny_llama, monkeypatch):
+    """Repair prompts carry the last answer, a few tokens or a hundred: rows are read in
+    buckets of similar length (far fewer padded positions than one read), then decoded as
+    one batch, back in row order: the same greedy text as one prompt at a time, and the
+    same samples, for the same seed, as one padded read."""
+    from text2sql_mlops.generation import hf as hf_module
+
+    schema = "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, country TEXT, age INTEGER);"
+    answers = ["SELECT 1", "SELECT name, country, age FROM singer WHERE age > 30 AND country = 'France' ORDER BY age DESC, name " * 3]
+    requests = [GenerationRequest(messages=[{"role": "system", "content": schema}, {"role": "user", "content": question},
+                                            {"role": "assistant", "content": answers[i % 2]},
+                                            {"role": "user", "content": "The query failed: no such column."}])
+                for i, question in enumerate(QUESTIONS)]
+    one_at_a_time = [hf(tiny_llama, batch_size=1).generate([request], GREEDY)[0] for request in requests]
+    generator = hf(tiny_llama, batch_size=8)
+    reads = []  # (rows, own width) of every prefill forward
+    prefill = generator._prefill
+    generator._prefill = lambda rows, computed: reads.append((len(rows), max(len(own) for _, own in rows))) or prefill(rows, computed)
+    assert texts(generator.generate(requests, GREEDY)) == texts(one_at_a_time)
+    assert len(reads) >= 2 and sum(n for n, _ in reads) == len(requests)
+    widest = max(width for _, width in reads)
+    assert sum(n * width for n, width in reads) < 0.8 * len(requests) * widest
+
+    sampling = SamplingParams(num_samples=2, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=3)
+    bucketed = texts(generator.generate(requests, sampling))
+    monkeypatch.setattr(hf_module, "length_buckets", lambda lengths: [list(range(len(lengths)))])
+    reads.clear()
+    assert texts(generator.generate(requests, sampling)) == bucketed
+    assert len(reads) == 1
 
 
 def test_the_transformers_cache_api_the_hf_backend_relies_on(tiny_llama, tokenizer):

@@ -13,6 +13,9 @@ copies its cache into the group's rows: vLLM's prefix caching, in small. A promp
 alone in its group is read the same way, so a long prompt costs no padding. Groups
 run longest first, so that rows of similar length share a batch, and on a GPU the
 biggest batch runs first: running out of memory shows at once, not at the end.
+Within a batch, the rows' own tokens are read in buckets of similar length
+(``length_buckets``): a repair prompt carries the model's last answer, from a few tokens to
+``max_new_tokens``, and one padded read of such a turn is mostly pads.
 
 Decoding is a short loop of our own rather than ``model.generate``: a row that ends
 leaves the batch at once, so the remaining steps compute only the rows still going
@@ -102,6 +105,20 @@ def batch_order(prompts: list[list[int]]) -> list[int]:
     groups = [[by_tokens[i] for i in run] for run in runs([prompts[i] for i in by_tokens])]
     groups.sort(key=lambda group: -max(len(prompts[i]) for i in group))
     return [index for group in groups for index in sorted(group, key=lambda i: -len(prompts[i]))]
+
+
+def length_buckets(lengths: list[int], waste: float = 0.25) -> list[list[int]]:
+    """Indices of ``lengths`` cut into buckets, longest first, in which padding to the
+    bucket's longest costs no row more than ``waste`` of that length; each bucket's indices
+    in ascending order (a single bucket is the rows as given)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    buckets: list[list[int]] = []
+    for index in order:
+        if buckets and lengths[index] >= (1 - waste) * lengths[buckets[-1][0]]:
+            buckets[-1].append(index)
+        else:
+            buckets.append([index])
+    return [sorted(bucket) for bucket in buckets]
 
 
 def next_tokens(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -202,24 +219,16 @@ class HFGenerator(Generator):
         # the same sequence: compute it once, copy it below.
         copies = 1 if params.greedy else params.num_samples
         rows = [(prefix, prompt[len(prefix) :]) for prefix, prompt in zip(prefixes, prompts) for _ in range(copies)]
-        # Layout: [pads, prefix, pads, own tokens]; plain left padding when nothing is
-        # cached. Every row's next token is generated at the same column, and positions are
-        # counted from the attention mask, so the pads shift nothing.
-        prefix_width = max(len(prefix) for prefix, _ in rows)
-        own_width = max(len(own) for _, own in rows)
-        input_ids, attention_mask = [], []
-        for prefix, own in rows:
-            prefix_pads, own_pads = prefix_width - len(prefix), own_width - len(own)
-            input_ids.append([self.pad_id] * prefix_pads + prefix + [self.pad_id] * own_pads + own)
-            attention_mask.append([0] * prefix_pads + [1] * len(prefix) + [0] * own_pads + [1] * len(own))
-        cache = self._prefix_cache(rows, prefix_width) if prefix_width else DynamicCache(config=self.model.config)
-        generated = self._decode(
-            torch.tensor(input_ids, device=self.device),
-            torch.tensor(attention_mask, device=self.device),
-            cache,
-            prefix_width,
-            params,
-        )
+        # Rows are read in buckets of similar length (a repair prompt holds the model's last
+        # answer, from a few tokens to max_new_tokens, so one padded read would be mostly pads),
+        # then continue as one batch. Without prefix reuse (sliding-window layers keep only
+        # their window, so their caches cannot be padded afterwards) all rows are read at once.
+        buckets = length_buckets([len(own) for _, own in rows]) if self.reuse_prefixes else [list(range(len(rows)))]
+        computed: dict[tuple[int, ...], DynamicCache] = {}
+        read = [self._prefill([rows[i] for i in bucket], computed) for bucket in buckets]
+        # Back in row order, so that sampling draws for the same rows as one read would.
+        read_order = [i for bucket in buckets for i in bucket]
+        generated = self._decode(*self._merge(read, sorted(range(len(rows)), key=read_order.__getitem__)), params)
 
         stop_ids = set(self.stop_ids)
         answers = [ids[:-1] if ids and ids[-1] in stop_ids else ids for ids in generated]
@@ -231,24 +240,56 @@ class HFGenerator(Generator):
         return [completions[start : start + copies] for start in range(0, len(completions), copies)]
 
     @torch.inference_mode()
-    def _decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: DynamicCache, cached: int, params: SamplingParams) -> list[list[int]]:
-        """The generated token ids of each row, up to and including its stop token, at most
-        ``max_new_tokens``. The first ``cached`` columns are in ``cache`` already. A row that
-        stops leaves the batch (and the cache), so later steps compute only the others."""
-        positions = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
+    def _prefill(self, rows: list[tuple[list[int], list[int]]], computed: dict) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
+        """Read ``rows`` (prefix, own tokens) in one forward pass: the last position's logits,
+        the attention cache, the attention mask and each row's next position."""
+        # Layout: [pads, prefix, pads, own tokens]; plain left padding when nothing is
+        # cached. Every row's next token is generated at the same column, and positions are
+        # counted from the attention mask, so the pads shift nothing.
+        prefix_width = max(len(prefix) for prefix, _ in rows)
+        own_width = max(len(own) for _, own in rows)
+        input_ids, attention_mask = [], []
+        for prefix, own in rows:
+            prefix_pads, own_pads = prefix_width - len(prefix), own_width - len(own)
+            input_ids.append([self.pad_id] * prefix_pads + prefix + [self.pad_id] * own_pads + own)
+            attention_mask.append([0] * prefix_pads + [1] * len(prefix) + [0] * own_pads + [1] * len(own))
+        cache = self._prefix_cache(rows, prefix_width, computed) if prefix_width else DynamicCache(config=self.model.config)
+        mask = torch.tensor(attention_mask, device=self.device)
+        positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
         output = self.model(
-            input_ids=input_ids[:, cached:],
-            attention_mask=attention_mask,
-            position_ids=positions[:, cached:],
+            input_ids=torch.tensor(input_ids, device=self.device)[:, prefix_width:],
+            attention_mask=mask,
+            position_ids=positions[:, prefix_width:],
             **{self.cache_keyword: cache},
             use_cache=True,
             logits_to_keep=1,
         )
-        next_position = positions[:, -1:] + 1
-        live = list(range(len(input_ids)))  # the original row of each row still in the batch
+        return output.logits[:, -1], cache, mask, positions[:, -1:] + 1
+
+    def _merge(self, parts: list[tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]],
+               order: list[int]) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
+        """Buckets read apart as one batch, its rows in ``order`` (indices into the buckets'
+        rows, first bucket first): each bucket's cache and mask left-padded to the widest (a
+        pad is masked, so it changes no row's attention)."""
+        if len(parts) == 1:
+            return parts[0]
+        width = max(mask.shape[1] for _, _, mask, _ in parts)
+        rows = torch.tensor(order, device=self.device)
+        merged = self._left_padded([(cache, width - mask.shape[1]) for _, cache, mask, _ in parts], rows)
+        mask = torch.cat([torch.nn.functional.pad(mask, (width - mask.shape[1], 0)) for _, _, mask, _ in parts])[rows]
+        logits = torch.cat([logits for logits, *_ in parts])[rows]
+        return logits, merged, mask, torch.cat([position for *_, position in parts])[rows]
+
+    @torch.inference_mode()
+    def _decode(self, logits: torch.Tensor, cache: DynamicCache, attention_mask: torch.Tensor, next_position: torch.Tensor,
+                params: SamplingParams) -> list[list[int]]:
+        """The generated token ids of each row, up to and including its stop token, at most
+        ``max_new_tokens``, from the read prompts' last logits and cache. A row that stops
+        leaves the batch (and the cache), so later steps compute only the others."""
+        live = list(range(len(logits)))  # the original row of each row still in the batch
         generated: list[list[int]] = [[] for _ in live]
         for step in range(params.max_new_tokens):
-            tokens = next_tokens(output.logits[:, -1], params)
+            tokens = next_tokens(logits, params)
             for row, token in zip(live, tokens.tolist()):
                 generated[row].append(token)
             going = ~torch.isin(tokens, self.stop_tensor)
@@ -265,27 +306,30 @@ class HFGenerator(Generator):
                 tokens, attention_mask, next_position = tokens[keep], attention_mask[keep], next_position[keep]
                 cache.batch_select_indices(keep)
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(live), 1)], dim=-1)
-            output = self.model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=next_position, use_cache=True,
-                                **{self.cache_keyword: cache})
+            logits = self.model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=next_position, use_cache=True,
+                                **{self.cache_keyword: cache}).logits[:, -1]
             next_position = next_position + 1
         return generated
 
     @torch.inference_mode()
-    def _prefix_cache(self, rows: list[tuple[list[int], list[int]]], width: int) -> DynamicCache:
+    def _prefix_cache(self, rows: list[tuple[list[int], list[int]]], width: int, computed: dict) -> DynamicCache:
         """The attention cache of every row's prefix, left-padded to ``width``: each distinct
-        prefix is computed once, at batch size 1, and copied into the rows that share it."""
-        computed: dict[tuple[int, ...], DynamicCache] = {}
+        prefix is computed once, at batch size 1 (``computed`` keeps them for the batch's
+        other buckets), and copied into the rows that share it."""
         for prefix, _ in rows:
             if tuple(prefix) not in computed:
                 cache = computed[tuple(prefix)] = DynamicCache(config=self.model.config)
                 # logits_to_keep=1: nothing reads the prefix's logits, and the vocabulary projection is costly.
                 self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1,
                            **{self.cache_keyword: cache})
+        return self._left_padded([(computed[tuple(prefix)], width - len(prefix)) for prefix, _ in rows])
+
+    def _left_padded(self, caches: list[tuple[DynamicCache, int]], rows: torch.Tensor | None = None) -> DynamicCache:
+        """One cache stacking ``caches`` (each with its left padding), optionally reordered to ``rows``."""
         merged = DynamicCache(config=self.model.config)
         for layer in range(len(merged.layers)):
             # Cached states are [batch, heads, positions, head_dim]: pad positions on the left.
-            padded = [(computed[tuple(prefix)].layers[layer], (0, 0, width - len(prefix), 0)) for prefix, _ in rows]
-            keys = torch.cat([torch.nn.functional.pad(states.keys, pads) for states, pads in padded])
-            values = torch.cat([torch.nn.functional.pad(states.values, pads) for states, pads in padded])
-            merged.update(keys, values, layer)
+            keys = torch.cat([torch.nn.functional.pad(cache.layers[layer].keys, (0, 0, pads, 0)) for cache, pads in caches])
+            values = torch.cat([torch.nn.functional.pad(cache.layers[layer].values, (0, 0, pads, 0)) for cache, pads in caches])
+            merged.update(keys if rows is None else keys[rows], values if rows is None else values[rows], layer)
         return merged
