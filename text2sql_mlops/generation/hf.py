@@ -228,7 +228,9 @@ class HFGenerator(Generator):
         read = [self._prefill([rows[i] for i in bucket], computed) for bucket in buckets]
         # Back in row order, so that sampling draws for the same rows as one read would.
         read_order = [i for bucket in buckets for i in bucket]
-        generated = self._decode(*self._merge(read, sorted(range(len(rows)), key=read_order.__getitem__)), params)
+        batch = self._merge(read, sorted(range(len(rows)), key=read_order.__getitem__))
+        del read, computed  # the buckets' and prefixes' caches: decoding holds only the merged one
+        generated = self._decode(*batch, params)
 
         stop_ids = set(self.stop_ids)
         answers = [ids[:-1] if ids and ids[-1] in stop_ids else ids for ids in generated]
