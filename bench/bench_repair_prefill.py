@@ -7,9 +7,9 @@ backend both ways, alternating, and reports seconds, positions read and whether 
 generated texts are the same.
 
     python bench/bench_repair_prefill.py --run outputs/eval/base/dev --model models/smollm2-135m-instruct \
-        [--adapter_model outputs/train/sft] [--turn 2] [--repeats 2]
+        [--trained_model outputs/train/sft] [--turn 2] [--repeats 2]
 
-``--adapter_model``: the model folder the run evaluated when it is not the base (a fully
+``--trained_model``: the model folder the run evaluated when it is not the base (a fully
 fine-tuned model is a model folder).
 """
 
@@ -36,7 +36,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a finished eval or rollout folder (trajectories.jsonl, run.json)")
     parser.add_argument("--model", required=True, help="the base model folder")
-    parser.add_argument("--adapter_model", default=None, help="the evaluated model folder, if not the base")
+    parser.add_argument("--trained_model", default=None, help="the fully fine-tuned model folder the run evaluated (e.g. outputs/train/sft), instead of --model")
     parser.add_argument("--turn", type=int, default=2, help="which turn's prompts to replay (1-based)")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
@@ -46,7 +46,7 @@ def main() -> int:
     trajectories = read_trajectories(run / "trajectories.jsonl")
     requests = [GenerationRequest(messages=t.turns[args.turn - 1].messages) for t in trajectories if len(t.turns) >= args.turn]
     params = SamplingParams(max_new_tokens=int(config["max_new_tokens"]))
-    generator = HFGenerator(HFOptions(model_path=args.adapter_model or args.model, batch_size=int(config.get("batch_size", 64)), progress=False))
+    generator = HFGenerator(HFOptions(model_path=args.trained_model or args.model, batch_size=int(config.get("batch_size", 64)), progress=False))
 
     one_bucket = lambda lengths, waste=0.25: [list(range(len(lengths)))]  # noqa: E731
     bucketed = hf_module.length_buckets

@@ -18,6 +18,7 @@ REPO = BENCH.parent
 SPIDER = REPO.parent / "shared" / "spider-train"
 MODEL = REPO / "models" / "smollm2-135m-instruct"
 DEMO = REPO / "data" / "demo"
+BASE_EVAL = REPO / "outputs" / "eval" / "base" / "dev"
 
 
 def plan() -> list[tuple[str, list[str] | None, str]]:
@@ -37,6 +38,9 @@ def plan() -> list[tuple[str, list[str] | None, str]]:
         ("prompt tokens", ["prompt_tokens.py", "--model", str(MODEL), "--dataset", str(DEMO), "--split", "train",
                            *(["--dataset", str(SPIDER), "--split", "train", "--limit", "1000"] if have_spider else [])]
          if MODEL.is_dir() and DEMO.is_dir() else None, f"needs {MODEL} and {DEMO}"),
+        ("repair prefill", ["bench_repair_prefill.py", "--run", str(BASE_EVAL), "--model", str(MODEL), "--repeats", "1"]
+         if MODEL.is_dir() and (BASE_EVAL / "trajectories.jsonl").is_file() else None,
+         f"needs {MODEL} and a finished `make repro` ({BASE_EVAL})"),
     ]
     # Longer measurement scripts, run by hand (they take tens of minutes on 2 cores):
     #   bash bench/smollm2_rollouts.sh   SmolLM2 one-shot and 3-turn repair on 200 Spider train questions
