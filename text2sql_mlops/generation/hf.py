@@ -268,6 +268,7 @@ class HFGenerator(Generator):
         )
         return output.logits[:, -1], cache, mask, positions[:, -1:] + 1
 
+    @torch.inference_mode()
     def _merge(self, parts: list[tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]],
                order: list[int]) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
         """Buckets read apart as one batch, its rows in ``order`` (indices into the buckets'
