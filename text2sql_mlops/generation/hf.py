@@ -334,5 +334,7 @@ class HFGenerator(Generator):
             # Cached states are [batch, heads, positions, head_dim]: pad positions on the left.
             keys = torch.cat([torch.nn.functional.pad(cache.layers[layer].keys, (0, 0, pads, 0)) for cache, pads in caches])
             values = torch.cat([torch.nn.functional.pad(cache.layers[layer].values, (0, 0, pads, 0)) for cache, pads in caches])
-            merged.update(keys if rows is None else keys[rows], values if rows is None else values[rows], layer)
+            if rows is not None:  # with a device_map, each layer's cache is on its layer's device
+                keys, values = keys[rows.to(keys.device)], values[rows.to(values.device)]
+            merged.update(keys, values, layer)
         return merged
