@@ -81,6 +81,9 @@ class SFTSettings(TrainSettings):
     pairs: list[str] = setting([], "pair JSONL files whose chosen answers are added as targets", nargs="+", action="extend", metavar="PATH")
     group_by_length: bool = setting(False, "batches of similar length (random order of batches): less padding, "
                                            "about 10%% more examples per second on a CPU", action="store_true")
+    group_by_prefix: bool = setting(False, "batches of questions whose prompts share a prefix (one database's schema), which "
+                                           "each training step reads once instead of once per question (random order of batches)",
+                                    action="store_true")
     dataset: str | None = setting(None, "a training split whose gold SQL are targets, with first-turn prompts built exactly as "
                                         "`rollout` builds them from the schema settings below (JSON, JSONL or Spider-layout folder)", metavar="PATH")
     split: str = setting("train", "split of a Spider-layout --dataset")

@@ -43,6 +43,7 @@ from .common import (
 from .config import DPOSettings, add_flags
 from .datasets import dpo_rows
 from .device import resolve_runtime, score_answer_tokens_only
+from .prefixes import share_trainer_prefixes
 
 # TRL 1.16's DPO losses (DPOTrainer raises on others, but only at the first step).
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
@@ -91,8 +92,10 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
         # A fresh LoRA on the base, or (--full_finetune) the weights of the base or of the fully
         # fine-tuned --init_adapter; TRL keeps a frozen copy of the starting policy as the reference.
         model, peft_config = trainable_model(settings, runtime, settings.init_adapter)
-    return TokenizedDPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                               peft_config=peft_config, callbacks=list(callbacks))
+    trainer = TokenizedDPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                                  peft_config=peft_config, callbacks=list(callbacks))
+    share_trainer_prefixes(trainer)  # a pair's chosen and rejected rows share its prompt
+    return trainer
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") -> int:

@@ -38,6 +38,7 @@ from .common import (
 from .config import SFTSettings, add_flags
 from .datasets import dataset_targets, sft_rows, sft_targets
 from .device import resolve_runtime, score_answer_tokens_only
+from .prefixes import PrefixGroupedSampler, share_trainer_prefixes
 from .repair_examples import repair_targets
 
 
@@ -55,6 +56,18 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
 
     score_answer_tokens_only()
 
+    class PrefixSFTTrainer(SFTTrainer):
+        """With --group_by_prefix, batches of questions that share their prompt's prefix."""
+
+        def _get_train_sampler(self, train_dataset=None):
+            if not settings.group_by_prefix:
+                return super()._get_train_sampler(train_dataset)
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            # TRL turned our completion_mask into labels (-100 on the prompt): the prompt ends at the first label.
+            prompts = [ids[: next((i for i, label in enumerate(labels) if label != -100), len(ids))]
+                       for ids, labels in zip(dataset["input_ids"], dataset["labels"])]
+            return PrefixGroupedSampler(prompts, self.args.train_batch_size, self.args.seed)
+
     config = SFTConfig(
         **trainer_arguments(settings, runtime, output_dir),
         max_length=settings.max_length,
@@ -63,8 +76,10 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
     )
     model, peft_config = trainable_model(settings, runtime)
-    return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                      processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
+    trainer = PrefixSFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                               processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
+    share_trainer_prefixes(trainer)
+    return trainer
 
 
 def prompt_config(settings: SFTSettings):
@@ -108,6 +123,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
     settings = from_args(SFTSettings, make_parser(prog).parse_args(argv))
     check_settings(settings)
     check_repair_settings(settings)
+    if settings.group_by_prefix and settings.group_by_length:
+        raise UserError("train sft: --group_by_prefix and --group_by_length each choose the batches; give one of them")
     if not (settings.trajectories or settings.pairs or settings.dataset):
         raise UserError("train sft: give something to learn from: --dataset (a training split), --trajectories and/or --pairs")
     trajectories = [trajectory for path in settings.trajectories for trajectory in read_trajectories(path)]
