@@ -15,11 +15,14 @@ preparation: pass it with ``--model PATH``. Only ``model download`` touches a mo
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib.util
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.cliutil import ArgParser, flag
@@ -71,8 +74,9 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    with _one_gguf_parse():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # A model built from the config carries no GGUF quantization state, so it can be saved.
     model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
@@ -89,6 +93,27 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
         tokenizer.save_pretrained(staged)
         (staged / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return {**marker, "out": str(out), "skipped": False, "seconds": round(time.perf_counter() - start, 1), "parameters": sum(p.numel() for p in model.parameters())}
+
+
+@contextmanager
+def _one_gguf_parse() -> Iterator[None]:
+    """Parse the GGUF file once. transformers reads it for the config, the tokenizer and the
+    weights, each time with a new ``gguf.GGUFReader``, whose parsing of the 49k-token vocabulary
+    is most of the conversion's time; the reader only reads the file, so one serves all three."""
+    import gguf as gguf_package
+
+    original = gguf_package.GGUFReader
+
+    @functools.lru_cache(maxsize=4)
+    def cached(path, mode="r"):
+        return original(path, mode)
+
+    gguf_package.GGUFReader = lambda path, mode="r": cached(os.fspath(path), mode)
+    try:
+        yield
+    finally:
+        gguf_package.GGUFReader = original
+        cached.cache_clear()
 
 
 def _prepared_here(folder: Path) -> bool:
