@@ -35,6 +35,8 @@ def plan() -> list[tuple[str, list[str] | None, str]]:
          f"needs {MODEL} (`text2sql-mlops model prepare`)"),
         ("recipe", ["bench_recipe.py", "--model", str(MODEL), "--dataset", str(DEMO)] if MODEL.is_dir() and DEMO.is_dir() else None,
          f"needs {MODEL} and {DEMO} (`dvc pull data.dvc`)"),
+        ("prefix sharing", ["bench_prefix_sharing.py", "--model", str(MODEL), "--dataset", str(DEMO)]
+         if MODEL.is_dir() and DEMO.is_dir() else None, f"needs {MODEL} and {DEMO} (`dvc pull data.dvc`)"),
         ("prompt tokens", ["prompt_tokens.py", "--model", str(MODEL), "--dataset", str(DEMO), "--split", "train",
                            *(["--dataset", str(SPIDER), "--split", "train", "--limit", "1000"] if have_spider else [])]
          if MODEL.is_dir() and DEMO.is_dir() else None, f"needs {MODEL} and {DEMO}"),
