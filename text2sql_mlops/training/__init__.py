@@ -4,8 +4,9 @@
     train dpo  preference pairs -> adapter, from the base model or an SFT adapter   (dpo.py)
 
 Shared: settings and flags (config.py), the rows and their tokens, identical to
-inference's (datasets.py), precision per device (device.py), model loading, TRL
-arguments and the atomic output folder (common.py), the log (metrics.py).
+inference's (datasets.py), precision per device (device.py), a batch's shared prompt
+prefix read once (prefixes.py), model loading, TRL arguments and the atomic output
+folder (common.py), the log (metrics.py).
 
 Both take ``--eval_dataset`` and refuse training records from the evaluation set
 (``data/guard.py``). Several GPUs: ``accelerate launch --config_file

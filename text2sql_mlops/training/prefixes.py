@@ -4,8 +4,8 @@ Spider prompts are mostly schema, and every question on one database has the sam
 schema text (``schema/render.py`` puts the question's values after it). A DPO batch
 holds each prompt twice (chosen and rejected answer), and an SFT batch of questions on
 one database (``prefix_batches``) holds one schema eight times. A plain forward pass
-computes every copy of it, with its backward: on 2 CPU cores, SmolLM2's SFT steps were
-90% shared prompt tokens.
+computes every copy of it, with its backward: of the demo's 313k SFT tokens, 248k repeat
+a schema already read.
 
 ``share_prompt_prefixes`` wraps the model's loss forward (TRL's fused LM head, called
 with ``fused_lm_head=True`` and labels): rows that share a long prefix are read as one

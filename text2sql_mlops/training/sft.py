@@ -6,7 +6,8 @@
 Targets: correct candidates (first-turn and repair prompts) and runnable gold SQL of
 the trajectories, plus the chosen side of ``--pairs`` (``datasets.py``). The loss
 covers the answer tokens only (completion-only), EOS included, so the model learns
-to stop where inference stops.
+to stop where inference stops. A batch's shared prompt prefix is read once per step, and
+``--group_by_prefix`` makes each batch one database's questions (``prefixes.py``).
 """
 
 from __future__ import annotations
