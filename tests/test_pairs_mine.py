@@ -85,6 +85,21 @@ def test_gold_pairs_only_when_asked_and_never_for_bad_gold_or_solved_examples():
     assert mine_trajectory(bad_gold, MineConfig(use_gold_when_failed=True)) == []
 
 
+def test_gold_repair_pairs_use_each_repair_prompt_and_its_distinct_failed_answers():
+    copy = "SELECT x FROM singer"
+    unsolved = trajectory(turn(1, [cand(copy, False, executed=False, reward=-0.5)]),
+                          turn(2, [cand(copy, False, executed=False, reward=-0.5)] * 2 + [cand("SELECT name FROM singer", False, reward=0.2)]))
+    assert mine_trajectory(unsolved, MineConfig()) == []
+    assert types(mine_trajectory(unsolved, MineConfig(use_gold_when_failed=True))) == ["gold_vs_failed_attempt"]  # opt-in
+    pairs = mine_trajectory(unsolved, MineConfig(use_gold_when_failed=True, pair_types=NATURAL_PAIR_TYPES))
+    assert types(pairs) == ["gold_vs_failed_attempt", "gold_vs_failed_repair", "gold_vs_failed_repair"]
+    repairs = pairs[1:]
+    assert all(p.prompt == unsolved.turns[1].messages and p.meta["turn"] == 2 and p.meta["gold_fallback"] for p in repairs)
+    assert [p.meta["rejected_sql"] for p in repairs] == [copy, "SELECT name FROM singer"]
+    solved = trajectory(turn(1, [cand(copy, False, executed=False)]), turn(2, [cand(GOLD, True, reward=0.7)]))
+    assert "gold_vs_failed_repair" not in types(mine_trajectory(solved, MineConfig(use_gold_when_failed=True, pair_types=NATURAL_PAIR_TYPES)))
+
+
 def test_cost_pairs_need_the_gap():
     cheap, costly = cand(GOLD, True, reward=1.0, cost=0.0), cand(GOLD + " ORDER BY name", True, reward=0.88, cost=-0.12)
     t = trajectory(turn(1, [costly, cheap]))

@@ -367,3 +367,18 @@ def test_real_spider_train_negatives_differ_from_gold(spider_train):
             example = by_id[meta["example_id"]]
             assert not scorer.score(example.db_path, example.query, meta["rejected_sql"]).match, meta["rejected_sql"]
             assert scorer.score(example.db_path, example.query, meta["chosen_sql"]).match
+
+
+def test_spread_takes_the_limit_evenly_spaced_as_rollout_does(db_root, tmp_path, capsys):
+    """`--spread` picks the same positions as `rollout --spread`, so the two stages of a pipeline
+    still draw on the same training questions."""
+    from text2sql_mlops.data.load import take
+
+    rows = [json.loads(line) for line in GOLD_FILE.read_text().splitlines()]
+    out = tmp_path / "pairs.jsonl"
+    assert cli(["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db_root", str(db_root), "--out", str(out),
+                "--limit", "3", "--spread", "--no_progress"]) == 0
+    questions = {json.loads(line)["meta"]["question"] for line in out.read_text().splitlines()}
+    spread = [row["question"] for row in take(rows, 0, 3, spread=True)]
+    assert spread != [row["question"] for row in rows[:3]] and questions and questions <= set(spread)
+    assert json.loads(capsys.readouterr().out)["pairs"] == len(out.read_text().splitlines())

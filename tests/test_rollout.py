@@ -367,6 +367,11 @@ def test_offset_limit_and_shard_pick_examples_by_position(dataset: Path, tmp_pat
     assert [t["index"] for t in read(tmp_path / "a", "trajectories.jsonl")] == [1, 2, 3]
     rollout(dataset, tmp_path / "b", offset=1, limit=3, shard="2/2")
     assert [t["index"] for t in read(tmp_path / "b", "trajectories.jsonl")] == [2]
+    # --spread: the --limit examples evenly spaced over what follows --offset, not the first ones
+    rollout(dataset, tmp_path / "c", offset=1, limit=2, spread=True)
+    assert [t["index"] for t in read(tmp_path / "c", "trajectories.jsonl")] == [1, 3]
+    rollout(dataset, tmp_path / "d", limit=99, spread=True)
+    assert [t["index"] for t in read(tmp_path / "d", "trajectories.jsonl")] == list(range(len(GOLD)))
 
 
 def test_a_finished_run_is_not_redone_and_other_settings_are_refused(dataset: Path, tmp_path: Path):

@@ -89,6 +89,17 @@ def count_or_all(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
+def yes_no(text: str) -> bool:
+    """argparse ``type`` of an optional flag value: ``--x`` alone is true, ``--x false`` (how dvc.yaml
+    spells one params.yaml boolean in a command) is false."""
+    value = text.strip().lower()
+    if value in {"true", "yes", "1"}:
+        return True
+    if value in {"false", "no", "0"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def run_action(actions: dict[str, tuple[str, str]], argv: list[str] | None, prog: str) -> int:
     """Dispatch ``prog <action> ...`` to the module ``actions[action][0]`` (its ``main(argv, prog)``).
 

@@ -370,6 +370,7 @@ NATURAL_PAIR_TYPES = (
     "self_repair_success_vs_failed_attempt",
     "first_turn_correct_sample_vs_failed_sample",
     "gold_vs_failed_attempt",
+    "gold_vs_failed_repair",
     "correct_low_cost_vs_correct_high_cost",
 )
 SYNTHETIC_PREFIX = "synthetic_"

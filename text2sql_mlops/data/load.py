@@ -65,6 +65,20 @@ def _load_file(path: Path, db_root: str | os.PathLike | None) -> list[Example]:
     return [_to_example(record, where, path, db_root) for where, record in read_records(path)]
 
 
+def take(items: list, offset: int = 0, limit: int | None = None, spread: bool = False) -> list:
+    """``items[offset:offset + limit]``, or with ``spread`` the ``limit`` items at evenly spaced
+    positions of ``items[offset:]`` (the first one included).
+
+    Spider-layout splits list each database's questions together, so the first N questions
+    of a split come from one or two databases; spread takes them from all of them."""
+    rest = items[offset:]
+    if limit is None or limit >= len(rest):
+        return rest
+    if not spread:
+        return rest[:limit]
+    return [rest[(k * len(rest)) // limit] for k in range(limit)]
+
+
 def spider_split_files(folder: Path, split: str) -> list[Path]:
     if split not in SPLIT_FILES:
         raise UserError(f"unknown split {split!r} for {folder}; use one of: {', '.join(SPLIT_FILES)}")

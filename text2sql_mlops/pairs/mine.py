@@ -15,6 +15,11 @@ it at that turn); correctness comes from the rollout's official-EX verdicts.
   first_turn_correct_sample_vs_failed_sample  turn 1: a correct sample vs a failed sample
   gold_vs_failed_attempt                      only with --use_gold_when_failed, for examples
                                               never solved: gold SQL vs the first attempt
+  gold_vs_failed_repair                       only with --use_gold_when_failed and when named in
+                                              --pair_types, for examples
+                                              never solved: at each repair turn (the chat with
+                                              the model's own failing query and its feedback),
+                                              gold SQL vs each distinct failed answer
   correct_low_cost_vs_correct_high_cost       two correct samples of one prompt whose
                                               EXPLAIN cost rewards differ by at least
                                               --min_cost_reward_gap
@@ -43,6 +48,10 @@ from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn
 from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks, rollout_db_roots
 from .build import build_pair
 
+# gold_vs_failed_repair is mined only when asked for: on held-out training databases it left
+# the SFT policy's repairs where they were (none correct) and first-turn EX unchanged (README).
+DEFAULT_PAIR_TYPES = tuple(t for t in NATURAL_PAIR_TYPES if t != "gold_vs_failed_repair")
+
 
 @dataclass(frozen=True)
 class MineConfig:
@@ -52,7 +61,8 @@ class MineConfig:
     min_cost_reward_gap: float = setting(0.1, "smallest cost-reward difference of a low/high-cost pair", type=float)
     max_pairs_per_example: int | None = setting(None, "keep at most N pairs per example, in type order (default: all)",
                                                 type=int, metavar="N")
-    pair_types: tuple[str, ...] = setting(NATURAL_PAIR_TYPES, "types to mine", nargs="+", metavar="TYPE")
+    pair_types: tuple[str, ...] = setting(DEFAULT_PAIR_TYPES, "types to mine (default: all but gold_vs_failed_repair)",
+                                          nargs="+", metavar="TYPE")
 
 
 # --------------------------------------------------------------------------- one trajectory
@@ -135,6 +145,16 @@ def gold_vs_failed_attempt(trajectory: Trajectory, config: MineConfig) -> Iterat
     yield _pair(trajectory, first, "gold_vs_failed_attempt", _Gold(trajectory.gold), first.answer, gold_fallback=True)
 
 
+def gold_vs_failed_repair(trajectory: Trajectory, config: MineConfig) -> Iterator[Pair | None]:
+    # The repair prompt shows the model's own mistake, which synthetic repair targets only
+    # imitate; its failed answers are mostly that mistake again (a model repairs by copying).
+    if not config.use_gold_when_failed or trajectory.gold_error or trajectory.solved:
+        return
+    for turn in trajectory.turns[1:]:
+        for rejected in _distinct(turn.candidates):
+            yield _pair(trajectory, turn, "gold_vs_failed_repair", _Gold(trajectory.gold), rejected, gold_fallback=True)
+
+
 def correct_low_cost_vs_correct_high_cost(trajectory: Trajectory, config: MineConfig) -> Iterator[Pair | None]:
     for turn in trajectory.turns:
         correct = [c for c in _distinct(turn.candidates) if c.correct]
@@ -149,7 +169,8 @@ def correct_low_cost_vs_correct_high_cost(trajectory: Trajectory, config: MineCo
 MINERS: dict[str, Callable[[Trajectory, MineConfig], Iterator[Pair | None]]] = {
     miner.__name__: miner
     for miner in (repair_correct_vs_repair_failed, self_repair_success_vs_failed_attempt,
-                  first_turn_correct_sample_vs_failed_sample, gold_vs_failed_attempt, correct_low_cost_vs_correct_high_cost)
+                  first_turn_correct_sample_vs_failed_sample, gold_vs_failed_attempt, gold_vs_failed_repair,
+                  correct_low_cost_vs_correct_high_cost)
 }
 assert tuple(MINERS) == NATURAL_PAIR_TYPES
 

@@ -43,12 +43,12 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import SqlglotError
 
-from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
+from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting, yes_no
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, output_file, output_folder_type, write_json, write_jsonl
 from ..core.records import SYNTHETIC_PREFIX
 from ..data.guard import add_guard_flags, exclude_leaks, load_eval_split
-from ..data.load import load_examples
+from ..data.load import load_examples, take
 from ..prompts import build_messages
 from ..rollout.config import default_tables_json
 from ..rollout.rewards import rule_reward
@@ -240,6 +240,8 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
     add_flags(parser, SynthConfig)  # every other setting of SynthConfig, the prompt's included
     flag(parser, "offset", type=int, default=0, help="skip this many examples (default: %(default)s)")
     flag(parser, "limit", type=int, help="at most this many examples after --offset (default: all)")
+    flag(parser, "spread", nargs="?", const=True, default=False, type=yes_no, metavar="BOOL", help="take the --limit examples "
+         "evenly spaced over the split, as `rollout --spread` does, instead of the first ones (`--spread false`: the first)")
     add_guard_flags(parser)
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
     flag(parser, "stats", type=output_file, help="also write the summary (counts and the resolved configuration) to this JSON file")
@@ -276,15 +278,14 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None
     examples = exclude_leaks(load_examples(args.dataset_path, args.db_root, args.split), eval_split, "pairs synth")
-    end = None if args.limit is None else args.offset + args.limit
-    if examples and not examples[args.offset:end]:  # (all of them left out by --eval_dataset stays an empty output)
+    if examples and not take(examples, args.offset, args.limit, args.spread):  # (all of them left out by --eval_dataset stays an empty output)
         raise UserError(f"no examples to use: --offset {args.offset} and --limit {args.limit} select none of the "
                         f"{len(examples)} examples of {args.dataset_path}")
-    examples = examples[args.offset:end]
+    examples = take(examples, args.offset, args.limit, args.spread)
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
     summary["config"] = {"dataset_path": args.dataset_path, "db_root": args.db_root, "split": args.split, "tables_json": tables_json,
-                         "offset": args.offset, "limit": args.limit, **asdict(config), "eval_dataset": args.eval_dataset,
+                         "offset": args.offset, "limit": args.limit, "spread": args.spread, **asdict(config), "eval_dataset": args.eval_dataset,
                          "eval_split": args.eval_split, "eval_same_db_split": args.eval_same_db_split}
     if args.output_dir:
         with atomic_folder(args.output_dir, _written_by_synth) as staged:

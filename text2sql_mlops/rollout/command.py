@@ -35,7 +35,7 @@ from ..core.cliutil import ArgParser, add_flags, flag, from_args
 from ..core.errors import UserError
 from ..core.records import Summary
 from ..data.guard import exclude_leaks, load_eval_split
-from ..data.load import load_examples
+from ..data.load import load_examples, take
 from ..generation import backend_options, backends_with, create_generator, describe_options
 from .config import (
     GENERIC_OPTIONS,
@@ -61,8 +61,7 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
     if config.eval_dataset:
         examples = exclude_leaks(examples, load_eval_split(config.eval_dataset, config.eval_db_root, config.eval_split,
                                                                     config.eval_same_db_split), "rollout")
-    end = None if config.limit is None else config.offset + config.limit
-    selected = list(enumerate(examples))[config.offset:end]
+    selected = take(list(enumerate(examples)), config.offset, config.limit, config.spread)
     if not selected:
         # EX over no examples is no result: refuse instead of reporting 0.000 (an empty shard is fine).
         raise UserError(f"no examples to run: --offset {config.offset} and --limit {config.limit} select none of the "

@@ -129,6 +129,8 @@ class RolloutConfig:
     eval_db_root: str | None = guard_setting("eval_db_root")
     offset: int = setting(0, "skip this many examples", type=int)
     limit: int | None = setting(None, "at most this many examples after --offset, or 'all' (default: all)", type=count_or_all)
+    spread: bool = setting(False, "take the --limit examples evenly spaced over the split (every database of a Spider-layout "
+                                  "split) instead of the first ones", action="store_true")
     shard: str | None = setting(None, "run every n-th example, starting with the i-th (1-based)", metavar="i/n")
     chunk_size: int | None = setting(None, "examples per durable step and per generate call (default: 64, or up to 1024 "
                                            "for generators that batch requests themselves: vllm, openai)", type=int)
