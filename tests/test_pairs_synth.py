@@ -326,6 +326,7 @@ def test_eval_overlap_is_left_out_before_the_limit(db_root, tmp_path, capsys):
     (["--timeout_sec", "inf"], "--timeout_sec a positive, finite number"),
     (["--timeout_sec", "nan"], "--timeout_sec a positive, finite number"),
     (["--offset", "999"], "select none of the"),
+    (["--spread", "maybe"], "expected true or false"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(db_root, tmp_path, capsys, extra, message):
     out = tmp_path / "pairs.jsonl"
@@ -381,4 +382,10 @@ def test_spread_takes_the_limit_evenly_spaced_as_rollout_does(db_root, tmp_path,
     questions = {json.loads(line)["meta"]["question"] for line in out.read_text().splitlines()}
     spread = [row["question"] for row in take(rows, 0, 3, spread=True)]
     assert spread != [row["question"] for row in rows[:3]] and questions and questions <= set(spread)
-    assert json.loads(capsys.readouterr().out)["pairs"] == len(out.read_text().splitlines())
+    assert cli(["pairs", "synth", "--dataset_path", str(GOLD_FILE), "--db_root", str(db_root), "--out", str(out),
+                "--limit", "3", "--spread", "false", "--stats", str(tmp_path / "stats.json"), "--no_progress"]) == 0  # dvc.yaml's spelling
+    first = {json.loads(line)["meta"]["question"] for line in out.read_text().splitlines()}
+    assert first and first <= {row["question"] for row in rows[:3]}
+    assert json.loads((tmp_path / "stats.json").read_text())["config"]["spread"] is False
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed[-1]["pairs"] == len(out.read_text().splitlines())
