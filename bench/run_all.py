@@ -48,8 +48,8 @@ def plan() -> list[tuple[str, list[str] | None, str]]:
     #   bash bench/smollm2_rollouts.sh   SmolLM2 one-shot and 3-turn repair on 200 Spider train questions
     #   bash bench/pairs_spider.sh       the preference data engine on 1000 Spider train questions
     #   bash bench/train_spider.sh       SFT -> DPO of SmolLM2, EX before/after on held-out databases
-    #   python bench/dpo_heldout_databases.py --work /tmp/heldout
-    #                                    the demo's DPO recipe chosen on held-out training databases
+    #   python bench/heldout_databases.py --work /tmp/heldout
+    #                                    the post-SFT recipe (DPO, repair SFT) chosen on held-out training databases
 
 
 def main() -> int:

@@ -15,11 +15,11 @@ it at that turn); correctness comes from the rollout's official-EX verdicts.
   first_turn_correct_sample_vs_failed_sample  turn 1: a correct sample vs a failed sample
   gold_vs_failed_attempt                      only with --use_gold_when_failed, for examples
                                               never solved: gold SQL vs the first attempt
-  gold_vs_failed_repair                       only with --use_gold_when_failed and when named
-                                              in --pair_types, for examples never solved: at
-                                              each repair turn (the chat with the model's own
-                                              failing query and its feedback), gold SQL vs
-                                              each distinct failed answer
+  gold_vs_failed_repair                       only with --use_gold_when_failed and when named in
+                                              --pair_types, for examples
+                                              never solved: at each repair turn (the chat with
+                                              the model's own failing query and its feedback),
+                                              gold SQL vs each distinct failed answer
   correct_low_cost_vs_correct_high_cost       two correct samples of one prompt whose
                                               EXPLAIN cost rewards differ by at least
                                               --min_cost_reward_gap

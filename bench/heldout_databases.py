@@ -1,6 +1,6 @@
-"""Choose the DPO recipe on held-out TRAINING databases, never on dev.
+"""Choose the post-SFT recipe (DPO, repair SFT) on held-out TRAINING databases, never on dev.
 
-    python bench/dpo_heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
+    python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
         --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo] [--out result.json]
 
 Dev's databases are ones the model never trained on; a check on new questions of the training
@@ -15,9 +15,14 @@ pipeline's rollout_train -> synth -> pairs -> sft_dpo stages and ``eval`` on the
   spread_repair_pairs  spread, and pairs mine also gold_vs_failed_repair
   spread_rpo           spread_repair_pairs, DPO loss sigmoid + an SFT term on the chosen answers
 
+Repair variants (``--repair_variants``) continue the SFT model on the repair turn instead
+(``repair_sft`` below): ``repair_only`` on its own failures' repair chats with the gold SQL,
+``repair_mixed`` also on that rollout's first-turn targets, ``first_turn_only`` on those alone.
+
 Every step is skipped when its output exists, so a killed run continues. Prints (and with
 --out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX.
-About 35 minutes on 2 cores for SFT and the four variants (two rollouts).
+About 35 minutes on 2 cores for SFT and the four DPO variants (two rollouts), 25 more for the
+repair variants.
 """
 
 from __future__ import annotations
@@ -81,6 +86,41 @@ def heldout_folder(dataset: Path, out: Path, databases: int, questions: int, see
     return {"held_out_databases": held, "validation_questions": len(dev)}
 
 
+# Repair SFT: continue SFT on the repair turn of the SFT policy's own failures. Its greedy
+# rollout (strict scope: only answers that fail to run get a repair turn) on REPAIR_QUESTIONS
+# evenly spaced training questions; gold_vs_failed_repair pairs give (repair chat, gold)
+# targets; `train sft --pairs` learns their chosen side, with --trajectories also the
+# rollout's first-turn gold and correct answers (so the first turn is not forgotten).
+REPAIR_QUESTIONS = 200
+REPAIR_STEPS = ["--max_steps", "12", "--learning_rate", "0.00005"]
+REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets)
+    "repair_only": (True, False),
+    "repair_mixed": (True, True),
+    "first_turn_only": (False, True),  # the control: the same rollout's first-turn targets alone
+}
+
+
+def repair_sft(name: str, work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str],
+               schema: list[str], guard: list[str], model: str) -> Path:
+    folder = work / "repair"
+    rollout = folder / "rollout"
+    run([*cli, "rollout", "--model_path", model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
+         *generation, *schema, "--offset", "1", "--limit", str(REPAIR_QUESTIONS), "--spread", "--max_turns", "2",
+         "--num_samples", "1", "--temperature", "0", "--feedback_detail", params["eval"]["feedback_detail"],
+         "--feedback_mode", "error_only", "--repair_scope", "online", "--use_gold_when_failed", *guard,
+         "--output_dir", str(rollout), "--overwrite", "--no_progress"], rollout / "summary.json")
+    targets = folder / "repairs.jsonl"
+    run([*cli, "pairs", "mine", "--trajectories", str(rollout), "--out", str(targets), "--use_gold_when_failed",
+         "--pair_types", "gold_vs_failed_repair", *guard], targets)
+    repairs, first_turns = REPAIR_VARIANTS[name]
+    out = folder / f"sft_{name}"
+    run([*cli, "train", "sft", "--model", str(sft), *(["--pairs", str(targets)] if repairs else []),
+         *(["--trajectories", str(rollout)] if first_turns else []),
+         "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", *REPAIR_STEPS,
+         "--max_length", "1024", "--logging_steps", "4", "--seed", "0", *guard], out / "training_summary.json")
+    return out
+
+
 def run(argv: list[str], done: Path) -> None:
     if done.exists():
         return
@@ -97,7 +137,8 @@ def main() -> None:
     parser.add_argument("--databases", type=int, default=3)
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--repair_variants", nargs="*", default=list(REPAIR_VARIANTS), choices=list(REPAIR_VARIANTS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     params = yaml.safe_load(args.params.read_text())
@@ -141,6 +182,8 @@ def main() -> None:
         run([*cli, "train", "dpo", "--model", args.model, "--pairs", str(folder / "train.jsonl"), "--init_adapter", str(sft),
              "--out", str(folder / "sft_dpo"), *flags({**params["dpo"], **dpo_change}), *guard], folder / "sft_dpo" / "training_summary.json")
         rows[f"SFT+DPO ({name})"] = evaluate(name, folder / "sft_dpo")
+    for name in args.repair_variants:
+        rows[f"SFT + repair SFT ({name})"] = evaluate(name, repair_sft(name, work, sft, data, params, cli, generation, schema, guard, args.model))
     result = {**split, "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.time() - started), "ex": rows}
     print("| model | one-shot | + CM strict | + CM oracle |\n|---|---:|---:|---:|")
     for name, ex in rows.items():
