@@ -38,15 +38,14 @@ from pathlib import Path
 
 import yaml
 
-VARIANTS = {
+from text2sql_mlops.core.records import NATURAL_PAIR_TYPES
+
+WITH_REPAIR_PAIRS = ["--pair_types", *NATURAL_PAIR_TYPES]  # the default types and gold_vs_failed_repair
+VARIANTS = {  # (rollout_train changes, pairs mine flags, dpo changes)
     "first": ({"spread": False}, [], {}),
     "spread": ({"spread": True}, [], {}),
-    "spread_repair_pairs": ({"spread": True}, ["--pair_types", "repair_correct_vs_repair_failed", "self_repair_success_vs_failed_attempt",
-                                               "first_turn_correct_sample_vs_failed_sample", "gold_vs_failed_attempt",
-                                               "gold_vs_failed_repair", "correct_low_cost_vs_correct_high_cost"], {}),
-    "spread_rpo": ({"spread": True}, ["--pair_types", "repair_correct_vs_repair_failed", "self_repair_success_vs_failed_attempt",
-                                      "first_turn_correct_sample_vs_failed_sample", "gold_vs_failed_attempt", "gold_vs_failed_repair",
-                                      "correct_low_cost_vs_correct_high_cost"], {"loss_type": "sigmoid,sft"}),
+    "spread_repair_pairs": ({"spread": True}, WITH_REPAIR_PAIRS, {}),
+    "spread_rpo": ({"spread": True}, WITH_REPAIR_PAIRS, {"loss_type": "sigmoid,sft"}),
 }
 
 
