@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from text2sql_mlops.core.cliutil import section_flags
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = {"demo": REPO / "params.yaml", "spider": REPO / "profiles" / "spider.yaml",
             "smollm2-spider": REPO / "profiles" / "smollm2-spider.yaml"}
@@ -24,21 +26,6 @@ def keys(tree: dict, prefix: str = "") -> set[str]:
         if isinstance(value, dict):
             out |= keys(value, f"{prefix}{key}.")
     return out
-
-
-def as_flags(section: dict) -> list[str]:
-    """DVC's dictionary unpacking: --key value, a true boolean as --key, a list as --key a b."""
-    argv = []
-    for key, value in section.items():
-        if value is True:
-            argv.append(f"--{key}")
-        elif value is False:
-            continue
-        elif isinstance(value, list):
-            argv += [f"--{key}", *map(str, value)]
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
 
 
 def parsers():
@@ -67,7 +54,7 @@ def test_profiles_have_the_same_keys():
 def test_unpacked_sections_are_flags_of_their_commands(profile: str):
     params = yaml.safe_load(PROFILES[profile].read_text())
     for sections, (parser, required) in parsers().items():
-        argv = required + [flag for section in sections for flag in as_flags(params[section])]
+        argv = required + [flag for section in sections for flag in section_flags(params[section])]
         parser.parse_args(argv)  # raises UserError on an unknown flag or a bad value
 
 
@@ -78,7 +65,8 @@ def test_training_sections_are_settings_of_their_methods(profile: str):
     from text2sql_mlops.training.config import DPOSettings, SFTSettings
 
     params = yaml.safe_load(PROFILES[profile].read_text())
-    assert set(params["sft"]) <= {f.name for f in fields(SFTSettings)}
+    assert set(params["sft_gold"]) <= {f.name for f in fields(SFTSettings)}  # phase 1
+    assert set(params["sft"]) <= {f.name for f in fields(SFTSettings)}  # phase 2
     assert set(params["dpo"]) <= {f.name for f in fields(DPOSettings)}
 
 

@@ -100,6 +100,22 @@ def yes_no(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def section_flags(section: dict[str, Any]) -> list[str]:
+    """A params.yaml section as dvc.yaml's ``${section}`` unpacks it into flags: ``--key value``,
+    a true boolean as ``--key``, a false one or None left out, a list as ``--key a b``."""
+    argv: list[str] = []
+    for key, value in section.items():
+        if value is True:
+            argv.append(f"--{key}")
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list):
+            argv += [f"--{key}", *map(str, value)]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
 def run_action(actions: dict[str, tuple[str, str]], argv: list[str] | None, prog: str) -> int:
     """Dispatch ``prog <action> ...`` to the module ``actions[action][0]`` (its ``main(argv, prog)``).
 

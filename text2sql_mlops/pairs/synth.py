@@ -278,10 +278,11 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None
     examples = exclude_leaks(load_examples(args.dataset_path, args.db_root, args.split), eval_split, "pairs synth")
-    if examples and not take(examples, args.offset, args.limit, args.spread):  # (all of them left out by --eval_dataset stays an empty output)
+    picked = take(examples, args.offset, args.limit, args.spread)
+    if examples and not picked:  # (all of them left out by --eval_dataset stays an empty output)
         raise UserError(f"no examples to use: --offset {args.offset} and --limit {args.limit} select none of the "
                         f"{len(examples)} examples of {args.dataset_path}")
-    examples = take(examples, args.offset, args.limit, args.spread)
+    examples = picked
     tables_json = args.tables_json or default_tables_json(args.dataset_path)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
     summary["config"] = {"dataset_path": args.dataset_path, "db_root": args.db_root, "split": args.split, "tables_json": tables_json,

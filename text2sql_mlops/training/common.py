@@ -136,6 +136,37 @@ def trainable_model(settings: TrainSettings, runtime: Runtime, start: str | None
     return model, None
 
 
+def init_adapter_file(settings: TrainSettings) -> str | None:
+    """The weights file of --init_adapter (hashed into the run's inputs), after checking that the
+    folder is what --full_finetune continues: a whole model with it, a LoRA adapter without."""
+    if not settings.init_adapter:
+        return None
+    from ..generation.adapters import is_whole_model_folder
+
+    adapter = Path(settings.init_adapter)
+    if is_whole_model_folder(adapter):
+        if not settings.full_finetune:
+            raise UserError(f"--init_adapter: {adapter} is a fully fine-tuned model; continue it with --full_finetune "
+                            "(a LoRA on top of it would need it as the base model wherever the adapter is used)")
+        return str(next(adapter.glob("*.safetensors"), adapter / "config.json"))
+    if settings.full_finetune:
+        raise UserError(f"--init_adapter: {adapter} is not a whole model folder; --full_finetune continues the output "
+                        "of `train sft --full_finetune` (or drop --full_finetune to continue a LoRA adapter)")
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(f"--init_adapter: {adapter} has no adapter_config.json; give the --out folder of `train sft`")
+    return next((str(f) for f in (adapter / "adapter_model.safetensors", adapter / "adapter_model.bin") if f.is_file()), None)
+
+
+def starting_model(settings: TrainSettings, runtime: Runtime):
+    """(model, LoRA config) where training starts: --init_adapter's LoRA loaded trainable (no new
+    LoRA config), else ``trainable_model`` from the base or from --init_adapter's whole model."""
+    if settings.init_adapter and not settings.full_finetune:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(load_model(settings.model, runtime), settings.init_adapter, is_trainable=True), None
+    return trainable_model(settings, runtime, settings.init_adapter)
+
+
 def last_layer_numbers(model, count: int) -> list[int]:
     """The indexes of the last ``count`` transformer layers of ``model``."""
     total = getattr(getattr(model, "config", None), "num_hidden_layers", None)

@@ -45,7 +45,7 @@ class TrainSettings:
     eval_db_root: str | None = guard_setting("eval_db_root")
     db_root: list[str] = setting([], "folders of the training databases, whose schemas the guard compares with the evaluation "
                                      "databases' (default: a rollout folder's own, then --eval_dataset's)", nargs="+", action="extend", metavar="DIR")
-    # > LoRA (ignored by `train dpo --init_adapter`, which continues that adapter as it is)
+    # > LoRA (ignored with --init_adapter, which continues that adapter as it is)
     lora_r: int = setting(16, "LoRA rank", type=int)
     lora_alpha: int = setting(32, "LoRA scaling numerator (the update is scaled by alpha / r)", type=int)
     lora_dropout: float = setting(0.05, "dropout on the LoRA input", type=float)
@@ -79,6 +79,8 @@ class SFTSettings(TrainSettings):
 
     trajectories: list[str] = setting([], "rollout folders or trajectories.jsonl files: their correct candidates and gold SQL are the targets", nargs="+", action="extend", metavar="PATH")
     pairs: list[str] = setting([], "pair JSONL files whose chosen answers are added as targets", nargs="+", action="extend", metavar="PATH")
+    init_adapter: str | None = setting(None, "the --out folder of an earlier `train sft` to continue (a LoRA adapter, or with "
+                                             "--full_finetune a whole model; default: a fresh LoRA or the weights of --model)", metavar="DIR")
     group_by_length: bool = setting(False, "batches of similar length (random order of batches): less padding, "
                                            "about 10%% more examples per second on a CPU", action="store_true")
     group_by_prefix: bool = setting(False, "batches of questions whose prompts share a prefix (one database's schema), which "

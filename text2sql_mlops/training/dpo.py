@@ -19,25 +19,23 @@ The reference policy (what the DPO loss measures the policy against) is:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, from_args
 from ..core.errors import UserError
 from ..core.records import read_pairs
 from ..data.guard import refuse_leaks
-from ..generation.adapters import is_whole_model_folder
 from .common import (
     announce,
     check_settings,
     eval_split,
-    load_model,
+    init_adapter_file,
     load_tokenizer,
     quiet_libraries,
     report,
     sha256_file,
+    starting_model,
     train_and_save,
-    trainable_model,
     trainer_arguments,
 )
 from .config import DPOSettings, add_flags
@@ -68,7 +66,6 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
     """A ``DPOTrainer`` over tokenized rows (``datasets.dpo_rows``): a fresh LoRA, or the
     ``--init_adapter`` continued with its frozen copy as the reference."""
     from datasets import Dataset
-    from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
     score_answer_tokens_only()
@@ -86,12 +83,9 @@ def build_trainer(settings: DPOSettings, rows: list[dict], tokenizer: Any, runti
         beta=settings.beta,
         loss_type=loss_types(settings.loss_type),
     )
-    if settings.init_adapter and not settings.full_finetune:
-        model, peft_config = PeftModel.from_pretrained(load_model(settings.model, runtime), settings.init_adapter, is_trainable=True), None
-    else:
-        # A fresh LoRA on the base, or (--full_finetune) the weights of the base or of the fully
-        # fine-tuned --init_adapter; TRL keeps a frozen copy of the starting policy as the reference.
-        model, peft_config = trainable_model(settings, runtime, settings.init_adapter)
+    # A fresh LoRA on the base, the --init_adapter LoRA, or (--full_finetune) the weights of the base
+    # or of the fully fine-tuned --init_adapter; TRL keeps a frozen copy of the starting policy as the reference.
+    model, peft_config = starting_model(settings, runtime)
     trainer = TokenizedDPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                   peft_config=peft_config, callbacks=list(callbacks))
     share_trainer_prefixes(trainer)  # a pair's chosen and rejected rows share its prompt
@@ -105,21 +99,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
     if settings.max_prompt_length is not None and settings.max_prompt_length < 1:
         raise UserError(f"--max_prompt_length must be at least 1, got {settings.max_prompt_length}")
     loss_types(settings.loss_type)
-    adapter_file = None
-    if settings.init_adapter:
-        adapter = Path(settings.init_adapter)
-        if is_whole_model_folder(adapter):
-            if not settings.full_finetune:
-                raise UserError(f"--init_adapter: {adapter} is a fully fine-tuned model; continue it with --full_finetune "
-                                "(a LoRA on top of it would need it as the base model wherever the adapter is used)")
-            adapter_file = str(next(adapter.glob("*.safetensors"), adapter / "config.json"))
-        elif settings.full_finetune:
-            raise UserError(f"--init_adapter: {adapter} is not a whole model folder; --full_finetune continues the output "
-                            "of `train sft --full_finetune` (or drop --full_finetune to continue a LoRA adapter)")
-        elif not (adapter / "adapter_config.json").is_file():
-            raise UserError(f"--init_adapter: {adapter} has no adapter_config.json; give the --out folder of `train sft`")
-        else:
-            adapter_file = next((str(f) for f in (adapter / "adapter_model.safetensors", adapter / "adapter_model.bin") if f.is_file()), None)
+    adapter_file = init_adapter_file(settings)
     pairs = [pair for path in settings.pairs for pair in read_pairs(path)]
     refuse_leaks(pairs, eval_split(settings), "train dpo", "pairs", settings.db_root)
     if not pairs:

@@ -1,7 +1,7 @@
 """``train sft``: LoRA supervised fine-tuning on execution-verified SQL with TRL's ``SFTTrainer``.
 
     text2sql-mlops train sft --model models/smollm2-135m-instruct --trajectories runs/train \\
-        [--pairs pairs/merged.jsonl] --out adapters/sft --eval_dataset data/spider
+        [--pairs pairs/merged.jsonl] [--init_adapter adapters/sft_gold] --out adapters/sft --eval_dataset data/spider
 
 Targets: correct candidates (first-turn and repair prompts) and runnable gold SQL of
 the trajectories, plus the chosen side of ``--pairs`` (``datasets.py``). The loss
@@ -28,12 +28,13 @@ from .common import (
     announce,
     check_settings,
     eval_split,
+    init_adapter_file,
     load_tokenizer,
     quiet_libraries,
     report,
     sha256_file,
+    starting_model,
     train_and_save,
-    trainable_model,
     trainer_arguments,
 )
 from .config import SFTSettings, add_flags
@@ -76,7 +77,7 @@ def build_trainer(settings: SFTSettings, rows: list[dict], tokenizer: Any, runti
         packing=False,
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
     )
-    model, peft_config = trainable_model(settings, runtime)
+    model, peft_config = starting_model(settings, runtime)  # a fresh LoRA, the base's weights, or --init_adapter's
     trainer = PrefixSFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                                processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
     share_trainer_prefixes(trainer)
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
         raise UserError("train sft: --group_by_prefix and --group_by_length each choose the batches; give one of them")
     if not (settings.trajectories or settings.pairs or settings.dataset):
         raise UserError("train sft: give something to learn from: --dataset (a training split), --trajectories and/or --pairs")
+    adapter_file = init_adapter_file(settings)
     trajectories = [trajectory for path in settings.trajectories for trajectory in read_trajectories(path)]
     pairs = [pair for path in settings.pairs for pair in read_pairs(path)]
     guard = eval_split(settings)
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
         raise UserError(f"train sft: all {len(targets)} examples are longer than --max_length {settings.max_length} tokens; raise it")
     runtime = resolve_runtime(settings.bf16, settings.gradient_checkpointing)
     data = {"examples": len(rows), **counts, "too_long": too_long}
-    files = [str(trajectories_file(path)) for path in settings.trajectories] + list(settings.pairs) + dataset_files(settings)
+    files = [str(trajectories_file(path)) for path in settings.trajectories] + list(settings.pairs) + dataset_files(settings) + ([adapter_file] if adapter_file else [])
     inputs = {path: sha256_file(path) for path in files}
     announce("sft", settings, runtime, data)
 
