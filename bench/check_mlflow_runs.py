@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 MODEL_NAME = "text2sql-sft-dpo"
-TRAINING_AND_EVAL = re.compile(r"^(sft_gold|sft|dpo|sft_dpo|eval_.*)$")
+TRAINING_AND_EVAL = re.compile(r"^(sft|dpo|sft_dpo|eval_.*)$")
 
 
 def dvc_stage_seconds(log: Path) -> dict[str, float]:

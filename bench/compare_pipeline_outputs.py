@@ -35,8 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 # A small demo pipeline that still runs every stage: 12 rollout questions of a 2-step SFT policy
 # solve none, so the pair caps are opened (at their defaults, only an empty set meets them).
-SMALL = ["eval.limit=8", "rollout_train.limit=12", "sft_gold.max_steps=2", "sft_gold.logging_steps=1",
-         "sft.max_steps=2", "sft.logging_steps=1",
+SMALL = ["eval.limit=8", "rollout_train.limit=12", "sft.max_steps=2", "sft.logging_steps=1",
          "dpo.max_steps=2", "dpo.logging_steps=1", "merge.pair_type_max_fractions=[gold_vs_failed_attempt=1.0]",
          "merge.input_fraction_limits=[1.0,1.0]"]
 # Keys whose values say when, how long, where or under which MLflow id a stage ran: they differ

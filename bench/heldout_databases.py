@@ -1,33 +1,33 @@
-"""Choose the post-SFT recipe (SFT phase 2, DPO) on held-out TRAINING databases, never on dev.
+"""Choose the post-SFT recipe (DPO, repair SFT) on held-out TRAINING databases, never on dev.
 
-    python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \
-        --work /tmp/heldout [--variants pipeline no_phase2 repair_only first_turn_only sampled_dpo] [--out result.json]
+    python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
+        --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo] [--out result.json]
 
 Dev's databases are ones the model never trained on; a check on new questions of the training
 databases did not predict what DPO does there (README). So this holds out whole training
 databases instead: ``--databases`` of them (seeded draw), ``--questions`` questions of each
-(evenly spaced) as the validation set. SFT phase 1 trains on the other databases with the
-pipeline's flags (params.yaml's sections, rendered as dvc.yaml renders them), then each variant
-runs the pipeline's rollout_train -> sft (phase 2) -> synth -> pairs -> sft_dpo stages, with
-these changes, and ``eval`` on the validation set:
+(evenly spaced) as the validation set. SFT trains on the other databases with the pipeline's
+flags (params.yaml's sections, rendered as dvc.yaml renders them), then each variant runs the
+pipeline's rollout_train -> synth -> pairs -> sft_dpo stages and ``eval`` on the validation set:
 
-  pipeline         none: params.yaml as dvc.yaml runs it
-  no_phase2        no SFT phase 2: DPO continues phase 1
-  repair_only      phase 2 on the repair chats alone (without the rollout's first-turn targets)
-  first_turn_only  phase 2 on the rollout's first-turn targets alone (the control)
-  sampled_dpo      the recipe before phase 2: no phase 2, DPO pairs from a sampled rollout of 48
-                   questions (4 samples at temperature 0.8, every wrong answer repaired)
+  first                rollout and synthetic negatives on the first TRAIN_LIMIT questions
+  spread               on TRAIN_LIMIT questions evenly spaced over the split (every database)
+  spread_repair_pairs  spread, and pairs mine also gold_vs_failed_repair
+  spread_rpo           spread_repair_pairs, DPO loss sigmoid + an SFT term on the chosen answers
 
-Variants with the same rollout settings share it. Every step is skipped when its output exists,
-so a killed run continues. Prints (and with --out writes) one row per model: one-shot, + CM
-repair strict, + CM repair oracle EX. About 12 minutes on 2 cores for SFT phase 1, 12 for the
-pipeline variant and 6 to 8 for each other one.
+Repair variants (``--repair_variants``) continue the SFT model on the repair turn instead
+(``repair_sft`` below): ``repair_only`` on its own failures' repair chats with the gold SQL,
+``repair_mixed`` also on that rollout's first-turn targets, ``first_turn_only`` on those alone.
+
+Every step is skipped when its output exists, so a killed run continues. Prints (and with
+--out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX.
+About 35 minutes on 2 cores for SFT and the four DPO variants (two rollouts), 25 more for the
+repair variants.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -38,15 +38,15 @@ from pathlib import Path
 
 import yaml
 
-from text2sql_mlops.core.cliutil import section_flags
+from text2sql_mlops.core.cliutil import section_flags as flags
+from text2sql_mlops.core.records import NATURAL_PAIR_TYPES
 
-SAMPLED = {"limit": 48, "num_samples": 4, "temperature": 0.8, "top_p": 0.95, "repair_scope": "verified"}
-VARIANTS = {  # (rollout_train changes, SFT phase 2 targets: (repair chats, first-turn targets) or None)
-    "pipeline": ({}, (True, True)),
-    "no_phase2": ({}, None),
-    "repair_only": ({}, (True, False)),
-    "first_turn_only": ({}, (False, True)),
-    "sampled_dpo": (SAMPLED, None),
+WITH_REPAIR_PAIRS = ["--pair_types", *NATURAL_PAIR_TYPES]  # the default types and gold_vs_failed_repair
+VARIANTS = {  # (rollout_train changes, pairs mine flags, dpo changes)
+    "first": ({"spread": False}, [], {}),
+    "spread": ({"spread": True}, [], {}),
+    "spread_repair_pairs": ({"spread": True}, WITH_REPAIR_PAIRS, {}),
+    "spread_rpo": ({"spread": True}, WITH_REPAIR_PAIRS, {"loss_type": "sigmoid,sft"}),
 }
 
 
@@ -71,6 +71,41 @@ def heldout_folder(dataset: Path, out: Path, databases: int, questions: int, see
     return {"held_out_databases": held, "validation_questions": len(dev)}
 
 
+# Repair SFT: continue SFT on the repair turn of the SFT policy's own failures. Its greedy
+# rollout (strict scope: only answers that fail to run get a repair turn) on REPAIR_QUESTIONS
+# evenly spaced training questions; gold_vs_failed_repair pairs give (repair chat, gold)
+# targets; `train sft --pairs` learns their chosen side, with --trajectories also the
+# rollout's first-turn gold and correct answers (so the first turn is not forgotten).
+REPAIR_QUESTIONS = 200
+REPAIR_STEPS = ["--max_steps", "12", "--learning_rate", "0.00005"]
+REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets)
+    "repair_only": (True, False),
+    "repair_mixed": (True, True),
+    "first_turn_only": (False, True),  # the control: the same rollout's first-turn targets alone
+}
+
+
+def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str],
+               schema: list[str], guard: list[str], model: str) -> Path:
+    folder = work / "repair"
+    rollout = folder / "rollout"
+    run([*cli, "rollout", "--model_path", model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
+         *generation, *schema, "--offset", "1", "--limit", str(REPAIR_QUESTIONS), "--spread", "--max_turns", "2",
+         "--num_samples", "1", "--temperature", "0", "--feedback_detail", params["eval"]["feedback_detail"],
+         "--feedback_mode", "error_only", "--repair_scope", "online", "--use_gold_when_failed", *guard,
+         "--output_dir", str(rollout), "--overwrite", "--no_progress"], rollout / "summary.json")
+    targets = folder / "repairs.jsonl"
+    run([*cli, "pairs", "mine", "--trajectories", str(rollout), "--out", str(targets), "--use_gold_when_failed",
+         "--pair_types", "gold_vs_failed_repair", *guard], targets)
+    repairs, first_turns = REPAIR_VARIANTS[name]
+    out = folder / (f"sft_{name}" + (f"_seed{seed}" if seed else ""))
+    run([*cli, "train", "sft", "--model", model, "--init_adapter", str(sft), *(["--pairs", str(targets)] if repairs else []),
+         *(["--trajectories", str(rollout)] if first_turns else []),
+         "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", *REPAIR_STEPS,
+         "--max_length", "1024", "--logging_steps", "4", "--seed", str(seed), *guard], out / "training_summary.json")
+    return out
+
+
 def run(argv: list[str], done: Path) -> None:
     if done.exists():
         return
@@ -88,6 +123,10 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--repair_variants", nargs="*", default=list(REPAIR_VARIANTS), choices=list(REPAIR_VARIANTS))
+    parser.add_argument("--repair_seeds", nargs="+", type=int, default=[0], help="data-order seeds of the repair variants")
+    parser.add_argument("--same_db", action=argparse.BooleanOptionalAction, default=True,
+                        help="also evaluate on test_same_db: new questions of the training databases (default: on)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     params = yaml.safe_load(args.params.read_text())
@@ -95,68 +134,60 @@ def main() -> None:
     data = work / "data"
     split = heldout_folder(args.dataset, data, args.databases, args.questions, args.seed)
     cli = [sys.executable, "-m", "text2sql_mlops.cli"]
-    schema, generation = section_flags(params["schema"]), section_flags(params["generation"])
+    schema, generation = flags(params["schema"]), flags(params["generation"])
     guard = ["--eval_dataset", str(data), "--eval_split", "dev", "--eval_same_db_split", "test_same_db"]
     started = time.time()
 
-    def evaluate(name: str, model: Path) -> dict:
-        out = work / "eval" / name
-        run([*cli, "eval", "--adapter", str(model), "--model_path", args.model, "--dataset_path", str(data), "--split", "dev",
-             *generation, *schema, *section_flags({**params["eval"], "limit": "all"}), "--output_dir", str(out), "--overwrite",
-             "--no_progress"], out / "summary.json")
-        summary = json.loads((out / "summary.json").read_text())
-        return {key: round(100 * summary[key], 2) for key in ("first_turn_ex", "final_ex_strict", "final_ex_oracle")}
+    def evaluate(name: str, adapter: Path) -> dict:
+        """EX on the held-out databases (dev) and, with --same_db, on new questions of the training ones."""
+        ex = {}
+        for split in ("dev", "test_same_db") if args.same_db else ("dev",):
+            out = work / "eval" / (name if split == "dev" else f"{name}_{split}")
+            run([*cli, "eval", "--adapter", str(adapter), "--model_path", args.model, "--dataset_path", str(data), "--split", split,
+                 *generation, *schema, *flags({**params["eval"], "limit": "all"}), "--output_dir", str(out), "--overwrite",
+                 "--no_progress"], out / "summary.json")
+            summary = json.loads((out / "summary.json").read_text())
+            ex[split] = {key: round(100 * summary[key], 2) for key in ("first_turn_ex", "final_ex_strict", "final_ex_oracle")}
+        return ex
 
-    sft_gold = work / "sft"
-    run([*cli, "train", "sft", "--model", args.model, "--dataset", str(data), "--split", "train", *schema, "--out", str(sft_gold),
-         *section_flags(params["sft_gold"]), *guard], sft_gold / "training_summary.json")
-    rows = {"SFT phase 1": evaluate("sft", sft_gold)}
+    sft = work / "sft"
+    run([*cli, "train", "sft", "--model", args.model, "--dataset", str(data), "--split", "train", *schema, "--out", str(sft),
+         *flags(params["sft"]), *guard], sft / "training_summary.json")
+    rows = {"SFT": evaluate("sft", sft)}
     for name in args.variants:
-        rollout_change, phase2 = VARIANTS[name]
-        rollout = {**params["rollout_train"], **rollout_change}
-        # variants with the same rollout settings share its rollout and synthetic negatives
-        shared = work / ("rollout_" + hashlib.sha256(json.dumps(rollout, sort_keys=True).encode()).hexdigest()[:8])
-        run([*cli, "rollout", "--model_path", args.model, "--adapter_path", str(sft_gold), "--dataset_path", str(data),
-             "--split", "train", *generation, *schema, *section_flags(rollout), *guard, "--output_dir", str(shared / "rollout"),
-             "--overwrite", "--no_progress"], shared / "rollout" / "summary.json")
+        rollout_change, mine_flags, dpo_change = VARIANTS[name]
         folder = work / f"variant_{name}"
         folder.mkdir(exist_ok=True)
-        policy = sft_gold
-        if phase2 is not None:
-            policy = folder / "sft"
-            sft_phase2(cli, shared, policy, phase2, args.model, sft_gold, params, guard)
-            rows[f"SFT ({name})"] = evaluate(f"{name}_sft", policy)
+        rollout = {**params["rollout_train"], **rollout_change}
+        questions = work / ("spread" if rollout["spread"] else "first")  # variants with the same questions share these
+        run([*cli, "rollout", "--model_path", args.model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
+             *generation, *schema, *flags(rollout), *guard, "--output_dir", str(questions / "rollout"), "--overwrite", "--no_progress"],
+            questions / "rollout" / "summary.json")
         run([*cli, "pairs", "synth", "--dataset_path", str(data), "--split", "train", "--limit", str(rollout["limit"]),
-             "--spread", str(rollout["spread"]).lower(), *schema, *section_flags(params["synth"]), "--timeout_sec",
-             str(params["generation"]["timeout_sec"]), *guard, "--out", str(shared / "synth.jsonl"), "--no_progress"],
-            shared / "synth.jsonl")
-        run([*cli, "pairs", "mine", "--trajectories", str(shared / "rollout"), "--out", str(shared / "natural.jsonl"),
-             *section_flags(params["mine"]), *guard], shared / "natural.jsonl")
-        run([*cli, "pairs", "merge", "--inputs", str(shared / "natural.jsonl"), str(shared / "synth.jsonl"), "--output",
-             str(shared / "train.jsonl"), *section_flags(params["merge"]), *guard], shared / "train.jsonl")
-        run([*cli, "train", "dpo", "--model", args.model, "--pairs", str(shared / "train.jsonl"), "--init_adapter", str(policy),
-             "--out", str(folder / "sft_dpo"), *section_flags(params["dpo"]), *guard], folder / "sft_dpo" / "training_summary.json")
-        rows[f"SFT+DPO ({name})"] = evaluate(f"{name}_sft_dpo", folder / "sft_dpo")
+             "--spread", str(rollout["spread"]).lower(), *schema, *flags(params["synth"]), "--timeout_sec",
+             str(params["generation"]["timeout_sec"]), *guard, "--out", str(questions / "synth.jsonl"), "--no_progress"],
+            questions / "synth.jsonl")
+        run([*cli, "pairs", "mine", "--trajectories", str(questions / "rollout"), "--out", str(folder / "natural.jsonl"),
+             *flags(params["mine"]), *mine_flags, *guard], folder / "natural.jsonl")
+        run([*cli, "pairs", "merge", "--inputs", str(folder / "natural.jsonl"), str(questions / "synth.jsonl"), "--output",
+             str(folder / "train.jsonl"), *flags(params["merge"]), *guard], folder / "train.jsonl")
+        run([*cli, "train", "dpo", "--model", args.model, "--pairs", str(folder / "train.jsonl"), "--init_adapter", str(sft),
+             "--out", str(folder / "sft_dpo"), *flags({**params["dpo"], **dpo_change}), *guard], folder / "sft_dpo" / "training_summary.json")
+        rows[f"SFT+DPO ({name})"] = evaluate(name, folder / "sft_dpo")
+    for name in args.repair_variants:
+        for seed in args.repair_seeds:
+            model = repair_sft(name, seed, work, sft, data, params, cli, generation, schema, guard, args.model)
+            rows[f"SFT + repair SFT ({name}{f', seed {seed}' if seed else ''})"] = evaluate(model.name, model)
     result = {**split, "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.time() - started), "ex": rows}
-    print("| model | one-shot | + CM strict | + CM oracle |\n|---|---:|---:|---:|")
+    splits = list(next(iter(rows.values())))
+    print("| model | " + " | ".join(f"{split}: one-shot | + CM strict | + CM oracle" for split in splits) + " |")
+    print("|---|" + "---:|" * 3 * len(splits))
     for name, ex in rows.items():
-        print(f"| {name} | {ex['first_turn_ex']:.2f}% | {ex['final_ex_strict']:.2f}% | {ex['final_ex_oracle']:.2f}% |")
+        print(f"| {name} | " + " | ".join(f"{ex[split]['first_turn_ex']:.2f}% | {ex[split]['final_ex_strict']:.2f}% | "
+                                         f"{ex[split]['final_ex_oracle']:.2f}%" for split in splits) + " |")
     print(json.dumps(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-
-
-def sft_phase2(cli: list[str], shared: Path, out: Path, targets: tuple[bool, bool], model: str, sft_gold: Path, params: dict,
-               guard: list[str]) -> None:
-    """dvc.yaml's `sft` stage: the rollout's gold_vs_failed_repair pairs give (repair chat, gold)
-    targets, its trajectories the first-turn gold and correct answers; phase 1 continued on them."""
-    repairs = shared / "repairs.jsonl"
-    run([*cli, "pairs", "mine", "--trajectories", str(shared / "rollout"), "--pair_types", "gold_vs_failed_repair",
-         "--use_gold_when_failed", "--out", str(repairs), *guard], repairs)
-    with_repairs, with_first_turns = targets
-    run([*cli, "train", "sft", "--model", model, "--init_adapter", str(sft_gold), *(["--pairs", str(repairs)] if with_repairs else []),
-         *(["--trajectories", str(shared / "rollout")] if with_first_turns else []), "--out", str(out),
-         *section_flags(params["sft"]), *guard], out / "training_summary.json")
 
 
 if __name__ == "__main__":

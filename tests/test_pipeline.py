@@ -25,8 +25,8 @@ pytestmark = pytest.mark.slow  # dvc repro of the whole pipeline on a tiny model
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("dev", "test_same_db")
-STAGES = ("model", "data_train", "data_test_same_db", "data_dev", "schema_recall", "sft_gold", "rollout_train", "sft",
-          "synth_negatives", "pairs", "dpo", "sft_dpo", *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS),
+STAGES = ("model", "data_train", "data_test_same_db", "data_dev", "schema_recall", "sft", "rollout_train", "synth_negatives",
+          "pairs", "dpo", "sft_dpo", *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS),
           "compare", *(f"report_{name}" for name in ("repair-breakdown", "routing", "online-repair", "column-errors")), "register")
 
 
@@ -54,7 +54,6 @@ def project(tmp_path_factory, tiny_llama) -> tuple[Path, dict]:
     params["generation"].update(generator="hf", max_new_tokens=16)
     params["eval"]["limit"] = 6
     params["rollout_train"]["limit"] = 10
-    params["sft_gold"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
     params["sft"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
     params["dpo"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
     # A random model repairs nothing: its natural pairs are all gold fallbacks, which Synth20's two
@@ -155,9 +154,6 @@ def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(pr
     assert (by_stage["eval_sft_dev"].data.params["eval.model_path"], by_stage["eval_sft_dev"].data.params["eval.adapter_path"]) == (
         "outputs/train/sft", "None")
     assert by_stage["sft"].data.params["sft.max_steps"] == "2" and by_stage["sft"].data.params["runtime.device"] == "cpu"
-    # SFT phase 2 continues phase 1 on the rollout of phase 1's policy
-    assert by_stage["sft"].data.params["sft.init_adapter"] == "outputs/train/sft_gold"
-    assert by_stage["rollout_train"].data.params["rollout.adapter_path"] == "outputs/train/sft_gold"
     assert by_stage["rollout_train"].data.params["rollout.temperature"] == str(params["rollout_train"]["temperature"])
     assert by_stage["pairs"].data.params["merge.input_fraction_limits"] == "[1.0, 0.5]"
     assert by_stage["pairs"].data.params["mine.use_gold_when_failed"] == "True"

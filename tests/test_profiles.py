@@ -65,8 +65,7 @@ def test_training_sections_are_settings_of_their_methods(profile: str):
     from text2sql_mlops.training.config import DPOSettings, SFTSettings
 
     params = yaml.safe_load(PROFILES[profile].read_text())
-    assert set(params["sft_gold"]) <= {f.name for f in fields(SFTSettings)}  # phase 1
-    assert set(params["sft"]) <= {f.name for f in fields(SFTSettings)}  # phase 2
+    assert set(params["sft"]) <= {f.name for f in fields(SFTSettings)}
     assert set(params["dpo"]) <= {f.name for f in fields(DPOSettings)}
 
 

@@ -19,8 +19,8 @@ it at that turn); correctness comes from the rollout's official-EX verdicts.
                                               --pair_types, for examples never solved: at each
                                               repair turn (the chat with the model's own failing
                                               query and its feedback), gold SQL vs each distinct
-                                              failed answer; the pipeline's SFT phase 2 learns
-                                              their chosen side (dvc.yaml, stage sft)
+                                              failed answer (`train sft --pairs` learns their
+                                              chosen side: repair SFT, README)
   correct_low_cost_vs_correct_high_cost       two correct samples of one prompt whose
                                               EXPLAIN cost rewards differ by at least
                                               --min_cost_reward_gap
@@ -49,9 +49,9 @@ from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn
 from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks, rollout_db_roots
 from .build import build_pair
 
-# gold_vs_failed_repair is mined only when asked for: as DPO pairs, on held-out training databases,
-# it left the SFT policy's repairs where they were (none correct); as SFT targets (SFT phase 2)
-# it taught repairs (README).
+# gold_vs_failed_repair is mined only when asked for: as DPO pairs it left the SFT policy's repairs
+# where they were (none correct); as SFT targets it taught repairs on held-out databases but cost
+# the demo's dev and test_same_db EX (README, repair SFT).
 DEFAULT_PAIR_TYPES = tuple(t for t in NATURAL_PAIR_TYPES if t != "gold_vs_failed_repair")
 
 
