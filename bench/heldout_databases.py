@@ -17,7 +17,9 @@ pipeline's rollout_train -> synth -> pairs -> sft_dpo stages and ``eval`` on the
 
 Repair variants (``--repair_variants``) continue the SFT model on the repair turn instead
 (``repair_sft`` below): ``repair_only`` on its own failures' repair chats with the gold SQL,
-``repair_mixed`` also on that rollout's first-turn targets, ``first_turn_only`` on those alone.
+``repair_mixed`` also on that rollout's first-turn targets, ``first_turn_only`` on those alone,
+``repair_replay`` on repair_mixed's targets and the gold of every training question (replay, to
+hold the first answers in place: repair_mixed cost the demo's test_same_db 19 points, README).
 
 Every step is skipped when its output exists, so a killed run continues. Prints (and with
 --out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX.
@@ -78,10 +80,11 @@ def heldout_folder(dataset: Path, out: Path, databases: int, questions: int, see
 # rollout's first-turn gold and correct answers (so the first turn is not forgotten).
 REPAIR_QUESTIONS = 200
 REPAIR_STEPS = ["--max_steps", "12", "--learning_rate", "0.00005"]
-REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets)
-    "repair_only": (True, False),
-    "repair_mixed": (True, True),
-    "first_turn_only": (False, True),  # the control: the same rollout's first-turn targets alone
+REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets, the train split's gold)
+    "repair_only": (True, False, False),
+    "repair_mixed": (True, True, False),
+    "first_turn_only": (False, True, False),  # the control: the same rollout's first-turn targets alone
+    "repair_replay": (True, True, True),
 }
 
 
@@ -97,10 +100,11 @@ def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: 
     targets = folder / "repairs.jsonl"
     run([*cli, "pairs", "mine", "--trajectories", str(rollout), "--out", str(targets), "--use_gold_when_failed",
          "--pair_types", "gold_vs_failed_repair", *guard], targets)
-    repairs, first_turns = REPAIR_VARIANTS[name]
+    repairs, first_turns, replay = REPAIR_VARIANTS[name]
     out = folder / (f"sft_{name}" + (f"_seed{seed}" if seed else ""))
     run([*cli, "train", "sft", "--model", model, "--init_adapter", str(sft), *(["--pairs", str(targets)] if repairs else []),
          *(["--trajectories", str(rollout)] if first_turns else []),
+         *(["--dataset", str(data), "--split", "train", *schema] if replay else []),
          "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", *REPAIR_STEPS,
          "--max_length", "1024", "--logging_steps", "4", "--seed", str(seed), *guard], out / "training_summary.json")
     return out
