@@ -1,7 +1,8 @@
 """Choose the post-SFT recipe (DPO, repair SFT) on held-out TRAINING databases, never on dev.
 
     python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
-        --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo] [--out result.json]
+        --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo] \
+        [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] [--out result.json]
 
 Dev's databases are ones the model never trained on; a check on new questions of the training
 databases did not predict what DPO does there (README). So this holds out whole training
@@ -22,9 +23,11 @@ Repair variants (``--repair_variants``) continue the SFT model on the repair tur
 hold the first answers in place: repair_mixed cost the demo's test_same_db 19 points, README).
 
 Every step is skipped when its output exists, so a killed run continues. Prints (and with
---out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX.
-About 35 minutes on 2 cores for SFT and the four DPO variants (two rollouts), 25 more for the
-repair variants.
+--out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX on the
+held-out databases and (``--same_db``, the default) on the held-out folder's test_same_db:
+new questions on the training databases, where a recipe can cost what it gains on new
+databases (repair SFT did: README). About 45 minutes on 2 cores for SFT and the four DPO
+variants (two rollouts), 8 more for each repair variant and seed.
 """
 
 from __future__ import annotations

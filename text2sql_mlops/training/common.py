@@ -25,6 +25,7 @@ from typing import Any
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_output_folder, write_json, write_jsonl
 from ..data.guard import load_eval_split
+from ..generation.adapters import is_whole_model_folder
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
 
@@ -141,8 +142,6 @@ def init_adapter_file(settings: TrainSettings) -> str | None:
     folder is what --full_finetune continues: a whole model with it, a LoRA adapter without."""
     if not settings.init_adapter:
         return None
-    from ..generation.adapters import is_whole_model_folder
-
     adapter = Path(settings.init_adapter)
     if is_whole_model_folder(adapter):
         if not settings.full_finetune:
