@@ -490,17 +490,18 @@ def test_dpo_runs_from_base_and_from_the_sft_adapter(files, sft_out, init, capsy
 
 @pytest.mark.slow
 def test_sft_continues_an_earlier_sft_output(files, sft_out, tmp_path):
-    """SFT phase 2 (`train sft --init_adapter`): training starts from the earlier run's weights,
-    its LoRA continued (not a fresh one on the base) or, with --full_finetune, its whole model."""
+    """`train sft --init_adapter` (e.g. repair SFT after SFT on gold): training starts from the
+    earlier run's weights, its LoRA continued (not a fresh one on the base) or, with
+    --full_finetune, its whole model."""
     from safetensors.torch import load_file
 
-    out = tmp_path / "phase2"
+    out = tmp_path / "continued"
     argv = ["train", "sft", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(out),
             "--max_steps", "1", "--learning_rate", "1e-3", *TINY]
     assert cli([*argv, "--init_adapter", str(sft_out)]) == 0
     before, after = load_file(sft_out / "adapter_model.safetensors"), load_file(out / "adapter_model.safetensors")
     assert before.keys() == after.keys() and any(not before[k].equal(after[k]) for k in before)
-    # One small step from phase 1's LoRA (3 steps at 10x the rate) stays near it; a fresh LoRA's
+    # One small step from the earlier LoRA (3 steps at 10x the rate) stays near it; a fresh LoRA's
     # B matrices would start at zero and end about a tenth of the way there.
     assert all((after[k] - before[k]).norm() < 0.5 * before[k].norm() for k in before if "lora_B" in k)
     summary = json.loads((out / "training_summary.json").read_text())
@@ -513,8 +514,11 @@ def test_sft_continues_an_earlier_sft_output(files, sft_out, tmp_path):
     assert cli(["train", "sft", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(full2),
                 "--max_steps", "1", "--learning_rate", "1e-3", "--full_finetune", "--init_adapter", str(full), *TINY]) == 0
     base, start, end = (load_file(path / "model.safetensors") for path in (files["model"], full, full2))
-    moved = lambda a, b: sum(float((a[k] - b[k]).abs().sum()) for k in a)  # noqa: E731
-    assert moved(start, end) < moved(base, end)  # continued from phase 1, not from the base
+
+    def distance(a: dict, b: dict) -> float:
+        return sum(float((a[k] - b[k]).abs().sum()) for k in a)
+
+    assert distance(start, end) < distance(base, end)  # continued from the earlier model, not from the base
     # The wrong kind of folder for the flags is one clear error, before any training.
     assert cli(["train", "sft", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(tmp_path / "x"),
                 "--init_adapter", str(full), *TINY]) == 2
