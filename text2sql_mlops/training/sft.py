@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
         raise UserError(f"train sft: all {len(targets)} examples are longer than --max_length {settings.max_length} tokens; raise it")
     runtime = resolve_runtime(settings.bf16, settings.gradient_checkpointing)
     data = {"examples": len(rows), **counts, "too_long": too_long}
-    files = [str(trajectories_file(path)) for path in settings.trajectories] + list(settings.pairs) + dataset_files(settings) + ([adapter_file] if adapter_file else [])
+    files = [*(str(trajectories_file(path)) for path in settings.trajectories), *settings.pairs, *dataset_files(settings),
+             *([adapter_file] if adapter_file else [])]
     inputs = {path: sha256_file(path) for path in files}
     announce("sft", settings, runtime, data)
 
