@@ -375,7 +375,15 @@ def test_clean_errors_for_bad_paths(files, capsys, tmp_path):
     assert cli(["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(tmp_path / "data")]) == 2
     assert "this tool did not write" in capsys.readouterr().err and (tmp_path / "data" / "keep.txt").exists()
     assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(tmp_path / "o"), "--init_adapter", str(tmp_path)]) == 2
-    assert "no adapter_config.json" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "adapter_config.json missing" in error and "--out folder of `train sft`" in error
+    weightless = tmp_path / "weightless"  # an adapter whose saving was interrupted: config, no weights
+    weightless.mkdir()
+    (weightless / "adapter_config.json").write_text("{}")
+    assert cli(["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(tmp_path / "o"),
+                "--init_adapter", str(weightless)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "has no weights" in error[0] and not (tmp_path / "o").exists()
     assert cli(["train", "sft", "--model", str(files["model"]), "--out", str(tmp_path / "o")]) == 2  # --trajectories missing
     assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(tmp_path / "o"), "--loss_type", "sigmoid,dpo"]) == 2
     assert "--loss_type: unknown ['dpo']" in capsys.readouterr().err

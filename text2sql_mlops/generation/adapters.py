@@ -31,16 +31,19 @@ def is_whole_model_folder(path: str | Path) -> bool:
     return folder.is_dir() and is_whole_model(entry.name for entry in folder.iterdir() if entry.is_file())
 
 
-def check_adapter_files(where: str, files: Iterable[str], config_text: str | None) -> None:
+WHERE_ADAPTERS_COME_FROM = "give the folder a training stage saved, or models:/NAME@ALIAS"
+
+
+def check_adapter_files(where: str, files: Iterable[str], config_text: str | None, hint: str = WHERE_ADAPTERS_COME_FROM) -> None:
     """The one check of a LoRA adapter before it is logged, registered or used: its
     ``adapter_config.json`` (``config_text``; None when absent) holds a JSON object and
     ``files`` (the names in its folder) include the weights. A whole model folder (a fully
-    fine-tuned model: config.json and weights) passes too: it is used in place of the base."""
+    fine-tuned model: config.json and weights) passes too: it is used in place of the base.
+    ``hint`` ends the error of a folder without an adapter: what the caller accepts instead."""
     if config_text is None and is_whole_model(files):
         return
     if config_text is None:
-        raise UserError(f"no LoRA adapter at {where} ({ADAPTER_CONFIG} missing); give the folder a training stage saved, "
-                        "or models:/NAME@ALIAS")
+        raise UserError(f"no LoRA adapter at {where} ({ADAPTER_CONFIG} missing); {hint}")
     try:
         config = json.loads(config_text)
     except ValueError as exc:
@@ -53,7 +56,7 @@ def check_adapter_files(where: str, files: Iterable[str], config_text: str | Non
                         "was it saved by an interrupted training? train it again")
 
 
-def check_adapter_folder(path: str | Path, where: str | None = None) -> Path:
+def check_adapter_folder(path: str | Path, where: str | None = None, hint: str = WHERE_ADAPTERS_COME_FROM) -> Path:
     """``path`` as a loadable LoRA adapter folder (``check_adapter_files``); ``where`` names it in errors."""
     folder = Path(path)
     config = folder / ADAPTER_CONFIG
@@ -62,7 +65,7 @@ def check_adapter_folder(path: str | Path, where: str | None = None) -> Path:
     except (OSError, ValueError) as exc:  # unreadable, or not UTF-8
         raise UserError(f"cannot read {config}: {exc}") from None
     files = [entry.name for entry in folder.iterdir() if entry.is_file()] if folder.is_dir() else []
-    check_adapter_files(where or str(path), files, text)
+    check_adapter_files(where or str(path), files, text, hint)
     return folder
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_output_folder, write_json, write_jsonl
 from ..data.guard import load_eval_split
-from ..generation.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, is_whole_model_folder
+from ..generation.adapters import ADAPTER_WEIGHTS, check_adapter_folder, is_whole_model_folder
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
 
@@ -151,9 +151,8 @@ def init_adapter_file(settings: TrainSettings) -> str | None:
     if settings.full_finetune:
         raise UserError(f"--init_adapter: {adapter} is not a whole model folder; --full_finetune continues the output "
                         "of `train sft --full_finetune` (or drop --full_finetune to continue a LoRA adapter)")
-    if not (adapter / ADAPTER_CONFIG).is_file():
-        raise UserError(f"--init_adapter: {adapter} has no {ADAPTER_CONFIG}; give the --out folder of `train sft`")
-    return next((str(adapter / name) for name in ADAPTER_WEIGHTS if (adapter / name).is_file()), None)
+    check_adapter_folder(adapter, f"--init_adapter {adapter}", hint="give the --out folder of `train sft`")
+    return next(str(adapter / name) for name in ADAPTER_WEIGHTS if (adapter / name).is_file())
 
 
 def starting_model(settings: TrainSettings, runtime: Runtime):
