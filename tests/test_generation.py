@@ -239,6 +239,75 @@ def test_the_transformers_cache_api_the_hf_backend_relies_on(tiny_llama, tokeniz
     torch.testing.assert_close(continued, plain, atol=1e-5, rtol=1e-4)
 
 
+def test_roomy_cache_layer_continues_exactly_as_the_concatenating_one(tiny_llama, tokenizer):
+    """hf.py's RoomyLayer writes decoding's new positions into reserved room (and grows when
+    that runs out) instead of concatenating: every step's logits are the same to the bit as
+    with transformers' DynamicLayer, also after rows leave the batch."""
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from text2sql_mlops.generation.hf import RoomyLayer, cache_keyword, with_room
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    keyword = cache_keyword(model)
+    prompt = torch.tensor([encode(tokenizer, QUESTIONS[1])] * 3)
+
+    def steps(room: int | None) -> list[torch.Tensor]:
+        cache = DynamicCache(config=model.config)
+        with torch.inference_mode():
+            logits = model(input_ids=prompt, use_cache=True, **{keyword: cache}).logits[:, -1]
+            if room is not None:
+                cache = with_room(cache, room)
+                assert all(isinstance(layer, RoomyLayer) for layer in cache.layers)
+            seen, position = [logits], prompt.shape[1]
+            for step in range(6):
+                if step == 2:  # a row leaves the batch
+                    cache.batch_select_indices(torch.tensor([0, 2]))
+                    logits = logits[[0, 2]]
+                tokens = logits.argmax(-1)[:, None]
+                logits = model(input_ids=tokens, position_ids=torch.full_like(tokens, position), use_cache=True,
+                               **{keyword: cache}).logits[:, -1]
+                seen.append(logits)
+                position += 1
+        assert cache.get_seq_length() == prompt.shape[1] + 6
+        return seen
+
+    concatenating = steps(None)
+    for room in (6, 2):  # 2: the room runs out after two steps and grows
+        assert all(torch.equal(a, b) for a, b in zip(steps(room), concatenating, strict=True))
+
+
+def test_sampling_sorts_only_the_top_candidates_and_draws_the_same_tokens(monkeypatch):
+    """next_tokens skips sorting the whole vocabulary when every row's nucleus lies in its top
+    candidates: the same seed draws the same tokens as a full sort, peaked rows or flat ones
+    (which take the full sort)."""
+    import torch
+
+    from text2sql_mlops.generation import hf as hf_module
+
+    def full_sort(logits, params):
+        probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        sorted_probs[sorted_probs.cumsum(dim=-1) - sorted_probs >= params.top_p] = 0
+        return order.gather(-1, torch.multinomial(sorted_probs, 1)).squeeze(-1)
+
+    monkeypatch.setattr(hf_module, "NUCLEUS_CANDIDATES", 64)
+    sorts = []
+    monkeypatch.setattr(torch.Tensor, "sort", lambda self, *a, **k: sorts.append(self.shape) or torch.sort(self, *a, **k))
+    params = SamplingParams(num_samples=2, temperature=0.8, top_p=0.95, seed=0)
+    peaked = torch.randn(16, 5000, generator=torch.Generator().manual_seed(1)) * 8  # a trained model's few likely tokens
+    flat = torch.randn(16, 5000, generator=torch.Generator().manual_seed(2)) * 0.1  # a nucleus of thousands of tokens
+    for logits, sorted_rows in ((peaked, []), (flat, [(16, 5000)])):
+        drawn = []
+        for sample in (hf_module.next_tokens, full_sort):
+            torch.manual_seed(3)
+            drawn.append([sample(logits, params) for _ in range(20)])
+        assert all(torch.equal(a, b) for a, b in zip(*drawn))
+        assert len({tuple(t.tolist()) for t in drawn[0]}) > 1  # really sampled
+        assert sorts[: len(sorted_rows)] == sorted_rows
+        sorts.clear()
+
+
 def test_hf_greedy_samples_are_copies(tiny_llama):
     (samples,) = hf(tiny_llama).generate(REQUESTS[:1], SamplingParams(num_samples=3, max_new_tokens=6))
     assert len(samples) == 3 and len({s.text for s in samples}) == 1 and samples[0] is not samples[1]
@@ -292,6 +361,41 @@ def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_llama, tokenizer):
         (tokenizer.decode([8, 9, 10, 11]), 4),
     ]
     assert rows_per_step == [3, 3, 2, 1]
+
+
+def test_hf_stopped_rows_leave_the_batch_a_quarter_at_a_time(tiny_llama, tokenizer):
+    """Taking rows out of the batch copies the whole cache, so stopped rows wait until they are
+    a quarter of it: one of five stops, the batch stays at five (its row computed, its output
+    ignored); a second, and both leave."""
+    import torch
+
+    eos = tokenizer.eos_token_id
+    first = {encode(tokenizer, letter)[0]: token for letter, token in [("a", 5), ("b", 7), ("c", 8), ("d", 8), ("e", 8)]}
+    script = {5: 6, 6: eos, 7: eos, 8: 9, 9: 10, 10: 11, 11: 12}
+    generator = hf(tiny_llama, batch_size=5)
+    generator.reuse_prefixes = False  # the scripted model keeps no cache
+    rows_per_step = []
+
+    class Scripted(torch.nn.Module):
+        config = generator.model.config
+
+        def forward(self, input_ids, **_):
+            rows_per_step.append(len(input_ids))
+            if input_ids.shape[1] > 1:
+                following = [next(first[token] for token in row if token in first) for row in input_ids.tolist()]
+            else:  # a stopped row still in the batch is fed the pad token; what follows it is never read
+                following = [script.get(token, eos) for token in input_ids[:, -1].tolist()]
+            return SimpleNamespace(logits=torch.nn.functional.one_hot(torch.tensor(following), len(tokenizer)).float()[:, None])
+
+    generator.model = Scripted()
+    requests = [GenerationRequest([{"role": "user", "content": text}]) for text in "abcde"]
+    results = generator.generate(requests, SamplingParams(max_new_tokens=4))
+    assert [(samples[0].text, samples[0].num_tokens) for samples in results] == [
+        (tokenizer.decode([5, 6]), 3),
+        (tokenizer.decode([7]), 2),
+        *[(tokenizer.decode([8, 9, 10, 11]), 4)] * 3,
+    ]
+    assert rows_per_step == [5, 5, 5, 3]
 
 
 def test_hf_rows_stop_once_their_answer_block_closes(tiny_llama, tokenizer):
