@@ -52,6 +52,8 @@ VARIANTS = {  # (rollout_train changes, pairs mine flags, dpo changes)
     "spread": ({"spread": True}, [], {}),
     "spread_repair_pairs": ({"spread": True}, WITH_REPAIR_PAIRS, {}),
     "spread_rpo": ({"spread": True}, WITH_REPAIR_PAIRS, {"loss_type": "sigmoid,sft"}),
+    # the SFT term at repair SFT's learning rate (10x DPO's), so that it can teach the repair turn
+    "spread_rpo_lr5e5": ({"spread": True}, WITH_REPAIR_PAIRS, {"loss_type": "sigmoid,sft", "learning_rate": "0.00005"}),
 }
 
 
@@ -92,25 +94,43 @@ REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets, the tr
 
 
 def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str],
-               schema: list[str], guard: list[str], model: str) -> Path:
+               schema: list[str], guard: list[str], model: str, source: str, group_by_prefix: bool) -> Path:
+    """``source``: whose failures give the repair chats: ``greedy`` (a strict greedy rollout of
+    REPAIR_QUESTIONS spread training questions) or ``sampled`` (the pipeline's rollout_train, the
+    one DPO's pairs come from: no rollout of its own)."""
     folder = work / "repair"
-    rollout = folder / "rollout"
-    run([*cli, "rollout", "--model_path", model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
-         *generation, *schema, "--offset", "1", "--limit", str(REPAIR_QUESTIONS), "--spread", "--max_turns", "2",
-         "--num_samples", "1", "--temperature", "0", "--feedback_detail", params["eval"]["feedback_detail"],
-         "--feedback_mode", "error_only", "--repair_scope", "online", "--use_gold_when_failed", *guard,
-         "--output_dir", str(rollout), "--overwrite", "--no_progress"], rollout / "summary.json")
-    targets = folder / "repairs.jsonl"
+    if source == "greedy":
+        rollout = folder / "rollout"
+        run([*cli, "rollout", "--model_path", model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
+             *generation, *schema, "--offset", "1", "--limit", str(REPAIR_QUESTIONS), "--spread", "--max_turns", "2",
+             "--num_samples", "1", "--temperature", "0", "--feedback_detail", params["eval"]["feedback_detail"],
+             "--feedback_mode", "error_only", "--repair_scope", "online", "--use_gold_when_failed", *guard,
+             "--output_dir", str(rollout), "--overwrite", "--no_progress"], rollout / "summary.json")
+    else:
+        rollout = pipeline_rollout(work, sft, data, params, cli, generation, schema, guard, model, spread=True)
+    targets = folder / ("repairs.jsonl" if source == "greedy" else f"repairs_{source}.jsonl")
     run([*cli, "pairs", "mine", "--trajectories", str(rollout), "--out", str(targets), "--use_gold_when_failed",
          "--pair_types", "gold_vs_failed_repair", *guard], targets)
     repairs, first_turns, replay = REPAIR_VARIANTS[name]
-    out = folder / (f"sft_{name}" + (f"_seed{seed}" if seed else ""))
+    tags = ([] if source == "greedy" else [source]) + (["prefix"] if group_by_prefix else []) + ([f"seed{seed}"] if seed else [])
+    out = folder / "_".join([f"sft_{name}", *tags])
     run([*cli, "train", "sft", "--model", model, "--init_adapter", str(sft), *(["--pairs", str(targets)] if repairs else []),
          *(["--trajectories", str(rollout)] if first_turns else []),
          *(["--dataset", str(data), "--split", "train", *schema] if replay else []),
          "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", *REPAIR_STEPS,
+         *(["--group_by_prefix"] if group_by_prefix else []),
          "--max_length", "1024", "--logging_steps", "4", "--seed", str(seed), *guard], out / "training_summary.json")
     return out
+
+
+def pipeline_rollout(work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str], schema: list[str],
+                     guard: list[str], model: str, spread: bool) -> Path:
+    """The pipeline's rollout_train of the SFT model (params.yaml's section), on the first or spread questions."""
+    rollout = work / ("spread" if spread else "first") / "rollout"  # variants with the same questions share it
+    run([*cli, "rollout", "--model_path", model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
+         *generation, *schema, *flags({**params["rollout_train"], "spread": spread}), *guard, "--output_dir", str(rollout),
+         "--overwrite", "--no_progress"], rollout / "summary.json")
+    return rollout
 
 
 def run(argv: list[str], done: Path) -> None:
@@ -132,6 +152,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--repair_variants", nargs="*", default=list(REPAIR_VARIANTS), choices=list(REPAIR_VARIANTS))
     parser.add_argument("--repair_seeds", nargs="+", type=int, default=[0], help="data-order seeds of the repair variants")
+    parser.add_argument("--repair_source", choices=["greedy", "sampled"], default="greedy",
+                        help="repair chats from a greedy rollout of 200 questions, or from the pipeline's rollout_train")
+    parser.add_argument("--repair_group_by_prefix", action="store_true", help="repair SFT in batches that share a prompt prefix")
     parser.add_argument("--same_db", action=argparse.BooleanOptionalAction, default=True,
                         help="also evaluate on test_same_db: new questions of the training databases (default: on)")
     parser.add_argument("--out", type=Path)
@@ -166,10 +189,7 @@ def main() -> None:
         folder = work / f"variant_{name}"
         folder.mkdir(exist_ok=True)
         rollout = {**params["rollout_train"], **rollout_change}
-        questions = work / ("spread" if rollout["spread"] else "first")  # variants with the same questions share these
-        run([*cli, "rollout", "--model_path", args.model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
-             *generation, *schema, *flags(rollout), *guard, "--output_dir", str(questions / "rollout"), "--overwrite", "--no_progress"],
-            questions / "rollout" / "summary.json")
+        questions = pipeline_rollout(work, sft, data, params, cli, generation, schema, guard, args.model, rollout["spread"]).parent
         run([*cli, "pairs", "synth", "--dataset_path", str(data), "--split", "train", "--limit", str(rollout["limit"]),
              "--spread", str(rollout["spread"]).lower(), *schema, *flags(params["synth"]), "--timeout_sec",
              str(params["generation"]["timeout_sec"]), *guard, "--out", str(questions / "synth.jsonl"), "--no_progress"],
@@ -183,8 +203,9 @@ def main() -> None:
         rows[f"SFT+DPO ({name})"] = evaluate(name, folder / "sft_dpo")
     for name in args.repair_variants:
         for seed in args.repair_seeds:
-            model = repair_sft(name, seed, work, sft, data, params, cli, generation, schema, guard, args.model)
-            rows[f"SFT + repair SFT ({name}{f', seed {seed}' if seed else ''})"] = evaluate(model.name, model)
+            model = repair_sft(name, seed, work, sft, data, params, cli, generation, schema, guard, args.model, args.repair_source,
+                               args.repair_group_by_prefix)
+            rows[f"SFT + repair SFT ({model.name.removeprefix('sft_')})"] = evaluate(model.name, model)
     result = {**split, "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.time() - started), "ex": rows}
     splits = list(next(iter(rows.values())))
     print("| model | " + " | ".join(f"{split}: one-shot | + CM strict | + CM oracle" for split in splits) + " |")
