@@ -1,8 +1,9 @@
 """Choose the post-SFT recipe (DPO, repair SFT) on held-out TRAINING databases, never on dev.
 
     python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
-        --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo] \
-        [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] [--out result.json]
+        --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo spread_rpo_lr5e5] \\
+        [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] \\
+        [--repair_source greedy|sampled] [--repair_group_by_prefix] [--out result.json]
 
 Dev's databases are ones the model never trained on; a check on new questions of the training
 databases did not predict what DPO does there (README). So this holds out whole training
@@ -15,12 +16,17 @@ pipeline's rollout_train -> synth -> pairs -> sft_dpo stages and ``eval`` on the
   spread               on TRAIN_LIMIT questions evenly spaced over the split (every database)
   spread_repair_pairs  spread, and pairs mine also gold_vs_failed_repair
   spread_rpo           spread_repair_pairs, DPO loss sigmoid + an SFT term on the chosen answers
+  spread_rpo_lr5e5     spread_rpo at repair SFT's learning rate (5e-5, 10x the pipeline's DPO)
 
 Repair variants (``--repair_variants``) continue the SFT model on the repair turn instead
 (``repair_sft`` below): ``repair_only`` on its own failures' repair chats with the gold SQL,
 ``repair_mixed`` also on that rollout's first-turn targets, ``first_turn_only`` on those alone,
 ``repair_replay`` on repair_mixed's targets and the gold of every training question (replay, to
 hold the first answers in place: repair_mixed cost the demo's test_same_db 19 points, README).
+Their repair chats come from a greedy strict rollout of 200 spread training questions
+(``--repair_source greedy``) or from the pipeline's own rollout_train (``sampled``: no extra
+rollout, but 48 questions' 4 samples give 24 distinct repair chats); ``--repair_group_by_prefix``
+batches them by shared prompt prefix.
 
 Every step is skipped when its output exists, so a killed run continues. Prints (and with
 --out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX on the
