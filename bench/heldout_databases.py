@@ -3,7 +3,8 @@
     python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
         --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo spread_rpo_lr5e5] \\
         [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] \\
-        [--repair_source greedy|sampled] [--repair_group_by_prefix] [--out result.json]
+        [--repair_source greedy|sampled] [--repair_group_by_prefix] [--repair_questions 200] [--repair_steps 12] \\
+        [--out result.json]
 
 Dev's databases are ones the model never trained on; a check on new questions of the training
 databases did not predict what DPO does there (README). So this holds out whole training
@@ -90,7 +91,8 @@ def heldout_folder(dataset: Path, out: Path, databases: int, questions: int, see
 # targets; `train sft --pairs` learns their chosen side, with --trajectories also the
 # rollout's first-turn gold and correct answers (so the first turn is not forgotten).
 REPAIR_QUESTIONS = 200
-REPAIR_STEPS = ["--max_steps", "12", "--learning_rate", "0.00005"]
+REPAIR_STEPS = 12
+REPAIR_LEARNING_RATE = "0.00005"
 REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets, the train split's gold)
     "repair_only": (True, False, False),
     "repair_mixed": (True, True, False),
@@ -100,30 +102,34 @@ REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets, the tr
 
 
 def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str],
-               schema: list[str], guard: list[str], model: str, source: str, group_by_prefix: bool) -> Path:
+               schema: list[str], guard: list[str], model: str, source: str, group_by_prefix: bool,
+               questions: int = REPAIR_QUESTIONS, steps: int = REPAIR_STEPS) -> Path:
     """``source``: whose failures give the repair chats: ``greedy`` (a strict greedy rollout of
-    REPAIR_QUESTIONS spread training questions) or ``sampled`` (the pipeline's rollout_train, the
+    ``questions`` spread training questions) or ``sampled`` (the pipeline's rollout_train, the
     one DPO's pairs come from: no rollout of its own)."""
     folder = work / "repair"
+    sized = "" if questions == REPAIR_QUESTIONS else f"_q{questions}"
     if source == "greedy":
-        rollout = folder / "rollout"
+        rollout = folder / f"rollout{sized}"
         run([*cli, "rollout", "--model_path", model, "--adapter_path", str(sft), "--dataset_path", str(data), "--split", "train",
-             *generation, *schema, "--offset", "1", "--limit", str(REPAIR_QUESTIONS), "--spread", "--max_turns", "2",
+             *generation, *schema, "--offset", "1", "--limit", str(questions), "--spread", "--max_turns", "2",
              "--num_samples", "1", "--temperature", "0", "--feedback_detail", params["eval"]["feedback_detail"],
              "--feedback_mode", "error_only", "--repair_scope", "online", "--use_gold_when_failed", *guard,
              "--output_dir", str(rollout), "--overwrite", "--no_progress"], rollout / "summary.json")
     else:
         rollout = pipeline_rollout(work, sft, data, params, cli, generation, schema, guard, model, spread=True)
-    targets = folder / ("repairs.jsonl" if source == "greedy" else f"repairs_{source}.jsonl")
+    targets = folder / (f"repairs{sized}.jsonl" if source == "greedy" else f"repairs_{source}.jsonl")
     run([*cli, "pairs", "mine", "--trajectories", str(rollout), "--out", str(targets), "--use_gold_when_failed",
          "--pair_types", "gold_vs_failed_repair", *guard], targets)
     repairs, first_turns, replay = REPAIR_VARIANTS[name]
-    tags = ([] if source == "greedy" else [source]) + (["prefix"] if group_by_prefix else []) + ([f"seed{seed}"] if seed else [])
+    tags = ([] if source == "greedy" else [source]) + ([sized[1:]] if sized and source == "greedy" else [])
+    tags += (["prefix"] if group_by_prefix else []) + ([] if steps == REPAIR_STEPS else [f"{steps}steps"]) + ([f"seed{seed}"] if seed else [])
     out = folder / "_".join([f"sft_{name}", *tags])
     run([*cli, "train", "sft", "--model", model, "--init_adapter", str(sft), *(["--pairs", str(targets)] if repairs else []),
          *(["--trajectories", str(rollout)] if first_turns else []),
          *(["--dataset", str(data), "--split", "train", *schema] if replay else []),
-         "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", *REPAIR_STEPS,
+         "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", "--max_steps", str(steps),
+         "--learning_rate", REPAIR_LEARNING_RATE,
          *(["--group_by_prefix"] if group_by_prefix else []),
          "--max_length", "1024", "--logging_steps", "4", "--seed", str(seed), *guard], out / "training_summary.json")
     return out
@@ -161,6 +167,8 @@ def main() -> None:
     parser.add_argument("--repair_source", choices=["greedy", "sampled"], default="greedy",
                         help="repair chats from a greedy rollout of 200 questions, or from the pipeline's rollout_train")
     parser.add_argument("--repair_group_by_prefix", action="store_true", help="repair SFT in batches that share a prompt prefix")
+    parser.add_argument("--repair_questions", type=int, default=REPAIR_QUESTIONS, help="questions of the greedy repair rollout")
+    parser.add_argument("--repair_steps", type=int, default=REPAIR_STEPS, help="repair SFT steps (of 8 examples)")
     parser.add_argument("--same_db", action=argparse.BooleanOptionalAction, default=True,
                         help="also evaluate on test_same_db: new questions of the training databases (default: on)")
     parser.add_argument("--out", type=Path)
@@ -210,7 +218,7 @@ def main() -> None:
     for name in args.repair_variants:
         for seed in args.repair_seeds:
             model = repair_sft(name, seed, work, sft, data, params, cli, generation, schema, guard, args.model, args.repair_source,
-                               args.repair_group_by_prefix)
+                               args.repair_group_by_prefix, args.repair_questions, args.repair_steps)
             rows[f"SFT + repair SFT ({model.name.removeprefix('sft_')})"] = evaluate(model.name, model)
     result = {**split, "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.time() - started), "ex": rows}
     splits = list(next(iter(rows.values())))
