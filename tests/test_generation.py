@@ -329,15 +329,17 @@ def test_hf_loads_a_lora_adapter(tiny_llama, tiny_lora):
     assert texts(adapted) != texts(base)
 
 
-def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_llama, tokenizer):
-    """A scripted model: each row's first token depends on its prompt, every later one on the
-    token before, so row 0 stops after 3 tokens, row 1 after 2 and row 2 runs to max_new_tokens."""
+def run_scripted(tiny_llama, tokenizer, letters: str, first_tokens: list[int], max_new_tokens: int):
+    """Generate for one-letter prompts with a scripted model: each row's first token depends on
+    its prompt's letter (``first_tokens``), every later one on the token before (5 6 eos; 7 eos;
+    8 9 10 11 ...). A stopped row still in the batch is fed its stop token, then the pad
+    token; what follows them (eos) is never read. Returns the results and how many rows each forward pass computed."""
     import torch
 
     eos = tokenizer.eos_token_id
-    first = {encode(tokenizer, letter)[0]: token for letter, token in [("a", 5), ("b", 7), ("c", 8)]}
+    first = {encode(tokenizer, letter)[0]: token for letter, token in zip(letters, first_tokens, strict=True)}
     script = {5: 6, 6: eos, 7: eos, 8: 9, 9: 10, 10: 11, 11: 12}
-    generator = hf(tiny_llama, batch_size=3)
+    generator = hf(tiny_llama, batch_size=len(letters))
     generator.reuse_prefixes = False  # the scripted model keeps no cache
     rows_per_step = []
 
@@ -349,12 +351,17 @@ def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_llama, tokenizer):
             if input_ids.shape[1] > 1:  # the prompts: the first token depends on the letter each holds
                 following = [next(first[token] for token in row if token in first) for row in input_ids.tolist()]
             else:
-                following = [script[token] for token in input_ids[:, -1].tolist()]
+                following = [eos if token in (eos, generator.pad_id) else script[token] for token in input_ids[:, -1].tolist()]
             return SimpleNamespace(logits=torch.nn.functional.one_hot(torch.tensor(following), len(tokenizer)).float()[:, None])
 
     generator.model = Scripted()
-    requests = [GenerationRequest([{"role": "user", "content": text}]) for text in ("a", "b", "c")]
-    results = generator.generate(requests, SamplingParams(max_new_tokens=4))
+    requests = [GenerationRequest([{"role": "user", "content": letter}]) for letter in letters]
+    return generator.generate(requests, SamplingParams(max_new_tokens=max_new_tokens)), rows_per_step
+
+
+def test_hf_rows_leave_the_batch_at_their_stop_token(tiny_llama, tokenizer):
+    """Row 0 stops after 3 tokens, row 1 after 2 and row 2 runs to max_new_tokens."""
+    results, rows_per_step = run_scripted(tiny_llama, tokenizer, "abc", [5, 7, 8], max_new_tokens=4)
     assert [(samples[0].text, samples[0].num_tokens) for samples in results] == [
         (tokenizer.decode([5, 6]), 3),
         (tokenizer.decode([7]), 2),
@@ -367,29 +374,7 @@ def test_hf_stopped_rows_leave_the_batch_a_quarter_at_a_time(tiny_llama, tokeniz
     """Taking rows out of the batch copies the whole cache, so stopped rows wait until they are
     a quarter of it: one of five stops, the batch stays at five (its row computed, its output
     ignored); a second, and both leave."""
-    import torch
-
-    eos = tokenizer.eos_token_id
-    first = {encode(tokenizer, letter)[0]: token for letter, token in [("a", 5), ("b", 7), ("c", 8), ("d", 8), ("e", 8)]}
-    script = {5: 6, 6: eos, 7: eos, 8: 9, 9: 10, 10: 11, 11: 12}
-    generator = hf(tiny_llama, batch_size=5)
-    generator.reuse_prefixes = False  # the scripted model keeps no cache
-    rows_per_step = []
-
-    class Scripted(torch.nn.Module):
-        config = generator.model.config
-
-        def forward(self, input_ids, **_):
-            rows_per_step.append(len(input_ids))
-            if input_ids.shape[1] > 1:
-                following = [next(first[token] for token in row if token in first) for row in input_ids.tolist()]
-            else:  # a stopped row still in the batch is fed the pad token; what follows it is never read
-                following = [script.get(token, eos) for token in input_ids[:, -1].tolist()]
-            return SimpleNamespace(logits=torch.nn.functional.one_hot(torch.tensor(following), len(tokenizer)).float()[:, None])
-
-    generator.model = Scripted()
-    requests = [GenerationRequest([{"role": "user", "content": text}]) for text in "abcde"]
-    results = generator.generate(requests, SamplingParams(max_new_tokens=4))
+    results, rows_per_step = run_scripted(tiny_llama, tokenizer, "abcde", [5, 7, 8, 8, 8], max_new_tokens=4)
     assert [(samples[0].text, samples[0].num_tokens) for samples in results] == [
         (tokenizer.decode([5, 6]), 3),
         (tokenizer.decode([7]), 2),
