@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -30,8 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from text2sql_mlops.core.records import read_trajectories  # noqa: E402
-from text2sql_mlops.generation import GenerationRequest, SamplingParams  # noqa: E402
+from run_turns import add_run_arguments, turn_requests  # noqa: E402
+
+from text2sql_mlops.generation import SamplingParams  # noqa: E402
 from text2sql_mlops.generation import hf as current  # noqa: E402
 from text2sql_mlops.generation.hf_options import HFOptions  # noqa: E402
 
@@ -50,18 +50,12 @@ def module_at(revision: str):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a finished eval or rollout folder (trajectories.jsonl, run.json)")
-    parser.add_argument("--model", required=True, help="the base model folder")
-    parser.add_argument("--trained_model", default=None, help="the fully fine-tuned model folder the run used, instead of --model")
-    parser.add_argument("--turn", type=int, default=1, help="which turn's prompts to replay (1-based)")
+    add_run_arguments(parser, turn=1)
     parser.add_argument("--baseline", default="61e4584", help="the commit whose hf.py to compare with")
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
     run = Path(args.run)
-    config = json.loads((run / "run.json").read_text())
-    trajectories = read_trajectories(run / "trajectories.jsonl")
-    requests = [GenerationRequest(messages=t.turns[args.turn - 1].messages) for t in trajectories if len(t.turns) >= args.turn]
+    config, requests = turn_requests(run, args.turn)
     params = SamplingParams(num_samples=int(config["num_samples"]), temperature=float(config["temperature"]),
                             top_p=float(config["top_p"]), max_new_tokens=int(config["max_new_tokens"]), seed=int(config["seed"]))
     options = HFOptions(model_path=args.trained_model or args.model, batch_size=int(config.get("batch_size", 64)), progress=False)

@@ -16,7 +16,6 @@ fine-tuned model is a model folder).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from text2sql_mlops.core.records import read_trajectories  # noqa: E402
-from text2sql_mlops.generation import GenerationRequest, SamplingParams  # noqa: E402
+from run_turns import add_run_arguments, turn_requests  # noqa: E402
+
+from text2sql_mlops.generation import SamplingParams  # noqa: E402
 from text2sql_mlops.generation import hf as hf_module  # noqa: E402
 from text2sql_mlops.generation.hf import HFGenerator  # noqa: E402
 from text2sql_mlops.generation.hf_options import HFOptions  # noqa: E402
@@ -34,17 +34,11 @@ from text2sql_mlops.generation.hf_options import HFOptions  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a finished eval or rollout folder (trajectories.jsonl, run.json)")
-    parser.add_argument("--model", required=True, help="the base model folder")
-    parser.add_argument("--trained_model", default=None, help="the fully fine-tuned model folder the run evaluated (e.g. outputs/train/sft), instead of --model")
-    parser.add_argument("--turn", type=int, default=2, help="which turn's prompts to replay (1-based)")
-    parser.add_argument("--repeats", type=int, default=2)
+    add_run_arguments(parser, turn=2)
     args = parser.parse_args()
 
     run = Path(args.run)
-    config = json.loads((run / "run.json").read_text())
-    trajectories = read_trajectories(run / "trajectories.jsonl")
-    requests = [GenerationRequest(messages=t.turns[args.turn - 1].messages) for t in trajectories if len(t.turns) >= args.turn]
+    config, requests = turn_requests(run, args.turn)
     params = SamplingParams(max_new_tokens=int(config["max_new_tokens"]))
     generator = HFGenerator(HFOptions(model_path=args.trained_model or args.model, batch_size=int(config.get("batch_size", 64)), progress=False))
 
