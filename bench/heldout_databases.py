@@ -1,7 +1,8 @@
 """Choose the post-SFT recipe (DPO, repair SFT) on held-out TRAINING databases, never on dev.
 
     python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
-        --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo spread_rpo_lr5e5] \\
+        --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo spread_rpo_lr5e5 \\
+        spread_synth_repair synth_repair_only] \\
         [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] \\
         [--repair_source greedy|sampled] [--repair_group_by_prefix] [--repair_questions 200] [--repair_steps 12] \\
         [--out result.json]
@@ -18,6 +19,9 @@ pipeline's rollout_train -> synth -> pairs -> sft_dpo stages and ``eval`` on the
   spread_repair_pairs  spread, and pairs mine also gold_vs_failed_repair
   spread_rpo           spread_repair_pairs, DPO loss sigmoid + an SFT term on the chosen answers
   spread_rpo_lr5e5     spread_rpo at repair SFT's learning rate (5e-5, 10x the pipeline's DPO)
+  spread_synth_repair  spread's pairs + synthetic repair-turn pairs (synth_repair_pairs.py: gold
+                       vs. the failed query repeated), 16 steps at 2e-5
+  synth_repair_only    those synthetic repair-turn pairs alone, 16 steps at 1e-4
 
 Repair variants (``--repair_variants``) continue the SFT model on the repair turn instead
 (``repair_sft`` below): ``repair_only`` on its own failures' repair chats with the gold SQL,
@@ -61,7 +65,11 @@ VARIANTS = {  # (rollout_train changes, pairs mine flags, dpo changes)
     "spread_rpo": ({"spread": True}, WITH_REPAIR_PAIRS, {"loss_type": "sigmoid,sft"}),
     # the SFT term at repair SFT's learning rate (10x DPO's), so that it can teach the repair turn
     "spread_rpo_lr5e5": ({"spread": True}, WITH_REPAIR_PAIRS, {"loss_type": "sigmoid,sft", "learning_rate": "0.00005"}),
+    # + synthetic repair-turn pairs (synth_repair_pairs.py): gold vs. the failed query repeated
+    "spread_synth_repair": ({"spread": True}, [], {"max_steps": 16, "learning_rate": "0.00002"}),
+    "synth_repair_only": ({"spread": True}, [], {"max_steps": 16, "learning_rate": "0.0001"}),
 }
+SYNTH_REPAIR_KEEPS_PIPELINE_PAIRS = {"spread_synth_repair": True, "synth_repair_only": False}
 
 
 def heldout_folder(dataset: Path, out: Path, databases: int, questions: int, seed: int) -> dict:
@@ -212,7 +220,13 @@ def main() -> None:
              *flags(params["mine"]), *mine_flags, *guard], folder / "natural.jsonl")
         run([*cli, "pairs", "merge", "--inputs", str(folder / "natural.jsonl"), str(questions / "synth.jsonl"), "--output",
              str(folder / "train.jsonl"), *flags(params["merge"]), *guard], folder / "train.jsonl")
-        run([*cli, "train", "dpo", "--model", args.model, "--pairs", str(folder / "train.jsonl"), "--init_adapter", str(sft),
+        pairs = [folder / "train.jsonl"]
+        if name in SYNTH_REPAIR_KEEPS_PIPELINE_PAIRS:
+            synthetic = work / "synth_repair.jsonl"
+            run([sys.executable, str(Path(__file__).with_name("synth_repair_pairs.py")), "--dataset", str(data), "--params",
+                 str(args.params), "--out", str(synthetic)], synthetic)
+            pairs = pairs[:SYNTH_REPAIR_KEEPS_PIPELINE_PAIRS[name]] + [synthetic]
+        run([*cli, "train", "dpo", "--model", args.model, "--pairs", *map(str, pairs), "--init_adapter", str(sft),
              "--out", str(folder / "sft_dpo"), *flags({**params["dpo"], **dpo_change}), *guard], folder / "sft_dpo" / "training_summary.json")
         rows[f"SFT+DPO ({name})"] = evaluate(name, folder / "sft_dpo")
     for name in args.repair_variants:

@@ -33,7 +33,7 @@ from ..pairs.mutations import _owner, candidate_sqls, function_case, render
 from ..prompts import build_messages, format_answer
 from ..rollout.feedback import Diagnosis, build_feedback
 from ..schema.select import prompt_schema
-from ..scoring.errors import GoldResult, observe, unresolved_name
+from ..scoring.errors import Execution, GoldResult, observe, unresolved_name
 from ..sql.catalog import load_catalog
 from ..sql.sandbox import Sandbox
 
@@ -110,11 +110,18 @@ def repair_targets(examples: list, prompt_config, tables_json: str | None, fract
                 counts["repair_no_failing_query"] += 1
                 continue
             family, sql = found
-            diagnosis = Diagnosis(sql=sql, execution=observe(sandbox, example.db_path, sql), catalog=catalog,
-                                  gold=GoldResult(False, None, gold.rows, gold.row_count))
-            feedback = build_feedback(diagnosis, feedback_detail, feedback_mode)
-            schema = prompt_schema(example.db_path, example.question, prompt_config, tables_json, example.db_id)
-            style = prompt_config.prompt_style
-            targets.append((build_messages(schema.text, example.question, [(sql, feedback)], style), format_answer(example.query, style)))
+            messages, _ = repair_chat(example, sql, catalog, gold, sandbox, prompt_config, tables_json, feedback_detail, feedback_mode)
+            targets.append((messages, format_answer(example.query, prompt_config.prompt_style)))
             counts[f"repair_{family}"] += 1
     return targets, counts
+
+
+def repair_chat(example, sql: str, catalog, gold: Execution, sandbox, prompt_config, tables_json, feedback_detail: str,
+                feedback_mode: str) -> tuple[Messages, Execution]:
+    """The repair turn a rollout builds after ``sql`` failed on ``example``'s question (its first-turn
+    prompt, ``sql`` as the answer, the feedback on it), and what running ``sql`` showed."""
+    execution = observe(sandbox, example.db_path, sql)
+    diagnosis = Diagnosis(sql=sql, execution=execution, catalog=catalog, gold=GoldResult(False, None, gold.rows, gold.row_count))
+    feedback = build_feedback(diagnosis, feedback_detail, feedback_mode)
+    schema = prompt_schema(example.db_path, example.question, prompt_config, tables_json, example.db_id)
+    return build_messages(schema.text, example.question, [(sql, feedback)], prompt_config.prompt_style), execution
