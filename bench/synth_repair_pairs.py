@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.core.fileio import write_jsonl
 from text2sql_mlops.data.load import load_examples
 from text2sql_mlops.pairs.build import build_pair
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if not args.params.is_file():
+        parser.error(f"--params {args.params}: no such file; run from the project folder or give --params")
     params = yaml.safe_load(args.params.read_text())
     config = PromptConfig(**{**{"sample_rows": 0}, **params["schema"]}).check()
     detail = params["eval"]["feedback_detail"]
@@ -74,4 +77,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as exc:
+        raise SystemExit(f"synth_repair_pairs: {exc}") from None
