@@ -2,7 +2,7 @@
 
     python bench/heldout_databases.py --dataset data/demo --model models/smollm2-135m-instruct \\
         --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo spread_rpo_lr5e5 \\
-        spread_synth_repair synth_repair_only] \\
+        spread_synth_repair synth_repair_only spread_synth_repair_rpo] \\
         [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] \\
         [--repair_source greedy|sampled] [--repair_group_by_prefix] [--repair_questions 200] [--repair_steps 12] \\
         [--out result.json]
@@ -22,6 +22,7 @@ pipeline's rollout_train -> synth -> pairs -> sft_dpo stages and ``eval`` on the
   spread_synth_repair  spread's pairs + synthetic repair-turn pairs (synth_repair_pairs.py: gold
                        vs. the failed query repeated), 16 steps at 2e-5
   synth_repair_only    those synthetic repair-turn pairs alone, 16 steps at 1e-4
+  spread_synth_repair_rpo  spread_synth_repair with an SFT term (loss sigmoid,sft), 16 steps at 5e-5
 
 Repair variants (``--repair_variants``) continue the SFT model on the repair turn instead
 (``repair_sft`` below): ``repair_only`` on its own failures' repair chats with the gold SQL,
@@ -68,8 +69,10 @@ VARIANTS = {  # (rollout_train changes, pairs mine flags, dpo changes)
     # + synthetic repair-turn pairs (synth_repair_pairs.py): gold vs. the failed query repeated
     "spread_synth_repair": ({"spread": True}, [], {"max_steps": 16, "learning_rate": "0.00002"}),
     "synth_repair_only": ({"spread": True}, [], {"max_steps": 16, "learning_rate": "0.0001"}),
+    # with an SFT term on the chosen answers, which keeps DPO from lowering both sides' likelihood
+    "spread_synth_repair_rpo": ({"spread": True}, [], {"max_steps": 16, "learning_rate": "0.00005", "loss_type": "sigmoid,sft"}),
 }
-SYNTH_REPAIR_KEEPS_PIPELINE_PAIRS = {"spread_synth_repair": True, "synth_repair_only": False}
+SYNTH_REPAIR_KEEPS_PIPELINE_PAIRS = {"spread_synth_repair": True, "synth_repair_only": False, "spread_synth_repair_rpo": True}
 
 
 def heldout_folder(dataset: Path, out: Path, databases: int, questions: int, seed: int) -> dict:
