@@ -228,7 +228,7 @@ def main() -> None:
             synthetic = work / "synth_repair.jsonl"
             run([sys.executable, str(Path(__file__).with_name("synth_repair_pairs.py")), "--dataset", str(data), "--params",
                  str(args.params), "--out", str(synthetic)], synthetic)
-            pairs = pairs[:SYNTH_REPAIR_KEEPS_PIPELINE_PAIRS[name]] + [synthetic]
+            pairs = (pairs if SYNTH_REPAIR_KEEPS_PIPELINE_PAIRS[name] else []) + [synthetic]
         run([*cli, "train", "dpo", "--model", args.model, "--pairs", *map(str, pairs), "--init_adapter", str(sft),
              "--out", str(folder / "sft_dpo"), *flags({**params["dpo"], **dpo_change}), *guard], folder / "sft_dpo" / "training_summary.json")
         rows[f"SFT+DPO ({name})"] = evaluate(name, folder / "sft_dpo")
