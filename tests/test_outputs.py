@@ -136,6 +136,43 @@ def test_folder_outputs_refuse_a_file(case, tmp_path: Path, capsys, monkeypatch)
     assert target.read_text() == "mine\n"
 
 
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _a_rollouts_folder(root: Path) -> Path:
+    """A folder as `rollout` leaves it: the marker, run.json and trajectories."""
+    folder = root / "rollout"
+    folder.mkdir()
+    (folder / MARKER).write_text('{"written_by": "text2sql-mlops"}\n')
+    (folder / "run.json").write_text('{"split": "train"}\n')
+    (folder / "trajectories.jsonl").write_text('{"index": 0}\n')
+    return folder
+
+
+FOLDER_CASES = sorted(c for c, kind in _output_flags().items() if kind == "folder") + sorted(CHECKED_IN_COMMAND)
+DATASET_KIND = {("data demo", "--out"), ("data import-spider", "--dest")}  # a dataset may replace a dataset
+
+
+@pytest.mark.parametrize("case", FOLDER_CASES, ids=lambda c: f"{c[0]} {c[1]}")
+def test_no_folder_output_replaces_another_commands_output(case, demo_dataset: Path, tmp_path: Path, capsys, monkeypatch):
+    """The marker says "this tool wrote it", not which command: `compare --out data/demo` once
+    replaced the dataset with a comparison. Each command replaces only its own kind of output."""
+    monkeypatch.chdir(tmp_path)
+    if case in DATASET_KIND:
+        folder = _a_rollouts_folder(tmp_path)
+    else:
+        folder = tmp_path / "demo"
+        cli(["data", "demo", "--out", str(folder)])  # a dataset this tool built: marked
+        assert (folder / MARKER).is_file()
+    before = _bytes(folder)
+    code = cli([arg.replace("{out}", str(folder)) for arg in CASES[case]])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert code == 2
+    assert "holds the output of another text2sql-mlops command" in err and "nothing was changed" in err, err
+    assert _bytes(folder) == before
+
+
 # --------------------------------------------------------------------------- the writers underneath
 
 

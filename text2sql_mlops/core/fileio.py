@@ -7,9 +7,11 @@ by something they did not ask for.
   into place; an existing folder at that path is refused (``check_output_file``),
   never replaced.
 - A FOLDER output (``--out adapters/sft``) is built in a temporary sibling and
-  swapped in as a whole. It may replace only a folder this tool wrote: one holding
-  the ``MARKER`` file (or a command's own signature from before the marker
-  existed). A user's non-empty folder is refused (``check_output_folder``).
+  swapped in as a whole. It may replace only a folder the same command wrote: one
+  holding the ``MARKER`` file and, for a command with a ``Signature``, that command's
+  kind of output (so ``compare --out data/demo`` cannot replace a dataset the tool
+  built); a folder written before the marker existed is recognised by the signature
+  alone. A user's non-empty folder is refused (``check_output_folder``).
 - Temporaries are named ``.<target>.<pid>.<random>.tmp``; one left behind by a
   killed process (its pid is gone) is removed by the next write to the same target.
   ``.dvcignore`` keeps them out of DVC-tracked outputs in the meantime.
@@ -37,7 +39,8 @@ from .errors import UserError
 MARKER = ".text2sql-mlops"  # in every folder this tool writes as a whole; its content never varies
 _MARKER_TEXT = '{"written_by": "text2sql-mlops"}\n'
 
-# What else identifies a folder as ours, for folders written before the marker existed.
+# True when a folder holds one command's kind of output (a training output, a rollout, a
+# dataset, ...): the marker says "this tool", the signature says "this command".
 Signature = Callable[[Path], bool]
 
 
@@ -61,18 +64,22 @@ def check_output_folder(path: str | os.PathLike, signature: Signature | None = N
         raise UserError(f"{target} is a file, and this output is a folder; give a folder path; nothing was written")
     _check_parents(target)
     if target.is_dir() and not is_own_folder(target, signature):
+        if (target / MARKER).is_file():
+            raise UserError(f"{target} holds the output of another text2sql-mlops command, which this one would "
+                            "replace; choose a new or empty folder; nothing was changed")
         raise UserError(f"{target} is a folder this tool did not write (it has files and no {MARKER} marker); "
                         "choose a new or empty folder; nothing was changed")
     return target
 
 
 def is_own_folder(path: Path, signature: Signature | None = None) -> bool:
-    """True when ``path`` is empty, carries the marker, or matches the command's own ``signature``."""
-    if (path / MARKER).is_file():
-        return True
+    """True when ``path`` is empty, or holds this command's output: the marker and (for a command
+    with one) the command's ``signature``; or, written before the marker existed, the signature alone."""
     if not any(path.iterdir()):
         return True
-    return bool(signature and signature(path))
+    if signature is not None:
+        return signature(path)
+    return (path / MARKER).is_file()
 
 
 def mark_folder(path: str | os.PathLike) -> None:
@@ -108,9 +115,6 @@ def output_folder_type(signature: Signature | None = None) -> Callable[[str], st
 
     output_folder.output_kind = "folder"  # type: ignore[attr-defined]
     return output_folder
-
-
-output_folder = output_folder_type()
 
 
 # --------------------------------------------------------------------------- atomic writers

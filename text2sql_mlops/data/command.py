@@ -13,11 +13,11 @@ from collections import Counter
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
-from ..core.fileio import output_file, output_folder, output_folder_type, write_json
+from ..core.fileio import output_file, output_folder_type, write_json
 from ..core.records import Example
 from .demo.build import build_demo, built_here
 from .load import SPLIT_FILES, load_examples
-from .spider import import_spider
+from .spider import import_spider, imported_here
 
 
 def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
@@ -26,7 +26,8 @@ def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import-spider", help="validate a Spider folder or zip and place it under data/spider/")
     imp.add_argument("path", help="Spider folder or spider.zip")
-    flag(imp, "dest", "--out", default="data/spider", type=output_folder, help="where to place it (default: data/spider)")
+    flag(imp, "dest", "--out", default="data/spider", type=output_folder_type(imported_here),
+         help="where to place it (default: data/spider)")
     flag(imp, "force", action="store_true", help="replace an earlier import at --dest (never a folder of yours)")
 
     val = sub.add_parser("validate", help="load a dataset, resolve every database, print a summary (optionally as JSON)")

@@ -91,6 +91,11 @@ def _safe_extract(archive: Path, dest: Path) -> None:
         zf.extractall(dest)
 
 
+def imported_here(folder: Path) -> bool:
+    """A folder `data import-spider` wrote: a Spider layout (tables.json and database/)."""
+    return (folder / "tables.json").is_file() and (folder / "database").is_dir()
+
+
 def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spider", force: bool = False) -> LayoutSummary:
     """Validate a Spider folder or zip and place it at ``dest`` (atomically)."""
     source, dest = Path(source), Path(dest)
@@ -98,7 +103,7 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
         raise UserError(f"{source}: not found; pass the Spider folder or spider.zip")
     if dest.exists() and not force:
         raise UserError(f"{dest} already exists; pass --force to replace it")
-    check_output_folder(dest)
+    check_output_folder(dest, imported_here)
     with tempfile.TemporaryDirectory(prefix="spider-import-", dir=dest.parent if dest.parent.exists() else None) as scratch:
         if source.is_file():
             if not zipfile.is_zipfile(source):
@@ -108,7 +113,7 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
         else:
             root = _find_layout_root(source)
         validate_spider_layout(root)
-        with atomic_folder(dest) as staged:
+        with atomic_folder(dest, imported_here) as staged:
             if source.is_file():
                 shutil.move(str(root), staged)
             else:

@@ -121,6 +121,11 @@ def _prepared_here(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
+def _model_folder(folder: Path) -> bool:
+    """A folder `model download` (or `prepare`) wrote: a model's config.json."""
+    return (folder / "config.json").is_file()
+
+
 def check_local(out: str | os.PathLike) -> dict:
     """A model folder the user provides (e.g. Qwen2.5-Coder-3B-Instruct): check it is a
     complete Hugging Face causal-LM folder; nothing is downloaded or written."""
@@ -145,7 +150,7 @@ def download_model(repo_id: str, local_dir: str | os.PathLike, revision: str | N
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     except ImportError as exc:
         raise UserError(f"model download needs huggingface_hub ({exc}); pip install huggingface_hub") from None
-    with atomic_folder(local_dir) as staged:
+    with atomic_folder(local_dir, _model_folder) as staged:
         try:
             snapshot_download(repo_id=repo_id, revision=revision, local_dir=str(staged))
         except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
@@ -172,7 +177,7 @@ def make_parser(prog: str = "text2sql-mlops model") -> argparse.ArgumentParser:
     down = sub.add_parser("download", help="download a Hugging Face model folder (needs hub access; the reference "
                                            "project's `--repo_id Qwen/Qwen2.5-Coder-3B-Instruct --local_dir models/...`)")
     flag(down, "repo_id", required=True, help="Hugging Face repo, e.g. Qwen/Qwen2.5-Coder-3B-Instruct")
-    flag(down, "local_dir", "--out", required=True, type=output_folder_type(), help="the model folder to write")
+    flag(down, "local_dir", "--out", required=True, type=output_folder_type(_model_folder), help="the model folder to write")
     flag(down, "revision", help="branch, tag or commit (default: the repo's main)")
     return parser
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, output_folder_type, read_jsonl
+from ..core.fileio import MARKER, atomic_folder, output_folder_type, read_jsonl
 from ..core.records import Summary, read_summary
 
 COLUMNS = (
@@ -193,9 +193,14 @@ def loss_chart(curves: dict[str, list[dict[str, Any]]]) -> bytes:
     return _png(draw, (7, 4.2))
 
 
+COMPARE_FILES = {"compare.json", "compare.md", "ex_by_run.json"}  # per split folder, or at the top without splits
+
+
 def compared_here(folder: Path) -> bool:
-    """A folder `compare` wrote before folders carried the fileio marker."""
-    return {p.name for p in folder.iterdir()} <= {"compare.json", "compare.md", "ex_by_run.json"}
+    """A folder `compare` wrote: its files and per-split folders, nothing else."""
+    top = COMPARE_FILES | {"ex_by_run.png", "training_loss.png", "metrics.json", MARKER}
+    return all(p.name in top if p.is_file() else p.is_dir() and {q.name for q in p.iterdir()} <= COMPARE_FILES
+               for p in folder.iterdir())
 
 
 def _named(items: list[str], flag_name: str) -> dict[str, str]:

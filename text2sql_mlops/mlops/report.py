@@ -37,7 +37,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, output_folder_type, write_json
+from ..core.fileio import MARKER, atomic_folder, output_folder_type, write_json
 from ..core.records import Candidate, Trajectory, read_trajectories
 from ..data.guard import find_databases, rollout_db_roots
 from ..rollout.metrics import strict_turn
@@ -193,11 +193,17 @@ def _catalogs(folder: Path, identity: dict[str, Any]) -> Callable[[str], Any]:
     return catalog_of
 
 
+def reports_here(folder: Path) -> bool:
+    """A folder `report` wrote: one report's JSON and Markdown."""
+    names = {f"{report}.{suffix}" for report in REPORTS for suffix in ("json", "md")} | {MARKER}
+    return all(p.name in names for p in folder.iterdir())
+
+
 def make_parser(prog: str | None = "text2sql-mlops report") -> ArgParser:
     parser = ArgParser(prog=prog, description="Analysis reports over evaluation folders: " + ", ".join(REPORTS))
     parser.add_argument("name", choices=REPORTS, help="which report")
     flag(parser, "runs", nargs="+", required=True, metavar="NAME=DIR", help="evaluation (or rollout) folders, named")
-    flag(parser, "out", required=True, type=output_folder_type(), help="folder for <name>.json and <name>.md")
+    flag(parser, "out", required=True, type=output_folder_type(reports_here), help="folder for <name>.json and <name>.md")
     return parser
 
 
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops report") -> 
             results[name] = online_repair(trajectories)
         else:
             results[name] = column_errors(trajectories, _catalogs(folder, identity))
-    with atomic_folder(args.out) as staged:
+    with atomic_folder(args.out, reports_here) as staged:
         staged.mkdir()
         write_json(staged / f"{args.name}.json", {"report": args.name, "runs": results})
         (staged / f"{args.name}.md").write_text(markdown(args.name, results), encoding="utf-8")

@@ -80,8 +80,8 @@ def grpo_records(trajectories: list[Trajectory]) -> Iterator[dict]:
 
 
 def rollout_here(folder: Path) -> bool:
-    """A folder a rollout wrote before folders carried the fileio marker."""
-    return (folder / RUN_FILE).is_file()
+    """A folder a rollout (or eval) wrote, also one killed before its first result."""
+    return any((folder / name).is_file() for name in (RUN_FILE, WORK_FILE, LOCK_FILE))
 
 
 # argparse type of --output_dir: a new or empty folder, or a rollout's
