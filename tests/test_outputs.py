@@ -318,3 +318,16 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_run(demo_dataset: Pat
     leftover.write_text("half")
     assert cli(_rollout_args(demo_dataset, out, "--max_turns", "1")) == 0
     assert not leftover.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="uses /proc, where no file can be created, as the unwritable place")
+def test_an_unwritable_output_location_is_one_error_line(demo_dataset: Path, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    assert cli(_rollout_args(demo_dataset, run, "--max_turns", "1")) == 0
+    capsys.readouterr()
+    for argv in (["pairs", "mine", "--trajectories", str(run), "--out", "/proc/t2s-pairs.jsonl"],  # a file
+                 ["data", "demo", "--out", "/proc/t2s-demo"],  # a folder swapped in whole
+                 _rollout_args(demo_dataset, Path("/proc/t2s-rollout"))):  # a run folder written in place
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot write") and err.count("\n") == 1 and "/proc/t2s-" in err, err

@@ -120,6 +120,18 @@ def output_folder_type(signature: Signature | None = None) -> Callable[[str], st
 # --------------------------------------------------------------------------- atomic writers
 
 
+def _unwritable(target: Path, exc: OSError) -> str:
+    return f"cannot write {target}: {exc.strerror or exc}; choose a writable location; nothing was written"
+
+
+def make_folder(folder: Path, target: Path | None = None) -> None:
+    """``folder`` and its parents, or one ``UserError`` naming the output (``target``) that needed it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(_unwritable(target or folder, exc)) from None
+
+
 def _temp_prefix(target: Path) -> str:
     return f".{target.name}.{os.getpid()}."
 
@@ -161,7 +173,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary is removed and ``path`` is left as it was.
     """
     target = check_output_file(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent, target)
     remove_stale_temps(target.parent, target.name)
     # Only a name: the caller creates the file, so it gets the usual permissions (mkstemp's are 0600).
     staged = target.parent / f"{_temp_prefix(target)}{secrets.token_hex(6)}.tmp"
@@ -169,8 +181,13 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
         yield staged
         check_output_file(target)  # a folder may have appeared there meanwhile
         os.replace(staged, target)
+    except OSError as exc:
+        if exc.filename not in (str(staged), staged):
+            raise
+        raise UserError(_unwritable(target, exc)) from None
     finally:
-        staged.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only folder refuses even this unlink; no temporary was made
+            staged.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -181,9 +198,12 @@ def atomic_folder(path: str | os.PathLike, signature: Signature | None = None) -
     folder at ``path`` is replaced only if this tool wrote it (``check_output_folder``).
     """
     target = check_output_folder(path, signature)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent, target)
     remove_stale_temps(target.parent, target.name)
-    scratch = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise UserError(_unwritable(target, exc)) from None
     staged = scratch / target.name
     try:
         yield staged

@@ -35,6 +35,7 @@ from typing import Any
 from ..core.errors import UserError
 from ..core.fileio import (
     check_output_folder,
+    make_folder,
     mark_folder,
     output_folder_type,
     remove_stale_temps,
@@ -100,8 +101,11 @@ class RunFolder:
         The folder must be new, empty or a rollout's; it is created and marked as this tool's.
         """
         check_output_folder(self.path, rollout_here)
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        make_folder(self.path)
+        try:
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot write in {self.path}: {exc.strerror}; choose a writable --output_dir") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
