@@ -331,3 +331,23 @@ def test_an_unwritable_output_location_is_one_error_line(demo_dataset: Path, tmp
         assert cli(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: cannot write") and err.count("\n") == 1 and "/proc/t2s-" in err, err
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused(demo_dataset: Path, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    assert cli(_rollout_args(demo_dataset, run, "--max_turns", "1")) == 0
+    gold, pred = tmp_path / "gold.sql", tmp_path / "pred.sql"
+    gold.write_text("SELECT 1\tdemo_db\n")
+    pred.write_text("SELECT 1\n")
+    kept = {path: path.read_bytes() for path in (run / "trajectories.jsonl", pred)}
+    capsys.readouterr()
+    for argv in (["pairs", "mine", "--trajectories", str(run), "--out", str(run / "trajectories.jsonl")],
+                 ["pairs", "mine", "--trajectories", str(run / "trajectories.jsonl"), "--out", str(run / "trajectories.jsonl")],
+                 ["score", "--gold", str(gold), "--pred", str(pred), "--db", str(demo_dataset / "database"),
+                  "--per_example", str(pred)]):
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "would overwrite the input" in err and err.count("\n") == 1, err
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    # a new file beside the input is fine
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "pairs.jsonl")]) == 0

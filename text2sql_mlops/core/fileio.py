@@ -89,6 +89,16 @@ def mark_folder(path: str | os.PathLike) -> None:
         marker.write_text(_MARKER_TEXT, encoding="utf-8")
 
 
+def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str) -> None:
+    """Refuse an output that would replace one of the command's inputs: the same file, or a
+    file already inside an input folder (``pairs mine --out <rollout>/trajectories.jsonl``)."""
+    out = Path(output).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if out == source or (source.is_dir() and source in out.parents and out.exists()):
+            raise UserError(f"{flag} {output} would overwrite the input {given}; write it elsewhere; nothing was written")
+
+
 def _check_parents(target: Path) -> None:
     for parent in target.parents:
         if parent.exists():
