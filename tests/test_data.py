@@ -65,6 +65,7 @@ def test_flat_db_root_layout(tmp_path: Path, spider_layout: Path):
         ('[{"db_id": "concert_singer", "query": "SELECT 1"}]', r"\[index 0\]: missing field 'question' \(accepted names: question, utterance, nl\)"),
         ('[{"db_id": "concert_singer", "question": "q"}]', r"\[index 0\]: missing field 'query'"),
         ('[{"db_id": "concert_singer", "question": "q", "sql": {"sel": 1}}]', r"field 'sql' must be a non-empty string.*WikiSQL"),
+        ('[{"db_id": "concert_singer", "question": " ", "query": "SELECT 1"}]', r"field 'question' must be a non-empty string, got an empty string$"),
         ('[{"question": "q", "query": "SELECT 1"}]', r"missing field 'db_id'"),
         ('[1]', r"\[index 0\]: expected a JSON object"),
         ('[{"db_id": "nope", "question": "q", "query": "SELECT 1"}]', r"database for db_id 'nope' not found; tried: .*nope/nope.sqlite, .*nope.sqlite"),

@@ -130,7 +130,8 @@ def _field(record: dict, keys: tuple[str, ...], where: str, required: bool = Tru
             value = record[key]
             if not isinstance(value, str) or not value.strip():
                 hint = " (WikiSQL's structured 'sql' must be converted to SQL text first)" if isinstance(value, dict) else ""
-                raise UserError(f"{where}: field {key!r} must be a non-empty string, got {type(value).__name__}{hint}")
+                got = "an empty string" if isinstance(value, str) else type(value).__name__
+                raise UserError(f"{where}: field {key!r} must be a non-empty string, got {got}{hint}")
             return value
     if required:
         raise UserError(f"{where}: missing field {keys[0]!r} (accepted names: {', '.join(keys)})")
