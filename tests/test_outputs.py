@@ -15,7 +15,7 @@ import pytest
 from text2sql_mlops.cli import COMMANDS
 from text2sql_mlops.cli import main as cli
 from text2sql_mlops.core.errors import UserError
-from text2sql_mlops.core.fileio import MARKER, atomic_file, atomic_folder, remove_stale_temps, write_json
+from text2sql_mlops.core.fileio import MARKER, atomic_file, atomic_folder, mark_folder, remove_stale_temps, write_json
 
 # --------------------------------------------------------------------------- every command's output flags
 
@@ -144,7 +144,7 @@ def _a_rollouts_folder(root: Path) -> Path:
     """A folder as `rollout` leaves it: the marker, run.json and trajectories."""
     folder = root / "rollout"
     folder.mkdir()
-    (folder / MARKER).write_text('{"written_by": "text2sql-mlops"}\n')
+    mark_folder(folder)
     (folder / "run.json").write_text('{"split": "train"}\n')
     (folder / "trajectories.jsonl").write_text('{"index": 0}\n')
     return folder

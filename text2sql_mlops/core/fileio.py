@@ -82,6 +82,12 @@ def is_own_folder(path: Path, signature: Signature | None = None) -> bool:
     return (path / MARKER).is_file()
 
 
+def holds_only(folder: Path, names) -> bool:
+    """True when every entry of ``folder`` is one of ``names`` or the marker: a signature for
+    commands whose output is a fixed set of files."""
+    return all(entry.name in names or entry.name == MARKER for entry in folder.iterdir())
+
+
 def mark_folder(path: str | os.PathLike) -> None:
     """Claim ``path`` (a folder being written) as this tool's."""
     marker = Path(path) / MARKER

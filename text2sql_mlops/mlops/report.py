@@ -37,7 +37,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import MARKER, atomic_folder, output_folder_type, write_json
+from ..core.fileio import atomic_folder, holds_only, output_folder_type, write_json
 from ..core.records import Candidate, Trajectory, read_trajectories
 from ..data.guard import find_databases, rollout_db_roots
 from ..rollout.metrics import strict_turn
@@ -195,8 +195,7 @@ def _catalogs(folder: Path, identity: dict[str, Any]) -> Callable[[str], Any]:
 
 def reports_here(folder: Path) -> bool:
     """A folder `report` wrote: one report's JSON and Markdown."""
-    names = {f"{report}.{suffix}" for report in REPORTS for suffix in ("json", "md")} | {MARKER}
-    return all(p.name in names for p in folder.iterdir())
+    return holds_only(folder, {f"{report}.{suffix}" for report in REPORTS for suffix in ("json", "md")})
 
 
 def make_parser(prog: str | None = "text2sql-mlops report") -> ArgParser:

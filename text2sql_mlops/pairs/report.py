@@ -27,7 +27,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import MARKER, atomic_folder, output_folder_type, write_json
+from ..core.fileio import atomic_folder, holds_only, output_folder_type, write_json
 from ..core.records import NATURAL_PAIR_TYPES, Pair, read_pairs
 from ..scoring.errors import ERROR_TYPES
 from .similarity import edit_distance_ratio
@@ -279,7 +279,7 @@ def parse_datasets(specs: list[str]) -> dict[str, str]:
 
 def reported_here(folder: Path) -> bool:
     """A folder `pairs report` wrote: only report files."""
-    return all(p.name in (*OUTPUTS, MARKER) for p in folder.iterdir())
+    return holds_only(folder, OUTPUTS)
 
 
 def make_parser(prog: str | None = None) -> ArgParser:

@@ -45,7 +45,7 @@ from sqlglot.errors import SqlglotError
 
 from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting, yes_no
 from ..core.errors import UserError
-from ..core.fileio import MARKER, atomic_folder, output_file, output_folder_type, write_json, write_jsonl
+from ..core.fileio import atomic_folder, holds_only, output_file, output_folder_type, write_json, write_jsonl
 from ..core.records import SYNTHETIC_PREFIX
 from ..data.guard import add_guard_flags, exclude_leaks, load_eval_split
 from ..data.load import load_examples, take
@@ -250,7 +250,7 @@ def make_parser(prog: str | None = "text2sql-mlops pairs synth") -> ArgParser:
 
 def _written_by_synth(folder: Path) -> bool:
     """A folder `pairs synth --output_dir` wrote: only its three files."""
-    return {p.name for p in folder.iterdir()} <= {"dpo_pairs.jsonl", "synthetic_error_sql.jsonl", "summary.json", MARKER}
+    return holds_only(folder, {"dpo_pairs.jsonl", "synthetic_error_sql.jsonl", "summary.json"})
 
 
 def negative_rows(pairs: list[dict]) -> list[dict[str, Any]]:
