@@ -209,3 +209,15 @@ def test_eval_reference_settings_replay_the_run_and_match_fresh_runs(demo_datase
     assert cli(["eval", "--generator", "mock", "--dataset_path", str(demo_dataset), "--output_dir", str(tmp_path / "sampled"),
                 "--no_progress", "--limit", "2", "--temperature", "0.7", "--reference_settings"]) == 2
     assert "greedy" in capsys.readouterr().err and not (tmp_path / "sampled").exists()
+
+
+def test_overwrite_leaves_no_report_of_the_old_run(demo_dataset: Path, tmp_path: Path):
+    """`rollout --overwrite` into an eval's folder: the eval's examples.jsonl and analysis.json
+    described the old run, so they go with its files instead of sitting beside the new ones."""
+    out = tmp_path / "ev"
+    run_eval(demo_dataset, out, "--limit", "4")
+    assert (out / "examples.jsonl").is_file() and (out / "analysis.json").is_file()
+    assert cli(["rollout", "--generator", "mock", "--dataset_path", str(demo_dataset), "--split", "dev", "--limit", "3",
+                "--output_dir", str(out), "--overwrite", "--no_progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["examples"] == 3
+    assert not (out / "examples.jsonl").exists() and not (out / "analysis.json").exists()

@@ -50,6 +50,7 @@ from ..rollout.command import HEADLINE, config_from_args, run_rollout
 from ..rollout.command import make_parser as rollout_parser
 from ..rollout.config import RolloutConfig, generator_options
 from ..rollout.metrics import strict_turn
+from ..rollout.store import EVAL_REPORTS
 from ..scoring.hardness import LEVELS, hardness
 from .registry import resolve_adapter
 
@@ -187,13 +188,14 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     summary = run_rollout(config)
     trajectories = read_trajectories(config.output_dir)
     analysis = hardness_analysis(trajectories)
-    write_jsonl(Path(config.output_dir) / "examples.jsonl", example_rows(trajectories))
+    examples_file, analysis_file = (Path(config.output_dir) / name for name in EVAL_REPORTS)
+    write_jsonl(examples_file, example_rows(trajectories))
     analysis["adapter"] = args.adapter
     analysis["model_path"] = model_path
     reference = run_reference_settings(config, trajectories) if args.reference_settings else {}
     if reference:
         analysis["reference_settings"] = reference
-    write_json(Path(config.output_dir) / "analysis.json", analysis)
+    write_json(analysis_file, analysis)
     headline = {k: getattr(summary, k) for k in HEADLINE}
     headline.update({key: reference[key] for *_, key in REFERENCE_SETTINGS if key in reference})
     print(json.dumps({"output_dir": config.output_dir, "adapter": args.adapter, **headline}))

@@ -9,6 +9,8 @@ Files in ``--output_dir``:
   trajectories.jsonl   one line per example, in dataset order
   grpo_rollouts.jsonl  one line per (example, turn): prompt, completions, rewards
   summary.json         written last, so its presence means the run is complete
+  examples.jsonl,      ``eval``'s reports, written after the run's files; ``--overwrite``
+  analysis.json        removes them with those, so no report of the old run stays beside a new one
 
 Resuming: a run started again with the same identity skips the chunks in the work
 file and computes the rest; a line cut short by a kill is dropped (its chunk is
@@ -51,6 +53,7 @@ TRAJECTORIES = "trajectories.jsonl"
 GRPO = "grpo_rollouts.jsonl"
 SUMMARY = "summary.json"
 FILES = (RUN_FILE, WORK_FILE, TRAJECTORIES, GRPO, SUMMARY)
+EVAL_REPORTS = ("examples.jsonl", "analysis.json")  # mlops/evaluate.py writes them from the trajectories
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -152,7 +155,7 @@ class RunFolder:
         """Make the folder the run ``identity``'s (after ``prepare``, when the first result is
         ready to be written): with ``overwrite``, another run's files go first."""
         if overwrite:
-            for name in FILES:
+            for name in (*FILES, *EVAL_REPORTS):
                 (self.path / name).unlink(missing_ok=True)
         if not (self.path / RUN_FILE).exists():
             write_json(self.path / RUN_FILE, identity)
