@@ -3,6 +3,7 @@
     python bench/bench_generation.py [--model models/smollm2-135m-instruct] [--spider ../shared/spider-train]
                                      [-n 32] [--start 0 | --random SEED] [--batch-sizes 1 8 16 32]
                                      [--max-new-tokens 128] [--threads N] [--repeat N] [--out FILE]
+                                     [--decoders loop generate] [--device cuda]
 
 Builds ``n`` chat prompts from consecutive Spider train questions (the question plus
 the CREATE TABLE statements of its database, asking for one query in a ```sql
@@ -12,6 +13,10 @@ questions from all over the file instead, where almost none do. Generates greedi
 with each batch size and prints examples/s, generated tokens/s, the speed-up over
 the first batch size and how many outputs differ from it (fp32 sums over different
 batch shapes may flip a rare near-tie).
+
+``--decoders loop generate`` times the hf backend's own decoding loop and transformers'
+``generate`` (the ``decoder`` option) at each batch size; on a GPU (``--device cuda``) that is
+the measurement that picks the GPU's decoder (issue 15, README "Generation speed").
 
 The model is loaded once per batch size, outside the timing, and warmed up first.
 On a CPU whose cores other processes also use, torch's OpenMP threads wait for each
@@ -62,8 +67,9 @@ def spider_requests(spider: Path, count: int, start: int, sample_seed: int | Non
     return requests
 
 
-def measure(model: str, requests: list[GenerationRequest], params: SamplingParams, batch_size: int, repeat: int) -> dict:
-    generator = create_generator("hf", model_path=model, batch_size=batch_size, progress=False)
+def measure(model: str, requests: list[GenerationRequest], params: SamplingParams, batch_size: int, repeat: int,
+            decoder: str = "loop", device: str = "auto") -> dict:
+    generator = create_generator("hf", model_path=model, batch_size=batch_size, progress=False, decoder=decoder, device=device)
     generator.generate(requests[:1], SamplingParams(max_new_tokens=4))  # first calls pay one-time set-up costs
     seconds = float("inf")
     for _ in range(repeat):  # the fastest run is the one least slowed by other processes
@@ -72,6 +78,7 @@ def measure(model: str, requests: list[GenerationRequest], params: SamplingParam
         seconds = min(seconds, time.perf_counter() - start)
     tokens = sum(samples[0].num_tokens for samples in results)
     return {
+        "decoder": decoder,
         "batch_size": batch_size,
         "seconds": round(seconds, 1),
         "examples_per_s": len(requests) / seconds,
@@ -92,6 +99,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--repeat", type=int, default=1, help="time each batch size this many times, keep the fastest")
+    parser.add_argument("--decoders", nargs="+", default=["loop"], choices=["loop", "generate"],
+                        help="hf decoders to time at each batch size (the first decoder's first batch size is the baseline)")
+    parser.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu, cuda, ...")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     return parser
 
@@ -104,22 +114,24 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     requests = spider_requests(args.spider, args.examples, args.start, args.random)
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
-    print(f"{args.examples} Spider train prompts, greedy, max_new_tokens={args.max_new_tokens}, model {args.model}, "
+    print(f"{args.examples} Spider train prompts, greedy, max_new_tokens={args.max_new_tokens}, model {args.model}, device {args.device}, "
           f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}", flush=True)
 
     rows = []
-    for batch_size in args.batch_sizes:
-        rows.append(measure(args.model, requests, params, batch_size, args.repeat))
-        print(f"  batch {batch_size}: {rows[-1]['seconds']} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+    for decoder in args.decoders:
+        for batch_size in args.batch_sizes:
+            rows.append(measure(args.model, requests, params, batch_size, args.repeat, decoder, args.device))
+            print(f"  {decoder}, batch {batch_size}: {rows[-1]['seconds']} s (load average {os.getloadavg()[0]:.1f})", flush=True)
     baseline = rows[0]
-    print(f"\n| batch | seconds | examples/s | generated tokens/s | speed-up | outputs differing from batch {baseline['batch_size']} |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(f"\n| decoder | batch | seconds | examples/s | generated tokens/s | speed-up | outputs differing from "
+          f"{baseline['decoder']} at batch {baseline['batch_size']} |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         row["speedup"] = row["examples_per_s"] / baseline["examples_per_s"]
         row["differing"] = sum(a != b for a, b in zip(row["texts"], baseline["texts"]))
-        print(f"| {row['batch_size']} | {row['seconds']} | {row['examples_per_s']:.3f} | {row['tokens_per_s']:.1f} | {row['speedup']:.1f}x | {row['differing']}/{len(requests)} |")
+        print(f"| {row['decoder']} | {row['batch_size']} | {row['seconds']} | {row['examples_per_s']:.3f} | {row['tokens_per_s']:.1f} | {row['speedup']:.1f}x | {row['differing']}/{len(requests)} |")
     best = max(rows, key=lambda row: row["speedup"])
-    print(f"\nbest: batch {best['batch_size']}, {best['speedup']:.1f}x one example at a time "
+    print(f"\nbest: {best['decoder']} at batch {best['batch_size']}, {best['speedup']:.1f}x one example at a time "
           f"(target 5x), {best['differing']} of {len(requests)} outputs differ (allowed: {len(requests) // 16})")
     if args.out:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2) + "\n")

@@ -35,6 +35,10 @@
 #   sft, dpo    2 optimizer steps each of our TRL trainers with a fresh LoRA (r 16, all linear
 #               layers), the spider profile's batch (8 examples / 4 pairs) and max_length 2048;
 #               seconds per step (the first includes warm-up) and peak GPU memory
+#   decoders    with the time left: the hf backend's `generate` decoder (transformers' generate,
+#               a static cache that transformers compiles on CUDA) at batch 16, 64, 256 on the
+#               generation section's prompts, each run twice (the first call compiles), set
+#               against the loop's tokens/s: it picks the decoder for GPUs (README "Generation speed")
 # Each section records its own error and the rest still run; the exit status is 1 if any failed.
 # A section (or generation size) that would start too late for the 420 s budget (BUDGET_S) is
 # skipped and noted, so the whole run, wheels included, stays under 8 minutes.

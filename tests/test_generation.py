@@ -323,6 +323,40 @@ def test_hf_sampling_is_seeded(tiny_llama):
     assert texts(generator.generate(REQUESTS, SamplingParams(num_samples=3, temperature=1.0, max_new_tokens=8, seed=8))) != texts(first)
 
 
+def test_hf_generate_decoder_gives_the_loops_greedy_tokens(tiny_llama, tmp_path):
+    """decoder=generate (transformers' generate, for GPUs): the loop's greedy answers, in the
+    caller's order, whatever sampling defaults the model folder declares (here top_k=1 and a
+    repetition penalty, which would change them); seeded samples, num_samples per prompt."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_llama, folder)
+    (folder / "generation_config.json").write_text(json.dumps({"do_sample": True, "top_k": 1, "temperature": 0.3,
+                                                               "repetition_penalty": 1.5}))
+    loop = hf(folder, batch_size=4).generate(REQUESTS, GREEDY)
+    generate = hf(folder, batch_size=4, decoder="generate")
+    assert texts(generate.generate(REQUESTS, GREEDY)) == texts(loop)
+    assert [s[0].num_tokens for s in generate.generate(REQUESTS, GREEDY)] == [s[0].num_tokens for s in loop]
+    params = SamplingParams(num_samples=3, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=7)
+    sampled = generate.generate(REQUESTS, params)
+    assert [len(samples) for samples in sampled] == [3] * len(REQUESTS)
+    assert all(len({s.text for s in samples}) > 1 for samples in sampled)  # top_k=1 from the folder would make them one
+    assert texts(generate.generate(REQUESTS, params)) == texts(sampled)
+    with pytest.raises(UserError, match="unknown decoder 'beam'; choose loop or generate"):
+        hf(folder, decoder="beam")
+
+
+def test_hf_generate_decoder_stops_where_the_loop_does(tiny_llama, tokenizer):
+    """generate pads a finished row to the batch's end; the answer is cut after its stop token,
+    or after the fence that closes its block, as the loop cuts it."""
+    generator = hf(tiny_llama, decoder="generate")
+    stop = generator.stop_ids[0]
+    block = encode(tokenizer, "```sql\nSELECT 1\n```")
+    assert generator._answer_ids([5, 6, stop, stop, stop]) == [5, 6, stop]
+    assert generator._answer_ids([*block, *encode(tokenizer, " more"), stop]) == block
+    assert generator._answer_ids([5, 6, 7]) == [5, 6, 7]
+
+
 def test_hf_loads_a_lora_adapter(tiny_llama, tiny_lora):
     base = hf(tiny_llama).generate(REQUESTS, GREEDY)
     adapted = hf(tiny_llama, adapter_path=str(tiny_lora)).generate(REQUESTS, GREEDY)

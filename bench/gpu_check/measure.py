@@ -14,7 +14,11 @@ recorded in the results and the others still run:
 3. a 3-turn rollout through the real ``rollout`` path (hf generator, SQLite execution,
    Column-Minimal feedback, repair prompts) on the kit's 64 questions;
 4. one LoRA SFT and one LoRA DPO step through our TRL trainers (the spider profile's
-   batch sizes and max_length), timed per optimizer step, with peak GPU memory.
+   batch sizes and max_length), timed per optimizer step, with peak GPU memory;
+5. with the time left, the hf backend's other decoder, transformers' ``generate`` (a static
+   cache, which transformers compiles on a GPU), at the batch sizes of 2, each run twice: the
+   first call pays the compilation, a rollout's later calls do not. Set against section 2's
+   rows, it picks the decoder for GPUs (issue 15, item 4).
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out`` and prints the Markdown.
 """
@@ -39,7 +43,7 @@ if str(REPO) not in sys.path:
 CONFIG = HERE / "qwen2.5-coder-3b-instruct.config.json"
 # Seconds a section needs at least, on an H200, by estimate (no GPU run yet): one that would
 # start with less of the budget left is skipped, so that the run ends inside its limit.
-RESERVE_S = {"model": 0, "generation": 0, "rollout": 120, "sft": 45, "dpo": 45}
+RESERVE_S = {"model": 0, "generation": 0, "rollout": 120, "sft": 45, "dpo": 45, "decoders": 30}
 # profiles/spider.yaml: generation.batch_size 64, sft batch 8, dpo batch 4, max_length 2048.
 
 
@@ -48,6 +52,7 @@ class Plan:
     name: str
     model_overrides: dict = field(default_factory=dict)  # changes to the committed config (smoke: a tiny model)
     batch_prompts: dict = field(default_factory=dict)  # batch size -> prompts generated at that size
+    decoder_prompts: dict = field(default_factory=dict)  # the same for section 5 (decoder=generate)
     max_new_tokens: int = 128
     rollout_examples: int = 64
     rollout_batch: int = 64
@@ -58,10 +63,10 @@ class Plan:
     train_steps: int = 2  # the first includes warm-up (kernel choice, allocator growth)
 
 
-FULL = Plan(name="full", batch_prompts={1: 4, 16: 32, 64: 128, 256: 1034})
+FULL = Plan(name="full", batch_prompts={1: 4, 16: 32, 64: 128, 256: 1034}, decoder_prompts={16: 32, 64: 128, 256: 1034})
 SMOKE = Plan(name="smoke", model_overrides={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
                                             "num_key_value_heads": 2, "intermediate_size": 128},
-             batch_prompts={1: 2, 2: 4}, max_new_tokens=4, rollout_examples=4, rollout_batch=2, sft_batch=2, dpo_batch=2)
+             batch_prompts={1: 2, 2: 4}, decoder_prompts={2: 4}, max_new_tokens=4, rollout_examples=4, rollout_batch=2, sft_batch=2, dpo_batch=2)
 
 
 class Clock:
@@ -189,6 +194,39 @@ def generation_speed(plan: Plan, model_dir: str, prompts: list[dict], clock: Clo
     return {"load_s": round(load_s, 2), "max_new_tokens": plan.max_new_tokens, "greedy": True, "runs": runs}
 
 
+def generate_decoder(plan: Plan, model_dir: str, prompts: list[dict], clock: Clock) -> dict:
+    """Section 5: tokens per second of ``decoder="generate"`` at each of ``plan.decoder_prompts``'s
+    batch sizes, each timed twice (the first call compiles; the second is what a rollout's later
+    calls of the same size cost)."""
+    from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator
+
+    generator = create_generator("hf", model_path=model_dir, batch_size=1, progress=False, decoder="generate")
+    requests = [GenerationRequest(messages=p["messages"]) for p in prompts]
+    params = SamplingParams(max_new_tokens=plan.max_new_tokens)
+    runs = []
+    for batch_size, count in plan.decoder_prompts.items():
+        if clock.left() < RESERVE_S["decoders"]:
+            runs.append({"batch_size": batch_size, "skipped": f"time budget ({clock.left():.0f} s left)"})
+            continue
+        generator.batch_size = batch_size
+        seconds = []
+        for _ in range(2):
+            reset_peak()
+            synchronize()
+            began = time.perf_counter()
+            results = generator.generate(requests[:count], params)
+            synchronize()
+            seconds.append(time.perf_counter() - began)
+        tokens = sum(samples[0].num_tokens for samples in results)
+        runs.append({"batch_size": batch_size, "prompts": count, "generated_tokens": tokens, "seconds_first": round(seconds[0], 3),
+                     "seconds": round(seconds[1], 3), "tokens_per_s": round(tokens / seconds[1], 1), "peak_gpu_gib": peak_gib()})
+        clock.say(f"generate decoder batch {batch_size}: {runs[-1]['tokens_per_s']} tokens/s (first call {seconds[0]:.1f} s)")
+    generator.close()
+    del generator
+    release()
+    return {"runs": runs}
+
+
 def rollout(plan: Plan, kit: Path, model_dir: str, work: Path) -> dict:
     """A 3-turn rollout on the real path: the eval stage's settings of profiles/spider.yaml."""
     from text2sql_mlops.core.records import read_trajectories
@@ -313,6 +351,19 @@ def markdown(results: dict) -> str:
                   f"{r['trainable_parameters']:,} | {r['runtime']['dtype']}, {'on' if r['runtime']['gradient_checkpointing'] else 'off'}, "
                   f"{r['log_prob_kernels']} |" for m, r in rows]
         lines.append("")
+    decoders = results.get("decoders", {})
+    if "runs" in decoders:
+        loop = {run["batch_size"]: run for run in gen.get("runs", []) if "tokens_per_s" in run}
+        lines += ["Decoders (hf backend, the same prompts and greedy settings; generate's first call compiles):", "",
+                  "| batch | prompts | loop tokens/s | generate tokens/s | generate first call s | generate / loop |", "|---:|---:|---:|---:|---:|---:|"]
+        for run in decoders["runs"]:
+            if "skipped" in run:
+                lines.append(f"| {run['batch_size']} | skipped: {run['skipped']} | | | | |")
+                continue
+            mine = loop.get(run["batch_size"], {}).get("tokens_per_s")
+            ratio = f"{run['tokens_per_s'] / mine:.2f}x" if mine else "n/a"
+            lines.append(f"| {run['batch_size']} | {run['prompts']} | {mine or 'n/a'} | {run['tokens_per_s']} | {run['seconds_first']} | {ratio} |")
+        lines.append("")
     notes = {name: f"{key}: {section[key]}" for name, section in results.items() if isinstance(section, dict)
              for key in ("error", "skipped") if key in section}
     if notes:
@@ -348,6 +399,7 @@ def main() -> int:
         ("rollout", lambda: rollout(plan, kit, model_dir, work)),
         ("sft", lambda: train_step("sft", plan, model_dir, prompts, work)),
         ("dpo", lambda: train_step("dpo", plan, model_dir, prompts, work)),
+        ("decoders", lambda: generate_decoder(plan, model_dir, prompts, clock)),
     ]
     for name, run in sections:
         if name != "model" and "error" in results.get("model", {}):

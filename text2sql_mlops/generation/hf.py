@@ -27,6 +27,13 @@ the nucleus. Each of these gives the same tokens to the bit as the plain way, an
 they halve a sampled rollout's time on 2 cores (README "Generation speed"). It applies ``SamplingParams`` and nothing else: the model folder's
 own sampling defaults (e.g. Qwen's ``top_k=20, repetition_penalty=1.05``) are
 ignored, as with an explicit vLLM ``SamplingParams``, so that backends agree.
+
+``decoder="generate"`` hands each batch to ``model.generate`` instead (left padding, no prefix
+sharing, every row computed until the batch's longest ends; a static cache on a GPU, where
+kernels rather than wasted rows may decide): the same greedy tokens and stopping rules, other
+samples. Which is faster on a GPU is for ``bench/bench_generation.py --decoders loop generate
+--device cuda`` (and ``bench/gpu_check.sh``) to show; on 2 CPU cores the loop is (README
+"Generation speed").
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GenerationConfig, StoppingCriteria
 from transformers.cache_utils import DynamicLayer
 
 from ..core.errors import UserError
@@ -47,6 +54,7 @@ from .chat import encode, render_prompt
 from .hf_options import HFOptions
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DECODERS = ("loop", "generate")
 
 
 def resolve_device(device: str) -> str:
@@ -184,6 +192,21 @@ class RoomyLayer(DynamicLayer):
         self._view()
 
 
+class AnswerClosed(StoppingCriteria):
+    """For ``decoder="generate"``: a row is done once its answer block closes, as in the loop."""
+
+    def __init__(self, generator: HFGenerator, prompt_width: int) -> None:
+        self.tokenizer, self.backtick_ids, self.prompt_width = generator.tokenizer, generator.backtick_ids, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        done = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
+        for row, token in enumerate(input_ids[:, -1].tolist()):
+            if token in self.backtick_ids:
+                text = self.tokenizer.decode(input_ids[row, self.prompt_width :].tolist(), skip_special_tokens=True)
+                done[row] = answer_complete(text)
+        return done
+
+
 def with_room(cache: DynamicCache, room: int) -> DynamicCache:
     """``cache`` with ``room`` positions reserved in each plain layer (``RoomyLayer``)."""
     for index, layer in enumerate(cache.layers):
@@ -206,6 +229,9 @@ class HFGenerator(Generator):
             raise UserError(f"model folder not found: {model_dir} has no config.json; run `text2sql-mlops model prepare --out {model_dir}` or pass another model folder")
         if batch_size < 1:
             raise UserError(f"hf generator: batch_size must be at least 1, got {batch_size}")
+        if options.decoder not in DECODERS:
+            raise UserError(f"hf generator: unknown decoder {options.decoder!r}; choose {' or '.join(DECODERS)}")
+        self.decoder = options.decoder
         self.batch_size = batch_size
         self.progress = options.progress
         self.device = resolve_device(options.device)
@@ -237,6 +263,10 @@ class HFGenerator(Generator):
         layers = DynamicCache(config=self.model.config)
         self.reuse_prefixes = not any(layers.is_sliding) and not any(layers.is_linear)
         self.cache_keyword = cache_keyword(self.model)
+        # decoder=generate: generate() fills every setting left unset from the model folder's
+        # generation_config (Qwen's top_k=20, repetition_penalty=1.05); a neutral one keeps
+        # SamplingParams the only knobs (the loop reads nothing from it after the stop ids above).
+        self.model.generation_config = GenerationConfig(eos_token_id=self.stop_ids, pad_token_id=self.pad_id)
 
     @staticmethod
     def _with_adapter(model, adapter_dir: Path):
@@ -256,8 +286,9 @@ class HFGenerator(Generator):
             # Same seed, requests and batch_size -> same samples (batch composition matters).
             torch.manual_seed(params.seed)
         results: list[list[Completion]] = [[] for _ in requests]
+        generate_batch = self._generate_batch if self.decoder == "loop" else self._transformers_generate
         for batch in tqdm(batches, desc="hf generate", unit="batch", file=sys.stderr, disable=not self.progress, leave=False):
-            for index, completions in zip(batch, self._generate_batch([prompts[index] for index in batch], params)):
+            for index, completions in zip(batch, generate_batch([prompts[index] for index in batch], params)):
                 results[index] = completions
         return results
 
@@ -291,7 +322,12 @@ class HFGenerator(Generator):
         # prompt's one reading. Greedy samples are all the same sequence: decode it once, copy it below.
         copies = 1 if params.greedy else params.num_samples
         generated = self._decode(*(self._repeated(batch, copies) if copies > 1 else batch), params)
+        return self._completions(generated, params)
 
+    def _completions(self, generated: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        """Each prompt's ``params.num_samples`` completions from the generated ids of its rows
+        (one row per prompt when greedy, else ``num_samples`` rows next to each other)."""
+        copies = 1 if params.greedy else params.num_samples
         stop_ids = set(self.stop_ids)
         answers = [ids[:-1] if ids and ids[-1] in stop_ids else ids for ids in generated]
         texts = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
@@ -300,6 +336,34 @@ class HFGenerator(Generator):
         if params.greedy:
             return [[Completion(row.text, row.num_tokens) for _ in range(params.num_samples)] for row in completions]
         return [completions[start : start + copies] for start in range(0, len(completions), copies)]
+
+    @torch.inference_mode()
+    def _transformers_generate(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        """``decoder="generate"``: the batch through ``model.generate``, left-padded."""
+        width = max(len(prompt) for prompt in prompts)
+        input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.device)
+        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        # top_k=0: no top-k cut (generate's default is 50); greedy takes no sampling flags at all.
+        sampled = {} if params.greedy else {"temperature": params.temperature, "top_p": params.top_p, "top_k": 0,
+                                             "num_return_sequences": params.num_samples}
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens, do_sample=not params.greedy, repetition_penalty=1.0,
+            eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
+            cache_implementation="static" if str(self.device).startswith("cuda") else None, **sampled,
+        )
+        output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
+                                     stopping_criteria=[AnswerClosed(self, width)])
+        return self._completions([self._answer_ids(row) for row in output[:, width:].tolist()], params)
+
+    def _answer_ids(self, row: list[int]) -> list[int]:
+        """A row of ``generate``'s output cut where the loop stops: after its first stop token, or
+        after the token that closed its answer block (``generate`` pads a finished row to the
+        batch's end)."""
+        for end, token in enumerate(row, start=1):
+            if token in self.stop_ids or (token in self.backtick_ids and answer_complete(
+                    self.tokenizer.decode(row[:end], skip_special_tokens=True))):
+                return row[:end]
+        return row
 
     @torch.inference_mode()
     def _prefill(self, rows: list[tuple[list[int], list[int]]], computed: dict) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:

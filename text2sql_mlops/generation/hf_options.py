@@ -15,4 +15,6 @@ class HFOptions:
     dtype: str = option("auto", "auto (bf16 on a GPU, fp32 on CPU), float32, bfloat16 or float16")
     device: str = option("auto", "auto (cuda when there is one), cpu, cuda, cuda:1, ...")
     device_map: str | None = option(None, "transformers device_map, e.g. auto (spreads a big model over the GPUs)")
+    decoder: str = option("loop", "loop (ours: stopped rows leave the batch, shared prefixes read once) or generate "
+                                  "(transformers' generate; a static cache on a GPU); the same greedy tokens")
     progress: bool = option(True, "a progress bar per generate call on stderr")
