@@ -114,7 +114,7 @@ REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets, the tr
 
 def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str],
                schema: list[str], guard: list[str], model: str, source: str, group_by_prefix: bool,
-               questions: int = REPAIR_QUESTIONS, steps: int = REPAIR_STEPS) -> Path:
+               questions: int = REPAIR_QUESTIONS, steps: int = REPAIR_STEPS, learning_rate: str = REPAIR_LEARNING_RATE) -> Path:
     """``source``: whose failures give the repair chats: ``greedy`` (a strict greedy rollout of
     ``questions`` spread training questions) or ``sampled`` (the pipeline's rollout_train, the
     one DPO's pairs come from: no rollout of its own)."""
@@ -134,13 +134,14 @@ def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: 
          "--pair_types", "gold_vs_failed_repair", *guard], targets)
     repairs, first_turns, replay = REPAIR_VARIANTS[name]
     tags = ([] if source == "greedy" else [source]) + ([sized[1:]] if sized and source == "greedy" else [])
-    tags += (["prefix"] if group_by_prefix else []) + ([] if steps == REPAIR_STEPS else [f"{steps}steps"]) + ([f"seed{seed}"] if seed else [])
+    tags += (["prefix"] if group_by_prefix else []) + ([] if steps == REPAIR_STEPS else [f"{steps}steps"])
+    tags += ([] if float(learning_rate) == float(REPAIR_LEARNING_RATE) else [f"lr{float(learning_rate):g}"]) + ([f"seed{seed}"] if seed else [])
     out = folder / "_".join([f"sft_{name}", *tags])
     run([*cli, "train", "sft", "--model", model, "--init_adapter", str(sft), *(["--pairs", str(targets)] if repairs else []),
          *(["--trajectories", str(rollout)] if first_turns else []),
          *(["--dataset", str(data), "--split", "train", *schema] if replay else []),
          "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", "--max_steps", str(steps),
-         "--learning_rate", REPAIR_LEARNING_RATE,
+         "--learning_rate", learning_rate,
          *(["--group_by_prefix"] if group_by_prefix else []),
          "--max_length", "1024", "--logging_steps", "4", "--seed", str(seed), *guard], out / "training_summary.json")
     return out
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--repair_group_by_prefix", action="store_true", help="repair SFT in batches that share a prompt prefix")
     parser.add_argument("--repair_questions", type=int, default=REPAIR_QUESTIONS, help="questions of the greedy repair rollout")
     parser.add_argument("--repair_steps", type=int, default=REPAIR_STEPS, help="repair SFT steps (of 8 examples)")
+    parser.add_argument("--repair_learning_rate", default=REPAIR_LEARNING_RATE, help="repair SFT's learning rate")
     parser.add_argument("--same_db", action=argparse.BooleanOptionalAction, default=True,
                         help="also evaluate on test_same_db: new questions of the training databases (default: on)")
     parser.add_argument("--out", type=Path)
@@ -235,7 +237,7 @@ def main() -> None:
     for name in args.repair_variants:
         for seed in args.repair_seeds:
             model = repair_sft(name, seed, work, sft, data, params, cli, generation, schema, guard, args.model, args.repair_source,
-                               args.repair_group_by_prefix, args.repair_questions, args.repair_steps)
+                               args.repair_group_by_prefix, args.repair_questions, args.repair_steps, args.repair_learning_rate)
             rows[f"SFT + repair SFT ({model.name.removeprefix('sft_')})"] = evaluate(model.name, model)
     result = {**split, "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.time() - started), "ex": rows}
     splits = list(next(iter(rows.values())))
