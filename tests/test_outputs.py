@@ -266,7 +266,7 @@ def test_a_second_training_into_a_busy_output_fails_at_once(tiny_llama: Path, de
                     "--per_device_train_batch_size", "1", "--max_length", "4096", "--out", str(out)]) == 2
     err = capsys.readouterr().err.splitlines()[-1]
     assert err == f"error: {out} is being written by another training (pid {os.getpid()}); wait for it to finish or give another output"
-    assert not out.exists()
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # the holder removed its lock file too
 
 
 # --------------------------------------------------------------------------- one rollout per folder

@@ -37,7 +37,7 @@ from typing import Any
 from .errors import UserError
 
 MARKER = ".text2sql-mlops"  # in every folder this tool writes as a whole; its content never varies
-LOCK_SUFFIX = ".text2sql-mlops.lock"  # output_lock's file beside an output (DVC ignores it: .dvcignore)
+LOCK_SUFFIX = ".text2sql-mlops.lock"  # output_lock's file beside an output while it is written (.dvcignore)
 _MARKER_TEXT = '{"written_by": "text2sql-mlops"}\n'
 
 # True when a folder holds one command's kind of output (a training output, a rollout, a
@@ -234,29 +234,41 @@ def output_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
     """Hold ``path`` for this process while a long command builds it (a training): a second
     command into the same output fails at once, naming the holder, instead of replacing the
     first one's result when it finishes. The lock is ``.<name>.text2sql-mlops.lock`` beside
-    the output (kept: removing a lock file another process may be opening lets two hold it)."""
+    the output, removed when the block ends."""
     import fcntl
 
     target = Path(path)
     make_folder(target.parent, target)
     lock = target.parent / f".{target.name}{LOCK_SUFFIX}"
-    try:
-        handle = open(lock, "a+")  # noqa: SIM115 - held until the block ends
-    except OSError as exc:
-        raise UserError(_unwritable(target, exc)) from None
-    with handle:
+    while True:
+        try:
+            handle = open(lock, "a+")  # noqa: SIM115 - held until the block ends
+        except OSError as exc:
+            raise UserError(_unwritable(target, exc)) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
+            handle.close()
             raise UserError(f"{target} is being written by another {what} (pid {holder}); wait for it to finish "
                             "or give another output") from None
+        # The holder before us removes the file as it lets go: locking that removed file
+        # would let a third process lock a new one beside us, so take the one on disk.
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        handle.close()
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        handle.close()
 
 
 @contextlib.contextmanager
