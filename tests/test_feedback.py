@@ -156,3 +156,37 @@ def test_query_shape_reads_aliases_in_every_scope(db: Path):
     assert shape.bindings == {"t1": ("singer",), "s": ("singer_in_concert",)}
     assert shape.tables == ("singer", "singer_in_concert")
     assert query_shape("SELECT FROM WHERE (", catalog) is None
+
+
+def test_an_invented_column_is_matched_to_the_real_one_by_its_words(sandbox: Sandbox, tmp_path: Path):
+    """Small models invent column names from the question's words; the feedback names the real
+    column whose words match (abbreviations, stems, camel case), not only close spellings.
+    The names are those a SmolLM2 SFT model invented on held-out demo databases."""
+    path = tmp_path / "shop.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE station (station_id INTEGER PRIMARY KEY, station_name TEXT, opened_yr INTEGER);"
+        "CREATE TABLE reading (reading_id INTEGER PRIMARY KEY, station_id INTEGER REFERENCES station(station_id),"
+        " reading_date TEXT, temp_c REAL);"
+        "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, shipping_fee REAL, ship_method TEXT);"
+        "CREATE TABLE artwork (artwork_id INTEGER PRIMARY KEY, title TEXT, yr_created INTEGER, medium TEXT);"
+        "CREATE TABLE album (album_id INTEGER PRIMARY KEY, title TEXT);"
+    )
+    conn.close()
+    catalog = load_catalog(path)
+
+    def hint(sql: str) -> str:
+        text = build_feedback(Diagnosis(sql, observe(sandbox, path, sql), catalog), "column", "error_only")
+        return text.splitlines()[2]
+
+    assert hint("SELECT creation_year FROM artwork") == "No table of the database has a column creation_year. Columns its parts name: artwork.yr_created."
+    assert hint("SELECT SUM(ShipFee) FROM orders") == "No table of the database has a column ShipFee. Columns its parts name: orders.shipping_fee."
+    assert hint("SELECT T1.temperature FROM reading AS T1") == "No table of the database has a column temperature. Columns its parts name: reading.temp_c."
+    assert hint("SELECT MEDIA_TYPE FROM artwork").endswith("Columns its parts name: artwork.medium.")
+    assert hint("SELECT open_yr FROM station").endswith("Columns its parts name: station.opened_yr.")
+    # a column of a table the name also names ranks first
+    assert hint("SELECT album_title FROM artwork").endswith("Columns its parts name: album.title, artwork.title.")
+    assert hint("SELECT artwork_title FROM album").endswith("Columns its parts name: artwork.title, album.title.")
+    # a misspelling is still found by spelling; a name nothing matches gets no hint
+    assert hint("SELECT tittle FROM artwork").endswith("Similar names: title.")
+    assert hint("SELECT colour FROM artwork") == "No table of the database has a column colour."

@@ -323,6 +323,25 @@ def test_hf_sampling_is_seeded(tiny_llama):
     assert texts(generator.generate(REQUESTS, SamplingParams(num_samples=3, temperature=1.0, max_new_tokens=8, seed=8))) != texts(first)
 
 
+def test_hf_names_a_damaged_model_or_a_mismatched_adapter_in_one_line(tiny_llama, tiny_lora, tmp_path):
+    import shutil
+
+    from tiny_model import build_tiny_llama
+
+    damaged = shutil.copytree(tiny_lora, tmp_path / "damaged_adapter")
+    weights = damaged / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # a copy cut short
+    with pytest.raises(UserError, match=r"cannot load the LoRA adapter from .*damaged_adapter: its weights file is damaged"):
+        hf(tiny_llama, adapter_path=str(damaged))
+    model = shutil.copytree(tiny_llama, tmp_path / "damaged_model")
+    (model / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match=r"cannot load the model from .*damaged_model"):
+        hf(model)
+    other = build_tiny_llama(tmp_path / "other_base", intermediate_size=96)
+    with pytest.raises(UserError, match=rf"the LoRA adapter at {tiny_lora} does not fit the base model .*other_base .*it was trained on {tiny_llama}"):
+        hf(other, adapter_path=str(tiny_lora))
+
+
 def test_hf_generate_decoder_gives_the_loops_greedy_tokens(tiny_llama, tmp_path):
     """decoder=generate (transformers' generate, for GPUs): the loop's greedy answers, in the
     caller's order, whatever sampling defaults the model folder declares (here top_k=1 and a

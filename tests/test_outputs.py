@@ -247,11 +247,26 @@ def test_dvc_ignores_temporaries_and_the_lock(tmp_path: Path):
     subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     out = tmp_path / "outputs" / "rollout"
     out.mkdir(parents=True)
-    paths = ["outputs/rollout/.summary.json.123.ab12.tmp", "outputs/rollout/.text2sql-mlops.lock", "outputs/rollout/run.json"]
+    paths = ["outputs/rollout/.summary.json.123.ab12.tmp", "outputs/rollout/.text2sql-mlops.lock",
+             "outputs/.sft.text2sql-mlops.lock", "outputs/rollout/run.json"]
     for path in paths:
         (tmp_path / path).write_text("x")
     result = subprocess.run([str(dvc), "check-ignore", *paths], cwd=tmp_path, capture_output=True, text=True)
-    assert result.stdout.split() == paths[:2]
+    assert result.stdout.split() == paths[:3]
+
+
+def test_a_second_training_into_a_busy_output_fails_at_once(tiny_llama: Path, demo_dataset: Path, tmp_path: Path, capsys):
+    """Two trainings into one --out would both succeed, the later replacing the earlier's
+    result: the one that finds the output held refuses, naming the holder."""
+    from text2sql_mlops.core.fileio import output_lock
+
+    out = tmp_path / "sft"
+    with output_lock(out, "training"):
+        assert cli(["train", "sft", "--model", str(tiny_llama), "--dataset", str(demo_dataset), "--max_steps", "1",
+                    "--per_device_train_batch_size", "1", "--max_length", "4096", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == f"error: {out} is being written by another training (pid {os.getpid()}); wait for it to finish or give another output"
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # the holder removed its lock file too
 
 
 # --------------------------------------------------------------------------- one rollout per folder
@@ -304,7 +319,11 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_rerun(demo_dataset: Path,
 
     with pytest.raises(RuntimeError):
         run_rollout(config, generator=Broken())
-    assert not (out / "run.json").exists()
+    assert not out.exists()  # the folder it created held only its marker and lock: gone with the run
+    out.mkdir()  # a folder that was there before the run stays
+    with pytest.raises(RuntimeError):
+        run_rollout(config, generator=Broken())
+    assert out.is_dir() and not (out / "run.json").exists()
     # A corrected rerun with other settings is not refused as "a rollout with other settings".
     summary = run_rollout(replace(config, max_turns=1), generator=create_generator("mock"))
     assert summary.examples == 4
@@ -333,6 +352,25 @@ def test_an_unwritable_output_location_is_one_error_line(demo_dataset: Path, tmp
         assert err.startswith("error: cannot write") and err.count("\n") == 1 and "/proc/t2s-" in err, err
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="uses /proc, where no file can be created, as the unwritable place")
+def test_an_unwritable_output_is_refused_before_any_work(tmp_path: Path, capsys, monkeypatch):
+    """track and register write their --record / --out after logging to the MLflow store, and
+    training writes its folder after training: the place is checked first, so "nothing was
+    written" is true (no run logged, no version registered, no minutes of training)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    write_json(tmp_path / "m.json", {"ex": 0.5})
+    write_json(tmp_path / "run.json", {"run_id": "0" * 32})
+    for argv in (["track", "--stage", "x", "--no_parent", "--metrics", "m.json", "--record", "/proc/t2s-record.json"],
+                 ["track", "--stage", "x", "--no_parent", "--metrics", "m.json", "--metrics_out", "/proc/t2s/metrics.json"],
+                 ["register", "--run", "run.json", "--eval", "m.json", "--promote", "--out", "/proc/t2s-decision.json"],
+                 ["train", "sft", "--model", "no-model-here", "--dataset", "data", "--out", "/proc/t2s-sft"]):
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot write /proc/t2s") and err.count("\n") == 1, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.json", "run.json"]  # no mlruns/ store, no temporaries
+
+
 def test_an_output_that_is_one_of_the_inputs_is_refused(demo_dataset: Path, tmp_path: Path, capsys):
     run = tmp_path / "run"
     assert cli(_rollout_args(demo_dataset, run, "--max_turns", "1")) == 0
@@ -351,3 +389,31 @@ def test_an_output_that_is_one_of_the_inputs_is_refused(demo_dataset: Path, tmp_
     assert all(path.read_bytes() == data for path, data in kept.items())
     # a new file beside the input is fine
     assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "pairs.jsonl")]) == 0
+
+
+def test_train_register_and_track_refuse_an_output_that_is_an_input(tiny_llama: Path, tmp_path: Path, capsys, monkeypatch):
+    """Continuing a training into its own folder would replace the weights it starts from;
+    register's decision or track's files written over the record or metrics they read, or over
+    each other, lose them. Each is refused with one line before anything runs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    earlier = tmp_path / "sft"  # an earlier training output, which --out may replace in general
+    earlier.mkdir()
+    mark_folder(earlier)
+    write_json(earlier / "training_summary.json", {"method": "sft"})
+    (earlier / "pairs.jsonl").write_text("{}\n")
+    write_json(tmp_path / "m.json", {"ex": 0.5})
+    write_json(tmp_path / "run.json", {"run_id": "0" * 32})
+    (tmp_path / "steps.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    kept = _bytes(tmp_path)
+    for argv in (["train", "sft", "--model", str(tiny_llama), "--init_adapter", str(earlier), "--out", str(earlier)],
+                 ["train", "dpo", "--model", str(tiny_llama), "--pairs", str(earlier / "pairs.jsonl"), "--out", str(earlier)],
+                 ["register", "--run", "run.json", "--eval", "m.json", "--out", "m.json"],
+                 ["track", "--stage", "x", "--no_parent", "--metrics", "m.json", "--metrics_out", "m.json"],
+                 ["track", "--stage", "x", "--no_parent", "--steps", "steps.jsonl", "--plots_out", "steps.jsonl"],
+                 ["track", "--stage", "x", "--no_parent", "--config", "c=m.json", "--record", "m.json"],
+                 ["track", "--stage", "x", "--no_parent", "--metrics", "m.json", "--record", "r.json", "--metrics_out", "r.json"]):
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "would overwrite" in err and err.count("\n") == 1, (argv, err)
+    assert _bytes(tmp_path) == kept and not (tmp_path / "mlruns").exists()

@@ -256,6 +256,28 @@ def test_manual_promotion_and_clear_errors(store: Path, tiny_llama: Path, capsys
     (store / "norun.json").write_text(json.dumps({"run_id": "x"}))
     assert cli(["register", "--run", "norun.json", "--eval", "summary_one.json"]) == 2
     assert "logged no adapter" in capsys.readouterr().err
+    # a name MLflow refuses is one line, and no version exists under any name afterwards
+    versions = len(client().search_model_versions())
+    assert cli(["register", "--run", "run_two.json", "--eval", "summary_two.json", "--model_name", "bad/name@x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot register a model named 'bad/name@x'") and err.count("\n") == 1, err
+    assert len(client().search_model_versions()) == versions
+
+
+def test_a_store_that_cannot_be_opened_is_one_error_line(store: Path, monkeypatch, capsys):
+    """--store on a file, a store URI MLflow does not know, a file that is not a database: one line
+    naming the store and what to check, never a traceback."""
+    (store / "m.json").write_text('{"ex": 0.5}')
+    (store / "notes.txt").write_text("mine")
+    track = ["track", "--stage", "x", "--no_parent", "--metrics", "m.json"]
+    for env, argv in ((None, [*track, "--store", "notes.txt"]), ("garbage://x", track), (f"sqlite:///{store / 'notes.txt'}", track)):
+        if env:
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", env)
+        assert cli(argv) == 2, (env, argv)
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot open the MLflow store") and err.count("\n") == 1, err
+        assert err.rstrip().endswith("check MLFLOW_TRACKING_URI" if env else "check --store")
+    assert (store / "notes.txt").read_text() == "mine"
 
 
 # --------------------------------------------------------------------------- concurrent stages, inputs checked first

@@ -71,7 +71,7 @@ def build_tokenizer(vocab_size: int = 512):
     )
 
 
-def build_tiny_llama(path: str | Path, seed: int = 0, max_positions: int = 512) -> Path:
+def build_tiny_llama(path: str | Path, seed: int = 0, max_positions: int = 512, intermediate_size: int = 128) -> Path:
     """Write a ~0.1M-parameter ``LlamaForCausalLM`` and its tokenizer to ``path``; return it."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -81,7 +81,7 @@ def build_tiny_llama(path: str | Path, seed: int = 0, max_positions: int = 512) 
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
-        intermediate_size=128,
+        intermediate_size=intermediate_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,  # grouped-query attention, as in SmolLM2 and Qwen

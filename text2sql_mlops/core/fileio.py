@@ -37,6 +37,7 @@ from typing import Any
 from .errors import UserError
 
 MARKER = ".text2sql-mlops"  # in every folder this tool writes as a whole; its content never varies
+LOCK_SUFFIX = ".text2sql-mlops.lock"  # output_lock's file beside an output while it is written (.dvcignore)
 _MARKER_TEXT = '{"written_by": "text2sql-mlops"}\n'
 
 # True when a folder holds one command's kind of output (a training output, a rollout, a
@@ -54,6 +55,7 @@ def check_output_file(path: str | os.PathLike) -> Path:
         raise UserError(f"{target} is a folder, and this output is a file; give a file path "
                         f"(e.g. {target / 'out.json'}); nothing was written")
     _check_parents(target)
+    check_writable(target)
     return target
 
 
@@ -69,7 +71,23 @@ def check_output_folder(path: str | os.PathLike, signature: Signature | None = N
                             "replace; choose a new or empty folder; nothing was changed")
         raise UserError(f"{target} is a folder this tool did not write (it has files and no {MARKER} marker); "
                         "choose a new or empty folder; nothing was changed")
+    check_writable(target)
     return target
+
+
+def check_writable(target: Path) -> None:
+    """Refuse, before any work, an output where nothing can be created (a read-only mount,
+    /proc, no permission): otherwise a command would train or register first and fail only
+    at its last write. Creates and removes one temporary where the output's files will go
+    (the folder itself, or the nearest folder that exists)."""
+    place = target if target.is_dir() else next((parent for parent in target.parents if parent.is_dir()), Path.cwd())
+    try:
+        handle, probe = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=place)
+    except OSError as exc:
+        raise UserError(_unwritable(target, exc)) from None
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def is_own_folder(path: Path, signature: Signature | None = None) -> bool:
@@ -95,13 +113,18 @@ def mark_folder(path: str | os.PathLike) -> None:
         marker.write_text(_MARKER_TEXT, encoding="utf-8")
 
 
-def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str) -> None:
-    """Refuse an output that would replace one of the command's inputs: the same file, or a
-    file already inside an input folder (``pairs mine --out <rollout>/trajectories.jsonl``)."""
+def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], flag: str) -> None:
+    """Refuse an output that would replace one of the command's inputs (``None`` inputs are
+    skipped): the same path, a file already inside an input folder (``pairs mine --out
+    <rollout>/trajectories.jsonl``), or an output folder, replaced as a whole, that holds an
+    input (``train sft --pairs runs/x/pairs.jsonl --out runs/x``)."""
     out = Path(output).resolve()
     for given in inputs:
+        if given is None:
+            continue
         source = Path(given).resolve()
-        if out == source or (source.is_dir() and source in out.parents and out.exists()):
+        if (out == source or (source.is_dir() and source in out.parents and out.exists())
+                or (out.is_dir() and out in source.parents)):
             raise UserError(f"{flag} {output} would overwrite the input {given}; write it elsewhere; nothing was written")
 
 
@@ -204,6 +227,48 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):  # a read-only folder refuses even this unlink; no temporary was made
             staged.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``path`` for this process while a long command builds it (a training): a second
+    command into the same output fails at once, naming the holder, instead of replacing the
+    first one's result when it finishes. The lock is ``.<name>.text2sql-mlops.lock`` beside
+    the output, removed when the block ends."""
+    import fcntl
+
+    target = Path(path)
+    make_folder(target.parent, target)
+    lock = target.parent / f".{target.name}{LOCK_SUFFIX}"
+    while True:
+        try:
+            handle = open(lock, "a+")  # noqa: SIM115 - held until the block ends
+        except OSError as exc:
+            raise UserError(_unwritable(target, exc)) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise UserError(f"{target} is being written by another {what} (pid {holder}); wait for it to finish "
+                            "or give another output") from None
+        # The holder before us removes the file as it lets go: locking that removed file
+        # would let a third process lock a new one beside us, so take the one on disk.
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        handle.close()
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        handle.close()
 
 
 @contextlib.contextmanager

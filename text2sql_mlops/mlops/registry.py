@@ -40,7 +40,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, output_file, write_json
+from ..core.fileio import atomic_folder, check_not_an_input, output_file, write_json
 from ..core.records import Summary, read_summary
 from ..generation.adapters import (
     ADAPTER_CONFIG,
@@ -174,8 +174,12 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
     try:
         client.get_registered_model(model_name)
     except MlflowException:
-        client.create_registered_model(model_name, description="Text-to-SQL models trained by SFT then DPO (text2sql-mlops): "
-                                       "MLflow transformers models, a LoRA adapter on its local base model or a whole fine-tuned model")
+        try:
+            client.create_registered_model(model_name, description="Text-to-SQL models trained by SFT then DPO (text2sql-mlops): "
+                                           "MLflow transformers models, a LoRA adapter on its local base model or a whole fine-tuned model")
+        except MlflowException as exc:  # a name MLflow refuses ('a/b', 'x@y'): before any version exists
+            raise UserError(f"cannot register a model named {model_name!r}: {' '.join(str(exc).split())[:160]}; "
+                            "choose another --model_name") from None
     tags = {name: str(getattr(summary, name)) for name in TAGGED_NUMBERS}
     tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
     version = client.create_model_version(model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
@@ -359,6 +363,8 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
     args = make_parser(prog).parse_args(argv)
+    if args.out:
+        check_not_an_input(args.out, (args.run, args.eval), "--out")
     try:
         run_record = json.loads(Path(args.run).read_text())
     except (OSError, json.JSONDecodeError) as exc:

@@ -46,7 +46,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file, read_jsonl, write_json
+from ..core.fileio import check_not_an_input, output_file, read_jsonl, write_json
 from ..data.load import load_examples, read_records, spider_split_files
 from .models import load_trained_model, log_trained_model
 
@@ -112,31 +112,47 @@ def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_
     quiet_mlflow()
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(store_dir)
-    mlflow.set_tracking_uri(uri)
-    with store_lock(uri):
-        client = MlflowClient(uri)
-        found = client.get_experiment_by_name(experiment) if experiment else None  # opens (creates) the store
-        if experiment is None:
-            client.search_experiments(max_results=1)
-        if registry:
-            client.search_registered_models(max_results=1)  # the registry's store: its own engine and checks
-        if experiment is None:
-            return None
-        if found is not None:
-            return found.experiment_id
-        # With the SQLite store MLflow puts an experiment's artifacts in ./mlruns/<experiment id>/,
-        # resolved to an absolute path when the experiment is created. The kind tag opens it in
-        # the UI's model-training view (runs, metrics, models), not the GenAI one (traces).
-        try:
-            return client.create_experiment(experiment, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-        except MlflowException:  # created meanwhile by a process that does not take the lock
-            found = client.get_experiment_by_name(experiment)
-            if found is None:
-                raise
-            return found.experiment_id
+    where = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "--store"  # set_tracking_uri sets it
+    if uri.startswith(("http://", "https://")):
+        # MLflow retries an unanswered server for minutes by default: fail within about a minute instead.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    try:
+        mlflow.set_tracking_uri(uri)
+        with store_lock(uri):
+            return _open_experiment(MlflowClient(uri), experiment, registry)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the store's backend raises (OSError, MLflow, SQLAlchemy)
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UserError(f"cannot open the MLflow store {uri}: {reason}; check {where}") from None
+
+
+def _open_experiment(client, experiment: str | None, registry: bool) -> str | None:
+    """``connect``'s work inside the store lock: open the store, find or create ``experiment``."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(experiment) if experiment else None  # opens (creates) the store
+    if experiment is None:
+        client.search_experiments(max_results=1)
+    if registry:
+        client.search_registered_models(max_results=1)  # the registry's store: its own engine and checks
+    if experiment is None:
+        return None
+    if found is not None:
+        return found.experiment_id
+    # With the SQLite store MLflow puts an experiment's artifacts in ./mlruns/<experiment id>/,
+    # resolved to an absolute path when the experiment is created. The kind tag opens it in
+    # the UI's model-training view (runs, metrics, models), not the GenAI one (traces).
+    try:
+        return client.create_experiment(experiment, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    except MlflowException:  # created meanwhile by a process that does not take the lock
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 # --------------------------------------------------------------------------- what a run carries
@@ -175,6 +191,12 @@ def numeric_metrics(tree: dict[str, Any]) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
+def _config_file(spec: str) -> str:
+    """The FILE of a ``[NAME=]FILE[#SECTION]`` spec."""
+    _, sep, where = spec.partition("=")
+    return (where if sep else spec).partition("#")[0]
+
+
 def config_params(specs: Iterable[str], metrics_files: Iterable[str] = ()) -> dict[str, Any]:
     """The params of a run: the configuration the stage's command recorded in its outputs.
 
@@ -189,10 +211,9 @@ def config_params(specs: Iterable[str], metrics_files: Iterable[str] = ()) -> di
     as_metrics = {Path(path).resolve() for path in metrics_files}
     params: dict[str, Any] = {}
     for spec in specs:
-        name, sep, where = spec.partition("=")
-        if not sep:
-            name, where = "", spec
-        path, _, listed = where.partition("#")
+        name, sep, _ = spec.partition("=")
+        name = name if sep else ""
+        path, listed = _config_file(spec), spec.partition("#")[2]
         sections = [section for section in listed.split(",") if section] if listed else []
         if not path or (name and len(sections) > 1) or not (name or sections):
             raise UserError(f"--config must look like NAME=FILE, NAME=FILE#SECTION or FILE#SECTION[,SECTION...], got {spec!r}")
@@ -544,8 +565,26 @@ def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
         return DEFAULT_EXPERIMENT
 
 
+def check_outputs_apart(args) -> None:
+    """The files ``track`` writes must not be its input files, nor one another: it writes them
+    after logging, one by one. (A record inside the --adapter folder is fine: it adds a file.)"""
+    read = [*args.metrics, *args.steps, args.params_file, args.data_dvc,
+            *(item.partition("=")[2] or item for item in args.table),
+            *(_config_file(spec) for spec in args.config),
+            *(path for path in args.artifacts if not Path(path).is_dir())]
+    written: dict[Path, str] = {}
+    for name, output in (("--record", args.record), ("--metrics_out", args.metrics_out), ("--plots_out", args.plots_out)):
+        if output:
+            check_not_an_input(output, read, name)
+            if Path(output).resolve() in written:
+                raise UserError(f"{name} {output} would overwrite {written[Path(output).resolve()]}'s file; give each output "
+                                "its own path; nothing was written")
+            written[Path(output).resolve()] = name
+
+
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> int:
     args = make_parser(prog).parse_args(argv)
+    check_outputs_apart(args)
     tags = {}
     for item in args.tag:
         key, sep, value = item.partition("=")

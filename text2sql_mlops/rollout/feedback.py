@@ -23,8 +23,9 @@ section functions run in order, so a level is one line of data:
 
 - ``basic``: the status line: the SQLite error, or the result status of the mode.
 - ``column``: + for a name SQLite cannot resolve, the invalid identifier, what its
-  alias stands for, the tables that really have the missing column, and the
-  columns of the query's tables (aliases and columns are read with sqlglot,
+  alias stands for, the tables that really have the missing column (for a name no
+  table has, the columns its words name: ``creation_year`` -> ``artwork.yr_created``),
+  and the columns of the query's tables (aliases and columns are read with sqlglot,
   ``sql/shape.py``);
   + the result details the mode allows (row counts, first rows, warnings).
 - ``minimal``: column + the Column-Minimal Repair instruction: take columns from
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -143,24 +145,52 @@ def _alias_label(shape: QueryShape | None, table: str) -> str:
 
 def _name_parts(name: str, catalog: Catalog, limit: int = 3) -> list[str]:
     """``table.column`` pairs that the words of an invented column name point at: a model that
-    writes ``airline_name`` or ``ticket_price`` means ``airline.name`` or ``flight.price``.
-    A column named by one word, of a table named by another, ranks first; then a column whose
-    whole name is one of the words (or is made of them)."""
-    words = [word for word in name.lower().split("_") if word]
-    if len(words) < 2:
+    writes ``airline_name``, ``creation_year``, ``ShipFee`` or ``temperature`` means
+    ``airline.name``, ``artwork.yr_created``, ``orders.shipping_fee`` or ``reading.temp_c``.
+    A column qualifies when each word of one name matches a word of the other (``_same_word``:
+    equal, one word's plural, a shared stem of 4 letters, or an abbreviation); a column of a
+    table that one of the words names ranks first, then those matching more words."""
+    words = _words(name)
+    if not words:
         return []
-    stems = {word.rstrip("s") for word in words}
     ranked = []
     for table in catalog.tables:
-        table_named = table.name.lower().rstrip("s") in stems
+        table_named = any(_same_word(word, table_word) for word in words for table_word in _words(table.name))
         for column in table.columns:
-            column_words = [w for w in column.name.lower().split("_") if w]
+            column_words = _words(column.name)
             if column.name.lower() == name.lower() or not column_words:
                 continue
-            if column.name.lower() in words or all(w.rstrip("s") in stems for w in column_words):
-                ranked.append((0 if table_named else 1, table.name, column.name))
-    ranked.sort(key=lambda hit: hit[0])
-    return [f"{table}.{column}" for _, table, column in ranked[:limit]]
+            named = [any(_same_word(w, c) for c in column_words) for w in words]
+            naming = [any(_same_word(c, w) for w in words) for c in column_words]
+            if all(named) or all(naming):
+                matched = sum(named) + sum(naming)
+                ranked.append((not table_named, -matched, table.name, column.name))
+    ranked.sort(key=lambda hit: hit[:2])
+    return [f"{table}.{column}" for *_, table, column in ranked[:limit]]
+
+
+def _words(name: str) -> list[str]:
+    """The lower-case words of an identifier: ``ShipFee`` and ``ship_fee`` give ship, fee."""
+    return [word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Whether two identifier words name the same thing: equal, or one the other's plural; a
+    shared stem of at least 4 letters (temp / temperature, creation / created); or an
+    abbreviation of 2-3 letters, the long word's first letter and then some of its letters in
+    order (yr / year, qty / quantity)."""
+    a, b = (word[:-1] if len(word) > 3 and word.endswith("s") else word for word in (a, b))
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    if len(short) >= 4:
+        return long.startswith(short[:4]) and _shared_prefix(a, b) >= max(4, len(short) - 3)
+    letters = iter(long[1:])
+    return len(short) >= 2 and short[0] == long[0] and all(letter in letters for letter in short[1:])
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def _similar(name: str, choices) -> str:

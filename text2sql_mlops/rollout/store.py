@@ -27,6 +27,7 @@ corrected rerun. Temporaries of a killed run are removed by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -36,6 +37,7 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.fileio import (
+    MARKER,
     check_output_folder,
     make_folder,
     mark_folder,
@@ -97,6 +99,7 @@ class RunFolder:
         self.path = Path(path)
         self.work = self.path / WORK_FILE
         self._lock_fd: int | None = None
+        self._created = False
 
     def lock(self) -> None:
         """Take the folder for this process (until ``unlock`` or exit); refuses a folder in use.
@@ -104,6 +107,7 @@ class RunFolder:
         The folder must be new, empty or a rollout's; it is created and marked as this tool's.
         """
         check_output_folder(self.path, rollout_here)
+        self._created = not self.path.exists()
         make_folder(self.path)
         try:
             fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -124,6 +128,13 @@ class RunFolder:
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
+            if self._created and {entry.name for entry in self.path.iterdir()} <= {MARKER, LOCK_FILE}:
+                # A run that failed before its first result (a model that does not load) leaves
+                # no folder behind that it created: only its marker and lock were in it.
+                for name in (LOCK_FILE, MARKER):
+                    (self.path / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
 

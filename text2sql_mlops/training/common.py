@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, check_output_folder, write_json, write_jsonl
+from ..core.fileio import atomic_folder, check_not_an_input, check_output_folder, output_lock, write_json, write_jsonl
 from ..data.guard import load_eval_split
-from ..generation.adapters import ADAPTER_WEIGHTS, check_adapter_folder, is_whole_model_folder
+from ..generation.adapters import ADAPTER_WEIGHTS, check_adapter_folder, is_whole_model_folder, loading
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
 
@@ -48,6 +48,10 @@ def check_settings(settings: TrainSettings) -> None:
         raise UserError(f"--last_layers must be 0 (all layers) or more, got {settings.last_layers}")
 
     check_output_folder(settings.out, trained_here)
+    # Continuing a run into its own folder would replace the weights it starts from.
+    inputs = [settings.model, getattr(settings, "init_adapter", None), getattr(settings, "dataset", None), settings.eval_dataset,
+              *getattr(settings, "pairs", []), *getattr(settings, "trajectories", [])]
+    check_not_an_input(settings.out, inputs, "--out")
 
 
 def eval_split(settings: TrainSettings):
@@ -98,14 +102,16 @@ def load_model(model: str, runtime: Runtime):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(model)
+    with loading("the model's config", model):
+        config = AutoConfig.from_pretrained(model)
     quantization = getattr(config, "quantization_config", None)
     method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(quantization, "quant_method", None)
     if str(method).lower().endswith("gguf"):
         # A folder converted from GGUF (`model prepare`) holds dequantized safetensors, but its
         # config.json may still name the GGUF source, and the Trainer refuses "quantized" models.
         delattr(config, "quantization_config")
-    return AutoModelForCausalLM.from_pretrained(model, config=config, dtype=getattr(torch, runtime.dtype))
+    with loading("the model", model):
+        return AutoModelForCausalLM.from_pretrained(model, config=config, dtype=getattr(torch, runtime.dtype))
 
 
 def lora_config(settings: TrainSettings, model=None):
@@ -161,7 +167,9 @@ def starting_model(settings: TrainSettings, runtime: Runtime):
     if settings.init_adapter and not settings.full_finetune:
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(load_model(settings.model, runtime), settings.init_adapter, is_trainable=True), None
+        base = load_model(settings.model, runtime)
+        with loading("the LoRA adapter", settings.init_adapter, base=settings.model):
+            return PeftModel.from_pretrained(base, settings.init_adapter, is_trainable=True), None
     return trainable_model(settings, runtime, settings.init_adapter)
 
 
@@ -246,7 +254,8 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
 
     main = is_main_process()
     out = Path(settings.out)
-    with atomic_folder(out, trained_here) if main else contextlib.nullcontext(None) as staged:
+    with (output_lock(out, "training") if main else contextlib.nullcontext()),\
+         (atomic_folder(out, trained_here) if main else contextlib.nullcontext(None)) as staged:
         log = MetricsLog(method)
         trainer = build_trainer(str(staged or out), [log])  # Trainer only creates output_dir on the main process
         trainer.remove_callback(PrinterCallback)  # the raw dict of every log; MetricsLog prints a line instead
