@@ -70,6 +70,22 @@ def check_adapter_folder(path: str | Path, where: str | None = None, hint: str =
     return folder
 
 
+def check_model_folder(path: str | Path) -> Path:
+    """``path`` as a Hugging Face model folder (``config.json``), or one ``UserError`` that says
+    what it is instead: nothing (prepare one there), a LoRA adapter, or some other folder."""
+    folder = Path(path)
+    if (folder / MODEL_CONFIG).is_file():
+        return folder
+    if (folder / ADAPTER_CONFIG).is_file():
+        raise UserError(f"{folder} is a LoRA adapter, not a model folder; give its base model here "
+                        f"({base_model_of(str(folder)) or 'named in its adapter_config.json'}) and the adapter as the adapter")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UserError(f"{folder} is not a model folder (it has no {MODEL_CONFIG}); give a Hugging Face model folder, "
+                        "e.g. the --out of `text2sql-mlops model prepare`")
+    raise UserError(f"model folder not found: {folder} has no {MODEL_CONFIG}; run `text2sql-mlops model prepare --out {folder}` "
+                    "or pass another model folder")
+
+
 def base_model_of(adapter_dir: str) -> str:
     """The base model an adapter was trained on (adapter_config.json)."""
     config = json.loads(Path(adapter_dir, "adapter_config.json").read_text())

@@ -49,7 +49,7 @@ from transformers.cache_utils import DynamicLayer
 
 from ..core.errors import UserError
 from ..prompts import answer_complete
-from .adapters import loading
+from .adapters import check_model_folder, loading
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 from .chat import encode, render_prompt
 from .hf_options import HFOptions
@@ -225,9 +225,7 @@ class HFGenerator(Generator):
         model_path, batch_size, device_map = options.model_path, options.batch_size, options.device_map
         if not model_path:
             raise UserError("hf generator needs model_path (a Hugging Face model folder, e.g. models/smollm2-135m-instruct)")
-        model_dir = Path(model_path)
-        if not (model_dir / "config.json").is_file():
-            raise UserError(f"model folder not found: {model_dir} has no config.json; run `text2sql-mlops model prepare --out {model_dir}` or pass another model folder")
+        model_dir = check_model_folder(model_path)
         if batch_size < 1:
             raise UserError(f"hf generator: batch_size must be at least 1, got {batch_size}")
         if options.decoder not in DECODERS:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..core.errors import UserError
+from .adapters import check_model_folder
 from .base import Completion, GenerationRequest, Generator, SamplingParams, option
 from .chat import encode, render_prompt
 
@@ -66,9 +67,7 @@ class VLLMGenerator(Generator):
         model_path, adapter_path, dtype = options.model_path, options.adapter_path, options.dtype
         if not model_path:
             raise UserError("vllm generator needs model_path (a Hugging Face model folder, e.g. models/smollm2-135m-instruct)")
-        model_dir = Path(model_path)
-        if not (model_dir / "config.json").is_file():
-            raise UserError(f"model folder not found: {model_dir} has no config.json; run `text2sql-mlops model prepare --out {model_dir}` or pass another model folder")
+        model_dir = check_model_folder(model_path)
         self.api = api or load_vllm_api()
         self.progress = options.progress
         # "auto" means bf16, as in the hf backend on a GPU (vLLM's own "auto" would pick fp16

@@ -25,16 +25,20 @@ from typing import Any
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_not_an_input, check_output_folder, output_lock, write_json, write_jsonl
 from ..data.guard import load_eval_split
-from ..generation.adapters import ADAPTER_WEIGHTS, check_adapter_folder, is_whole_model_folder, loading
+from ..generation.adapters import (
+    ADAPTER_WEIGHTS,
+    check_adapter_folder,
+    check_model_folder,
+    is_whole_model_folder,
+    loading,
+)
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
 from .device import Runtime
 
 
 def check_settings(settings: TrainSettings) -> None:
     """Fail early, with one line, on what would otherwise fail after minutes of loading."""
-    model_dir = Path(settings.model)
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"model folder not found: {model_dir} has no config.json; run `text2sql-mlops model prepare --out {model_dir}` or pass another model folder")
+    check_model_folder(settings.model)
     for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "lora_r"):
         if getattr(settings, name) < 1:
             raise UserError(f"--{name} must be at least 1, got {getattr(settings, name)}")
