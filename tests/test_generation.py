@@ -483,6 +483,19 @@ def test_hf_option_errors(options, message):
         create_generator("hf", **options)
 
 
+def test_a_folder_that_is_not_a_model_is_named_for_what_it_is(tiny_lora, demo_dataset, tmp_path):
+    """Only a missing or empty folder gets the advice to prepare a model there; a dataset or
+    a LoRA adapter given as the model is named as such (hf, vllm and training share the check)."""
+    from text2sql_mlops.generation.adapters import check_model_folder
+
+    with pytest.raises(UserError, match=r"model folder not found: .*nowhere has no config.json; run `text2sql-mlops model prepare"):
+        check_model_folder(tmp_path / "nowhere")
+    with pytest.raises(UserError, match=rf"^{demo_dataset} is not a model folder \(it has no config.json\); give a Hugging Face"):
+        hf(demo_dataset)
+    with pytest.raises(UserError, match=rf"^{tiny_lora} is a LoRA adapter, not a model folder; give its base model here"):
+        hf(tiny_lora)
+
+
 def test_hf_missing_adapter_and_bad_dtype(tiny_llama, tmp_path):
     with pytest.raises(UserError, match="has no adapter_config.json"):
         hf(tiny_llama, adapter_path=str(tmp_path))
