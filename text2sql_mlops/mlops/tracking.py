@@ -576,10 +576,11 @@ def check_outputs_apart(args) -> None:
     for name, output in (("--record", args.record), ("--metrics_out", args.metrics_out), ("--plots_out", args.plots_out)):
         if output:
             check_not_an_input(output, read, name)
-            if Path(output).resolve() in written:
-                raise UserError(f"{name} {output} would overwrite {written[Path(output).resolve()]}'s file; give each output "
-                                "its own path; nothing was written")
-            written[Path(output).resolve()] = name
+            path = Path(output).resolve()
+            if path in written:
+                raise UserError(f"{name} {output} would overwrite {written[path]}'s file; give each output its own path; "
+                                "nothing was written")
+            written[path] = name
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> int:
