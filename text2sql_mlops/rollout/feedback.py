@@ -184,7 +184,7 @@ def _same_word(a: str, b: str) -> bool:
         return True
     short, long = sorted((a, b), key=len)
     if len(short) >= 4:
-        return long.startswith(short[:4]) and _shared_prefix(a, b) >= max(4, len(short) - 3)
+        return _shared_prefix(a, b) >= max(4, len(short) - 3)
     letters = iter(long[1:])
     return len(short) >= 2 and short[0] == long[0] and all(letter in letters for letter in short[1:])
 
