@@ -221,3 +221,54 @@ def test_overwrite_leaves_no_report_of_the_old_run(demo_dataset: Path, tmp_path:
                 "--output_dir", str(out), "--overwrite", "--no_progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["examples"] == 3
     assert not (out / "examples.jsonl").exists() and not (out / "analysis.json").exists()
+
+
+def test_a_repair_adapter_answers_the_repair_turns_and_only_those(demo_dataset: Path, tmp_path: Path, tiny_llama: Path,
+                                                                   tiny_lora: Path, capsys, one_torch_thread):
+    """``--repair_adapter_path``: the first turn is the model's own answer, every repair turn is
+    the repair model's answer to the prompt the loop built (checked by asking each model directly)."""
+    from text2sql_mlops.core.records import read_trajectories
+    from text2sql_mlops.generation import GenerationRequest, SamplingParams, create_generator
+
+    common = ["--generator", "hf", "--model_path", str(tiny_llama), "--dataset_path", str(demo_dataset), "--limit", "4",
+              "--max_turns", "2", "--repair_scope", "online", "--max_new_tokens", "8", "--batch_size", "4", "--no_progress"]
+    assert cli(["eval", *common, "--output_dir", str(tmp_path / "alone")]) == 0
+    assert cli(["eval", *common, "--repair_adapter_path", str(tiny_lora), "--reference_settings",
+                "--output_dir", str(tmp_path / "routed")]) == 0
+    alone, routed = read_trajectories(tmp_path / "alone"), read_trajectories(tmp_path / "routed")
+    assert [t.first.answer.text for t in routed] == [t.first.answer.text for t in alone]
+    repaired = [t for t in routed if len(t.turns) == 2]
+    assert repaired, "the random model's answers do not run, so each gets a repair turn"
+    requests = [GenerationRequest(t.turns[1].messages) for t in repaired]
+    greedy = SamplingParams(max_new_tokens=8)
+
+    def answers(**options) -> list[str]:
+        return [c[0].text for c in create_generator("hf", model_path=str(tiny_llama), progress=False, **options)
+                .generate(requests, greedy)]
+
+    assert [t.turns[1].answer.text for t in repaired] == answers(adapter_path=str(tiny_lora))
+    assert answers(adapter_path=str(tiny_lora)) != answers(), "the adapter changes the answers, so the check can fail"
+    assert json.loads((tmp_path / "routed" / "analysis.json").read_text())["repair_adapter"] == str(tiny_lora)
+    assert json.loads((tmp_path / "routed" / "run.json").read_text())["repair_adapter_path"] == str(tiny_lora)
+    assert "repair_adapter_path" not in json.loads((tmp_path / "alone" / "run.json").read_text())
+    # The reference settings' replays keep the split: recorded repair prompts get the repair model's answers.
+    verifier = {t.id: t for t in read_trajectories(tmp_path / "routed" / "verifier")}
+    for t in repaired:
+        replayed = verifier[t.id]
+        if len(replayed.turns) == 2 and replayed.turns[1].messages == t.turns[1].messages:
+            assert replayed.turns[1].answer.text == t.turns[1].answer.text
+
+    # compare says which run's repair turns another model answered
+    assert cli(["compare", "--runs", f"Alone={tmp_path / 'alone'}", f"Routed={tmp_path / 'routed'}", "--out", str(tmp_path / "cmp")]) == 0
+    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert (report["runs"]["Alone"]["repair_model"], report["runs"]["Routed"]["repair_model"]) == (None, str(tiny_lora))
+    assert f"by a repair model (`eval --repair_adapter_path`), first turns by the run's own: Routed (`{tiny_lora}`)" in \
+           (tmp_path / "cmp" / "compare.md").read_text()
+
+    capsys.readouterr()
+    for extra, message in ((["--generator", "mock"], "needs --generator hf"), (["--max_turns", "1"], "--max_turns 1 has none"),
+                           (["--repair_adapter_path", str(tmp_path / "none")], "no LoRA adapter at")):
+        args = ["eval", *common, "--repair_adapter_path", str(tiny_lora), *extra, "--output_dir", str(tmp_path / "bad")]
+        assert cli(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -619,3 +619,13 @@ def test_repair_success_by_the_reference_rule_counts_a_correct_turn_the_run_went
     repair = rollout_summary(trajectories, config).repair
     assert repair == {"first_turn_failed": 3, "repaired": 1, "repair_success_rate": 1 / 3,
                       "repaired_seed_rule": 2, "repair_success_rate_seed_rule": 2 / 3}
+
+
+def test_rollout_refuses_a_repair_adapter_it_cannot_use(demo_dataset: Path, tmp_path: Path, capsys):
+    """``rollout --repair_adapter_path``: a missing folder is one line before any work."""
+    args = ["rollout", "--generator", "hf", "--model_path", str(tmp_path), "--dataset_path", str(demo_dataset), "--limit", "2",
+            "--max_turns", "2", "--repair_adapter_path", str(tmp_path / "none"), "--output_dir", str(tmp_path / "out"), "--no_progress"]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--repair_adapter_path" in err and "no such folder" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -64,6 +64,7 @@ def row(summary: Summary, analysis: dict) -> dict[str, Any]:
         "final_error_types": summary.error_types["final"], "by_hardness": analysis.get("by_hardness", {}),
         "final_ex_strict_configuration": summary.final_ex_strict_configuration,
         "final_ex_oracle_configuration": summary.final_ex_oracle_configuration,
+        "repair_model": summary.config.get("repair_adapter_path"),  # None: the run answered its own repair turns
         **{key: analysis["reference_settings"][key] for key, _ in REFERENCE_COLUMNS if key in analysis.get("reference_settings", {})},
     }
 
@@ -88,6 +89,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [f"| {name} | " + " | ".join(_fmt(r[key]) for key, _ in COLUMNS) + " |" for name, r in runs.items()]
     lines += ["", "Strict = no gold information at inference; oracle = repair stops at the first candidate that matches "
               "gold (an upper bound). They are separate numbers by design.", ""]
+    paired = [f"{name} (`{r['repair_model']}`)" for name, r in runs.items() if r.get("repair_model")]
+    if paired:
+        lines[-1:] = ["", f"Repair turns answered by a repair model (`eval --repair_adapter_path`), first turns by the "
+                      f"run's own: {', '.join(paired)}. The other runs answer their own repair turns.", ""]
     reference = [(key, label) for key, label in REFERENCE_COLUMNS if any(key in r for r in runs.values())]
     if reference:
         lines += ["## The reference project's settings", "", "| run | " + " | ".join(label for _, label in reference) + " |",

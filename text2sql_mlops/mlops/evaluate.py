@@ -163,17 +163,23 @@ REFERENCE_SETTINGS = (
 
 def run_reference_settings(config: RolloutConfig, trajectories: list[Trajectory]) -> dict[str, Any]:
     """The reference settings' numbers, each from a rollout that replays ``trajectories``' answers."""
-    generator = ReplayGenerator(recorded_answers(trajectories),
-                                lambda: create_generator(config.generator, **generator_options(config)))
+    answers = recorded_answers(trajectories)  # a first-turn prompt and a repair prompt never share a key
+    generator = ReplayGenerator(answers, lambda: create_generator(config.generator, **generator_options(config)))
+    repair_generator = generator if config.repair_adapter_path is None else ReplayGenerator(
+        answers, lambda: create_generator(config.generator, **generator_options(config, repair=True)))
     numbers: dict[str, Any] = {}
     try:
         for folder, scope, mode, number, name in REFERENCE_SETTINGS:
             setting = replace(config, repair_scope=scope, feedback_mode=mode, output_dir=str(Path(config.output_dir) / folder))
-            summary = run_rollout(setting, generator=generator)
+            summary = run_rollout(setting, generator=generator, repair_generator=repair_generator)
             numbers[name], numbers[f"{name}_configuration"] = getattr(summary, number), getattr(summary, f"{number}_configuration")
     finally:
         generator.close()
-    numbers["replayed_answers"], numbers["generated_answers"] = generator.replayed, generator.generated
+        if repair_generator is not generator:
+            repair_generator.close()
+    replays = {id(generator): generator, id(repair_generator): repair_generator}.values()
+    numbers["replayed_answers"] = sum(g.replayed for g in replays)
+    numbers["generated_answers"] = sum(g.generated for g in replays)
     return numbers
 
 
@@ -183,6 +189,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     config = config_from_args(args)
     model_path, adapter_path = resolve_models(args.adapter, config.model_path, config.generator, config.adapter_path)
     config = replace(config, model_path=model_path, adapter_path=adapter_path)
+    if config.repair_adapter_path:  # a folder or a registry URI, as --adapter
+        config = replace(config, repair_adapter_path=resolve_adapter(config.repair_adapter_path))
     if args.reference_settings and (config.temperature > 0 or config.num_samples != 1):
         raise UserError("eval --reference_settings replays greedy answers: use --temperature 0 --num_samples 1")
     summary = run_rollout(config)
@@ -192,6 +200,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
     write_jsonl(examples_file, example_rows(trajectories))
     analysis["adapter"] = args.adapter
     analysis["model_path"] = model_path
+    analysis["repair_adapter"] = config.repair_adapter_path
     reference = run_reference_settings(config, trajectories) if args.reference_settings else {}
     if reference:
         analysis["reference_settings"] = reference

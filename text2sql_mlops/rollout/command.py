@@ -74,10 +74,11 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
     return identity, [selected[start:start + config.chunk_size] for start in range(0, len(selected), config.chunk_size)]
 
 
-def run_rollout(config: RolloutConfig, generator=None) -> Summary:
+def run_rollout(config: RolloutConfig, generator=None, repair_generator=None) -> Summary:
     """Run (or resume, or find complete) the rollout ``config`` describes; returns its summary.json.
 
-    ``generator`` replaces the one ``config.generator`` names (tests pass wrappers).
+    ``generator`` replaces the one ``config.generator`` names (tests pass wrappers), and
+    ``repair_generator`` the repair turns' (``--repair_adapter_path``; else ``generator`` answers them).
     """
     started = time.perf_counter()
     check(config)
@@ -85,10 +86,10 @@ def run_rollout(config: RolloutConfig, generator=None) -> Summary:
                      chunk_size=chunk_size_for(config))
     identity, chunks = select_examples(config)
     with RunFolder(config.output_dir) as folder:
-        return _run_locked(config, folder, identity, chunks, generator, started)
+        return _run_locked(config, folder, identity, chunks, generator, repair_generator, started)
 
 
-def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, Any], chunks: list, generator,
+def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, Any], chunks: list, generator, repair_generator,
                 started: float) -> Summary:
     from tqdm import tqdm
 
@@ -109,9 +110,17 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
         print(f"rollout: note: the {config.generator} generator has no option for {', '.join('--' + f for f in ignored)}; "
               "ignored", file=sys.stderr)
     generator = generator or create_generator(config.generator, **generator_options(config))
+    own_repair_generator = repair_generator is None and config.repair_adapter_path is not None
+    if own_repair_generator:
+        try:
+            repair_generator = create_generator(config.generator, **generator_options(config, repair=True))
+        except BaseException:
+            if own_generator:
+                generator.close()
+            raise
     claimed = bool(finished)  # a resumed run's folder is already its own
     sql_workers = sql_workers_for(config, generator.frees_cpu)
-    engine = RolloutEngine(config, generator, config.tables_json, sql_workers=sql_workers)
+    engine = RolloutEngine(config, generator, config.tables_json, sql_workers=sql_workers, repair_generator=repair_generator)
     total, finished_examples = sum(map(len, chunks)), sum(len(r["ids"]) for r in done.values())
     bar = tqdm(total=total, initial=finished_examples, unit="ex",
                desc="rollout", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
@@ -144,6 +153,8 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
         engine.close()
         if own_generator:
             generator.close()
+        if own_repair_generator:
+            repair_generator.close()
     if not claimed:  # nothing was left to compute
         folder.claim(identity, config.overwrite)
     return _finish(folder, identity, [done[number] for number in sorted(done)], started, resumed=len(finished))

@@ -109,6 +109,9 @@ class RolloutConfig:
     feedback_detail: str = setting("minimal", "basic, column or minimal")
     feedback_mode: str = setting("error_only", "error_only, online_visible (gold-free), result_status, oracle_rows (use gold)")
     repair_scope: str = setting("online", "verified (uses gold), online, online_guarded")
+    repair_adapter_path: str | None = setting(
+        None, "answer the repair turns (2 and later) with this model instead of the first turn's: a LoRA adapter on "
+              "the same base or a whole fine-tuned model folder (e.g. `train sft --init_adapter` on repair chats; hf only)")
     timeout_sec: float = setting(10.0, "seconds per query", type=float)
     matcher: str = setting("official", "how a candidate is judged correct: official (Spider's evaluator) or seed (the "
                                        "reference project's: sorted rows, rounded floats, DISTINCT kept)")
@@ -183,6 +186,8 @@ def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any
     # A generation flag the backend ignores cannot change a trajectory (a profile's batch_size for openai).
     identity.update(dict.fromkeys(ignored_flags(config)))
     identity["generator_option"] = list(config.generator_option)
+    if config.repair_adapter_path is None:
+        del identity["repair_adapter_path"]  # so runs without one keep the identity they had before it existed
     identity["examples"] = len(example_ids)
     identity["examples_sha256"] = hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
     return identity
@@ -196,12 +201,15 @@ GENERIC_OPTIONS = {"model_path": "model_path", "adapter_path": "adapter_path", "
                    "device_map": "device_map"}
 
 
-def _generic_options(config: RolloutConfig) -> dict[str, tuple[str, Any]]:
-    """The generation flags given: option name -> (flag, value)."""
+def _generic_options(config: RolloutConfig, repair: bool = False) -> dict[str, tuple[str, Any]]:
+    """The generation flags given: option name -> (flag, value); with ``repair``, those of the
+    repair turns' model (``--repair_adapter_path`` in place of ``--adapter_path``)."""
     given = {option: (flag, getattr(config, flag)) for flag, option in GENERIC_OPTIONS.items()}
-    if config.adapter_path:
-        if is_whole_model_folder(config.adapter_path):  # a fully fine-tuned model replaces the base
-            given.update(model_path=("adapter_path", config.adapter_path), adapter_path=("adapter_path", None))
+    adapter_flag = "repair_adapter_path" if repair else "adapter_path"
+    adapter = getattr(config, adapter_flag)
+    given["adapter_path"] = (adapter_flag, adapter)
+    if adapter and is_whole_model_folder(adapter):  # a fully fine-tuned model replaces the base
+        given.update(model_path=(adapter_flag, adapter), adapter_path=(adapter_flag, None))
     return {option: (flag, value) for option, (flag, value) in given.items() if value is not None}
 
 
@@ -211,11 +219,12 @@ def ignored_flags(config: RolloutConfig) -> list[str]:
     return sorted({flag for option, (flag, _) in _generic_options(config).items() if option not in declared})
 
 
-def generator_options(config: RolloutConfig) -> dict[str, Any]:
+def generator_options(config: RolloutConfig, repair: bool = False) -> dict[str, Any]:
     """The options ``config.generator`` declares, from the generation flags and --generator_option
-    (an option that backend lacks is an error there, naming the ones it has)."""
+    (an option that backend lacks is an error there, naming the ones it has); with ``repair``,
+    those of the model that answers the repair turns."""
     declared = backend_options(config.generator)
-    options = {option: value for option, (_, value) in _generic_options(config).items() if option in declared}
+    options = {option: value for option, (_, value) in _generic_options(config, repair).items() if option in declared}
     if not config.progress and "progress" in declared:
         options["progress"] = False  # a backend's own bars too
     options.update(parse_option(config.generator, item) for item in config.generator_option)
@@ -244,6 +253,16 @@ def check(config: RolloutConfig) -> None:
     if config.generator not in generator_names():
         raise UserError(f"--generator {config.generator!r} is not one of: {', '.join(generator_names())}")
     generator_options(config)  # a bad --generator_option fails before any work
+    if config.repair_adapter_path is not None:
+        # Two engines of vLLM would each claim most of the GPU; a server takes one model per name.
+        if config.generator != "hf":
+            raise UserError(f"--repair_adapter_path needs --generator hf (it loads a second model in-process); "
+                            f"the {config.generator} generator cannot answer turns with two models")
+        if config.max_turns < 2:
+            raise UserError("--repair_adapter_path answers repair turns, and --max_turns 1 has none; give --max_turns 2 or more")
+        if not Path(config.repair_adapter_path).is_dir():
+            raise UserError(f"--repair_adapter_path {config.repair_adapter_path}: no such folder; give the output "
+                            "folder of a training (a LoRA adapter or a whole model)")
     for name, value, choices in (("feedback_detail", config.feedback_detail, DETAIL_LEVELS), ("feedback_mode", config.feedback_mode, FEEDBACK_MODES),
                                  ("repair_scope", config.repair_scope, REPAIR_SCOPES), ("matcher", config.matcher, MATCHERS)):
         if value not in choices:

@@ -86,6 +86,7 @@ class _Generate:
 
     requests: list[GenerationRequest]
     params: SamplingParams
+    turn: int
 
 
 @dataclass
@@ -120,11 +121,14 @@ class RolloutEngine:
     """Runs chunks of examples through the repair loop of one configuration.
 
     ``sql_workers`` threads execute and score candidates (0: in the caller's thread).
+    ``repair_generator``, if given, answers the repair turns (2 and later) instead of ``generator``.
     """
 
-    def __init__(self, config: RolloutConfig, generator: Generator, tables_json: str | None, sql_workers: int = 0):
+    def __init__(self, config: RolloutConfig, generator: Generator, tables_json: str | None, sql_workers: int = 0,
+                 repair_generator: Generator | None = None):
         self.config = config
         self.generator = generator
+        self.repair_generator = repair_generator or generator
         self.tables_json = tables_json
         self.scope = REPAIR_SCOPES[config.repair_scope]
         self.prompt_config = PromptConfig.of(config)
@@ -180,7 +184,8 @@ class RolloutEngine:
         self._advance(run, [future.result() for future in run.pending.futures])
         if isinstance(run.pending, _Generate):
             start = time.perf_counter()
-            completions = self.generator.generate(run.pending.requests, run.pending.params)
+            generator = self.generator if run.pending.turn == 1 else self.repair_generator
+            completions = generator.generate(run.pending.requests, run.pending.params)
             run.generation_s += time.perf_counter() - start
             self._advance(run, completions)
 
@@ -218,7 +223,7 @@ class RolloutEngine:
                 num_samples=self.config.num_samples, temperature=self.config.temperature, top_p=self.config.top_p,
                 max_new_tokens=self.config.max_new_tokens, seed=sampling_seed(self.config.seed, turn, chunk[0][1].id),
             )
-            completions = yield _Generate(requests, params)
+            completions = yield _Generate(requests, params, turn)
             # One task per example: its samples are often the same SQL, which the cache then runs once.
             evaluated = yield _Await([self._submit(self._evaluate_all, episode, samples, turn, cache)
                                       for episode, samples in zip(active, completions, strict=True)])
