@@ -621,3 +621,44 @@ def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_pat
     assert (Path(local) / "tokenizer.json").is_file() and not (Path(local) / "training_summary.json").exists()
     assert resolve_models(uri, None, "hf", ) == (f"models/registry/{DEFAULT_MODEL_NAME}/v1", None)  # the model itself, no base
     assert hf_generate(local, None) == hf_generate(str(whole), None)
+
+
+def test_a_version_whose_repair_turns_a_repair_model_answered_is_registered_with_it(store: Path, tiny_llama: Path, capsys):
+    """An evaluation with ``eval --repair_adapter_path``: its numbers are the pair's, so the repair
+    model is registered beside the version and holds ``champion`` exactly while its pair does."""
+    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME, resolve_adapter
+
+    repair_name = f"{DEFAULT_MODEL_NAME}-repair"
+    main = adapter_folder(store / "adapter_main", tiny_llama, "main")
+    repair = adapter_folder(store / "adapter_repair", tiny_llama, "repair")
+    assert cli(["track", "--stage", "sft_dpo", "--adapter", str(main), "--record", "run_main.json"]) == 0
+    assert cli(["track", "--stage", "repair", "--adapter", str(repair), "--record", "run_repair.json"]) == 0
+    summary = eval_summary(first_turn_ex=0.1, final_ex_strict=0.3, final_ex_oracle=0.9, executable_rate=0.5, examples=10,
+                           config={"examples_sha256": "a" * 64, "examples": 10, "repair_adapter_path": str(repair)})
+    (store / "summary_pair.json").write_text(json.dumps(summary.to_dict()))
+    capsys.readouterr()
+    # the pair's numbers without the repair model, or a repair model the evaluation never used: one line, nothing created
+    assert cli(["register", "--run", "run_main.json", "--eval", "summary_pair.json"]) == 2
+    assert "--repair_run" in capsys.readouterr().err
+    plain = eval_summary(first_turn_ex=0.1, final_ex_strict=0.5, final_ex_oracle=0.9, executable_rate=0.5, examples=10,
+                         config={"examples_sha256": "a" * 64, "examples": 10})
+    (store / "summary_plain.json").write_text(json.dumps(plain.to_dict()))
+    assert cli(["register", "--run", "run_main.json", "--eval", "summary_plain.json", "--repair_run", "run_repair.json"]) == 2
+    assert "had no repair model" in capsys.readouterr().err
+    assert client().search_model_versions() == []
+
+    assert cli(["register", "--run", "run_main.json", "--eval", "summary_pair.json", "--repair_run", "run_repair.json",
+                "--out", "decision.json"]) == 0
+    decision = json.loads((store / "decision.json").read_text())
+    assert decision["promoted"] and decision["repair_model"] == f"models:/{repair_name}/1"
+    registry = client()
+    version = registry.get_model_version_by_alias(DEFAULT_MODEL_NAME, "champion")
+    paired = registry.get_model_version_by_alias(repair_name, "champion")
+    assert version.tags["repair_model"] == f"models:/{repair_name}/{paired.version}"
+    assert paired.tags["repairs_for"] == f"models:/{DEFAULT_MODEL_NAME}/{version.version}" and paired.tags["final_ex_strict"] == "0.3"
+    pulled = resolve_adapter(f"models:/{repair_name}@champion", cache_dir=store / "cache")
+    assert weights_digest(pulled) == weights_digest(repair) != weights_digest(main)
+    # A better version that answers its own repair turns takes champion; the old pair's repair model loses it.
+    assert cli(["register", "--run", "run_main.json", "--eval", "summary_plain.json"]) == 0
+    assert str(registry.get_model_version_by_alias(DEFAULT_MODEL_NAME, "champion").version) == "2"
+    assert "champion" not in registry.get_registered_model(repair_name).aliases

@@ -17,6 +17,11 @@ champion's on the SAME evaluation set (same hash); otherwise the new version is 
 are never compared: the new version stays a challenger until promoted by hand
 (``--promote``). Aliases, not stages: MLflow 3 deprecates stages.
 
+An evaluation whose repair turns a second model answered (``eval --repair_adapter_path``)
+measured the pair, so ``--repair_run`` registers that model too, as a version of
+``<name>-repair`` with the same tags; the main version's ``repair_model`` tag names it, and
+it holds ``champion`` exactly while its pair does.
+
 ``resolve_adapter`` is the other direction: ``models:/NAME@ALIAS`` (or
 ``models:/NAME/VERSION``, ``models:/NAME/latest``, a logged model ``models:/m-ID``, or
 ``runs:/...``) is downloaded to a local folder (``models/registry/NAME/vN``) that
@@ -154,39 +159,74 @@ def decide(new_value: float | None, new_hash: str, champion: dict[str, str] | No
     return False, f"{METRIC} {new_value:.4f} does not beat the champion's {old:.4f} (version {champion.get('version')})"
 
 
-def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEFAULT_MODEL_NAME,
-             base_model: str | None = None, promote: bool = False) -> dict[str, Any]:
-    """Register the run's logged MLflow model as a new version and apply the champion rule; returns the decision."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
-
+def _logged_model_of(run_record: dict[str, Any]) -> tuple[str, str, str]:
+    """(run id, logged model id, its models:/ URI) of a training stage's run record."""
     run_id = run_record.get("run_id")
     if "model_id" not in run_record or "model_uri" not in run_record or run_id is None:
         if run_id is not None and "adapter_uri" in run_record:
             raise UserError(f"run {run_id} logged its adapter as plain files (an older `track`), not as an MLflow model; "
                             "run the training stage's `track --adapter` again, then register its new record")
         raise UserError(f"run {run_id} logged no adapter; register the record of a training stage")
-    dataset_hash = eval_dataset_hash(summary)
-    model_id, source = run_record["model_id"], run_record["model_uri"]
-    check_logged_model(model_id)  # before anything is created: an unloadable model never becomes champion
-    client = MlflowClient()
+    return run_id, run_record["model_id"], run_record["model_uri"]
+
+
+def _new_version(client, model_name: str, description: str, run_id: str, model_id: str, source: str, tags: dict[str, str]):
+    """A new version of ``model_name`` (created with ``description`` if new) for the logged model ``model_id``."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
     try:
         client.get_registered_model(model_name)
     except MlflowException:
         try:
-            client.create_registered_model(model_name, description="Text-to-SQL models trained by SFT then DPO (text2sql-mlops): "
-                                           "MLflow transformers models, a LoRA adapter on its local base model or a whole fine-tuned model")
+            client.create_registered_model(model_name, description=description)
         except MlflowException as exc:  # a name MLflow refuses ('a/b', 'x@y'): before any version exists
             raise UserError(f"cannot register a model named {model_name!r}: {' '.join(str(exc).split())[:160]}; "
                             "choose another --model_name") from None
-    tags = {name: str(getattr(summary, name)) for name in TAGGED_NUMBERS}
-    tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
     version = client.create_model_version(model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
     # As mlflow.register_model does: the logged model lists its registered versions (the UI links them).
     logged = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
     listed = [*json.loads(logged or "[]"), {"name": model_name, "version": version.version}]
     client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(listed)})
+    return version
+
+
+def repair_model_name(model_name: str) -> str:
+    """Where the repair models that answered a version's repair turns are registered."""
+    return f"{model_name}-repair"
+
+
+def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEFAULT_MODEL_NAME,
+             base_model: str | None = None, promote: bool = False, repair_record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Register the run's logged MLflow model as a new version and apply the champion rule; returns the decision.
+
+    ``repair_record``: the run record of the repair model that answered the evaluation's repair
+    turns (``eval --repair_adapter_path``). The numbers are that pair's, so the repair model is
+    registered beside it (``<model_name>-repair``, the same version tags, ``champion`` moving
+    with the pair's) and the version names it (tag ``repair_model``)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    run_id, model_id, source = _logged_model_of(run_record)
+    repair = _logged_model_of(repair_record) if repair_record is not None else None
+    dataset_hash = eval_dataset_hash(summary)
+    for logged_id in (model_id, *([repair[1]] if repair else [])):
+        check_logged_model(logged_id)  # before anything is created: an unloadable model never becomes champion
+    client = MlflowClient()
+    tags = {name: str(getattr(summary, name)) for name in TAGGED_NUMBERS}
+    tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
+    repair_version = None
+    if repair is not None:
+        repair_version = _new_version(
+            client, repair_model_name(model_name), f"The repair models of {model_name}'s versions (text2sql-mlops): each answered "
+            "the repair turns of the evaluation whose numbers its version carries", *repair,
+            {**tags, "stage": repair_record.get("stage", ""), "repairs_for": model_name})
+        tags["repair_model"] = f"models:/{repair_model_name(model_name)}/{repair_version.version}"
+    version = _new_version(client, model_name, "Text-to-SQL models trained by SFT then DPO (text2sql-mlops): MLflow transformers "
+                           "models, a LoRA adapter on its local base model or a whole fine-tuned model", run_id, model_id, source, tags)
+    if repair_version is not None:
+        client.set_model_version_tag(repair_model_name(model_name), repair_version.version, "repairs_for",
+                                     f"models:/{model_name}/{version.version}")
     try:
         current = client.get_model_version_by_alias(model_name, CHAMPION)
         champion = {**current.tags, "version": current.version}
@@ -198,13 +238,21 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
         client.set_model_version_tag(model_name, version.version, "role", CHAMPION)
         if champion is not None:
             client.set_model_version_tag(model_name, champion["version"], "role", "former_champion")
+        if repair_version is not None:
+            client.set_registered_model_alias(repair_model_name(model_name), CHAMPION, repair_version.version)
+        elif champion is not None and champion.get("repair_model"):
+            # The new champion answers its own repair turns: the old champion's repair model is no longer its pair.
+            try:
+                client.delete_registered_model_alias(repair_model_name(model_name), CHAMPION)
+            except MlflowException:
+                pass
     else:
         client.set_model_version_tag(model_name, version.version, "role", "challenger")
     client.set_model_version_tag(model_name, version.version, "decision", why)
     return {"model_name": model_name, "version": int(version.version), "promoted": promoted, "reason": why,
             "champion_version": int(version.version) if promoted else (int(champion["version"]) if champion else None),
             METRIC: getattr(summary, METRIC), "eval_dataset_hash": dataset_hash, "source": source, "run_id": run_id,
-            "model_id": model_id}
+            "model_id": model_id, "repair_model": tags.get("repair_model")}
 
 
 def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
@@ -356,6 +404,8 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
     flag(parser, "eval", required=True, help="summary.json of that adapter's evaluation")
     flag(parser, "model_name", default=DEFAULT_MODEL_NAME, help="registered model name (default: %(default)s)")
     flag(parser, "base_model", help="the base model the adapter needs (a version tag)")
+    flag(parser, "repair_run", help="the run record of the repair model that answered the evaluation's repair turns "
+                                   "(eval --repair_adapter_path): registered beside it as <model_name>-repair")
     flag(parser, "promote", action="store_true", help="make this version the champion without comparing")
     flag(parser, "out", type=output_file, help="write the decision as JSON here")
     return parser
@@ -364,17 +414,30 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
     args = make_parser(prog).parse_args(argv)
     if args.out:
-        check_not_an_input(args.out, (args.run, args.eval), "--out")
+        check_not_an_input(args.out, (args.run, args.eval, *([args.repair_run] if args.repair_run else [])), "--out")
     try:
         run_record = json.loads(Path(args.run).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read {args.run}: {exc}") from None
     summary = read_summary(args.eval)
+    repaired_by = summary.config.get("repair_adapter_path")
+    if repaired_by and not args.repair_run:
+        raise UserError(f"{args.eval}: a repair model ({repaired_by}) answered this evaluation's repair turns, so its numbers "
+                        "are the pair's; give that training's run record with --repair_run")
+    if args.repair_run and not repaired_by:
+        raise UserError(f"--repair_run {args.repair_run}: the evaluation {args.eval} had no repair model "
+                        "(eval --repair_adapter_path); drop --repair_run or register the evaluation that used it")
+    repair_record = None
+    if args.repair_run:
+        try:
+            repair_record = json.loads(Path(args.repair_run).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read {args.repair_run}: {exc}") from None
     open_store()
     with store_lock(tracking_uri()):  # read champion, compare, move the alias: one process at a time
-        decision = register(run_record, summary, args.model_name, args.base_model, args.promote)
+        decision = register(run_record, summary, args.model_name, args.base_model, args.promote, repair_record)
     decision["config"] = {"run": args.run, "eval": args.eval, "model_name": args.model_name, "base_model": args.base_model,
-                          "promote": args.promote}
+                          "promote": args.promote, **({"repair_run": args.repair_run} if args.repair_run else {})}
     if args.out:
         write_json(args.out, decision)
     print(json.dumps(decision))
