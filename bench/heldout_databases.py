@@ -5,7 +5,7 @@
         spread_synth_repair synth_repair_only spread_synth_repair_rpo] \\
         [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] \\
         [--repair_source greedy|sampled] [--repair_group_by_prefix] [--repair_questions 200] [--repair_steps 12] \\
-        [--out result.json]
+        [--repair_from sft|VARIANT] [--repair_turn_only] [--out result.json]
 
 Dev's databases are ones the model never trained on; a check on new questions of the training
 databases did not predict what DPO does there (README). So this holds out whole training
@@ -32,7 +32,10 @@ hold the first answers in place: repair_mixed cost the demo's test_same_db 19 po
 Their repair chats come from a greedy strict rollout of 200 spread training questions
 (``--repair_source greedy``) or from the pipeline's own rollout_train (``sampled``: no extra
 rollout, but 48 questions' 4 samples give 24 distinct repair chats); ``--repair_group_by_prefix``
-batches them by shared prompt prefix.
+batches them by shared prompt prefix. ``--repair_from spread`` continues that variant's SFT+DPO
+model (on its own failures) instead of the SFT model; ``--repair_turn_only`` evaluates each
+repair model as the repair turns' model only (``eval --repair_adapter_path``): the first turn
+stays the model it continued, so its one-shot answers are that model's own.
 
 Every step is skipped when its output exists, so a killed run continues. Prints (and with
 --out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX on the
@@ -114,11 +117,13 @@ REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets, the tr
 
 def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str],
                schema: list[str], guard: list[str], model: str, source: str, group_by_prefix: bool,
-               questions: int = REPAIR_QUESTIONS, steps: int = REPAIR_STEPS, learning_rate: str = REPAIR_LEARNING_RATE) -> Path:
+               questions: int = REPAIR_QUESTIONS, steps: int = REPAIR_STEPS, learning_rate: str = REPAIR_LEARNING_RATE,
+               folder_name: str = "repair") -> Path:
     """``source``: whose failures give the repair chats: ``greedy`` (a strict greedy rollout of
     ``questions`` spread training questions) or ``sampled`` (the pipeline's rollout_train, the
-    one DPO's pairs come from: no rollout of its own)."""
-    folder = work / "repair"
+    one DPO's pairs come from: no rollout of its own). ``sft`` is the model continued (and
+    rolled out); ``folder_name`` the folder under ``work`` its repair runs go to."""
+    folder = work / folder_name
     sized = "" if questions == REPAIR_QUESTIONS else f"_q{questions}"
     if source == "greedy":
         rollout = folder / f"rollout{sized}"
@@ -182,6 +187,10 @@ def main() -> None:
     parser.add_argument("--repair_questions", type=int, default=REPAIR_QUESTIONS, help="questions of the greedy repair rollout")
     parser.add_argument("--repair_steps", type=int, default=REPAIR_STEPS, help="repair SFT steps (of 8 examples)")
     parser.add_argument("--repair_learning_rate", default=REPAIR_LEARNING_RATE, help="repair SFT's learning rate")
+    parser.add_argument("--repair_from", default="sft",
+                        help="the model repair SFT continues (and whose failures it learns): sft, or a variant's SFT+DPO")
+    parser.add_argument("--repair_turn_only", action="store_true",
+                        help="evaluate each repair model on the repair turns only, the first turn staying the model it continued")
     parser.add_argument("--same_db", action=argparse.BooleanOptionalAction, default=True,
                         help="also evaluate on test_same_db: new questions of the training databases (default: on)")
     parser.add_argument("--out", type=Path)
@@ -195,13 +204,15 @@ def main() -> None:
     guard = ["--eval_dataset", str(data), "--eval_split", "dev", "--eval_same_db_split", "test_same_db"]
     started = time.time()
 
-    def evaluate(name: str, adapter: Path) -> dict:
-        """EX on the held-out databases (dev) and, with --same_db, on new questions of the training ones."""
+    def evaluate(name: str, adapter: Path, repair_adapter: Path | None = None) -> dict:
+        """EX on the held-out databases (dev) and, with --same_db, on new questions of the training ones;
+        with ``repair_adapter``, that model answers the repair turns."""
         ex = {}
         for split in ("dev", "test_same_db") if args.same_db else ("dev",):
             out = work / "eval" / (name if split == "dev" else f"{name}_{split}")
+            repair = ["--repair_adapter_path", str(repair_adapter)] if repair_adapter else []
             run([*cli, "eval", "--adapter", str(adapter), "--model_path", args.model, "--dataset_path", str(data), "--split", split,
-                 *generation, *schema, *flags({**params["eval"], "limit": "all"}), "--output_dir", str(out), "--overwrite",
+                 *generation, *schema, *flags({**params["eval"], "limit": "all"}), *repair, "--output_dir", str(out), "--overwrite",
                  "--no_progress"], out / "summary.json")
             summary = json.loads((out / "summary.json").read_text())
             ex[split] = {key: round(100 * summary[key], 2) for key in ("first_turn_ex", "final_ex_strict", "final_ex_oracle")}
@@ -234,11 +245,21 @@ def main() -> None:
         run([*cli, "train", "dpo", "--model", args.model, "--pairs", *map(str, pairs), "--init_adapter", str(sft),
              "--out", str(folder / "sft_dpo"), *flags({**params["dpo"], **dpo_change}), *guard], folder / "sft_dpo" / "training_summary.json")
         rows[f"SFT+DPO ({name})"] = evaluate(name, folder / "sft_dpo")
+    start, start_name = (sft, "SFT") if args.repair_from == "sft" else \
+        (work / f"variant_{args.repair_from}" / "sft_dpo", f"SFT+DPO ({args.repair_from})")
+    folder_name = "repair" if args.repair_from == "sft" else f"repair_from_{args.repair_from}"
     for name in args.repair_variants:
         for seed in args.repair_seeds:
-            model = repair_sft(name, seed, work, sft, data, params, cli, generation, schema, guard, args.model, args.repair_source,
-                               args.repair_group_by_prefix, args.repair_questions, args.repair_steps, args.repair_learning_rate)
-            rows[f"SFT + repair SFT ({model.name.removeprefix('sft_')})"] = evaluate(model.name, model)
+            model = repair_sft(name, seed, work, start, data, params, cli, generation, schema, guard, args.model, args.repair_source,
+                               args.repair_group_by_prefix, args.repair_questions, args.repair_steps, args.repair_learning_rate,
+                               folder_name)
+            label = model.name.removeprefix("sft_") + ("" if args.repair_from == "sft" else f", from {args.repair_from}")
+            if args.repair_turn_only:
+                rows[f"{start_name}, repair turns by repair SFT ({label})"] = evaluate(
+                    f"{folder_name}_turns_{model.name}", start, repair_adapter=model)
+            else:
+                rows[f"{start_name} + repair SFT ({label})"] = evaluate(
+                    model.name if args.repair_from == "sft" else f"{folder_name}_{model.name}", model)
     result = {**split, "date": time.strftime("%Y-%m-%d"), "wall_s": round(time.time() - started), "ex": rows}
     splits = list(next(iter(rows.values())))
     print("| model | " + " | ".join(f"{split}: one-shot | + CM strict | + CM oracle" for split in splits) + " |")
