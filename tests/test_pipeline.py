@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # dvc repro of the whole pipeline on a tiny model
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("dev", "test_same_db")
 STAGES = ("model", "data_train", "data_test_same_db", "data_dev", "schema_recall", "sft", "rollout_train", "synth_negatives",
-          "pairs", "dpo", "sft_dpo", *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS),
+          "pairs", "dpo", "sft_dpo", "rollout_repair", "repair", *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS),
           "compare", *(f"report_{name}" for name in ("repair-breakdown", "routing", "online-repair", "column-errors")), "register")
 
 
@@ -56,6 +56,8 @@ def project(tmp_path_factory, tiny_llama) -> tuple[Path, dict]:
     params["rollout_train"]["limit"] = 10
     params["sft"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
     params["dpo"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
+    params["rollout_repair"]["limit"] = 8
+    params["repair"].update(max_steps=2, per_device_train_batch_size=2, max_length=4096)
     # A random model repairs nothing: its natural pairs are all gold fallbacks, which Synth20's two
     # 0.2 caps (gold fallback, synthetic) would leave no room for.
     params["merge"].update(input_fraction_limits=[1.0, 0.5], pair_type_max_fractions=["gold_vs_failed_attempt=0.5"])
@@ -95,18 +97,28 @@ def test_every_stage_ran_and_status_is_clean(project):
     assert "up to date" in run(["dvc", "status"], root, env)
     for split in ("train", *SPLITS):  # pulled offline from the committed remote
         assert (root / "data" / "demo" / {"train": "train_spider.json"}.get(split, f"{split}.json")).is_file()
-    names = ["rollout_train", "pairs", "sft", "dpo", "sft_dpo", "compare", "register",
+    names = ["rollout_train", "pairs", "sft", "dpo", "sft_dpo", "rollout_repair", "repair", "compare", "register",
              *(f"eval_{model}_{split}" for model in ("base", "sft", "dpo", "sft_dpo") for split in SPLITS)]
     for name in names:
         assert (root / "metrics" / f"{name}.json").is_file(), name
     assert json.loads(run(["dvc", "metrics", "show", "--json"], root, env))
     plots = run(["dvc", "plots", "show", "--json"], root, env)
     assert "training loss" in plots and "EX by run and split" in plots and "ex_by_run.png" in plots
-    for name in ("sft", "dpo", "sft_dpo"):
+    for name in ("sft", "dpo", "sft_dpo", "repair"):
         # the demo recipe fine-tunes every weight of the last layers: whole model folders
         assert (root / "outputs" / "train" / name / "model.safetensors").is_file()
         assert [row["step"] for row in json.loads((root / "plots" / f"{name}.json").read_text())][-1] == 2
     # A random tiny model answers nonsense: every number is 0, but every stage ran on it.
+    # The repair model: SFT+DPO continued on the repair chats of its own failures; it answers SFT+DPO's
+    # repair turns (and only SFT+DPO's).
+    chats = [json.loads(line) for line in (root / "outputs" / "repair" / "chats.jsonl").read_text().splitlines()]
+    assert chats and all(pair["meta"]["pair_type"] == "gold_vs_failed_repair" for pair in chats)
+    repair = json.loads((root / "outputs" / "train" / "repair" / "training_summary.json").read_text())
+    assert repair["settings"]["init_adapter"] == "outputs/train/sft_dpo"
+    for split in SPLITS:
+        for model in ("sft", "dpo", "sft_dpo"):
+            config = json.loads((root / "outputs" / "eval" / model / split / "summary.json").read_text())["config"]
+            assert config.get("repair_adapter_path") == ("outputs/train/repair" if model == "sft_dpo" else None)
     for split in SPLITS:
         base = json.loads((root / "outputs" / "eval" / "base" / split / "summary.json").read_text())
         assert (base["examples"], base["first_turn_ex"], base["final_ex_strict"], base["final_ex_oracle"]) == (6, 0.0, 0.0, 0.0)
@@ -171,6 +183,10 @@ def test_each_stage_is_one_finished_mlflow_run_and_the_champion_is_registered(pr
     assert champion.source == record["model_uri"] == f"models:/{record['model_id']}"
     assert client.get_logged_model(record["model_id"]).tags["kind"] == "whole_model"
     assert champion.tags["base_model"] == "models/tiny" and champion.tags["final_ex_strict"] == "0.0"
+    # its repair model, registered beside it, holds champion with it
+    paired = client.get_model_version_by_alias("text2sql-sft-dpo-repair", "champion")
+    assert champion.tags["repair_model"] == f"models:/text2sql-sft-dpo-repair/{paired.version}"
+    assert paired.run_id == by_stage["repair"].info.run_id
 
 
 def test_an_mlflow_server_shows_the_runs_and_the_champion(project):
@@ -228,3 +244,21 @@ def test_the_champion_is_pulled_and_evaluated(project, tmp_path):
     # the champion is a whole fine-tuned model (the demo recipe): it is the model, no adapter on a base
     assert summary["examples"] == 2 and summary["config"]["model_path"].startswith("models/registry/text2sql-sft-dpo/v")
     assert summary["config"]["adapter_path"] is None
+    # the pair as the pipeline evaluated it: the champion and its repair model, both pulled, give the eval stage's answers
+    out = tmp_path / "pair_eval"
+    run(["text2sql-mlops", "eval", "--adapter", "models:/text2sql-sft-dpo@champion", "--generator", "hf",
+         "--repair_adapter_path", "models:/text2sql-sft-dpo-repair@champion", "--dataset_path", "data/demo",
+         "--output_dir", str(out), "--no_progress", *pipeline_eval_flags(root)], root, env)
+    pulled = [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
+    staged = [json.loads(line) for line in (root / "outputs" / "eval" / "sft_dpo" / "dev" / "trajectories.jsonl").read_text().splitlines()]
+    assert [[c["text"] for turn in t["turns"] for c in turn["candidates"]] for t in pulled] == \
+           [[c["text"] for turn in t["turns"] for c in turn["candidates"]] for t in staged]
+    assert any(len(t["turns"]) == 2 for t in pulled), "some repair turn was answered"
+
+
+def pipeline_eval_flags(root: Path) -> list[str]:
+    """The flags the pipeline's eval stages give (params.yaml's generation, schema and eval sections)."""
+    from text2sql_mlops.core.cliutil import section_flags
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    return [*section_flags(params["generation"]), *section_flags(params["schema"]), *section_flags(params["eval"])]

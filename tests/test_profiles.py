@@ -39,6 +39,7 @@ def parsers():
         # section(s) -> (parser, the arguments the dvc.yaml command adds itself)
         ("generation", "schema", "eval"): (eval_parser(), ["--dataset_path", "d", "--output_dir", "o"]),
         ("generation", "schema", "rollout_train"): (rollout_parser(), ["--dataset_path", "d", "--output_dir", "o"]),
+        ("generation", "schema", "rollout_repair"): (rollout_parser(), ["--dataset_path", "d", "--output_dir", "o"]),
         ("schema", "synth"): (synth_parser(), ["--dataset_path", "d", "--out", "o"]),
         ("mine",): (mine_parser(), ["--trajectories", "t", "--out", "o"]),
         ("merge",): (merge_parser(), ["--inputs", "a", "b", "--output", "o"]),
@@ -67,6 +68,7 @@ def test_training_sections_are_settings_of_their_methods(profile: str):
     params = yaml.safe_load(PROFILES[profile].read_text())
     assert set(params["sft"]) <= {f.name for f in fields(SFTSettings)}
     assert set(params["dpo"]) <= {f.name for f in fields(DPOSettings)}
+    assert set(params["repair"]) <= {f.name for f in fields(SFTSettings)}  # the repair model is an SFT run
 
 
 def test_dvc_yaml_passes_only_existing_sections():
