@@ -35,7 +35,8 @@ rollout, but 48 questions' 4 samples give 24 distinct repair chats); ``--repair_
 batches them by shared prompt prefix. ``--repair_from spread`` continues that variant's SFT+DPO
 model (on its own failures) instead of the SFT model; ``--repair_turn_only`` evaluates each
 repair model as the repair turns' model only (``eval --repair_adapter_path``): the first turn
-stays the model it continued, so its one-shot answers are that model's own.
+stays the model it continued, so its one-shot answers are that model's own. ``--repair_from
+spread --repair_turn_only --repair_variants repair_only`` is the pipeline's ``repair`` stage.
 
 Every step is skipped when its output exists, so a killed run continues. Prints (and with
 --out writes) one row per model: one-shot, + CM repair strict, + CM repair oracle EX on the
