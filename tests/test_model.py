@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,30 @@ def test_local_source_checks_the_folder(tmp_path: Path, tiny_llama: Path, capsys
     assert "tokenizer_config.json" in err and "safetensors" in err
     assert cli(["model", "prepare", "--out", str(tiny_llama), "--source", "local"]) == 0
 
+    # an interrupted copy: a shard cut short, or a shard the index names that is not there
+    cut = tmp_path / "cut"
+    shutil.copytree(tiny_llama, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    capsys.readouterr()
+    assert cli(["model", "prepare", "--out", str(cut), "--source", "local"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.safetensors" in err[0] and "incomplete" in err[0]
+    weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    assert cli(["model", "prepare", "--out", str(cut), "--source", "local"]) == 2
+    assert "not a readable safetensors file" in capsys.readouterr().err
+    shutil.copy(tiny_llama / "model.safetensors", weights)
+    (cut / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model.safetensors", "b": "model-2.safetensors"}}))
+    assert cli(["model", "prepare", "--out", str(cut), "--source", "local"]) == 2
+    assert "missing model-2.safetensors" in capsys.readouterr().err
+
 
 def test_download_places_a_checked_folder_or_nothing(tmp_path: Path, capsys, monkeypatch):
     """`model download --repo_id ... --local_dir ...` (the reference project's command) wraps
     huggingface_hub.snapshot_download; here the hub is a stub (nothing is downloaded)."""
     import huggingface_hub
+    import torch
+    from safetensors.torch import load_file, save_file
 
     calls = []
 
@@ -65,15 +85,15 @@ def test_download_places_a_checked_folder_or_nothing(tmp_path: Path, capsys, mon
             return str(folder)
         if repo_id == "org/offline":
             raise OSError("Cannot reach huggingface.co")
-        for name in ("config.json", "tokenizer_config.json"):
-            (folder / name).write_text("{}")
-        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / "config.json").write_text('{"model_type": "llama"}')
+        (folder / "tokenizer_config.json").write_text("{}")
+        save_file({"weights": torch.zeros(3)}, folder / "model.safetensors")
         return str(folder)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
     out = tmp_path / "models" / "qwen"
     assert cli(["model", "download", "--repo_id", "Qwen/Qwen2.5-Coder-3B-Instruct", "--local_dir", str(out)]) == 0
-    assert calls == [("Qwen/Qwen2.5-Coder-3B-Instruct", None)] and (out / "model.safetensors").read_bytes() == b"weights"
+    assert calls == [("Qwen/Qwen2.5-Coder-3B-Instruct", None)] and load_file(out / "model.safetensors")["weights"].shape == (3,)
     assert cli(["model", "prepare", "--source", "local", "--out", str(out)]) == 0
     for repo, message in [("org/broken", "is incomplete: missing tokenizer_config.json"), ("org/offline", "Cannot reach huggingface.co")]:
         capsys.readouterr()

@@ -62,6 +62,32 @@ def logged_model_folder(model_id: str) -> Path:
     return Path(location.removeprefix("file://"))
 
 
+@pytest.mark.parametrize("flag, content, expected", [
+    ("--params_file", "tracking: [unclosed\n", "not readable YAML"),
+    ("--params_file", "- a list\n", "expected a mapping"),
+    ("--params_file", "tracking: just-a-name\n", "expected a mapping"),
+    ("--data_dvc", "outs: []\n", "not a .dvc file"),
+    ("--data_dvc", "hello\n", "not a .dvc file"),
+    ("--data_dvc", b"\xff\xfe\x00", "not a .dvc file"),
+])
+def test_track_refuses_a_broken_params_or_dvc_file_in_one_line(store: Path, capsys, flag, content, expected):
+    """Missing files are fine (``track`` outside a DVC project); a file that is there but broken is
+    refused before anything is logged, not silently read as "default experiment" or "unknown"."""
+    bad = store / "bad.file"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert cli(["track", "--stage", "eval_base", flag, str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].count(flag) == 1 and expected in err[0], err
+    assert not (store / "mlruns").exists() or client().search_experiments(filter_string="name != 'Default'") == []
+
+
+def test_track_without_params_or_dvc_file_uses_the_defaults(store: Path):
+    assert cli(["track", "--stage", "eval_base", "--params_file", "none.yaml", "--data_dvc", "none.dvc", "--record", "run.json"]) == 0
+    run = client().get_run(json.loads((store / "run.json").read_text())["run_id"])
+    assert run.data.tags["dvc_data_hash"] == "unknown"
+    assert client().get_experiment(run.info.experiment_id).name == "text2sql-mlops"
+
+
 def test_track_logs_params_metrics_steps_artifacts_and_adapter(store: Path, tiny_llama: Path):
     import yaml
 
@@ -662,3 +688,28 @@ def test_a_version_whose_repair_turns_a_repair_model_answered_is_registered_with
     assert cli(["register", "--run", "run_main.json", "--eval", "summary_plain.json"]) == 0
     assert str(registry.get_model_version_by_alias(DEFAULT_MODEL_NAME, "champion").version) == "2"
     assert "champion" not in registry.get_registered_model(repair_name).aliases
+
+
+def test_a_pair_whose_main_version_fails_leaves_no_repair_version(store: Path, tiny_llama: Path, monkeypatch):
+    """The repair version is created first (the main one names it); a store error creating the main
+    one takes it back, so the registry never holds a repair model without its pair."""
+    from text2sql_mlops.mlops import registry
+    from text2sql_mlops.mlops.registry import DEFAULT_MODEL_NAME
+
+    main = adapter_folder(store / "adapter_main", tiny_llama, "main")
+    repair = adapter_folder(store / "adapter_repair", tiny_llama, "repair")
+    assert cli(["track", "--stage", "sft_dpo", "--adapter", str(main), "--record", "run_main.json"]) == 0
+    assert cli(["track", "--stage", "repair", "--adapter", str(repair), "--record", "run_repair.json"]) == 0
+    summary = eval_summary(final_ex_strict=0.3, config={"examples_sha256": "a" * 64, "examples": 10, "repair_adapter_path": str(repair)})
+    (store / "summary_pair.json").write_text(json.dumps(summary.to_dict()))
+    new_version = registry._new_version
+
+    def failing_for_the_main_name(client, name, *args):
+        if name == DEFAULT_MODEL_NAME:
+            raise RuntimeError("store went away")
+        return new_version(client, name, *args)
+
+    monkeypatch.setattr(registry, "_new_version", failing_for_the_main_name)
+    with pytest.raises(RuntimeError, match="store went away"):
+        cli(["register", "--run", "run_main.json", "--eval", "summary_pair.json", "--repair_run", "run_repair.json"])
+    assert client().search_model_versions() == []

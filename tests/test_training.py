@@ -475,7 +475,10 @@ def test_dpo_reference_is_the_sft_policy_and_stays_frozen(files, tokenizer, tiny
 @pytest.mark.slow
 def test_dpo_runs_from_base_and_from_the_sft_adapter(files, sft_out, init, capsys):
     out = files["root"] / f"dpo-{init}"
-    argv = ["train", "dpo", "--model", str(files["model"]), "--pairs", str(files["pairs"]), "--out", str(out),
+    # one more pair whose answers differ only in spacing: no DPO signal, dropped and counted
+    same = pair(TRAJECTORIES[2], "SELECT 1", "SELECT  1")
+    pairs = write_jsonl(files["root"] / f"pairs-{init}.jsonl", [*PAIRS, same])
+    argv = ["train", "dpo", "--model", str(files["model"]), "--pairs", str(pairs), "--out", str(out),
             "--max_steps", "2", "--learning_rate", "1e-2", "--beta", "0.2", *TINY]
     if init == "sft":
         argv += ["--init_adapter", str(sft_out)]
@@ -489,11 +492,19 @@ def test_dpo_runs_from_base_and_from_the_sft_adapter(files, sft_out, init, capsy
     # Step 1: the policy is still the reference (a zero-B fresh LoRA, or the SFT adapter and its copy): loss ln 2, margin 0.
     assert metrics[0]["loss"] == pytest.approx(math.log(2), abs=1e-4) and metrics[0]["rewards/margins"] == pytest.approx(0, abs=1e-4)
     summary = json.loads((out / "training_summary.json").read_text())
-    assert summary["settings"]["beta"] == 0.2 and summary["data"] == {"examples": 4, "pairs": 4, "too_long": 0}
+    assert summary["settings"]["beta"] == 0.2 and summary["data"] == {"examples": 4, "pairs": 5, "too_long": 0, "same_answer": 1}
     assert len(summary["inputs_sha256"]) == (2 if init == "sft" else 1)
     assert (summary["lora"]["r"], summary["lora"]["lora_alpha"]) == (4, 8)
     assert not (out / "ref").exists()  # only the trained adapter, not TRL's frozen reference copy
     assert generator_applies(files["model"], out)
+
+
+def test_dpo_refuses_pairs_that_all_have_one_answer(files, capsys):
+    pairs = write_jsonl(files["root"] / "same.jsonl", [pair(TRAJECTORIES[2], "SELECT 1", "SELECT 1")])
+    out = files["root"] / "dpo-same"
+    assert cli(["train", "dpo", "--model", str(files["model"]), "--pairs", str(pairs), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "same chosen and rejected answer" in err[0] and not out.exists()
 
 
 @pytest.mark.slow

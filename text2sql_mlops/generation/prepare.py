@@ -138,9 +138,46 @@ def check_local(out: str | os.PathLike) -> dict:
     missing = [name for name in ("config.json", "tokenizer_config.json") if not (out / name).is_file()]
     if not any(out.glob("*.safetensors")) and not any(out.glob("*.bin")):
         missing.append("*.safetensors weights")
+    index = out / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        missing += [shard for shard in shards if not (out / shard).is_file()]
     if missing:
         raise UserError(f"model folder {out} is incomplete: missing {', '.join(missing)}")
+    if not _read_json(out / "config.json").get("model_type"):
+        raise UserError(f"{out / 'config.json'}: no model_type; is this a Hugging Face model folder?")
+    for weights in sorted(out.glob("*.safetensors")):
+        _check_safetensors(weights)
     return {"source": "local", "out": str(out), "skipped": True}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not readable JSON ({exc}); copy the model folder again") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: expected a JSON object; copy the model folder again")
+    return value
+
+
+def _check_safetensors(path: Path) -> None:
+    """A safetensors file's header parses and its tensors end where the file does: an
+    interrupted copy or download is caught here, not minutes later inside a training run.
+    Reads only the header, so a 3B model's shards cost milliseconds."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or length > size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(handle.read(length))
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise UserError(f"{path}: not a readable safetensors file ({exc}); copy the model folder again") from None
+    expected = 8 + length + max(ends, default=0)
+    if expected != size:
+        raise UserError(f"{path}: {size} bytes where its header describes {expected}; the copy is incomplete, copy it again")
 
 
 def download_model(repo_id: str, local_dir: str | os.PathLike, revision: str | None = None) -> dict:

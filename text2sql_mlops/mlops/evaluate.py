@@ -167,6 +167,7 @@ def run_reference_settings(config: RolloutConfig, trajectories: list[Trajectory]
     generator = ReplayGenerator(answers, lambda: create_generator(config.generator, **generator_options(config)))
     repair_generator = generator if config.repair_adapter_path is None else ReplayGenerator(
         answers, lambda: create_generator(config.generator, **generator_options(config, repair=True)))
+    replays = [generator] if repair_generator is generator else [generator, repair_generator]
     numbers: dict[str, Any] = {}
     try:
         for folder, scope, mode, number, name in REFERENCE_SETTINGS:
@@ -174,10 +175,8 @@ def run_reference_settings(config: RolloutConfig, trajectories: list[Trajectory]
             summary = run_rollout(setting, generator=generator, repair_generator=repair_generator)
             numbers[name], numbers[f"{name}_configuration"] = getattr(summary, number), getattr(summary, f"{number}_configuration")
     finally:
-        generator.close()
-        if repair_generator is not generator:
-            repair_generator.close()
-    replays = {id(generator): generator, id(repair_generator): repair_generator}.values()
+        for replay in replays:
+            replay.close()
     numbers["replayed_answers"] = sum(g.replayed for g in replays)
     numbers["generated_answers"] = sum(g.generated for g in replays)
     return numbers

@@ -222,8 +222,14 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
             "the repair turns of the evaluation whose numbers its version carries", *repair,
             {**tags, "stage": repair_record.get("stage", ""), "repairs_for": model_name})
         tags["repair_model"] = f"models:/{repair_model_name(model_name)}/{repair_version.version}"
-    version = _new_version(client, model_name, "Text-to-SQL models trained by SFT then DPO (text2sql-mlops): MLflow transformers "
-                           "models, a LoRA adapter on its local base model or a whole fine-tuned model", run_id, model_id, source, tags)
+    try:
+        version = _new_version(client, model_name, "Text-to-SQL models trained by SFT then DPO (text2sql-mlops): MLflow "
+                               "transformers models, a LoRA adapter on its local base model or a whole fine-tuned model",
+                               run_id, model_id, source, tags)
+    except BaseException:
+        if repair_version is not None:  # no repair version without the version it pairs with
+            client.delete_model_version(repair_model_name(model_name), repair_version.version)
+        raise
     if repair_version is not None:
         client.set_model_version_tag(repair_model_name(model_name), repair_version.version, "repairs_for",
                                      f"models:/{model_name}/{version.version}")

@@ -535,14 +535,22 @@ def git_commit() -> str:
 
 
 def data_hash(dvc_file: str | os.PathLike = "data.dvc") -> str:
-    """The DVC hash of the raw data folder (``data.dvc``'s md5), or ``unknown``."""
+    """The DVC hash of the raw data folder (``data.dvc``'s md5); ``unknown`` when there is no
+    such file (``track`` outside a DVC project). A file that is there but is no .dvc file is a
+    mistake worth one line, not a run tagged ``unknown``."""
     import yaml
 
-    try:
-        outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
-        return str(outs[0]["md5"])
-    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+    path = Path(dvc_file)
+    if not path.exists():
         return "unknown"
+    try:
+        md5 = yaml.safe_load(path.read_text())["outs"][0]["md5"]
+    except (OSError, KeyError, IndexError, TypeError, UnicodeDecodeError, yaml.YAMLError):
+        md5 = None
+    if not isinstance(md5, str) or not md5:
+        raise UserError(f"--data_dvc {dvc_file}: not a .dvc file (no outs[0].md5); give the .dvc file of the raw data "
+                        "(`dvc add data` writes data.dvc)")
+    return md5
 
 
 def pipeline_key(commit: str) -> str:
@@ -557,12 +565,24 @@ def pipeline_key(commit: str) -> str:
 
 
 def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
+    """``tracking.experiment`` of the params file; the default experiment when the file or the
+    key is missing. A params file that is there but unreadable is refused, not silently skipped."""
     import yaml
 
-    try:
-        return str((yaml.safe_load(Path(params_file).read_text()) or {}).get("tracking", {}).get("experiment") or DEFAULT_EXPERIMENT)
-    except (OSError, yaml.YAMLError, AttributeError):
+    path = Path(params_file)
+    if not path.exists():
         return DEFAULT_EXPERIMENT
+    try:
+        params = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--params_file {params_file}: not readable YAML ({first}); fix it or name the experiment "
+                        "with --experiment") from None
+    tracking = (params or {}).get("tracking") if isinstance(params or {}, dict) else None
+    if not isinstance(params or {}, dict) or not isinstance(tracking or {}, dict):
+        raise UserError(f"--params_file {params_file}: expected a mapping with an optional tracking: {{experiment: NAME}} "
+                        "section; fix it or name the experiment with --experiment")
+    return str((tracking or {}).get("experiment") or DEFAULT_EXPERIMENT)
 
 
 def check_outputs_apart(args) -> None:

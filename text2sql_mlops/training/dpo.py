@@ -104,15 +104,22 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train dpo") 
     refuse_leaks(pairs, eval_split(settings), "train dpo", "pairs", settings.db_root)
     if not pairs:
         raise UserError("train dpo: the pair files hold no pairs")
+    # A pair whose answers are the same query (up to whitespace) has a zero DPO gradient: it
+    # teaches nothing and only dilutes the batch, so it is dropped and counted.
+    distinct = [pair for pair in pairs if pair.chosen.split() != pair.rejected.split()]
+    same_answer = len(pairs) - len(distinct)
+    if not distinct:
+        raise UserError(f"train dpo: all {len(pairs)} pairs have the same chosen and rejected answer; "
+                        "mine pairs with `text2sql-mlops pairs mine` or `pairs synth`")
 
     quiet_libraries()
     tokenizer = load_tokenizer(settings.model)
-    rows, too_long = dpo_rows(tokenizer, pairs, settings.max_length, settings.max_prompt_length)
+    rows, too_long = dpo_rows(tokenizer, distinct, settings.max_length, settings.max_prompt_length)
     if not rows:
         limit = f" or a prompt longer than --max_prompt_length {settings.max_prompt_length}" if settings.max_prompt_length else ""
-        raise UserError(f"train dpo: all {len(pairs)} pairs are longer than --max_length {settings.max_length} tokens{limit}; raise it")
+        raise UserError(f"train dpo: all {len(distinct)} pairs are longer than --max_length {settings.max_length} tokens{limit}; raise it")
     runtime = resolve_runtime(settings.bf16, settings.gradient_checkpointing)
-    data = {"examples": len(rows), "pairs": len(pairs), "too_long": too_long}
+    data = {"examples": len(rows), "pairs": len(pairs), "too_long": too_long, "same_answer": same_answer}
     inputs = {path: sha256_file(path) for path in [*settings.pairs, *([adapter_file] if adapter_file else [])]}
     announce("dpo", settings, runtime, data)
 
