@@ -4,7 +4,7 @@
         --work /tmp/heldout [--variants first spread spread_repair_pairs spread_rpo spread_rpo_lr5e5 \\
         spread_synth_repair synth_repair_only spread_synth_repair_rpo] \\
         [--repair_variants repair_only repair_mixed first_turn_only repair_replay] [--repair_seeds 0 1 2] \\
-        [--repair_source greedy|sampled] [--repair_group_by_prefix] [--repair_questions 200] [--repair_steps 12] \\
+        [--repair_source greedy|sampled] [--repair_group_by_prefix] [--repair_group_by_length] [--repair_questions 200] [--repair_steps 12] \\
         [--repair_from sft|VARIANT] [--repair_turn_only] [--out result.json]
 
 Dev's databases are ones the model never trained on; a check on new questions of the training
@@ -32,7 +32,7 @@ hold the first answers in place: repair_mixed cost the demo's test_same_db 19 po
 Their repair chats come from a greedy strict rollout of 200 spread training questions
 (``--repair_source greedy``) or from the pipeline's own rollout_train (``sampled``: no extra
 rollout, but 48 questions' 4 samples give 24 distinct repair chats); ``--repair_group_by_prefix``
-batches them by shared prompt prefix. ``--repair_from spread`` continues that variant's SFT+DPO
+batches them by shared prompt prefix, ``--repair_group_by_length`` by length (less padding). ``--repair_from spread`` continues that variant's SFT+DPO
 model (on its own failures) instead of the SFT model; ``--repair_turn_only`` evaluates each
 repair model as the repair turns' model only (``eval --repair_adapter_path``): the first turn
 stays the model it continued, so its one-shot answers are that model's own. ``--repair_from
@@ -119,7 +119,7 @@ REPAIR_VARIANTS = {  # (repair targets, the rollout's first-turn targets, the tr
 def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: dict, cli: list[str], generation: list[str],
                schema: list[str], guard: list[str], model: str, source: str, group_by_prefix: bool,
                questions: int = REPAIR_QUESTIONS, steps: int = REPAIR_STEPS, learning_rate: str = REPAIR_LEARNING_RATE,
-               folder_name: str = "repair") -> Path:
+               folder_name: str = "repair", group_by_length: bool = False) -> Path:
     """``source``: whose failures give the repair chats: ``greedy`` (a strict greedy rollout of
     ``questions`` spread training questions) or ``sampled`` (the pipeline's rollout_train, the
     one DPO's pairs come from: no rollout of its own). ``sft`` is the model continued (and
@@ -140,7 +140,8 @@ def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: 
          "--pair_types", "gold_vs_failed_repair", *guard], targets)
     repairs, first_turns, replay = REPAIR_VARIANTS[name]
     tags = ([] if source == "greedy" else [source]) + ([sized[1:]] if sized and source == "greedy" else [])
-    tags += (["prefix"] if group_by_prefix else []) + ([] if steps == REPAIR_STEPS else [f"{steps}steps"])
+    tags += (["prefix"] if group_by_prefix else []) + (["bylength"] if group_by_length else [])
+    tags += [] if steps == REPAIR_STEPS else [f"{steps}steps"]
     tags += ([] if float(learning_rate) == float(REPAIR_LEARNING_RATE) else [f"lr{float(learning_rate):g}"]) + ([f"seed{seed}"] if seed else [])
     out = folder / "_".join([f"sft_{name}", *tags])
     run([*cli, "train", "sft", "--model", model, "--init_adapter", str(sft), *(["--pairs", str(targets)] if repairs else []),
@@ -148,7 +149,7 @@ def repair_sft(name: str, seed: int, work: Path, sft: Path, data: Path, params: 
          *(["--dataset", str(data), "--split", "train", *schema] if replay else []),
          "--out", str(out), "--full_finetune", "--last_layers", "0", "--per_device_train_batch_size", "8", "--max_steps", str(steps),
          "--learning_rate", learning_rate,
-         *(["--group_by_prefix"] if group_by_prefix else []),
+         *(["--group_by_prefix"] if group_by_prefix else []), *(["--group_by_length"] if group_by_length else []),
          "--max_length", "1024", "--logging_steps", "4", "--seed", str(seed), *guard], out / "training_summary.json")
     return out
 
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--repair_source", choices=["greedy", "sampled"], default="greedy",
                         help="repair chats from a greedy rollout of 200 questions, or from the pipeline's rollout_train")
     parser.add_argument("--repair_group_by_prefix", action="store_true", help="repair SFT in batches that share a prompt prefix")
+    parser.add_argument("--repair_group_by_length", action="store_true", help="repair SFT in batches of similar length (less padding)")
     parser.add_argument("--repair_questions", type=int, default=REPAIR_QUESTIONS, help="questions of the greedy repair rollout")
     parser.add_argument("--repair_steps", type=int, default=REPAIR_STEPS, help="repair SFT steps (of 8 examples)")
     parser.add_argument("--repair_learning_rate", default=REPAIR_LEARNING_RATE, help="repair SFT's learning rate")
@@ -253,7 +255,7 @@ def main() -> None:
         for seed in args.repair_seeds:
             model = repair_sft(name, seed, work, start, data, params, cli, generation, schema, guard, args.model, args.repair_source,
                                args.repair_group_by_prefix, args.repair_questions, args.repair_steps, args.repair_learning_rate,
-                               folder_name)
+                               folder_name, args.repair_group_by_length)
             label = model.name.removeprefix("sft_") + ("" if args.repair_from == "sft" else f", from {args.repair_from}")
             if args.repair_turn_only:
                 rows[f"{start_name}, repair turns by repair SFT ({label})"] = evaluate(

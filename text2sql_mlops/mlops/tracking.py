@@ -578,11 +578,12 @@ def experiment_name(params_file: str | os.PathLike = "params.yaml") -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--params_file {params_file}: not readable YAML ({first}); fix it or name the experiment "
                         "with --experiment") from None
-    tracking = (params or {}).get("tracking") if isinstance(params or {}, dict) else None
-    if not isinstance(params or {}, dict) or not isinstance(tracking or {}, dict):
+    params = {} if params is None else params  # an empty file
+    tracking = (params.get("tracking") or {}) if isinstance(params, dict) else None
+    if not isinstance(tracking, dict):
         raise UserError(f"--params_file {params_file}: expected a mapping with an optional tracking: {{experiment: NAME}} "
                         "section; fix it or name the experiment with --experiment")
-    return str((tracking or {}).get("experiment") or DEFAULT_EXPERIMENT)
+    return str(tracking.get("experiment") or DEFAULT_EXPERIMENT)
 
 
 def check_outputs_apart(args) -> None:
