@@ -147,6 +147,14 @@ def test_eval_refuses_a_timeout_that_is_not_positive_and_finite(demo_dataset: Pa
     assert not (tmp_path / "ev").exists()
 
 
+def test_eval_refuses_repair_prompts_only(demo_dataset: Path, tmp_path: Path, capsys):
+    argv = ["eval", "--generator", "mock", "--dataset_path", str(demo_dataset), "--output_dir", str(tmp_path / "ev"),
+            "--no_progress", "--max_turns", "2", "--repair_prompts_only"]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "makes none" in err and not (tmp_path / "ev").exists()
+
+
 def test_replay_answers_recorded_prompts_and_asks_the_model_only_for_new_ones():
     from built_records import candidate, trajectory, turn
 

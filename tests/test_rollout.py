@@ -629,3 +629,48 @@ def test_rollout_refuses_a_repair_adapter_it_cannot_use(demo_dataset: Path, tmp_
     err = capsys.readouterr().err.strip()
     assert "--repair_adapter_path" in err and "no such folder" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("style", ["chat", "seed"])
+def test_repair_prompts_only_records_the_repair_prompts_without_a_model_call(dataset: Path, tmp_path: Path, style: str):
+    """``--repair_prompts_only`` (rollout_repair): the repair turns get the prompts a model would
+    get, byte for byte, and repeat the failed query instead of calling the model, so nothing is
+    repaired and every failing answer's repair chat can be mined."""
+    settings = dict(max_turns=2, repair_scope="online", feedback_mode="error_only", prompt_style=style, use_gold_when_failed=True)
+    recording = Recording()
+    answered = rollout(dataset, tmp_path / "model", recording, **settings)
+    recording_only = Recording()
+    recorded = rollout(dataset, tmp_path / "prompts", recording_only, repair_prompts_only=True, **settings)
+    assert recording.batches == [N, N] and recording_only.batches == [N]  # turn 1 only reaches the model
+    assert answered["final_ex_strict"] > answered["first_turn_ex"] == recorded["first_turn_ex"] == recorded["final_ex_strict"]
+    model_runs, prompt_runs = read(tmp_path / "model", "trajectories.jsonl"), read(tmp_path / "prompts", "trajectories.jsonl")
+    for with_model, prompts_only in zip(model_runs, prompt_runs, strict=True):
+        assert len(with_model["turns"]) == len(prompts_only["turns"])
+        for turn_model, turn_prompts in zip(with_model["turns"], prompts_only["turns"]):
+            assert turn_model["messages"] == turn_prompts["messages"]
+        if len(prompts_only["turns"]) == 2:
+            first, repeat = (turn["candidates"][0] for turn in prompts_only["turns"])
+            assert repeat["sql"] == first["sql"] and not repeat["correct"] and repeat["num_tokens"] == 0
+    assert json.loads((tmp_path / "prompts" / "run.json").read_text())["repair_prompts_only"] is True
+    assert "repair_prompts_only" not in json.loads((tmp_path / "model" / "run.json").read_text())
+
+    # pairs mine: a repair chat for every failing answer (the mock model repaired them all, so it gives none)
+    chats = {}
+    for name in ("model", "prompts"):
+        out = tmp_path / f"{name}.jsonl"
+        assert cli_main(["pairs", "mine", "--trajectories", str(tmp_path / name), "--out", str(out), "--use_gold_when_failed",
+                         "--pair_types", "gold_vs_failed_repair"]) == 0
+        chats[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    repair_turns = [t["turns"][1]["messages"] for t in prompt_runs if len(t["turns"]) == 2 and not t["gold_error"]]
+    assert chats["model"] == [] and [chat["prompt"] for chat in chats["prompts"]] == repair_turns and len(repair_turns) == N - BAD
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--max_turns", "1"], "--max_turns 1 has none"),
+    (["--max_turns", "2", "--repair_adapter_path", "."], "give one of them"),
+])
+def test_repair_prompts_only_refuses_settings_it_cannot_serve(dataset: Path, tmp_path: Path, capsys, extra, message):
+    args = ["rollout", "--dataset_path", str(dataset), "--output_dir", str(tmp_path / "out"), "--repair_prompts_only", *extra]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and not (tmp_path / "out").exists()

@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
 
     args = make_parser(prog).parse_args(argv)
     config = config_from_args(args)
+    if config.repair_prompts_only:
+        raise UserError("eval measures repairs, and --repair_prompts_only makes none (it only records repair prompts, "
+                        "for `rollout`); drop it")
     model_path, adapter_path = resolve_models(args.adapter, config.model_path, config.generator, config.adapter_path)
     config = replace(config, model_path=model_path, adapter_path=adapter_path)
     if config.repair_adapter_path:  # a folder or a registry URI, as --adapter

@@ -37,6 +37,7 @@ from ..core.records import Summary
 from ..data.guard import exclude_leaks, load_eval_split
 from ..data.load import load_examples, take
 from ..generation import backend_options, backends_with, create_generator, describe_options
+from ..generation.repeat import RepeatGenerator
 from .config import (
     GENERIC_OPTIONS,
     RolloutConfig,
@@ -110,10 +111,11 @@ def _run_locked(config: RolloutConfig, folder: RunFolder, identity: dict[str, An
         print(f"rollout: note: the {config.generator} generator has no option for {', '.join('--' + f for f in ignored)}; "
               "ignored", file=sys.stderr)
     generator = generator or create_generator(config.generator, **generator_options(config))
-    own_repair_generator = repair_generator is None and config.repair_adapter_path is not None
+    own_repair_generator = repair_generator is None and (config.repair_adapter_path is not None or config.repair_prompts_only)
     if own_repair_generator:
         try:
-            repair_generator = create_generator(config.generator, **generator_options(config, repair=True))
+            repair_generator = RepeatGenerator() if config.repair_prompts_only else \
+                create_generator(config.generator, **generator_options(config, repair=True))
         except BaseException:
             if own_generator:
                 generator.close()

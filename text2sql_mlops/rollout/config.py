@@ -112,6 +112,10 @@ class RolloutConfig:
     repair_adapter_path: str | None = setting(
         None, "answer the repair turns (2 and later) with this model instead of the first turn's: a LoRA adapter on "
               "the same base or a whole fine-tuned model folder (e.g. `train sft --init_adapter` on repair chats; hf only)")
+    repair_prompts_only: bool = setting(
+        False, "answer each repair turn by repeating the failed query, with no model call: the run records every "
+               "failing answer's repair prompt at the cost of its first turns (rollout_repair; no repair is measured)",
+        action="store_true")
     timeout_sec: float = setting(10.0, "seconds per query", type=float)
     matcher: str = setting("official", "how a candidate is judged correct: official (Spider's evaluator) or seed (the "
                                        "reference project's: sorted rows, rounded floats, DISTINCT kept)")
@@ -186,8 +190,9 @@ def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any
     # A generation flag the backend ignores cannot change a trajectory (a profile's batch_size for openai).
     identity.update(dict.fromkeys(ignored_flags(config)))
     identity["generator_option"] = list(config.generator_option)
-    if config.repair_adapter_path is None:
-        del identity["repair_adapter_path"]  # so runs without one keep the identity they had before it existed
+    for flag, unset in (("repair_adapter_path", None), ("repair_prompts_only", False)):
+        if identity[flag] == unset:
+            del identity[flag]  # so runs without it keep the identity they had before it existed
     identity["examples"] = len(example_ids)
     identity["examples_sha256"] = hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
     return identity
@@ -253,6 +258,12 @@ def check(config: RolloutConfig) -> None:
     if config.generator not in generator_names():
         raise UserError(f"--generator {config.generator!r} is not one of: {', '.join(generator_names())}")
     generator_options(config)  # a bad --generator_option fails before any work
+    if config.repair_prompts_only:
+        if config.repair_adapter_path is not None:
+            raise UserError("--repair_prompts_only answers the repair turns without a model, and --repair_adapter_path "
+                            "with a repair model; give one of them")
+        if config.max_turns < 2:
+            raise UserError("--repair_prompts_only records repair turns, and --max_turns 1 has none; give --max_turns 2")
     if config.repair_adapter_path is not None:
         # Two engines of vLLM would each claim most of the GPU; a server takes one model per name.
         if config.generator != "hf":

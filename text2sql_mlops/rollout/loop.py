@@ -254,6 +254,8 @@ class RolloutEngine:
         messages = build_messages(episode.schema.text, episode.example.question, episode.history, self.prompt_config.prompt_style)
         # Metadata never reaches a real model; only the mock backend reads gold_sql.
         meta = {"id": episode.example.id, "turn": turn, "gold_sql": episode.example.query}
+        if episode.history:  # what a repair turn repairs (--repair_prompts_only repeats it)
+            meta["previous_sql"] = episode.history[-1][0]
         return GenerationRequest(messages=messages, meta=meta)
 
     def _step(self, episode: _Episode, turn: int, messages, evaluated: list[tuple[Candidate, Diagnosis]]) -> None:
