@@ -113,6 +113,12 @@ def test_every_stage_ran_and_status_is_clean(project):
     # repair turns (and only SFT+DPO's).
     chats = [json.loads(line) for line in (root / "outputs" / "repair" / "chats.jsonl").read_text().splitlines()]
     assert chats and all(pair["meta"]["pair_type"] == "gold_vs_failed_repair" for pair in chats)
+    # rollout_repair --repair_prompts_only: each failing answer's repair turn repeats it (no model call), so
+    # every one of them (but bad gold) is a repair chat
+    rolled = [json.loads(line) for line in (root / "outputs" / "rollout_repair" / "trajectories.jsonl").read_text().splitlines()]
+    repeated = [t for t in rolled if len(t["turns"]) == 2]
+    assert all(t["turns"][1]["candidates"][0]["sql"] == t["turns"][0]["candidates"][0]["sql"] for t in repeated)
+    assert len(chats) == sum(not t["gold_error"] for t in repeated)
     repair = json.loads((root / "outputs" / "train" / "repair" / "training_summary.json").read_text())
     assert repair["settings"]["init_adapter"] == "outputs/train/sft_dpo"
     for split in SPLITS:
