@@ -10,6 +10,7 @@ so it works the same for every prompt style.
 
 from __future__ import annotations
 
+from ..prompts import format_answer
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 
 
@@ -21,5 +22,5 @@ class RepeatGenerator(Generator):
         for request in requests:
             if "previous_sql" not in request.meta:
                 raise ValueError("repeat answers repair turns only: this request has no previous query to repeat")
-            out.append([Completion(text=f"```sql\n{request.meta['previous_sql']}\n```")] * params.num_samples)
+            out.append([Completion(text=format_answer(request.meta["previous_sql"]))] * params.num_samples)
         return out
