@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -198,6 +202,40 @@ def test_training_tokens_equal_the_hf_generators(files, tokenizer, monkeypatch):
         assert row["rejected_ids"] == encode(tokenizer, record.rejected + tokenizer.eos_token)
     batch = trainer.data_collator([trainer.train_dataset[0]])  # chosen row, then rejected row
     assert batch["input_ids"][0, : len(pair_rows[0]["prompt_ids"])].tolist() == pair_rows[0]["prompt_ids"]
+
+
+KEPT_MEMORY = """
+import sys
+import torch
+from text2sql_mlops.training.device import keep_freed_memory
+
+kept = keep_freed_memory() if sys.argv[1] == "on" else None
+def resident() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+step = torch.ones(64 << 20)  # 256 MB, written: a training step's gradient, say
+before = resident()
+del step
+print(kept, (before - resident()) >> 20)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists() or platform.libc_ver()[0] != "glibc",
+                    reason="glibc on Linux only")
+def test_training_keeps_freed_memory_for_the_next_step(monkeypatch):
+    """Without keep_freed_memory glibc unmaps a freed 256 MB tensor at once (the next step maps
+    and zeroes it again); with it the memory stays for reuse. A user's malloc settings win."""
+    def released(mode: str, **env) -> tuple[str, int]:
+        run = subprocess.run([sys.executable, "-c", KEPT_MEMORY, mode], capture_output=True, text=True, check=True,
+                             env={**os.environ, **env})
+        kept, megabytes = run.stdout.split()
+        return kept, int(megabytes)
+
+    assert released("off")[1] >= 200
+    assert released("on") == ("True", 0)
+    kept, megabytes = released("on", MALLOC_MMAP_THRESHOLD_="131072")
+    assert kept == "False" and megabytes >= 200
+
 
 
 @pytest.mark.parametrize(

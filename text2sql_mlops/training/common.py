@@ -33,7 +33,7 @@ from ..generation.adapters import (
     loading,
 )
 from .config import METRICS, SUMMARY, TrainSettings, trained_here
-from .device import Runtime
+from .device import Runtime, keep_freed_memory
 
 
 def check_settings(settings: TrainSettings) -> None:
@@ -256,6 +256,7 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
 
     from .metrics import MetricsLog
 
+    keep_freed_memory()  # 20% faster steps on CPU, the same numbers (device.py)
     main = is_main_process()
     out = Path(settings.out)
     with (output_lock(out, "training") if main else contextlib.nullcontext()),\
