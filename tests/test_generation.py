@@ -277,6 +277,85 @@ def test_roomy_cache_layer_continues_exactly_as_the_concatenating_one(tiny_llama
         assert all(torch.equal(a, b) for a, b in zip(steps(room), concatenating, strict=True))
 
 
+def test_hf_repair_turn_reads_only_the_tokens_after_the_kept_answer(tiny_llama, tokenizer):
+    """A repair prompt continues the last call's prompt and answer. The generator keeps each
+    finished row's cache (hf_turns.py) and the next call reads only what follows it: the same
+    text as a generator that keeps nothing. Some rows stop early and leave the batch while the
+    others decode on, so both places a row's cache is kept (leaving, and at the end) are covered."""
+    import torch
+
+    prompts = [encode(tokenizer, render_prompt(tokenizer, request.messages)) for request in REQUESTS]
+    params = SamplingParams(max_new_tokens=10)
+    probe, seen = hf(tiny_llama, batch_size=8, turn_cache_mb=0), []
+    completions = probe._completions
+    probe._completions = lambda generated, params: seen.extend(generated) or completions(generated, params)
+    probe._generate_batch(prompts, params)
+    # Stop tokens that the rows reach at different steps: their 3rd and 7th tokens (where not earlier).
+    stops = sorted({seen[0][2], seen[1][6]})
+
+    def generator(turn_cache_mb: int):
+        made = hf(tiny_llama, batch_size=8, turn_cache_mb=turn_cache_mb)
+        made.stop_ids, made.stop_tensor = stops, torch.tensor(stops)
+        return made
+
+    keeping = generator(64)
+    first = keeping._generate_batch(prompts, params)
+    kept = sorted(keeping.turns.rows.values(), key=lambda row: prompts.index(list(row.tokens[: row.prompt_length])))
+    answered = [len(samples[0].text) for samples in first]
+    assert len(kept) == len(prompts) and len({len(row.tokens) - row.prompt_length for row in kept}) > 1, answered
+    feedback = encode(tokenizer, "The query failed: no such column: name.")
+    repairs = [list(row.tokens) + feedback for row in kept]
+
+    def reading(made) -> list[int]:
+        """The tokens each forward pass with more than one position reads (the prompts' reading)."""
+        reads, forward = [], made.model.forward
+
+        def counted(*args, **kwargs):
+            ids = kwargs["input_ids"]
+            if ids.shape[1] > 1 or len(ids) == 1:
+                reads.append(ids.shape[0] * ids.shape[1])
+            return forward(*args, **kwargs)
+
+        made.model.forward = counted
+        return reads
+
+    plain = generator(0)
+    kept_reads, plain_reads = reading(keeping), reading(plain)
+    assert texts(keeping._generate_batch(repairs, params)) == texts(plain._generate_batch(repairs, params))
+    # The repair prompts share no schema: each is read alone up to its last token (counted here),
+    # then the last tokens together (one position: not counted, as decoding's steps are not).
+    assert sum(plain_reads) == sum(map(len, repairs)) - len(repairs)
+    assert sum(kept_reads) == len(repairs) * (len(feedback) - 1)  # only the feedback
+    assert len(keeping.turns) == len(repairs)  # the continued rows went, the repairs' own answers are kept
+
+
+def test_turn_cache_keeps_the_newest_rows_within_its_memory_and_a_shared_base_once():
+    import torch
+    from transformers import DynamicCache
+
+    from text2sql_mlops.generation.hf_turns import TurnCache
+
+    def states(positions: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(torch.full((1, 2, positions, 4), float(positions)), torch.zeros(1, 2, positions, 4))]  # 64 bytes a position
+
+    base = DynamicCache()
+    base.update(*states(3)[0], 0)  # 192 bytes, shared by every row below
+    turns = TurnCache(limit_bytes=192 + 3 * 128)
+    for n in range(4):  # prompts [n, 7, 7, 7] and one generated token each, 2 positions after the base
+        turns.add([n, 7, 7, 7, 9], 4, base, 3, states(2))
+    assert len(turns) == 3 and turns.size == 192 + 3 * 128  # the oldest row went; the base counts once
+    assert turns.match([0, 7, 7, 7, 9, 5]) == (None, 0)
+    row, length = turns.match([3, 7, 7, 7, 9, 5])
+    assert length == 5 and row.tokens == (3, 7, 7, 7, 9)
+    assert turns.match([3, 7, 7, 7, 9])[1] == 4  # the prompt's last token stays to be read
+    assert turns.match([3, 7, 7, 8])[0] is None  # it must continue a whole kept prompt
+    cache = TurnCache.cache(row, 4, config=None)
+    assert cache.layers[0].keys.shape[-2] == 4 and torch.equal(cache.layers[0].keys[..., 3:, :], row.own[0][0][..., :1, :])
+    for kept in list(turns.rows.values()):
+        turns.drop(kept)
+    assert turns.size == 0 and not turns.base_users and not turns.by_prompt
+
+
 def test_sampling_sorts_only_the_top_candidates_and_draws_the_same_tokens(monkeypatch):
     """next_tokens skips sorting the whole vocabulary when every row's nucleus lies in its top
     candidates: the same seed draws the same tokens as a full sort, peaked rows or flat ones

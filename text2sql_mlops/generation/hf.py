@@ -53,6 +53,7 @@ from .adapters import check_model_folder, loading
 from .base import Completion, GenerationRequest, Generator, SamplingParams
 from .chat import encode, render_prompt
 from .hf_options import HFOptions
+from .hf_turns import TurnCache
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DECODERS = ("loop", "generate")
@@ -167,10 +168,15 @@ class RoomyLayer(DynamicLayer):
     192 rows of 400 positions). Attention reads the same values through a view of the filled
     part, so the results are the same to the bit (tests/test_generation.py)."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int, length: int | None = None) -> None:
+        """``keys`` and ``values`` padded with ``room`` positions; or, given ``length``, buffers
+        already holding their first ``length`` positions (and room after them), taken as they are."""
         super().__init__()
-        self.length = keys.shape[-2]
-        self._keys, self._values = (torch.nn.functional.pad(states, (0, 0, 0, room)) for states in (keys, values))
+        if length is None:
+            self.length = keys.shape[-2]
+            self._keys, self._values = (torch.nn.functional.pad(states, (0, 0, 0, room)) for states in (keys, values))
+        else:
+            self.length, self._keys, self._values = length, keys, values
         self.device, self.is_initialized = keys.device, True
         self._view()
 
@@ -190,6 +196,10 @@ class RoomyLayer(DynamicLayer):
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self._keys, self._values = self._keys[indices, ...], self._values[indices, ...]
+        self._view()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._keys, self._values = self._keys.repeat_interleave(repeats, dim=0), self._values.repeat_interleave(repeats, dim=0)
         self._view()
 
 
@@ -230,6 +240,8 @@ class HFGenerator(Generator):
             raise UserError(f"hf generator: batch_size must be at least 1, got {batch_size}")
         if options.decoder not in DECODERS:
             raise UserError(f"hf generator: unknown decoder {options.decoder!r}; choose {' or '.join(DECODERS)}")
+        if options.turn_cache_mb < 0:
+            raise UserError(f"hf generator: turn_cache_mb must be 0 (off) or more, got {options.turn_cache_mb}")
         self.decoder = options.decoder
         self.batch_size = batch_size
         self.progress = options.progress
@@ -263,6 +275,9 @@ class HFGenerator(Generator):
         layers = DynamicCache(config=self.model.config)
         self.reuse_prefixes = not any(layers.is_sliding) and not any(layers.is_linear)
         self.cache_keyword = cache_keyword(self.model)
+        # Finished answers' caches for the next turn (hf_turns.py); they need the prefix layout too.
+        keep_turns = self.reuse_prefixes and options.decoder == "loop" and options.turn_cache_mb > 0
+        self.turns = TurnCache(options.turn_cache_mb << 20) if keep_turns else None
         # decoder=generate: generate() fills every setting left unset from the model folder's
         # generation_config (Qwen's top_k=20, repetition_penalty=1.05); a neutral one keeps
         # SamplingParams the only knobs (the loop reads nothing from it after the stop ids above).
@@ -278,6 +293,10 @@ class HFGenerator(Generator):
         # Merged weights generate as fast as the base model; the adapter is never trained from here.
         with loading("the LoRA adapter", adapter_dir, base=model.name_or_path):
             return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+
+    def close(self) -> None:
+        if self.turns is not None:
+            self.turns.clear()
 
     def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:
         prompts = [encode(self.tokenizer, render_prompt(self.tokenizer, request.messages)) for request in requests]
@@ -307,22 +326,62 @@ class HFGenerator(Generator):
             if not all(prefixes):  # a one-token prompt: nothing to cache, so plain left padding
                 prefixes = [[] for _ in prompts]
 
+        computed: dict[tuple[int, ...], DynamicCache] = {}
+        # A prompt that continues a finished answer of the last call (a repair turn) starts from
+        # that answer's cache instead; its group's prefix stays its base for the next turn.
+        bases: dict[int, tuple[DynamicCache | None, int]] = {}
+        if self.turns is not None and all(prefixes):
+            for index, prompt in enumerate(prompts):
+                row, length = self.turns.match(prompt)
+                if row is None:
+                    continue
+                if length >= len(prefixes[index]):
+                    prefixes[index] = prompt[:length]
+                if tuple(prefixes[index]) in computed:  # a prefix the group (or the same prompt) reads already
+                    continue
+                cache = self.turns.cache(row, length, self.model.config)
+                if length < len(prefixes[index]):  # a lone prompt's prefix (all but its last token) reads on from the answer
+                    self._read_into(cache, prefixes[index][length:])
+                computed[tuple(prefixes[index])] = cache
+                bases[index] = (row.base, row.base_length)
+                self.turns.drop(row)  # a turn continues an answer once
+
         rows = [(prefix, prompt[len(prefix) :]) for prefix, prompt in zip(prefixes, prompts)]
         # Rows are read in buckets of similar length (a repair prompt holds the model's last
         # answer, from a few tokens to max_new_tokens, so one padded read would be mostly pads),
         # then continue as one batch. Without prefix reuse (sliding-window layers keep only
         # their window, so their caches cannot be padded afterwards) all rows are read at once.
         buckets = length_buckets([len(own) for _, own in rows]) if self.reuse_prefixes else [list(range(len(rows)))]
-        computed: dict[tuple[int, ...], DynamicCache] = {}
         read = [self._prefill([rows[i] for i in bucket], computed) for bucket in buckets]
+        for index, prefix in enumerate(prefixes):
+            if index not in bases:
+                bases[index] = (computed[tuple(prefix)], len(prefix)) if prefix else (None, 0)
         # Back in row order, so that sampling draws for the same rows as one read would.
         read_order = [i for bucket in buckets for i in bucket]
-        batch = self._merge(read, sorted(range(len(rows)), key=read_order.__getitem__))
+        batch = self._merge(read, sorted(range(len(rows)), key=read_order.__getitem__), params.max_new_tokens)
         del read, computed  # the buckets' and prefixes' caches: decoding holds only the merged one
         # One row per sample, a prompt's samples next to each other, each starting from the
         # prompt's one reading. Greedy samples are all the same sequence: decode it once, copy it below.
         copies = 1 if params.greedy else params.num_samples
-        generated = self._decode(*(self._repeated(batch, copies) if copies > 1 else batch), params)
+        batch = self._repeated(batch, copies) if copies > 1 else batch
+        keep = None
+        if self.turns is not None and self.reuse_prefixes:
+            # Each row's prompt positions in the read batch (its mask's ones, in order).
+            columns = [row.nonzero().squeeze(-1) for row in batch[2]]
+            width = batch[2].shape[1]
+
+            def keep(cache: DynamicCache, batch_rows: list[int], originals: list[int], fed: int, generated: list[list[int]]) -> None:
+                for batch_row, original in zip(batch_rows, originals):
+                    index, tokens = original // copies, generated[original][:fed]
+                    base, base_length = bases[index]
+                    positions = torch.cat([columns[original][base_length:],
+                                           torch.arange(width, width + len(tokens), device=columns[original].device)])
+                    own = [(layer.keys[batch_row : batch_row + 1].index_select(-2, positions.to(layer.keys.device)),
+                            layer.values[batch_row : batch_row + 1].index_select(-2, positions.to(layer.values.device)))
+                           for layer in cache.layers]
+                    self.turns.add(prompts[index] + tokens, len(prompts[index]), base, base_length, own)
+
+        generated = self._decode(*batch, params, keep=keep)
         return self._completions(generated, params)
 
     def _completions(self, generated: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
@@ -395,15 +454,30 @@ class HFGenerator(Generator):
 
     @torch.inference_mode()
     def _merge(self, parts: list[tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]],
-               order: list[int]) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
+               order: list[int], room: int) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
         """Buckets read apart as one batch, its rows in ``order`` (indices into the buckets'
         rows, first bucket first): each bucket's cache and mask left-padded to the widest (a
-        pad is masked, so it changes no row's attention)."""
+        pad is masked, so it changes no row's attention). The merged cache is written once,
+        straight into buffers with ``room`` positions for decoding (``RoomyLayer``)."""
         if len(parts) == 1:
             return parts[0]
         width = max(mask.shape[1] for _, _, mask, _ in parts)
         rows = torch.tensor(order, device=self.device)
-        merged = self._left_padded([(cache, width - mask.shape[1]) for _, cache, mask, _ in parts], rows)
+        place = torch.empty_like(rows)  # where each of the buckets' rows goes in the merged batch
+        place[rows] = torch.arange(len(order), device=self.device)
+        merged = DynamicCache(config=self.model.config)
+        for layer in range(len(merged.layers)):
+            states = []
+            for kind in ("keys", "values"):
+                first = getattr(parts[0][1].layers[layer], kind)
+                buffer = first.new_zeros(len(order), first.shape[1], width + room, first.shape[3])
+                start = 0
+                for _, cache, _, _ in parts:
+                    part = getattr(cache.layers[layer], kind)
+                    buffer[place[start : start + len(part)].to(buffer.device), :, width - part.shape[2] : width] = part
+                    start += len(part)
+                states.append(buffer)
+            merged.layers[layer] = RoomyLayer(*states, room=room, length=width)
         mask = torch.cat([torch.nn.functional.pad(mask, (width - mask.shape[1], 0)) for _, _, mask, _ in parts])[rows]
         logits = torch.cat([logits for logits, *_ in parts])[rows]
         return logits, merged, mask, torch.cat([position for *_, position in parts])[rows]
@@ -419,16 +493,22 @@ class HFGenerator(Generator):
 
     @torch.inference_mode()
     def _decode(self, logits: torch.Tensor, cache: DynamicCache, attention_mask: torch.Tensor, next_position: torch.Tensor,
-                params: SamplingParams) -> list[list[int]]:
+                params: SamplingParams, keep=None) -> list[list[int]]:
         """The generated token ids of each row, up to and including its stop token, at most
         ``max_new_tokens``, from the read prompts' last logits and cache. Rows that stopped
         leave the batch (and the cache) once they are a quarter of it: taking rows out copies
         the whole cache, so it is done a few times, not each time a row ends; until then a
-        stopped row is computed and ignored (it draws no sample)."""
+        stopped row is computed and ignored (it draws no sample).
+
+        ``keep(cache, batch rows, original rows, fed, generated)`` sees each row's cache as it
+        leaves the batch and at the end: ``fed`` decoding steps have run, so the first
+        ``min(len(generated[row]), fed)`` generated tokens of a row have cached states (a row
+        is fed its tokens while it runs, and its stop token in the step after it stops)."""
         cache = with_room(cache, params.max_new_tokens)
         rows = list(range(len(logits)))  # the original row of each row of the batch
         running = torch.ones(len(rows), dtype=torch.bool, device=logits.device)
         generated: list[list[int]] = [[] for _ in rows]
+        step = 0
         for step in range(params.max_new_tokens):
             active = running.nonzero().squeeze(-1)
             chosen = next_tokens(logits if len(active) == len(rows) else logits[active], params)
@@ -445,15 +525,26 @@ class HFGenerator(Generator):
             tokens = torch.full_like(running, self.pad_id, dtype=chosen.dtype)
             tokens[active] = chosen
             if 4 * int((~running).sum()) >= len(rows):
-                keep = running.nonzero().squeeze(-1)
-                rows = [rows[i] for i in keep.tolist()]
-                tokens, attention_mask, next_position, running = tokens[keep], attention_mask[keep], next_position[keep], running[keep]
-                cache.batch_select_indices(keep)
+                if keep is not None:
+                    leaving = (~running).nonzero().squeeze(-1).tolist()
+                    keep(cache, leaving, [rows[i] for i in leaving], step, generated)
+                staying = running.nonzero().squeeze(-1)
+                rows = [rows[i] for i in staying.tolist()]
+                tokens, attention_mask, next_position, running = tokens[staying], attention_mask[staying], next_position[staying], running[staying]
+                cache.batch_select_indices(staying)
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(rows), 1)], dim=-1)
             logits = self.model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=next_position, use_cache=True,
                                 **{self.cache_keyword: cache}).logits[:, -1]
             next_position = next_position + 1
+        if keep is not None:
+            keep(cache, list(range(len(rows))), rows, step, generated)
         return generated
+
+    @torch.inference_mode()
+    def _read_into(self, cache: DynamicCache, tokens: list[int]) -> None:
+        """Extend a batch-1 ``cache`` by reading ``tokens`` after it."""
+        self.model(input_ids=torch.tensor([tokens], device=self.device), use_cache=True, logits_to_keep=1,
+                   **{self.cache_keyword: cache})
 
     @torch.inference_mode()
     def _prefix_cache(self, rows: list[tuple[list[int], list[int]]], width: int, computed: dict) -> DynamicCache:
@@ -464,8 +555,7 @@ class HFGenerator(Generator):
             if tuple(prefix) not in computed:
                 cache = computed[tuple(prefix)] = DynamicCache(config=self.model.config)
                 # logits_to_keep=1: nothing reads the prefix's logits, and the vocabulary projection is costly.
-                self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1,
-                           **{self.cache_keyword: cache})
+                self._read_into(cache, prefix)
         return self._left_padded([(computed[tuple(prefix)], width - len(prefix)) for prefix, _ in rows])
 
     def _left_padded(self, caches: list[tuple[DynamicCache, int]], rows: torch.Tensor | None = None) -> DynamicCache:

@@ -17,4 +17,6 @@ class HFOptions:
     device_map: str | None = option(None, "transformers device_map, e.g. auto (spreads a big model over the GPUs)")
     decoder: str = option("loop", "loop (ours: stopped rows leave the batch, shared prefixes read once) or generate "
                                   "(transformers' generate; a static cache on a GPU); the same greedy tokens")
+    turn_cache_mb: int = option(2048, "memory for the attention caches of finished answers, so that a repair turn "
+                                      "reads only its new tokens (0: off; loop decoder only)")
     progress: bool = option(True, "a progress bar per generate call on stderr")
