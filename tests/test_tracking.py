@@ -391,10 +391,11 @@ def test_a_stage_run_spans_the_stage_and_nests_under_its_pipeline_execution(stor
     assert cli(["track", "--stage", "x", "--started", "-5"]) == 2
 
 
-def test_a_stage_lists_the_datasets_it_read(store: Path, demo_dataset: Path):
+def test_a_stage_lists_the_datasets_it_read(store: Path, demo_dataset: Path, recwarn):
     (store / "pairs.jsonl").write_text("".join(json.dumps({"prompt": [{"role": "user", "content": "Q" * 900}], "chosen": "a",
                                                            "rejected": "b", "meta": {"db_id": "x"}}) + "\n" for _ in range(3)))
     assert cli(["track", "--stage", "sft", "--inputs", f"train={demo_dataset}@train", "pairs=pairs.jsonl", "--record", "r.json"]) == 0
+    assert not [w for w in recwarn if "dataset source" in str(w.message)]  # no noise in every stage's log
     run = client().get_run(json.loads((store / "r.json").read_text())["run_id"])
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
     assert set(inputs) == {"train", "pairs"}

@@ -39,6 +39,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -377,7 +378,11 @@ def read_dataset(spec: str):
         return text[:PREVIEW_CELL_CHARS] if isinstance(text, str) else text
 
     frame = pd.DataFrame([{key: cell(value) for key, value in record.items()} for record in records])
-    return from_pandas(frame, source=str(source.resolve()), name=name)
+    with warnings.catch_warnings():
+        # MLflow registers its local-file dataset source twice (for "" and "file:" URIs, both
+        # LocalArtifactDatasetSource) and warns on every local path that it picked one of the two.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        return from_pandas(frame, source=str(source.resolve()), name=name)
 
 
 def read_table(spec: str):
