@@ -94,10 +94,11 @@ def keep_freed_memory() -> bool:
     allocates the same tensors again (gradients, among them the 113 MB of SmolLM2's tied
     embedding, activations, optimizer temporaries), so every step the kernel maps and zeroes
     them anew. With both thresholds at their maximum (2 GiB) freed memory stays in the heap
-    and is reused: 8 demo SFT steps on 2 cores took 45.5 s instead of 56.5 s, the same loss to
-    the bit and the same peak memory (5.08 GB against 5.10 GB; README "Training on a CPU").
-    Generation gained nothing measurable, so only training calls it. Elsewhere than glibc
-    (macOS, musl) and when the user tunes malloc through the environment, it does nothing.
+    and is reused: 8 demo SFT steps on 2 cores ran 1.12x faster (medians of runs taking turns
+    with the defaults), the same loss to the bit and the same peak memory
+    (``bench/bench_freed_memory.py``, README "Training on a CPU"). Generation gained nothing
+    measurable, so only training calls it. Elsewhere than glibc (macOS, musl) and when the
+    user tunes malloc through the environment, it does nothing.
     """
     if any(name in os.environ for name in MALLOC_TUNABLES):
         return False
