@@ -351,8 +351,13 @@ def test_turn_cache_keeps_the_newest_rows_within_its_memory_and_a_shared_base_on
     assert turns.match([3, 7, 7, 8])[0] is None  # it must continue a whole kept prompt
     cache = TurnCache.cache(row, 4, config=None)
     assert cache.layers[0].keys.shape[-2] == 4 and torch.equal(cache.layers[0].keys[..., 3:, :], row.own[0][0][..., :1, :])
-    for kept in list(turns.rows.values()):
-        turns.drop(kept)
+    turns.new_call()
+    turns.add([4, 7, 7, 7, 9], 4, base, 3, states(2))  # the next call's row (the oldest goes, for memory)
+    turns.new_call()
+    assert [kept.tokens[0] for kept in turns.rows.values()] == [2, 3, 4]
+    turns.new_call()  # the first call's rows were not continued within two calls
+    assert [kept.tokens[0] for kept in turns.rows.values()] == [4]
+    turns.new_call()
     assert turns.size == 0 and not turns.base_users and not turns.by_prompt
 
 

@@ -299,6 +299,8 @@ class HFGenerator(Generator):
             self.turns.clear()
 
     def generate(self, requests: list[GenerationRequest], params: SamplingParams) -> list[list[Completion]]:
+        if self.turns is not None:
+            self.turns.new_call()
         prompts = [encode(self.tokenizer, render_prompt(self.tokenizer, request.messages)) for request in requests]
         order = batch_order(prompts)
         batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]

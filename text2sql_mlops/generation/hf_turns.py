@@ -12,8 +12,9 @@ A row's cache is stored as its group's prefix cache (the schema every prompt of 
 group shares: one object for the group, ``hf.py``) plus the row's own positions after it,
 so a batch of 64 prompts on one database keeps one copy of its schema. Rows are kept in
 the order they finished and the oldest go first past ``limit_bytes``; a matched row is
-dropped (a turn continues it once), the rest when the generator closes. Memory, not
-correctness, is the only cost of a row nobody continues.
+dropped (a turn continues it once), and a row no call continued within ``KEEP_CALLS`` calls
+(a correct answer, a sample the repair did not pick) goes too. Memory, not correctness, is
+the only cost of a row nobody continues.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+
+# A rollout's next turn of a chunk comes one call later, or two with two chunks in flight
+# (rollout/loop.py: one chunk's generation while the other's SQL runs).
+KEEP_CALLS = 2
 
 
 @dataclass(eq=False)
@@ -32,6 +37,7 @@ class KeptRow:
     base_length: int
     own: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values [1, heads, positions, dim] after the base
     nbytes: int
+    call: int  # the generate call that kept it
 
 
 def nbytes(states: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
@@ -51,6 +57,13 @@ class TurnCache:
         self.by_prompt: dict[tuple[int, ...], list[KeptRow]] = {}
         self.base_users: dict[int, int] = {}  # id(base) -> rows that use it (a base's bytes count once)
         self.size = 0
+        self.calls = 0
+
+    def new_call(self) -> None:
+        """A generate call starts: rows older than ``KEEP_CALLS`` calls will not be continued."""
+        self.calls += 1
+        for row in [row for row in self.rows.values() if row.call < self.calls - KEEP_CALLS]:
+            self.drop(row)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -91,7 +104,7 @@ class TurnCache:
 
     def add(self, tokens: list[int], prompt_length: int, base: DynamicCache | None, base_length: int,
             own: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        row = KeptRow(tuple(tokens), prompt_length, base, base_length, own, nbytes(own))
+        row = KeptRow(tuple(tokens), prompt_length, base, base_length, own, nbytes(own), self.calls)
         added = row.nbytes + (nbytes(layer_states(base)) if base is not None and id(base) not in self.base_users else 0)
         if added > self.limit_bytes:
             return
