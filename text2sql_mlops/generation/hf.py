@@ -15,7 +15,9 @@ run longest first, so that rows of similar length share a batch, and on a GPU th
 biggest batch runs first: running out of memory shows at once, not at the end.
 Within a batch, the rows' own tokens are read in buckets of similar length
 (``length_buckets``): a repair prompt carries the model's last answer, from a few tokens to
-``max_new_tokens``, and one padded read of such a turn is mostly pads.
+``max_new_tokens``, and one padded read of such a turn is mostly pads. A repair prompt that
+continues a row of an earlier call starts from that row's kept cache (``hf_turns.py``) and
+reads only what follows it.
 
 Decoding is a short loop of our own rather than ``model.generate``: rows that ended leave
 the batch (a quarter of it at a time, since leaving copies the cache), so the remaining
