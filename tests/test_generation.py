@@ -583,6 +583,8 @@ def test_a_folder_that_is_not_a_model_is_named_for_what_it_is(tiny_lora, demo_da
 def test_hf_missing_adapter_and_bad_dtype(tiny_llama, tmp_path):
     with pytest.raises(UserError, match="has no adapter_config.json"):
         hf(tiny_llama, adapter_path=str(tmp_path))
+    with pytest.raises(UserError, match=r"turn_cache_mb must be 0 \(off\) or more, got -1"):
+        hf(tiny_llama, turn_cache_mb=-1)
     with pytest.raises(UserError, match="unknown dtype 'fp8'"):
         hf(tiny_llama, dtype="fp8")
 
