@@ -29,9 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from run_turns import add_run_arguments, turn_requests  # noqa: E402
+from run_turns import add_run_arguments, sampling_params, turn_requests  # noqa: E402
 
-from text2sql_mlops.generation import SamplingParams  # noqa: E402
 from text2sql_mlops.generation import hf as current  # noqa: E402
 from text2sql_mlops.generation.hf_options import HFOptions  # noqa: E402
 
@@ -56,8 +55,7 @@ def main() -> int:
 
     run = Path(args.run)
     config, requests = turn_requests(run, args.turn)
-    params = SamplingParams(num_samples=int(config["num_samples"]), temperature=float(config["temperature"]),
-                            top_p=float(config["top_p"]), max_new_tokens=int(config["max_new_tokens"]), seed=int(config["seed"]))
+    params = sampling_params(config)
     options = HFOptions(model_path=args.trained_model or args.model, batch_size=int(config.get("batch_size", 64)), progress=False)
     generators = {f"baseline ({args.baseline})": module_at(args.baseline).HFGenerator(options), "current": current.HFGenerator(options)}
     seconds: dict[str, list[float]] = {name: [] for name in generators}

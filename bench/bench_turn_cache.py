@@ -22,9 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from run_turns import add_run_arguments, turn_requests  # noqa: E402
+from run_turns import add_run_arguments, sampling_params, turn_requests  # noqa: E402
 
-from text2sql_mlops.generation import SamplingParams  # noqa: E402
 from text2sql_mlops.generation.hf import HFGenerator  # noqa: E402
 from text2sql_mlops.generation.hf_options import HFOptions  # noqa: E402
 
@@ -37,8 +36,7 @@ def main() -> int:
     run = Path(args.run)
     config, first = turn_requests(run, 1)
     _, repairs = turn_requests(run, 2)
-    params = SamplingParams(num_samples=int(config["num_samples"]), temperature=float(config["temperature"]),
-                            top_p=float(config["top_p"]), max_new_tokens=int(config["max_new_tokens"]), seed=int(config["seed"]))
+    params = sampling_params(config)
     model = args.trained_model or args.model
     print(f"{run}: {len(first)} first-turn and {len(repairs)} repair prompts, batch {config['batch_size']}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}", file=sys.stderr)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from text2sql_mlops.core.records import read_trajectories
-from text2sql_mlops.generation import GenerationRequest
+from text2sql_mlops.generation import GenerationRequest, SamplingParams
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, turn: int) -> None:
@@ -28,3 +28,9 @@ def turn_requests(run: Path, turn: int) -> tuple[dict, list[GenerationRequest]]:
     config = json.loads((run / "run.json").read_text())
     trajectories = read_trajectories(run / "trajectories.jsonl")
     return config, [GenerationRequest(messages=t.turns[turn - 1].messages) for t in trajectories if len(t.turns) >= turn]
+
+
+def sampling_params(config: dict) -> SamplingParams:
+    """The sampling settings a finished run (its run.json) generated with."""
+    return SamplingParams(num_samples=int(config["num_samples"]), temperature=float(config["temperature"]),
+                          top_p=float(config["top_p"]), max_new_tokens=int(config["max_new_tokens"]), seed=int(config["seed"]))
