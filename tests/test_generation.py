@@ -476,7 +476,7 @@ def run_scripted(tiny_llama, tokenizer, letters: str, first_tokens: list[int], m
     eos = tokenizer.eos_token_id
     first = {encode(tokenizer, letter)[0]: token for letter, token in zip(letters, first_tokens, strict=True)}
     script = {5: 6, 6: eos, 7: eos, 8: 9, 9: 10, 10: 11, 11: 12}
-    generator = hf(tiny_llama, batch_size=len(letters))
+    generator = hf(tiny_llama, batch_size=len(letters), turn_cache_mb=0)
     generator.reuse_prefixes = False  # the scripted model keeps no cache
     rows_per_step = []
 
@@ -529,8 +529,8 @@ def test_hf_rows_stop_once_their_answer_block_closes(tiny_llama, tokenizer):
 
     answer = encode(tokenizer, "```sql\nSELECT 1\n```\nThis query selects one.")
     chatter = encode(tokenizer, " and so on and so on and so on and so on")
-    generator = hf(tiny_llama, batch_size=2)
-    generator.reuse_prefixes = False
+    generator = hf(tiny_llama, batch_size=2, turn_cache_mb=0)
+    generator.reuse_prefixes = False  # the scripted model keeps no cache
     streams = {}
 
     class Scripted(torch.nn.Module):

@@ -369,7 +369,7 @@ class HFGenerator(Generator):
         copies = 1 if params.greedy else params.num_samples
         batch = self._repeated(batch, copies) if copies > 1 else batch
         keep = None
-        if self.turns is not None and self.reuse_prefixes:
+        if self.turns is not None:
             # Each row's prompt positions in the read batch (its mask's ones, in order).
             columns = [row.nonzero().squeeze(-1) for row in batch[2]]
             width = batch[2].shape[1]
