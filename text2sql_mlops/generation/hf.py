@@ -331,24 +331,7 @@ class HFGenerator(Generator):
                 prefixes = [[] for _ in prompts]
 
         computed: dict[tuple[int, ...], DynamicCache] = {}
-        # A prompt that continues a finished answer of the last call (a repair turn) starts from
-        # that answer's cache instead; its group's prefix stays its base for the next turn.
-        bases: dict[int, tuple[DynamicCache | None, int]] = {}
-        if self.turns is not None and all(prefixes):
-            for index, prompt in enumerate(prompts):
-                row, length = self.turns.match(prompt)
-                if row is None:
-                    continue
-                if length >= len(prefixes[index]):
-                    prefixes[index] = prompt[:length]
-                if tuple(prefixes[index]) in computed:  # a prefix the group (or the same prompt) reads already
-                    continue
-                cache = self.turns.cache(row, length, self.model.config)
-                if length < len(prefixes[index]):  # a lone prompt's prefix (all but its last token) reads on from the answer
-                    self._read_into(cache, prefixes[index][length:])
-                computed[tuple(prefixes[index])] = cache
-                bases[index] = (row.base, row.base_length)
-                self.turns.drop(row)  # a turn continues an answer once
+        bases = self._continue_kept_turns(prompts, prefixes, computed) if self.turns is not None and all(prefixes) else {}
 
         rows = [(prefix, prompt[len(prefix) :]) for prefix, prompt in zip(prefixes, prompts)]
         # Rows are read in buckets of similar length (a repair prompt holds the model's last
@@ -368,25 +351,54 @@ class HFGenerator(Generator):
         # prompt's one reading. Greedy samples are all the same sequence: decode it once, copy it below.
         copies = 1 if params.greedy else params.num_samples
         batch = self._repeated(batch, copies) if copies > 1 else batch
-        keep = None
-        if self.turns is not None:
-            # Each row's prompt positions in the read batch (its mask's ones, in order).
-            columns = [row.nonzero().squeeze(-1) for row in batch[2]]
-            width = batch[2].shape[1]
-
-            def keep(cache: DynamicCache, batch_rows: list[int], originals: list[int], fed: int, generated: list[list[int]]) -> None:
-                for batch_row, original in zip(batch_rows, originals):
-                    index, tokens = original // copies, generated[original][:fed]
-                    base, base_length = bases[index]
-                    positions = torch.cat([columns[original][base_length:],
-                                           torch.arange(width, width + len(tokens), device=columns[original].device)])
-                    own = [(layer.keys[batch_row : batch_row + 1].index_select(-2, positions.to(layer.keys.device)),
-                            layer.values[batch_row : batch_row + 1].index_select(-2, positions.to(layer.values.device)))
-                           for layer in cache.layers]
-                    self.turns.add(prompts[index] + tokens, len(prompts[index]), base, base_length, own)
-
+        keep = self._turn_keeper(prompts, bases, batch[2], copies) if self.turns is not None else None
         generated = self._decode(*batch, params, keep=keep)
         return self._completions(generated, params)
+
+    def _continue_kept_turns(self, prompts: list[list[int]], prefixes: list[list[int]],
+                             computed: dict[tuple[int, ...], DynamicCache]) -> dict[int, tuple[DynamicCache | None, int]]:
+        """Start each prompt that continues a finished answer of an earlier call (a repair turn)
+        from that answer's kept cache: its prefix in ``prefixes`` grows to the kept part (a lone
+        prompt's all-but-last-token prefix reads on from it) and its cache goes into
+        ``computed``. Returns the (base, base length) of each such prompt: the group prefix its
+        kept row was stored on, which stays its base for the next turn."""
+        bases = {}
+        for index, prompt in enumerate(prompts):
+            row, length = self.turns.match(prompt)
+            if row is None:
+                continue
+            if length >= len(prefixes[index]):
+                prefixes[index] = prompt[:length]
+            if tuple(prefixes[index]) in computed:  # a prefix the group (or the same prompt) reads already
+                continue
+            cache = self.turns.cache(row, length, self.model.config)
+            if length < len(prefixes[index]):
+                self._read_into(cache, prefixes[index][length:])
+            computed[tuple(prefixes[index])] = cache
+            bases[index] = (row.base, row.base_length)
+            self.turns.drop(row)  # a turn continues an answer once
+        return bases
+
+    def _turn_keeper(self, prompts: list[list[int]], bases: dict[int, tuple[DynamicCache | None, int]],
+                     mask: torch.Tensor, copies: int):
+        """``_decode``'s ``keep``: each finished row's cache into the turn cache, as its base (the
+        group prefix) and the positions after it, prompt then generated, read from the batch's
+        cache by the read batch's ``mask`` (a row's prompt positions are its ones, in order)."""
+        columns = [row.nonzero().squeeze(-1) for row in mask]
+        width = mask.shape[1]
+
+        def keep(cache: DynamicCache, batch_rows: list[int], originals: list[int], fed: int, generated: list[list[int]]) -> None:
+            for batch_row, original in zip(batch_rows, originals):
+                index, tokens = original // copies, generated[original][:fed]
+                base, base_length = bases[index]
+                positions = torch.cat([columns[original][base_length:],
+                                       torch.arange(width, width + len(tokens), device=columns[original].device)])
+                own = [(layer.keys[batch_row : batch_row + 1].index_select(-2, positions.to(layer.keys.device)),
+                        layer.values[batch_row : batch_row + 1].index_select(-2, positions.to(layer.values.device)))
+                       for layer in cache.layers]
+                self.turns.add(prompts[index] + tokens, len(prompts[index]), base, base_length, own)
+
+        return keep
 
     def _completions(self, generated: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         """Each prompt's ``params.num_samples`` completions from the generated ids of its rows
