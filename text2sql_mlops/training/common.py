@@ -256,7 +256,7 @@ def train_and_save(method: str, settings: TrainSettings, runtime: Runtime, build
 
     from .metrics import MetricsLog
 
-    keep_freed_memory()  # 20% faster steps on CPU, the same numbers (device.py)
+    keep_freed_memory()  # faster steps on CPU (1.12x on the demo), the same numbers (device.py)
     main = is_main_process()
     out = Path(settings.out)
     with (output_lock(out, "training") if main else contextlib.nullcontext()),\
