@@ -535,3 +535,22 @@ def test_column_values_are_read_again_when_the_database_is_rebuilt(tmp_path: Pat
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later write, whatever the clock resolution
     assert column_values(str(path), "city") == {"name": ["Oslo"]}
+
+
+def test_text_that_is_not_utf8_is_shown_without_breaking_the_prompt(tmp_path: Path):
+    """Spider dev's wta_1 stores Latin-1 names: reading sample values or rows failed the whole
+    prompt ("Could not decode to UTF-8"). Now such a value is no sample literal (no SQL the model
+    writes could match it), its row shows U+FFFD for the bytes that do not decode, and the
+    UTF-8 values around it are shown as before."""
+    from conftest import make_db
+
+    path = make_db(tmp_path / "players" / "players.sqlite",
+                   "CREATE TABLE players (id INTEGER PRIMARY KEY, first_name TEXT, hand TEXT);"
+                   "INSERT INTO players VALUES (1, CAST(X'4AF6726E' AS TEXT), 'R'), (2, 'Zoë', 'L'), (3, 'Zoë', 'R');")
+    catalog = load_catalog(path)
+    compact = schema_text(catalog, schema_format="compact", sample_values=3, question="Is Zoë left-handed?")
+    assert "'Zoë'" in compact and "'R'" in compact and "\ufffd" not in compact
+    assert compact.endswith("Values in the question: players.first_name = 'Zoë'")
+    rows = schema_text(catalog, sample_rows=3)
+    assert "1 | J\ufffdrn | R" in rows  # bytes 4A F6 72 6E: F6 alone is no UTF-8
+    assert "2 | Zoë | L" in rows

@@ -220,6 +220,8 @@ def _column_values(db_path: str, mtime_ns: int, table_name: str) -> dict[str, li
                 f"SELECT {quote_name(name)} AS v, COUNT(*) AS n FROM {quote_name(table_name)} "
                 f"WHERE typeof({quote_name(name)}) = 'text' AND length({quote_name(name)}) BETWEEN 1 AND ? "
                 "GROUP BY v ORDER BY n DESC, v LIMIT ?", (_SAMPLE_CELL_CHARS, _VALUES_PER_COLUMN)).fetchall()
-            if rows:
-                out[name] = [value for value, _ in rows]
+            # A value that is not UTF-8 (decoded with U+FFFD) is no literal the model could write.
+            values = [value for value, _ in rows if "\ufffd" not in value]
+            if values:
+                out[name] = values
     return out

@@ -33,7 +33,17 @@ def database_uri(path: Path) -> str:
 def connect_read_only(db_path: str | os.PathLike) -> sqlite3.Connection:
     # The sandbox's URI: mode=ro, percent-encoded path, and immutable for a
     # WAL file, which mode=ro alone would give -wal and -shm companions.
-    return sqlite3.connect(database_uri(Path(db_path).resolve()), uri=True)
+    conn = sqlite3.connect(database_uri(Path(db_path).resolve()), uri=True)
+    conn.text_factory = decode_text
+    return conn
+
+
+def decode_text(raw: bytes) -> str:
+    """A TEXT value as a string. Some databases store text that is not UTF-8 (Spider dev's
+    wta_1 holds Latin-1 names), which sqlite3's default decoding turns into an error for the
+    whole query; here each byte that does not decode becomes U+FFFD, so the rest stays readable
+    and a reader can tell (and skip) a value no SQL literal could match."""
+    return raw.decode("utf-8", "replace")
 
 
 def check_database(path: str | os.PathLike) -> None:
