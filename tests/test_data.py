@@ -122,6 +122,31 @@ def test_import_spider_from_folder_and_zip(tmp_path: Path, spider_layout: Path):
     assert not [p for p in dest.parent.iterdir() if p.name != "spider"], "no temporary folders left behind"
 
 
+def test_import_spider_force_replaces_only_an_untouched_import(tmp_path: Path, spider_layout: Path):
+    """`--force` replaced any folder with tables.json and database/, so a reference-project
+    user's own data/spider (and the fixes kept in it) was deleted on the tool's own advice.
+    Now it replaces an import holding only the files the import placed."""
+    import shutil
+
+    users = tmp_path / "data" / "spider"
+    shutil.copytree(spider_layout, users)
+    (users / "MY_FIXES.txt").write_text("keep me")
+    before = sorted(p.relative_to(users) for p in users.rglob("*"))
+    with pytest.raises(UserError, match="did not write"):
+        import_spider(spider_layout, users, force=True)
+    assert sorted(p.relative_to(users) for p in users.rglob("*")) == before
+
+    imported = tmp_path / "imported"
+    import_spider(spider_layout, imported)
+    (imported / "runs").mkdir()
+    (imported / "runs" / "eval.json").write_text("{}")
+    with pytest.raises(UserError, match="files added to one"):
+        import_spider(spider_layout, imported, force=True)
+    assert (imported / "runs" / "eval.json").read_text() == "{}"
+    shutil.rmtree(imported / "runs")
+    assert import_spider(spider_layout, imported, force=True).splits == {"train": 2, "dev": 1}
+
+
 def test_import_spider_refuses_missing_database_and_leaves_nothing(tmp_path: Path, spider_layout: Path):
     (spider_layout / "dev.json").write_text(json.dumps([{"db_id": "ghost_db", "question": "q", "query": "SELECT 1"}]))
     dest = tmp_path / "out" / "spider"

@@ -225,6 +225,24 @@ def test_refuses_to_replace_a_folder_that_is_not_a_demo_build(tmp_path):
     assert (precious / "notes.txt").read_text() == "keep me"
 
 
+def test_a_rebuild_refuses_a_demo_build_a_user_added_to(demo, tmp_path):
+    """`data demo --out data/demo` (README's rebuild) replaced the whole folder, and with it the
+    runs and splits a user had put inside: only a build holding nothing else is replaced."""
+    root, _ = demo
+    built = tmp_path / "demo"
+    build_demo(built, seed=0)
+    for added in (built / "mysplits" / "dev.json", built / "database" / "art_museum" / "notes.txt"):
+        added.parent.mkdir(exist_ok=True)
+        added.write_text("keep me")
+        before = file_hashes(built)
+        with pytest.raises(UserError, match="files added to one"):
+            build_demo(built, seed=1)
+        assert file_hashes(built) == before
+        added.unlink()
+    build_demo(built, seed=1)  # untouched again: replaced
+    assert file_hashes(built) != file_hashes(root)
+
+
 def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
     def fail(summary):
         raise RuntimeError("interrupted")

@@ -391,6 +391,50 @@ def test_an_output_that_is_one_of_the_inputs_is_refused(demo_dataset: Path, tmp_
     assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "pairs.jsonl")]) == 0
 
 
+def test_pairs_schema_recall_validate_and_merge_refuse_to_write_over_their_inputs_or_each_other(
+        demo_dataset: Path, tmp_path: Path, capsys):
+    """A careless-use probe found these replacing what they read, with exit 0: `pairs merge`
+    in place (40 pairs cut to 5), `pairs synth --out` the training set or `--stats` tables.json,
+    `schema-recall --per_example` an eval's trajectories, `data validate --out` dev.json, two
+    outputs on one path (the stats written over the pairs), and `rollout merge --overwrite`
+    over one of its shards. Each is now one line, and every byte stays."""
+    data = tmp_path / "demo"
+    data.mkdir()
+    for entry in demo_dataset.iterdir():  # a copy whose files the test may watch
+        (data / entry.name).symlink_to(entry) if entry.is_dir() else (data / entry.name).write_bytes(entry.read_bytes())
+    run = tmp_path / "run"
+    assert cli(_rollout_args(data, run, "--max_turns", "1")) == 0
+    pairs = tmp_path / "pairs.jsonl"
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(pairs), "--use_gold_when_failed"]) == 0
+    shards = [tmp_path / f"shard{i}" for i in (1, 2)]
+    for i, shard in enumerate(shards, 1):
+        assert cli(_rollout_args(data, shard, "--max_turns", "1", "--shard", f"{i}/2")) == 0
+    watched = [data / "dev.json", data / "train_spider.json", data / "tables.json", run / "trajectories.jsonl", pairs]
+    kept = {path: path.read_bytes() for path in watched} | {f"{shard}/{k}": v for shard in shards for k, v in _bytes(shard).items()}
+    capsys.readouterr()
+    synth = ["pairs", "synth", "--dataset_path", str(data), "--limit", "2", "--no_progress"]
+    for argv in ([*synth, "--out", str(data / "train_spider.json")],
+                 [*synth, "--out", str(tmp_path / "s.jsonl"), "--stats", str(data / "tables.json")],
+                 [*synth, "--out", str(tmp_path / "s.jsonl"), "--stats", str(tmp_path / "s.jsonl")],
+                 ["pairs", "merge", "--inputs", str(pairs), "--out", str(pairs), "--max_pairs", "1"],
+                 ["pairs", "merge", "--inputs", str(pairs), "--out", str(tmp_path / "m.jsonl"), "--stats", str(pairs)],
+                 ["pairs", "mine", "--trajectories", str(run), "--out", str(tmp_path / "p.jsonl"), "--stats", str(tmp_path / "p.jsonl")],
+                 ["schema-recall", "--trajectories", str(run), "--per_example", str(run / "trajectories.jsonl")],
+                 ["schema-recall", "--dataset", str(data), "--split", "dev", "--out", str(data / "dev.json")],
+                 ["schema-recall", "--dataset", str(data), "--out", str(tmp_path / "r.json"), "--per_example", str(tmp_path / "r.json")],
+                 ["data", "validate", str(data), "--split", "dev", "--out", str(data / "dev.json")],
+                 ["rollout", "merge", "--inputs", *map(str, shards), "--output_dir", str(shards[0]), "--overwrite"]):
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "would overwrite" in err and err.count("\n") == 1, (argv, err)
+    assert {path: path.read_bytes() for path in watched} | {f"{shard}/{k}": v for shard in shards for k, v in _bytes(shard).items()} == kept
+    assert not any((tmp_path / name).exists() for name in ("s.jsonl", "m.jsonl", "p.jsonl", "r.json"))
+    # beside their inputs, the same commands write
+    assert cli([*synth, "--out", str(tmp_path / "s.jsonl"), "--stats", str(tmp_path / "s_stats.json")]) == 0
+    assert cli(["pairs", "merge", "--inputs", str(pairs), "--out", str(tmp_path / "m.jsonl"), "--max_pairs", "1"]) == 0
+    assert cli(["rollout", "merge", "--inputs", *map(str, shards), "--output_dir", str(tmp_path / "merged")]) == 0
+
+
 def test_train_register_and_track_refuse_an_output_that_is_an_input(tiny_llama: Path, tmp_path: Path, capsys, monkeypatch):
     """Continuing a training into its own folder would replace the weights it starts from;
     register's decision or track's files written over the record or metrics they read, or over

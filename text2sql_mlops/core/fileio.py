@@ -66,8 +66,8 @@ def check_output_folder(path: str | os.PathLike, signature: Signature | None = N
     _check_parents(target)
     if target.is_dir() and not is_own_folder(target, signature):
         if (target / MARKER).is_file():
-            raise UserError(f"{target} holds the output of another text2sql-mlops command, which this one would "
-                            "replace; choose a new or empty folder; nothing was changed")
+            raise UserError(f"{target} holds the output of another text2sql-mlops command, or files added to one, which "
+                            "this command would replace; choose a new or empty folder; nothing was changed")
         raise UserError(f"{target} is a folder this tool did not write (it has files and no {MARKER} marker); "
                         "choose a new or empty folder; nothing was changed")
     return target
@@ -106,6 +106,14 @@ def holds_only(folder: Path, names) -> bool:
     return all(entry.name in names or entry.name == MARKER for entry in folder.iterdir())
 
 
+def holds_only_files(folder: Path, files: Iterable[str]) -> bool:
+    """True when every file under ``folder``, at any depth, is one of ``files`` (paths relative to
+    ``folder``, with ``/``) or the marker: a signature for outputs a user may add to (a dataset),
+    so that an output holding a user's notes, runs or databases is never replaced as a whole."""
+    known = {*files, MARKER}
+    return all(path.relative_to(folder).as_posix() in known for path in folder.rglob("*") if not path.is_dir())
+
+
 def mark_folder(path: str | os.PathLike) -> None:
     """Claim ``path`` (a folder being written) as this tool's."""
     marker = Path(path) / MARKER
@@ -126,6 +134,24 @@ def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.Path
         if (out == source or (source.is_dir() and source in out.parents and out.exists())
                 or (out.is_dir() and out in source.parents)):
             raise UserError(f"{flag} {output} would overwrite the input {given}; write it elsewhere; nothing was written")
+
+
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]],
+                  inputs: Iterable[str | os.PathLike | None]) -> None:
+    """A command's outputs, as ``(flag, path)`` (``None`` paths skipped), must each leave its
+    inputs whole (``check_not_an_input``) and not share a path with another of its outputs:
+    ``pairs mine --out p.jsonl --stats p.jsonl`` wrote the pairs, then the stats over them."""
+    inputs = [given for given in inputs if given is not None]
+    written: dict[Path, str] = {}
+    for flag, output in outputs:
+        if output is None:
+            continue
+        check_not_an_input(output, inputs, flag)
+        path = Path(output).resolve()
+        if path in written:
+            raise UserError(f"{flag} {output} would overwrite the file of {written[path]}; give each output its own path; "
+                            "nothing was written")
+        written[path] = flag
 
 
 def _check_parents(target: Path) -> None:

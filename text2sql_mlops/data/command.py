@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
-from ..core.fileio import output_file, output_folder_type, write_json
+from ..core.fileio import check_outputs, output_file, output_folder_type, write_json
 from ..core.records import Example
 from .demo.build import build_demo, built_here
 from .load import SPLIT_FILES, load_examples
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops data") -> in
         summary = import_spider(args.path, args.dest, force=args.force)
         print("\n".join(summary.lines()))
     elif args.action == "validate":
+        check_outputs((("--out", args.out),), (args.dataset, args.db_root))
         summary = dataset_summary(load_examples(args.dataset, args.db_root, args.split))
         summary["config"] = {"dataset": args.dataset, "db_root": args.db_root, "split": args.split}  # what `track` logs as params
         if args.out:

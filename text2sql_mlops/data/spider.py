@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, check_output_folder
+from ..core.fileio import MARKER, atomic_folder, check_output_folder, holds_only_files
 from ..sql.database import check_database
 from .load import SPLIT_FILES, load_examples
 
@@ -91,9 +91,17 @@ def _safe_extract(archive: Path, dest: Path) -> None:
         zf.extractall(dest)
 
 
+IMPORTED_FILES = ".text2sql-mlops-files"  # what an import placed: one path per line, relative to the folder
+
+
 def imported_here(folder: Path) -> bool:
-    """A folder `data import-spider` wrote: a Spider layout (tables.json and database/)."""
-    return (folder / "tables.json").is_file() and (folder / "database").is_dir()
+    """A folder `data import-spider` wrote (its marker and the list of files it placed) that
+    holds nothing else: a Spider copy of the user's own, or an import they added notes, runs or
+    databases to, is theirs, and ``--force`` does not replace it."""
+    listed = folder / IMPORTED_FILES
+    if not ((folder / MARKER).is_file() and listed.is_file()):
+        return False
+    return holds_only_files(folder, [IMPORTED_FILES, *listed.read_text(encoding="utf-8").splitlines()])
 
 
 def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spider", force: bool = False) -> LayoutSummary:
@@ -118,5 +126,7 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
                 shutil.move(str(root), staged)
             else:
                 shutil.copytree(root, staged)
+            placed = sorted(path.relative_to(staged).as_posix() for path in staged.rglob("*") if not path.is_dir())
+            (staged / IMPORTED_FILES).write_text("".join(f"{name}\n" for name in placed), encoding="utf-8")
     summary = validate_spider_layout(dest)
     return summary

@@ -47,7 +47,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import check_not_an_input, output_file, read_jsonl, write_json
+from ..core.fileio import check_outputs, output_file, read_jsonl, write_json
 from ..data.load import load_examples, read_records, spider_split_files
 from .models import load_trained_model, log_trained_model
 
@@ -598,15 +598,7 @@ def check_outputs_apart(args) -> None:
             *(item.partition("=")[2] or item for item in args.table),
             *(_config_file(spec) for spec in args.config),
             *(path for path in args.artifacts if not Path(path).is_dir())]
-    written: dict[Path, str] = {}
-    for name, output in (("--record", args.record), ("--metrics_out", args.metrics_out), ("--plots_out", args.plots_out)):
-        if output:
-            check_not_an_input(output, read, name)
-            path = Path(output).resolve()
-            if path in written:
-                raise UserError(f"{name} {output} would overwrite {written[path]}'s file; give each output its own path; "
-                                "nothing was written")
-            written[path] = name
+    check_outputs((("--record", args.record), ("--metrics_out", args.metrics_out), ("--plots_out", args.plots_out)), read)
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> int:

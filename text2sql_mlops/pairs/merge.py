@@ -43,7 +43,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
 from ..core.errors import UserError
-from ..core.fileio import output_file, write_json, write_jsonl
+from ..core.fileio import check_outputs, output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pairs
 from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks
 from .build import REFERENCE_PAIR_DEFAULTS, read_reference_pairs
@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs merge"
     config = MergeConfig.from_flags(args, len(args.inputs))
     check_config(config, len(args.inputs))
     _refuse_repeated_inputs(args.inputs)
+    check_outputs((("--out", args.output), ("--stats", args.stats)), [*args.inputs, args.eval_dataset])
     inputs = [read_input(path) for path in args.inputs]
     if args.eval_dataset:
         eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split)

@@ -44,7 +44,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
 from ..core.errors import UserError
-from ..core.fileio import check_not_an_input, output_file, write_json, write_jsonl
+from ..core.fileio import check_outputs, output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn, read_trajectories
 from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks, rollout_db_roots
 from .build import build_pair
@@ -224,9 +224,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
     if args.max_pairs_per_example is not None and args.max_pairs_per_example < 1:
         raise UserError(f"--max_pairs_per_example must be at least 1, got {args.max_pairs_per_example}")
     config = from_args(MineConfig, args, pair_types=tuple(args.pair_types))
-    for output, name in ((args.out, "--out"), (args.stats, "--stats")):
-        if output:
-            check_not_an_input(output, args.trajectories, name)
+    check_outputs((("--out", args.out), ("--stats", args.stats)), [*args.trajectories, args.eval_dataset])
     started = time.perf_counter()
     trajectories = [trajectory for path in args.trajectories for trajectory in read_trajectories(path)]
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None

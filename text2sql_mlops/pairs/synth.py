@@ -45,7 +45,15 @@ from sqlglot.errors import SqlglotError
 
 from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting, yes_no
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, holds_only, output_file, output_folder_type, write_json, write_jsonl
+from ..core.fileio import (
+    atomic_folder,
+    check_outputs,
+    holds_only,
+    output_file,
+    output_folder_type,
+    write_json,
+    write_jsonl,
+)
 from ..core.records import SYNTHETIC_PREFIX
 from ..data.guard import add_guard_flags, exclude_leaks, load_eval_split
 from ..data.load import load_examples, take
@@ -274,6 +282,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
         raise UserError("--max_schema_error_fraction must be in [0, 1] and --timeout_sec a positive, finite number of seconds")
     config = from_args(SynthConfig, args)
     PromptConfig.of(config).check()
+    check_outputs((("--out", args.out), ("--output_dir", args.output_dir), ("--stats", args.stats)),
+                  (args.dataset_path, args.db_root, args.tables_json or default_tables_json(args.dataset_path),
+                   args.eval_dataset, args.eval_db_root))
     # Evaluation overlap is left out before --offset/--limit, exactly as `rollout` does, so a
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, add_flags, flag, from_args
 from ..core.errors import UserError
+from ..core.fileio import check_outputs
 from ..core.records import Summary
 from ..data.guard import exclude_leaks, load_eval_split
 from ..data.load import load_examples, take
@@ -184,6 +185,8 @@ def _finish(folder: RunFolder, identity: dict[str, Any], records: list[dict], st
 def merge_runs(inputs: list[str], output_dir: str, overwrite: bool = False) -> Summary:
     """Recombine finished shards into the files the unsharded run writes; returns summary.json."""
     started = time.perf_counter()
+    # --overwrite discards another run's files, never a shard this merge reads.
+    check_outputs((("--output_dir", output_dir),), inputs)
     folders = [RunFolder(path) for path in inputs]
     for folder in folders:
         folder.check_complete()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import output_file, write_json, write_jsonl
+from ..core.fileio import check_outputs, output_file, write_json, write_jsonl
 from ..core.records import Example, read_trajectories
 from ..data.load import load_examples
 from ..sql.catalog import load_catalog
@@ -148,6 +148,7 @@ def make_parser(prog: str = "text2sql-mlops schema-recall") -> argparse.Argument
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recall") -> int:
     args = make_parser(prog).parse_args(argv)
+    check_outputs((("--out", args.out), ("--per_example", args.per_example)), (args.dataset, args.trajectories, args.db_root, args.tables))
     rows: list[dict[str, Any]] = []
     if args.trajectories:
         report = trajectory_recall(args.trajectories, rows)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import check_not_an_input, output_file, write_jsonl
+from ..core.fileio import check_outputs, output_file, write_jsonl
 from ..data.load import check_db_id
 from ..sql.database import check_database
 from ..sql.sandbox import CLI_HEAP_LIMIT, Sandbox, limit_sqlite_heap
@@ -310,8 +310,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise UserError(f"--timeout must be a positive, finite number of seconds, got {args.timeout:g}")
     if not Path(args.db).is_dir():
         raise UserError(f"database root {args.db} is not a folder; point --db at the folder holding <db_id>/ folders")
-    if args.per_example:
-        check_not_an_input(args.per_example, (args.gold, args.pred), "--per_example")
+    check_outputs((("--per_example", args.per_example),), (args.gold, args.pred, args.db))
     pairs = read_gold_and_predictions(args.gold, args.pred)
     check_databases(pairs, args.db)
     keep_distinct = KEEPS_DISTINCT[args.matcher] if args.keep_distinct is None else args.keep_distinct

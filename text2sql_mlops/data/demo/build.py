@@ -28,7 +28,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from ...core.fileio import atomic_folder, check_output_folder
+from ...core.fileio import atomic_folder, check_output_folder, holds_only_files
 from . import (
     art_museum,
     bookstore,
@@ -275,9 +275,14 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def built_here(folder: Path) -> bool:
-    """An earlier demo build (the whole folder is swapped), e.g. one `dvc pull` placed."""
+    """An earlier demo build (the whole folder is swapped), e.g. one `dvc pull` placed, holding
+    nothing a user added: a rebuild must not take their runs or notes with it."""
     readme = folder / "README.md"
-    return readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(README_TITLE)
+    if not (readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(README_TITLE)):
+        return False
+    databases = [module.DB_ID for module in (*TRAIN_DATABASES, *DEV_DATABASES)]
+    return holds_only_files(folder, ["README.md", "tables.json", *SPLITS.values(), *(f"{split}_gold.sql" for split in SPLITS),
+                                     *(f"database/{db_id}/{db_id}.sqlite" for db_id in databases)])
 
 
 def _summary(out: Path, seed: int, per_database: dict, skipped: list[str], split_sizes: dict[str, int]) -> dict[str, Any]:
