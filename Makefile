@@ -71,8 +71,11 @@ lint: setup
 
 # data.dvc's demo dataset comes from the DVC remote committed in .dvc/demo-remote: no network.
 # TEXT2SQL_PIPELINE_RUN names this execution's parent run in MLflow (one per `make repro`).
+# A quiet pull that fails (e.g. files added inside data/demo, which DVC will not delete) is run
+# again without -q, so that DVC's own reason is printed.
 repro: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc pull -q --remote demo data.dvc
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc pull -q --remote demo data.dvc \
+	  || PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc pull --remote demo data.dvc
 	TEXT2SQL_PIPELINE_RUN="make repro $$(date -u +%Y-%m-%dT%H:%M:%SZ) $$(git rev-parse --short HEAD 2>/dev/null || echo nogit)" \
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 

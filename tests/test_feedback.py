@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from text2sql_mlops.rollout.feedback import DETAIL_LEVELS, FEEDBACK_MODES, Diagnosis, build_feedback
-from text2sql_mlops.scoring.errors import GoldResult, classify_error, is_schema_valid, observe
+from text2sql_mlops.scoring.errors import GoldResult, classify_error, is_schema_valid, observe, outcome_type
 from text2sql_mlops.scoring.scorer import Scorer
 from text2sql_mlops.sql.catalog import load_catalog
 from text2sql_mlops.sql.plan import plan_flags
@@ -53,7 +53,7 @@ def diagnose(sandbox: Sandbox, db: Path, sql: str, gold_sql: str) -> Diagnosis:
     gold = observe(sandbox, db, gold_sql)
     with Scorer() as scorer:
         verdict = scorer.score(db, gold_sql, sql)
-    return Diagnosis(sql, observe(sandbox, db, sql), load_catalog(db), GoldResult(verdict.match, verdict.gold_error, gold.rows, gold.row_count))
+    return Diagnosis(sql, observe(sandbox, db, sql), load_catalog(db), GoldResult.of(gold, verdict.match, verdict.gold_error))
 
 
 @pytest.mark.parametrize(("detail", "case"), _cases())
@@ -190,3 +190,28 @@ def test_an_invented_column_is_matched_to_the_real_one_by_its_words(sandbox: San
     # a misspelling is still found by spelling; a name nothing matches gets no hint
     assert hint("SELECT tittle FROM artwork").endswith("Similar names: title.")
     assert hint("SELECT colour FROM artwork") == "No table of the database has a column colour."
+
+
+def test_a_gold_result_past_the_row_cap_is_not_called_that_many_rows(sandbox: Sandbox, tmp_path: Path):
+    """Six Spider train gold queries return over 10,000 rows (baseball_1, flight_4): the fetch
+    stops at the cap, and the feedback said "the expected result has 10000 rows" to an answer of
+    the same rows in another order, called a wrong row count, steering the repair to fewer rows."""
+    path = tmp_path / "nums.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE nums (n INTEGER)")
+        conn.executemany("INSERT INTO nums VALUES (?)", [(i,) for i in range(50)])
+    capped = {}
+    for sql in ("SELECT n FROM nums ORDER BY n", "SELECT n FROM nums ORDER BY n DESC", "SELECT n FROM nums LIMIT 20",
+                "SELECT n FROM nums LIMIT 30"):
+        capped[sql] = observe(sandbox, path, sql, max_rows=30)  # the rollout's 10,000, scaled down
+    gold_sql = "SELECT n FROM nums ORDER BY n"
+    gold = GoldResult.of(capped[gold_sql])
+    assert gold.truncated and gold.row_count == 30
+    reversed_, twenty, thirty = (capped[sql] for sql in list(capped)[1:])
+    assert outcome_type(reversed_, gold) == "wrong_result"  # both past the cap: no count to blame
+    assert outcome_type(twenty, gold) == outcome_type(thirty, gold) == "wrong_row_count"  # 20 and exactly 30 < more than 30
+    catalog = load_catalog(path)
+    said = build_feedback(Diagnosis("SELECT n FROM nums ORDER BY n DESC", reversed_, catalog, gold), "column", "result_status")
+    assert "more than 30 rows, as did the expected result, but the values differ" in said and "has 30 rows" not in said
+    said = build_feedback(Diagnosis("SELECT n FROM nums LIMIT 30", thirty, catalog, gold), "column", "result_status")
+    assert "It returned 30 rows; the expected result has more than 30 rows." in said

@@ -125,6 +125,23 @@ def test_no_output_flag_touches_a_users_folder(case, tmp_path: Path, capsys, mon
     assert _snapshot(folder) == before
 
 
+@pytest.mark.parametrize("case", sorted(set(CASES) - set(CHECKED_IN_COMMAND)), ids=lambda c: f"{c[0]} {c[1]}")
+def test_no_output_goes_inside_a_dataset_the_tool_built(case, tmp_path: Path, capsys, monkeypatch):
+    """A run written into data/demo made DVC see the dataset modified; `make repro`'s `dvc pull`
+    then failed, and its --force would have deleted the run. Outputs stay outside datasets."""
+    monkeypatch.chdir(tmp_path)
+    dataset = tmp_path / "demo"
+    dataset.mkdir()
+    mark_folder(dataset)
+    (dataset / "tables.json").write_text("[]")
+    (dataset / "database").mkdir()
+    inside = dataset / "runs" / "x"
+    assert cli([arg.replace("{out}", str(inside)) for arg in CASES[case]]) == 2
+    err = capsys.readouterr().err
+    assert f"is inside the dataset {dataset}" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in dataset.iterdir()) == [MARKER, "database", "tables.json"]
+
+
 @pytest.mark.parametrize("case", sorted(c for c, kind in _output_flags().items() if kind == "folder"),
                          ids=lambda c: f"{c[0]} {c[1]}")
 def test_folder_outputs_refuse_a_file(case, tmp_path: Path, capsys, monkeypatch):

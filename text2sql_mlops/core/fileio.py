@@ -159,7 +159,13 @@ def _check_parents(target: Path) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise UserError(f"{parent} is a file, so {target} cannot be created; give another path")
-            return
+            break
+    for parent in target.absolute().parents:
+        # A run written into data/demo made DVC see the dataset modified, and `make repro`'s
+        # `dvc pull` then failed (its --force would delete the run); a rebuild would too.
+        if (parent / MARKER).is_file() and (parent / "tables.json").is_file() and (parent / "database").is_dir():
+            raise UserError(f"{target} is inside the dataset {parent}, which `data demo`, `data import-spider` and "
+                            "`dvc pull` replace as a whole; write it outside the dataset; nothing was written")
 
 
 def output_file(text: str) -> str:

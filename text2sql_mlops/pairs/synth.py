@@ -152,7 +152,7 @@ def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json
         stats["unprintable"] += 1
         return None, []
     catalog = load_catalog(db, tables_json, example.db_id)
-    gold_result = GoldResult(False, None, ran.rows, ran.row_count)
+    gold_result = GoldResult.of(ran)
     negatives, seen = [], {render(tree, case)}  # one text is tried once, whichever family makes it
     for family in config.mutations:
         found = 0

@@ -289,11 +289,13 @@ def _row_count_details(d: Diagnosis) -> list[str]:
     gold, ran = d.gold, d.execution
     if gold.match or gold.error is not None:
         return []
-    returned = _count(ran.row_count, ran.truncated)
+    returned, expected = _count(ran.row_count, ran.truncated), _count(gold.row_count, gold.truncated)
     if ran.row_count == 0 and gold.row_count:
-        return [f"It returned no rows; the expected result has {_count(gold.row_count)}."]
-    if ran.row_count != gold.row_count or ran.truncated:
-        return [f"It returned {returned}; the expected result has {_count(gold.row_count)}."]
+        return [f"It returned no rows; the expected result has {expected}."]
+    if ran.truncated and gold.truncated:
+        return [f"It returned {returned}, as did the expected result, but the values differ."]
+    if ran.row_count != gold.row_count or ran.truncated != gold.truncated:
+        return [f"It returned {returned}; the expected result has {expected}."]
     return [f"It returned {returned}, as many as expected, but the values differ."]
 
 

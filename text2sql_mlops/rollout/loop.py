@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..core.records import Candidate, Example, Trajectory, Turn
 from ..generation import GenerationRequest, Generator, SamplingParams
@@ -242,7 +242,7 @@ class RolloutEngine:
         # written are what feedback and the error taxonomy compare with.
         gold_error = self.scorer.score(example.db_path, example.query, "SELECT 1").gold_error
         ran = self._observe(example.db_path, example.query, cache)
-        gold = GoldResult(False, gold_error, ran.rows, ran.row_count)
+        gold = GoldResult.of(ran, error=gold_error)
         trajectory = Trajectory(
             index=index, id=example.id, db_id=example.db_id, question=example.question, gold=example.query,
             gold_error=gold_error, gold_row_count=ran.row_count if ran.ok and not gold_error else None,
@@ -292,7 +292,7 @@ class RolloutEngine:
             plan=ran.plan.to_dict() if ran.plan else None, signals=list(ran.signals), correct=correct,
             reward=reward, cost_reward=cost, total_reward=round(reward + cost, 10),
         )
-        gold = GoldResult(correct, episode.gold.error, episode.gold.rows, episode.gold.row_count)
+        gold = replace(episode.gold, match=correct)
         return candidate, Diagnosis(sql=sql, execution=ran, catalog=episode.catalog, gold=gold)
 
     def _observe(self, db_path: str, sql: str, cache: _ChunkCache) -> Execution:

@@ -110,6 +110,12 @@ class GoldResult:
     error: str | None  # the gold query itself failed
     rows: tuple[tuple, ...] = ()
     row_count: int = 0
+    truncated: bool = False  # the gold result has more rows than were fetched (row_count is the cap)
+
+    @classmethod
+    def of(cls, ran: Execution, match: bool = False, error: str | None = None) -> GoldResult:
+        """What running the gold query showed (``ran``), with the verdict and the bad-gold error."""
+        return cls(match, error, ran.rows, ran.row_count, ran.truncated)
 
 
 def outcome_type(ran: Execution, gold: GoldResult) -> str:
@@ -124,6 +130,8 @@ def outcome_type(ran: Execution, gold: GoldResult) -> str:
         return "other"
     if ran.row_count == 0 and gold.row_count > 0:
         return "empty_result"
-    if ran.row_count != gold.row_count or ran.truncated:
+    if ran.truncated and gold.truncated:  # both past the cap: the counts are unknown, the rows differ
+        return "wrong_result"
+    if ran.row_count != gold.row_count or ran.truncated != gold.truncated:
         return "wrong_row_count"
     return "wrong_result"

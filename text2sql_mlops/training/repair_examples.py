@@ -121,7 +121,7 @@ def repair_chat(example, sql: str, catalog, gold: Execution, sandbox, prompt_con
     """The repair turn a rollout builds after ``sql`` failed on ``example``'s question (its first-turn
     prompt, ``sql`` as the answer, the feedback on it), and what running ``sql`` showed."""
     execution = observe(sandbox, example.db_path, sql)
-    diagnosis = Diagnosis(sql=sql, execution=execution, catalog=catalog, gold=GoldResult(False, None, gold.rows, gold.row_count))
+    diagnosis = Diagnosis(sql=sql, execution=execution, catalog=catalog, gold=GoldResult.of(gold))
     feedback = build_feedback(diagnosis, feedback_detail, feedback_mode)
     schema = prompt_schema(example.db_path, example.question, prompt_config, tables_json, example.db_id)
     return build_messages(schema.text, example.question, [(sql, feedback)], prompt_config.prompt_style), execution
