@@ -31,8 +31,7 @@ sys.path.insert(0, str(REPO))
 
 
 def rows_for(model: str, dataset: str, limit: int) -> list[dict]:
-    from text2sql_mlops.data.load import load_examples
-    from text2sql_mlops.rollout.config import default_tables_json
+    from text2sql_mlops.data.load import default_tables_json, load_examples
     from text2sql_mlops.schema.select import PromptConfig
     from text2sql_mlops.training.common import load_tokenizer
     from text2sql_mlops.training.datasets import dataset_targets, sft_rows

@@ -21,10 +21,9 @@ SETTINGS = [("create_table", 0), ("compact", 0), ("seed", 0), ("create_table", 3
 
 
 def measure(dataset: str, split: str, limit: int | None, tokenizer) -> list[dict]:
-    from text2sql_mlops.data.load import load_examples
+    from text2sql_mlops.data.load import default_tables_json, load_examples
     from text2sql_mlops.generation.chat import render_prompt
     from text2sql_mlops.prompts import build_messages
-    from text2sql_mlops.rollout.config import default_tables_json
     from text2sql_mlops.schema.select import PromptConfig, prompt_schema
 
     examples = load_examples(dataset, None, split)[:limit]

@@ -417,8 +417,9 @@ def test_pairs_schema_recall_validate_and_merge_refuse_to_write_over_their_input
     over one of its shards. Each is now one line, and every byte stays."""
     data = tmp_path / "demo"
     data.mkdir()
-    for entry in demo_dataset.iterdir():  # a copy whose files the test may watch
-        (data / entry.name).symlink_to(entry) if entry.is_dir() else (data / entry.name).write_bytes(entry.read_bytes())
+    for entry in demo_dataset.iterdir():  # a user's copy (no marker) whose files the test may watch
+        if entry.name != MARKER:
+            (data / entry.name).symlink_to(entry) if entry.is_dir() else (data / entry.name).write_bytes(entry.read_bytes())
     run = tmp_path / "run"
     assert cli(_rollout_args(data, run, "--max_turns", "1")) == 0
     pairs = tmp_path / "pairs.jsonl"

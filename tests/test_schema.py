@@ -460,6 +460,12 @@ def test_schema_recall_cli_end_to_end(tmp_path: Path, db: Path, tables_json: Pat
     assert report["config"] == {"dataset": str(dataset), "split": "train", "db_root": str(tmp_path), "tables_json": str(tables_json),
                                 "mode": "bm25_fk", "top_k": 1, "fk_hops": 1}
     assert report["avg_tables_selected"] > 1
+    # without --tables: the tables.json beside the dataset, as rollout, eval and training read it
+    assert cli.main([arg for arg in argv if arg not in ("--tables", str(tables_json))]) == 0
+    assert json.loads(capsys.readouterr().out) == report
+    tables_json.unlink()
+    assert cli.main([arg for arg in argv if arg not in ("--tables", str(tables_json))]) == 0
+    assert json.loads(capsys.readouterr().out)["recall_micro"] < 1.0  # stadium-city is a key of tables.json alone
 
 
 def test_schema_recall_cli_errors(tmp_path: Path, capsys):
@@ -554,3 +560,22 @@ def test_text_that_is_not_utf8_is_shown_without_breaking_the_prompt(tmp_path: Pa
     rows = schema_text(catalog, sample_rows=3)
     assert "1 | J\ufffdrn | R" in rows  # bytes 4A F6 72 6E: F6 alone is no UTF-8
     assert "2 | Zoë | L" in rows
+
+
+def test_foreign_keys_that_resolve_to_nothing_are_not_shown(tmp_path: Path):
+    """SQLite accepts keys on tables or columns that do not exist, and on a table without a
+    primary key; the prompt showed them (`REFERENCES nopk()`, `child.ghost_id -> ghost.gid`),
+    inventing joins. Keys that resolve are respelled as the tables spell their columns."""
+    from conftest import make_db
+
+    path = make_db(tmp_path / "odd.sqlite", """
+        CREATE TABLE people (ID INTEGER PRIMARY KEY, name TEXT);
+        CREATE TABLE nopk (code TEXT);
+        CREATE TABLE child (id INTEGER PRIMARY KEY, person INT REFERENCES people(id), code TEXT REFERENCES nopk,
+                            ghost_id INT REFERENCES ghost(gid), bad INT REFERENCES people(no_such_col));""")
+    child = next(table for table in load_catalog(path).tables if table.name == "child")
+    assert child.foreign_keys == (ForeignKey(("person",), "people", ("ID",)),)
+    for schema_format in ("create_table", "compact", "seed"):
+        text = schema_text(load_catalog(path), schema_format=schema_format)
+        assert "gid" not in text and "no_such_col" not in text and "REFERENCES nopk" not in text and "nopk." not in text, text
+        assert "REFERENCES people(ID)" in text or "child.person -> people.ID" in text or "child.person = people.ID" in text

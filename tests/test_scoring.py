@@ -236,6 +236,21 @@ def test_read_gold_and_predictions_follows_the_official_file_format(tmp_path):
         read_gold_and_predictions(tmp_path / "bad_gold.sql", tmp_path / "bad_gold.sql")
 
 
+def test_gold_files_as_users_write_them(dataset, capsys):
+    """Files a probe wrote from Spider's JSON: a query holding tabs (11 in Spider train) was
+    refused; an editor's byte-order mark made the first query's hardness unparsable; a WAL
+    database's -shm companion was read as a corrupt database."""
+    gold = (dataset / "gold.sql").read_text().splitlines()
+    gold[1] = "SELECT name FROM singer\tORDER BY age\tshop"  # a tab inside the query
+    (dataset / "tabs.sql").write_text("\ufeff" + "\n".join(gold) + "\n", encoding="utf-8")
+    (dataset / "database" / "shop" / "shop.sqlite-shm").write_bytes(b"\0" * 32768)
+    (dataset / "database" / "shop" / "shop.sqlite-journal").write_bytes(b"")
+    assert cli.main(score_cli(dataset, gold="tabs.sql")) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["count", "2", "1", "1", "1", "5"]  # the same hardness as gold.sql
+    records = [json.loads(line) for line in (dataset / "out.jsonl").read_text().splitlines()]
+    assert [r["match"] for r in records] == [True, False, True, False, True]
+
+
 @pytest.mark.spider
 def test_spider_train_gold_matches_itself(tmp_path, spider_train):
     gold = spider_train / "train_gold.sql"

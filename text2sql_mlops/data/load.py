@@ -65,6 +65,15 @@ def _load_file(path: Path, db_root: str | os.PathLike | None) -> list[Example]:
     return [_to_example(record, where, path, db_root) for where, record in read_records(path)]
 
 
+def default_tables_json(dataset_path: str | os.PathLike) -> str | None:
+    """The tables.json beside a dataset (in its folder, or beside its file), which every command
+    reading the dataset's schemas uses unless told otherwise: its natural names and the foreign
+    keys many Spider SQLite files do not declare."""
+    path = Path(dataset_path)
+    candidate = (path if path.is_dir() else path.parent) / "tables.json"
+    return str(candidate) if candidate.is_file() else None
+
+
 def take(items: list, offset: int = 0, limit: int | None = None, spread: bool = False) -> list:
     """``items[offset:offset + limit]``, or with ``spread`` the ``limit`` items at evenly spaced
     positions of ``items[offset:]`` (the first one included).

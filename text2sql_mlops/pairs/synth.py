@@ -56,9 +56,8 @@ from ..core.fileio import (
 )
 from ..core.records import SYNTHETIC_PREFIX
 from ..data.guard import add_guard_flags, exclude_leaks, load_eval_split
-from ..data.load import load_examples, take
+from ..data.load import default_tables_json, load_examples, take
 from ..prompts import build_messages
-from ..rollout.config import default_tables_json
 from ..rollout.rewards import rule_reward
 from ..schema.select import PromptConfig, prompt_schema, prompt_setting
 from ..scoring.errors import GoldResult, observe, outcome_type

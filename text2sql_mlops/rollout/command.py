@@ -36,7 +36,7 @@ from ..core.errors import UserError
 from ..core.fileio import check_outputs
 from ..core.records import Summary
 from ..data.guard import exclude_leaks, load_eval_split
-from ..data.load import load_examples, take
+from ..data.load import default_tables_json, load_examples, take
 from ..generation import backend_options, backends_with, create_generator, describe_options
 from ..generation.repeat import RepeatGenerator
 from .config import (
@@ -44,7 +44,6 @@ from .config import (
     RolloutConfig,
     check,
     chunk_size_for,
-    default_tables_json,
     generator_options,
     ignored_flags,
     run_identity,

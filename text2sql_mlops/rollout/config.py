@@ -236,12 +236,6 @@ def generator_options(config: RolloutConfig, repair: bool = False) -> dict[str, 
     return options
 
 
-def default_tables_json(dataset_path: str) -> str | None:
-    path = Path(dataset_path)
-    candidate = (path if path.is_dir() else path.parent) / "tables.json"
-    return str(candidate) if candidate.is_file() else None
-
-
 def check(config: RolloutConfig) -> None:
     """One-line errors for settings no run could use."""
     for name, value, minimum in (

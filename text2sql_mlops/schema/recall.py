@@ -23,7 +23,7 @@ from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import check_outputs, output_file, write_json, write_jsonl
 from ..core.records import Example, read_trajectories
-from ..data.load import load_examples
+from ..data.load import default_tables_json, load_examples
 from ..sql.catalog import load_catalog
 from ..sql.shape import gold_tables
 from .retrieval import DEFAULT_FK_HOPS, DEFAULT_TOP_K, MODES, select_tables
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recal
         report["config"] = {"trajectories": args.trajectories}
     else:
         examples = load_examples(args.dataset, args.db_root, args.split)
+        # tables.json beside the dataset, as rollout, eval, pairs synth and train read it: recall
+        # then describes the schemas those commands show.
+        args.tables = args.tables or default_tables_json(args.dataset)
         # A bar only where a run takes long enough to wonder about it.
         reports = {mode: schema_recall(examples, mode, args.top_k, args.fk_hops, args.tables, progress=len(examples) >= 500,
                                        per_example=rows) for mode in dict.fromkeys(args.mode)}

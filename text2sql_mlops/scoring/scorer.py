@@ -52,10 +52,12 @@ class MatchResult:
 
 def database_files(db: str | Path) -> list[Path]:
     """The SQLite files a verdict covers: a file alone, or every file of a folder whose
-    name contains ".sqlite" (the official test, so test-suite variants all count)."""
+    name contains ".sqlite" (the official test, so test-suite variants all count), except a
+    WAL database's -wal and -shm companions and a rollback journal, which are no databases."""
     path = Path(db)
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if ".sqlite" in p.name and p.is_file())
+        return sorted(p for p in path.iterdir() if ".sqlite" in p.name and p.is_file()
+                      and not p.name.endswith(("-wal", "-shm", "-journal")))
     return [path]
 
 
@@ -186,20 +188,23 @@ def read_gold_and_predictions(gold_path: str | Path, pred_path: str | Path) -> l
         )
     pairs = []
     for index, ((lineno, line), pred) in enumerate(zip(examples, preds)):
-        fields = line.split("\t")
-        if len(fields) != 2 or not fields[1]:
-            raise UserError(f"{gold_path}:{lineno}: expected 'SQL<TAB>db_id', got {len(fields)} tab-separated field(s)")
-        check_db_id(fields[1], f"{gold_path}:{lineno}")
+        # The db_id is the last field: a gold file written from a dataset's JSON keeps the tabs
+        # some queries hold (Spider train has 11), which a split on every tab refused.
+        gold_sql, tab, db_id = line.rpartition("\t")
+        if not tab or not gold_sql.strip() or not db_id:
+            raise UserError(f"{gold_path}:{lineno}: expected 'SQL<TAB>db_id', got {line[:80]!r}")
+        check_db_id(db_id, f"{gold_path}:{lineno}")
         pred_sql = pred.split("\t")[0].replace(" value ", " 1 ")
-        pairs.append(GoldPrediction(index, fields[1], fields[0], pred_sql))
+        pairs.append(GoldPrediction(index, db_id, gold_sql, pred_sql))
     return pairs
 
 
 def _lines(path: str | Path) -> list[str]:
     try:
         # Line iteration, as the official readlines(): only newlines split, not the
-        # other characters str.splitlines() treats as line breaks.
-        with open(path, encoding="utf-8") as handle:
+        # other characters str.splitlines() treats as line breaks. utf-8-sig: an editor's
+        # byte-order mark is not part of the first query (its hardness could not be parsed).
+        with open(path, encoding="utf-8-sig") as handle:
             return [line.strip() for line in handle]
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None

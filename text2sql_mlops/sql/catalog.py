@@ -158,10 +158,12 @@ def _read_table(conn: sqlite3.Connection, name: str) -> Table:
 
 
 def _resolve_references(tables: list[Table]) -> list[Table]:
-    """Spell referenced tables as the catalog does; fill implicit targets with their primary key.
+    """Spell referenced tables and columns as the catalog does; fill implicit targets with their
+    primary key; drop a key that resolves to nothing.
 
-    ``REFERENCES people`` without columns means people's primary key, and
-    PRAGMA reports its target columns as NULL.
+    ``REFERENCES people`` without columns means people's primary key, and PRAGMA reports its
+    target columns as NULL. SQLite accepts a key on a table or column that does not exist (or on
+    a table without a primary key); shown to a model, such a key invents a join, so it goes.
     """
     by_lower = {table.name.lower(): table for table in tables}
     resolved = []
@@ -169,12 +171,21 @@ def _resolve_references(tables: list[Table]) -> list[Table]:
         keys = []
         for key in table.foreign_keys:
             target = by_lower.get(key.ref_table.lower())
-            if target is not None:
-                ref_columns = key.ref_columns if all(key.ref_columns) else target.primary_key
-                key = ForeignKey(key.columns, target.name, ref_columns)
-            keys.append(key)
+            if target is None:
+                continue
+            ref_columns = _spelled(key.ref_columns if all(key.ref_columns) else target.primary_key, target)
+            columns = _spelled(key.columns, table)
+            if columns and ref_columns and len(columns) == len(ref_columns) == len(key.columns):
+                keys.append(ForeignKey(columns, target.name, ref_columns))
         resolved.append(dataclasses.replace(table, foreign_keys=tuple(keys)))
     return resolved
+
+
+def _spelled(names: tuple[str, ...], table: Table) -> tuple[str, ...] | None:
+    """``names`` as ``table`` spells its columns (SQLite matches them case-insensitively), or None."""
+    columns = {column.name.lower(): column.name for column in table.columns}
+    spelled = tuple(columns.get((name or "").lower()) for name in names)
+    return spelled if all(spelled) else None
 
 
 @functools.lru_cache(maxsize=16)

@@ -20,8 +20,7 @@ from ..core.cliutil import ArgParser, from_args
 from ..core.errors import UserError
 from ..core.records import read_pairs, read_trajectories, trajectories_file
 from ..data.guard import exclude_leaks, refuse_leaks, rollout_db_roots
-from ..data.load import load_examples, spider_split_files
-from ..rollout.config import default_tables_json
+from ..data.load import default_tables_json, load_examples, spider_split_files
 from ..rollout.feedback import DETAIL_LEVELS, FEEDBACK_MODES
 from ..schema.select import PromptConfig
 from .common import (
