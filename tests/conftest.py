@@ -41,6 +41,21 @@ INSERT INTO singer_in_concert VALUES (1, 1), (1, 2), (2, 3);
 """
 
 
+# CONCERT_SQL's entry in Spider's tables.json format (commands read tables.json beside a dataset).
+CONCERT_TABLES_ENTRY = {
+    "db_id": "concert_singer",
+    "table_names_original": ["singer", "concert", "singer_in_concert"],
+    "table_names": ["singer", "concert", "singer in concert"],
+    "column_names_original": [[-1, "*"], [0, "singer_id"], [0, "name"], [0, "country"], [0, "age"], [1, "concert_id"],
+                              [1, "concert_name"], [1, "year"], [2, "concert_id"], [2, "singer_id"]],
+    "column_names": [[-1, "*"], [0, "singer id"], [0, "name"], [0, "country"], [0, "age"], [1, "concert id"],
+                     [1, "concert name"], [1, "year"], [2, "concert id"], [2, "singer id"]],
+    "column_types": ["text", "number", "text", "text", "number", "number", "text", "number", "number", "number"],
+    "primary_keys": [1, 5, 8],
+    "foreign_keys": [[8, 5], [9, 1]],
+}
+
+
 @pytest.fixture
 def spider_layout(tmp_path: Path) -> Path:
     """A minimal Spider-layout folder: one database, train and dev files, tables.json."""
@@ -55,7 +70,7 @@ def spider_layout(tmp_path: Path) -> Path:
     dev = [{"db_id": "concert_singer", "question": "What is the average age?", "query": "SELECT avg(age) FROM singer"}]
     (root / "train_spider.json").write_text(json.dumps(train))
     (root / "dev.json").write_text(json.dumps(dev))
-    (root / "tables.json").write_text(json.dumps([{"db_id": "concert_singer", "table_names_original": ["singer", "concert", "singer_in_concert"]}]))
+    (root / "tables.json").write_text(json.dumps([CONCERT_TABLES_ENTRY]))
     return root
 
 

@@ -122,6 +122,28 @@ def test_import_spider_from_folder_and_zip(tmp_path: Path, spider_layout: Path):
     assert not [p for p in dest.parent.iterdir() if p.name != "spider"], "no temporary folders left behind"
 
 
+def test_spider_test_split_reads_its_own_databases_and_schemas(tmp_path: Path, spider_layout: Path):
+    """Spider's test release (spider_data.zip) puts test.json beside test_database/ and
+    test_tables.json; --split test was unknown, and test.json read on its own took database/
+    and tables.json, where the test databases are not."""
+    from conftest import CONCERT_SQL, make_db
+
+    from text2sql_mlops.data.load import default_tables_json
+
+    make_db(spider_layout / "test_database" / "festival" / "festival.sqlite", CONCERT_SQL)
+    (spider_layout / "test.json").write_text(json.dumps([{"db_id": "festival", "question": "How many singers?",
+                                                          "query": "SELECT count(*) FROM singer"}]))
+    (spider_layout / "test_tables.json").write_text(json.dumps([{"db_id": "festival", "table_names_original": ["singer"]}]))
+    for dataset in (spider_layout, spider_layout / "test.json"):
+        (example,) = load_examples(dataset, split="test")
+        assert Path(example.db_path) == (spider_layout / "test_database" / "festival" / "festival.sqlite").resolve()
+        assert default_tables_json(dataset, "test") == str(spider_layout / "test_tables.json")
+    assert default_tables_json(spider_layout, "dev") == str(spider_layout / "tables.json")  # the other splits as before
+    assert validate_spider_layout(spider_layout).splits == {"train": 2, "dev": 1, "test": 1}
+    result = run_cli("data", "validate", str(spider_layout), "--split", "test")
+    assert result.returncode == 0 and json.loads(result.stdout)["examples"] == 1, result.stderr
+
+
 def test_import_spider_force_replaces_only_an_untouched_import(tmp_path: Path, spider_layout: Path):
     """`--force` replaced any folder with tables.json and database/, so a reference-project
     user's own data/spider (and the fixes kept in it) was deleted on the tool's own advice.

@@ -30,7 +30,11 @@ from ..sql.database import check_database
 QUESTION_KEYS = ("question", "utterance", "nl")
 SQL_KEYS = ("query", "sql", "gold_sql")
 DB_PATH_KEYS = ("db_path", "database_path", "sqlite_path")
-SPLIT_FILES = {"train": ("train_spider.json", "train_others.json"), "dev": ("dev.json",), "test_same_db": ("test_same_db.json",)}
+SPLIT_FILES = {"train": ("train_spider.json", "train_others.json"), "dev": ("dev.json",), "test_same_db": ("test_same_db.json",),
+               "test": ("test.json",)}
+# Spider's test release (spider_data.zip) keeps the test split's databases and schemas apart
+# from the others: test.json is read with test_database/ and test_tables.json beside it.
+OWN_SCHEMAS = {"test.json": ("test_database", "test_tables.json")}
 
 
 # --------------------------------------------------------------------------- loading
@@ -48,8 +52,7 @@ def load_examples(path: str | os.PathLike, db_root: str | os.PathLike | None = N
         raise UserError(f"dataset not found: {path}")
     if path.is_dir():
         files = spider_split_files(path, split)
-        db_root = Path(db_root) if db_root else path / "database"
-        examples = [example for file in files for example in _load_file(file, db_root)]
+        examples = [example for file in files for example in _load_file(file, db_root or database_folder(file) or path / "database")]
         where = f"{path} (split {split!r}: {', '.join(file.name for file in files)})"
     else:
         examples, where = _load_file(path, db_root), str(path)
@@ -60,17 +63,29 @@ def load_examples(path: str | os.PathLike, db_root: str | os.PathLike | None = N
 
 
 def _load_file(path: Path, db_root: str | os.PathLike | None) -> list[Example]:
-    if db_root is None and (path.parent / "database").is_dir():
-        db_root = path.parent / "database"
-    return [_to_example(record, where, path, db_root) for where, record in read_records(path)]
+    return [_to_example(record, where, path, db_root or database_folder(path)) for where, record in read_records(path)]
 
 
-def default_tables_json(dataset_path: str | os.PathLike) -> str | None:
-    """The tables.json beside a dataset (in its folder, or beside its file), which every command
-    reading the dataset's schemas uses unless told otherwise: its natural names and the foreign
-    keys many Spider SQLite files do not declare."""
+def database_folder(dataset_file: Path) -> Path | None:
+    """The database folder beside a dataset file: its own (test.json's test_database/), else database/."""
+    own = OWN_SCHEMAS.get(dataset_file.name)
+    for name in (*(own[:1] if own else ()), "database"):
+        if (dataset_file.parent / name).is_dir():
+            return dataset_file.parent / name
+    return None
+
+
+def default_tables_json(dataset_path: str | os.PathLike, split: str = "train") -> str | None:
+    """The tables.json beside a dataset (in its folder, or beside its file; test.json's own
+    test_tables.json), which every command reading the dataset's schemas uses unless told
+    otherwise: its natural names and the foreign keys many Spider SQLite files do not declare."""
     path = Path(dataset_path)
-    candidate = (path if path.is_dir() else path.parent) / "tables.json"
+    folder, names = (path, SPLIT_FILES.get(split, ())) if path.is_dir() else (path.parent, (path.name,))
+    for name in names:
+        own = OWN_SCHEMAS.get(name)
+        if own and (folder / own[1]).is_file():
+            return str(folder / own[1])
+    candidate = folder / "tables.json"
     return str(candidate) if candidate.is_file() else None
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..core.fileio import MARKER, atomic_folder, check_output_folder, holds_only_files
 from ..sql.database import check_database
-from .load import SPLIT_FILES, load_examples
+from .load import SPLIT_FILES, database_folder, load_examples
 
 
 @dataclass
@@ -60,7 +60,7 @@ def validate_spider_layout(root: str | os.PathLike) -> LayoutSummary:
         files = [root / name for name in SPLIT_FILES[split] if (root / name).is_file()]
         if not files:
             continue
-        examples = [ex for file in files for ex in load_examples(file, database_dir)]
+        examples = [ex for file in files for ex in load_examples(file, database_folder(file) or database_dir)]
         splits[split] = len(examples)
         per_db.update(ex.db_id for ex in examples)
     if not splits:

@@ -73,7 +73,14 @@ def compare(runs: dict[str, tuple[Summary, dict]]) -> dict[str, Any]:
     hashes = {name: s.config.get("examples_sha256") for name, (s, _) in runs.items()}
     if len(set(hashes.values())) > 1:
         raise UserError(f"the runs were evaluated on different examples ({hashes}); compare runs of one evaluation set")
-    return {"runs": {name: row(s, a) for name, (s, a) in runs.items()}, "examples_sha256": next(iter(hashes.values()), None)}
+    # The seed project's matcher and the official one give the same SQL different verdicts
+    # (ORDER BY direction, DISTINCT): EX under the two is not one number.
+    matchers = {name: s.config.get("matcher", "official") for name, (s, _) in runs.items()}
+    if len(set(matchers.values())) > 1:
+        raise UserError(f"the runs were judged by different matchers ({matchers}); compare runs judged one way "
+                        "(rerun one with `eval --matcher ...`)")
+    return {"runs": {name: row(s, a) for name, (s, a) in runs.items()}, "examples_sha256": next(iter(hashes.values()), None),
+            "matcher": next(iter(matchers.values()), None)}
 
 
 def _fmt(value: Any) -> str:
@@ -89,6 +96,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [f"| {name} | " + " | ".join(_fmt(r[key]) for key, _ in COLUMNS) + " |" for name, r in runs.items()]
     lines += ["", "Strict = no gold information at inference; oracle = repair stops at the first candidate that matches "
               "gold (an upper bound). They are separate numbers by design.", ""]
+    if report.get("matcher") not in (None, "official"):
+        lines[-1:] = ["", f"Every run was judged by the `{report['matcher']}` matcher, not the official evaluator's.", ""]
     paired = [f"{name} (`{r['repair_model']}`)" for name, r in runs.items() if r.get("repair_model")]
     if paired:
         lines[-1:] = ["", f"Repair turns answered by a repair model (`eval --repair_adapter_path`), first turns by the "

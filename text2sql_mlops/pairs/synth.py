@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     config = from_args(SynthConfig, args)
     PromptConfig.of(config).check()
     check_outputs((("--out", args.out), ("--output_dir", args.output_dir), ("--stats", args.stats)),
-                  (args.dataset_path, args.db_root, args.tables_json or default_tables_json(args.dataset_path),
+                  (args.dataset_path, args.db_root, args.tables_json or default_tables_json(args.dataset_path, args.split),
                    args.eval_dataset, args.eval_db_root))
     # Evaluation overlap is left out before --offset/--limit, exactly as `rollout` does, so a
     # pipeline's rollout and synth stages pick the same TRAIN_LIMIT examples.
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
         raise UserError(f"no examples to use: --offset {args.offset} and --limit {args.limit} select none of the "
                         f"{len(examples)} examples of {args.dataset_path}")
     examples = picked
-    tables_json = args.tables_json or default_tables_json(args.dataset_path)
+    tables_json = args.tables_json or default_tables_json(args.dataset_path, args.split)
     pairs, summary = synthesize(examples, config, tables_json, progress=not args.no_progress)
     summary["config"] = {"dataset_path": args.dataset_path, "db_root": args.db_root, "split": args.split, "tables_json": tables_json,
                          "offset": args.offset, "limit": args.limit, "spread": args.spread, **asdict(config), "eval_dataset": args.eval_dataset,

@@ -83,7 +83,7 @@ def run_rollout(config: RolloutConfig, generator=None, repair_generator=None) ->
     """
     started = time.perf_counter()
     check(config)
-    config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path),
+    config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path, config.split),
                      chunk_size=chunk_size_for(config))
     identity, chunks = select_examples(config)
     with RunFolder(config.output_dir) as folder:

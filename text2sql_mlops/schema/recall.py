@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops schema-recal
         examples = load_examples(args.dataset, args.db_root, args.split)
         # tables.json beside the dataset, as rollout, eval, pairs synth and train read it: recall
         # then describes the schemas those commands show.
-        args.tables = args.tables or default_tables_json(args.dataset)
+        args.tables = args.tables or default_tables_json(args.dataset, args.split)
         # A bar only where a run takes long enough to wonder about it.
         reports = {mode: schema_recall(examples, mode, args.top_k, args.fk_hops, args.tables, progress=len(examples) >= 500,
                                        per_example=rows) for mode in dict.fromkeys(args.mode)}

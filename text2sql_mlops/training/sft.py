@@ -105,7 +105,7 @@ def dataset_examples(settings: SFTSettings) -> list:
         return []
 
     prompt_config(settings)  # bad schema settings fail before anything is loaded
-    settings.tables_json = settings.tables_json or default_tables_json(settings.dataset)
+    settings.tables_json = settings.tables_json or default_tables_json(settings.dataset, settings.split)
     return load_examples(settings.dataset, None, settings.split)
 
 
