@@ -464,3 +464,22 @@ def test_a_same_database_split_is_guarded_by_question_not_by_database(demo_datas
     assert "evaluation" in leak_reason(dev[0], guard)
     # "none" (what params.yaml says for a dataset without such a split) is no second split
     assert load_eval_split(str(demo_dataset), None, "dev", same_db_split="none") == load_eval_split(str(demo_dataset), None, "dev")
+
+
+def test_an_eval_output_is_never_mined_or_trained_on_even_without_eval_dataset(demo_dataset: Path, tiny_llama: Path,
+                                                                               tmp_path: Path, capsys):
+    """The content checks need --eval_dataset; without it, `pairs mine --trajectories <an eval
+    of dev>` mined 60 pairs. An `eval` folder (its analysis.json) is refused by both readers."""
+    ev, run = tmp_path / "ev", tmp_path / "run"
+    assert cli(["eval", "--generator", "mock", "--dataset_path", str(demo_dataset), "--limit", "4", "--output_dir", str(ev),
+                "--no_progress"]) == 0
+    assert cli(["rollout", "--dataset_path", str(demo_dataset), "--limit", "4", "--output_dir", str(run), "--no_progress"]) == 0
+    capsys.readouterr()
+    for argv in (["pairs", "mine", "--trajectories", str(ev), "--out", str(tmp_path / "p.jsonl")],
+                 ["pairs", "mine", "--trajectories", str(run), str(ev / "trajectories.jsonl"), "--out", str(tmp_path / "p.jsonl")],
+                 ["train", "sft", "--model", str(tiny_llama), "--trajectories", str(ev), "--out", str(tmp_path / "sft")]):
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "is an `eval` output" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "sft").exists()
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(tmp_path / "p.jsonl")]) == 0  # a rollout is fine

@@ -190,6 +190,17 @@ def rollout_db_roots(paths: Iterable[str]) -> list[str]:
     return list(roots)
 
 
+def refuse_evaluation_runs(paths: Iterable[str], where: str) -> None:
+    """Trajectories that `eval` wrote (its analysis.json beside them) are evaluation results,
+    whichever split they ran on: mining or training on them is refused even when no
+    --eval_dataset names the evaluation set for the content checks below."""
+    for path in paths:
+        given = Path(path)
+        if ((given if given.is_dir() else given.parent) / "analysis.json").is_file():
+            raise UserError(f"{where}: {path} is an `eval` output (analysis.json beside its trajectories); evaluation results "
+                            "never become training data: run `rollout` over a training split for that")
+
+
 # --------------------------------------------------------------------------- the evaluation set
 
 

@@ -46,7 +46,7 @@ from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
 from ..core.errors import UserError
 from ..core.fileio import check_outputs, output_file, write_json, write_jsonl
 from ..core.records import NATURAL_PAIR_TYPES, Candidate, Pair, Trajectory, Turn, read_trajectories
-from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks, rollout_db_roots
+from ..data.guard import add_guard_flags, load_eval_split, refuse_evaluation_runs, refuse_leaks, rollout_db_roots
 from .build import build_pair
 
 # gold_vs_failed_repair is mined only when asked for: as DPO pairs it left the SFT policy's repairs
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
     config = from_args(MineConfig, args, pair_types=tuple(args.pair_types))
     check_outputs((("--out", args.out), ("--stats", args.stats)), [*args.trajectories, args.eval_dataset])
     started = time.perf_counter()
+    refuse_evaluation_runs(args.trajectories, "pairs mine")
     trajectories = [trajectory for path in args.trajectories for trajectory in read_trajectories(path)]
     eval_split = load_eval_split(args.eval_dataset, args.eval_db_root, args.eval_split, args.eval_same_db_split) if args.eval_dataset else None
     refuse_leaks(trajectories, eval_split, "pairs mine", "trajectories", [*args.db_root, *rollout_db_roots(args.trajectories)])

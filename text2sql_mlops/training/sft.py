@@ -19,7 +19,7 @@ from typing import Any
 from ..core.cliutil import ArgParser, from_args
 from ..core.errors import UserError
 from ..core.records import read_pairs, read_trajectories, trajectories_file
-from ..data.guard import exclude_leaks, refuse_leaks, rollout_db_roots
+from ..data.guard import exclude_leaks, refuse_evaluation_runs, refuse_leaks, rollout_db_roots
 from ..data.load import default_tables_json, load_examples, spider_split_files
 from ..rollout.feedback import DETAIL_LEVELS, FEEDBACK_MODES
 from ..schema.select import PromptConfig
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops train sft") 
     if not (settings.trajectories or settings.pairs or settings.dataset):
         raise UserError("train sft: give something to learn from: --dataset (a training split), --trajectories and/or --pairs")
     adapter_file = init_adapter_file(settings)
+    refuse_evaluation_runs(settings.trajectories, "train sft")
     trajectories = [trajectory for path in settings.trajectories for trajectory in read_trajectories(path)]
     pairs = [pair for path in settings.pairs for pair in read_pairs(path)]
     guard = eval_split(settings)
