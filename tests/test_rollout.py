@@ -23,7 +23,7 @@ from conftest import CONCERT_SQL, make_db
 from text2sql_mlops.cli import main as cli_main
 from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.generation.mock import MockGenerator, broken_variant
-from text2sql_mlops.rollout.command import run_rollout
+from text2sql_mlops.rollout.command import merge_runs, run_rollout
 from text2sql_mlops.rollout.config import (
     RolloutConfig,
     chunk_size_for,
@@ -392,6 +392,25 @@ def test_shards_merge_into_the_unsharded_run(dataset: Path, tmp_path: Path):
     assert cli_main(["rollout", "merge", "--inputs", str(tmp_path / "shard2"), str(tmp_path / "shard1"),
                      "--output_dir", str(tmp_path / "merged")]) == 0
     assert_same_outputs(tmp_path / "merged", tmp_path / "whole")
+
+
+def test_shards_of_machines_that_keep_the_data_elsewhere_merge(dataset: Path, tmp_path: Path):
+    """Machine B keeps the same dataset under another path: its shard is of the same run (the
+    examples' hash pins the examples), which merge refused as "a shard of another rollout"."""
+    import shutil
+
+    elsewhere = tmp_path / "machine_b" / "data"
+    shutil.copytree(dataset.parent / "database", elsewhere / "database")
+    shutil.copy(dataset, elsewhere / dataset.name)
+    rollout(dataset, tmp_path / "whole", chunk_size=2, repair_scope="verified")
+    rollout(dataset, tmp_path / "shard1", chunk_size=2, repair_scope="verified", shard="1/2")
+    rollout(elsewhere / dataset.name, tmp_path / "shard2", chunk_size=2, repair_scope="verified", shard="2/2")
+    assert cli_main(["rollout", "merge", "--inputs", str(tmp_path / "shard1"), str(tmp_path / "shard2"),
+                     "--output_dir", str(tmp_path / "merged")]) == 0
+    assert_same_outputs(tmp_path / "merged", tmp_path / "whole")  # run.json: the first shard's paths
+    rollout(dataset, tmp_path / "other", chunk_size=2, repair_scope="verified", shard="2/2", max_turns=2)
+    with pytest.raises(UserError, match="a shard of another rollout"):  # a setting that changes results still differs
+        merge_runs([str(tmp_path / "shard1"), str(tmp_path / "other")], str(tmp_path / "bad"))
 
 
 def repairing_model(golds: dict[str, str]):

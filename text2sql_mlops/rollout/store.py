@@ -230,16 +230,22 @@ class RunFolder:
             raise UserError(f"{self.path} is not a finished rollout (missing {', '.join(missing)}); finish that shard first")
 
 
+# Where a shard found its data and its server: machines of one sharded run name them their own
+# way (/data/spider here, /mnt/spider there). The examples' hash still pins the examples.
+PER_MACHINE = ("shard", "dataset_path", "db_root", "tables_json", "base_url")
+
+
 def shards_of(folders: list[RunFolder]) -> dict[str, Any]:
-    """The identity the shards were split from; refuses shards of different runs, gaps and repeats."""
+    """The identity the shards were split from (the first shard's paths); refuses shards of
+    different runs, gaps and repeats."""
     identities = [folder.identity() for folder in folders]
-    base = {key: value for key, value in identities[0].items() if key != "shard"}
+    base = {key: value for key, value in identities[0].items() if key not in PER_MACHINE}
     seen: dict[int, Path] = {}
     count = None
     for folder, identity in zip(folders, identities):
         if identity.get("shard") is None:
             raise UserError(f"{folder.path} is not a shard (run it with --shard i/n)")
-        rest = {key: value for key, value in identity.items() if key != "shard"}
+        rest = {key: value for key, value in identity.items() if key not in PER_MACHINE}
         if rest != base:
             raise UserError(f"{folder.path} is a shard of another rollout than {folders[0].path} ({_differences(base, rest)})")
         index, total = parse_shard(identity["shard"])
