@@ -144,6 +144,16 @@ def test_spider_test_split_reads_its_own_databases_and_schemas(tmp_path: Path, s
     assert result.returncode == 0 and json.loads(result.stdout)["examples"] == 1, result.stderr
 
 
+def test_import_spider_names_the_zip_that_is_not_spider(tmp_path: Path):
+    """The error named the temporary folder the zip was unpacked to (spider-import-60_m9xix)."""
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("holiday/readme.txt", "not spider")
+    with pytest.raises(UserError, match=rf"^{archive}: no tables.json found") as caught:
+        import_spider(archive, tmp_path / "spider")
+    assert "spider-import-" not in str(caught.value) and not (tmp_path / "spider").exists()
+
+
 def test_import_spider_force_replaces_only_an_untouched_import(tmp_path: Path, spider_layout: Path):
     """`--force` replaced any folder with tables.json and database/, so a reference-project
     user's own data/spider (and the fixes kept in it) was deleted on the tool's own advice.

@@ -72,14 +72,15 @@ def validate_spider_layout(root: str | os.PathLike) -> LayoutSummary:
     return LayoutSummary(str(root), len(databases), len(tables), splits, dict(sorted(per_db.items())), size / 1e6)
 
 
-def _find_layout_root(folder: Path) -> Path:
-    """The folder holding tables.json: ``folder`` itself or one level below (zips wrap a ``spider/``)."""
+def _find_layout_root(folder: Path, shown: Path | None = None) -> Path:
+    """The folder holding tables.json: ``folder`` itself or one level below (zips wrap a ``spider/``).
+    ``shown``: what the user gave, named in the error (a zip, not the folder it was unpacked to)."""
     if (folder / "tables.json").is_file():
         return folder
     children = [child for child in sorted(folder.iterdir()) if child.is_dir() and (child / "tables.json").is_file()]
     if len(children) == 1:
         return children[0]
-    raise UserError(f"{folder}: no tables.json found here or one folder below; is this the Spider dataset?")
+    raise UserError(f"{shown or folder}: no tables.json found here or one folder below; is this the Spider dataset?")
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
@@ -117,7 +118,7 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
             if not zipfile.is_zipfile(source):
                 raise UserError(f"{source}: not a folder and not a zip archive")
             _safe_extract(source, Path(scratch))
-            root = _find_layout_root(Path(scratch))
+            root = _find_layout_root(Path(scratch), shown=source)
         else:
             root = _find_layout_root(source)
         validate_spider_layout(root)

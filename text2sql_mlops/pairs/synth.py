@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     examples = exclude_leaks(load_examples(args.dataset_path, args.db_root, args.split), eval_split, "pairs synth")
     picked = take(examples, args.offset, args.limit, args.spread)
     if examples and not picked:  # (all of them left out by --eval_dataset stays an empty output)
-        raise UserError(f"no examples to use: --offset {args.offset} and --limit {args.limit} select none of the "
+        chosen = f"--offset {args.offset}" + (f" and --limit {args.limit}" if args.limit is not None else "")
+        raise UserError(f"no examples to use: {chosen} select none of the "
                         f"{len(examples)} examples of {args.dataset_path}")
     examples = picked
     tables_json = args.tables_json or default_tables_json(args.dataset_path, args.split)

@@ -65,7 +65,8 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
     selected = take(list(enumerate(examples)), config.offset, config.limit, config.spread)
     if not selected:
         # EX over no examples is no result: refuse instead of reporting 0.000 (an empty shard is fine).
-        raise UserError(f"no examples to run: --offset {config.offset} and --limit {config.limit} select none of the "
+        chosen = f"--offset {config.offset}" + (f" and --limit {config.limit}" if config.limit is not None else "")
+        raise UserError(f"no examples to run: {chosen} select none of the "
                         f"{len(examples)} examples of {config.dataset_path}{' left after --eval_dataset' if config.eval_dataset else ''}")
     identity = run_identity(config, [example.id for _, example in selected])
     if config.shard:

@@ -242,6 +242,7 @@ def check(config: RolloutConfig) -> None:
         ("max_turns", config.max_turns, 1), ("num_samples", config.num_samples, 1), ("max_new_tokens", config.max_new_tokens, 1),
         ("offset", config.offset, 0), ("limit", config.limit if config.limit is not None else 0, 0),
         ("chunk_size", config.chunk_size if config.chunk_size is not None else 1, 1), ("sql_workers", config.sql_workers or 0, 0),
+        ("progress_every", config.progress_every, 0),
     ):
         if value < minimum:
             raise UserError(f"--{name} must be at least {minimum}, got {value}")
