@@ -89,3 +89,12 @@ def test_report_command_writes_json_and_markdown_per_run(tmp_path: Path, demo_da
 def test_report_runs_must_be_named_once(tmp_path: Path, capsys, runs):
     assert cli(["report", "routing", "--runs", *runs, "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith("error: --runs")
+
+
+def test_sql_with_backticks_stays_one_inline_code_span():
+    """column-errors.md put gold SQL holding `group` inside single backticks, which ended the span."""
+    from text2sql_mlops.mlops.report import _code
+
+    assert _code("SELECT a FROM t") == "`SELECT a FROM t`"
+    assert _code("SELECT `group` FROM t") == "``SELECT `group` FROM t``"
+    assert _code("SELECT ``x`` FROM `t`") == "``` SELECT ``x`` FROM `t` ```"

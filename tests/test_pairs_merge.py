@@ -72,6 +72,17 @@ def test_each_filter_removes_exactly_its_pairs():
     assert len(out) == 8 and stats["removed"]["duplicates"] == 2 and stats["removed"]["same_sql"] == 1
 
 
+def test_adding_the_quotes_a_reserved_word_needs_is_a_real_repair():
+    """sqlglot gives the quoted identifier "group" and a bare group (a syntax error in SQLite)
+    the same text: merge removed such a self-repair pair as same SQL."""
+    from text2sql_mlops.pairs.similarity import edit_distance_ratio, sql_tokens
+
+    quoted = pair("quoted", chosen='SELECT "group" FROM "order"', rejected='SELECT group FROM "order"')
+    out, stats = merge_pairs([[quoted, pair("same", chosen='SELECT "a" FROM t', rejected='select "a" from t;')]], MergeConfig())
+    assert tags(out) == ["quoted"] and stats["removed"]["same_sql"] == 1
+    assert sql_tokens('SELECT "group"') != sql_tokens("SELECT group") and edit_distance_ratio('SELECT "group"', "SELECT group") > 0
+
+
 def test_margin_is_inclusive():
     out, _ = merge_pairs([[pair("a", chosen_reward=0.8, rejected_reward=0.5), pair("b", chosen_reward=0.79, rejected_reward=0.5)]],
                          MergeConfig(min_reward_margin=0.3))

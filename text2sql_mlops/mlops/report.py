@@ -29,6 +29,7 @@ candidate of each turn (greedy evaluation has one candidate per turn).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -157,12 +158,20 @@ def markdown(name: str, results: dict[str, dict]) -> str:
         for run, r in results.items():
             for kind, examples in r["cases"].items():
                 for case in examples:
-                    lines += ["", f"- {run}, {kind}: {case['question']}  ", f"  `{case['sql']}` ({case['error']}; owners: "
-                              f"{', '.join(case['owners']) or 'none'})  ", f"  gold: `{case['gold']}`"]
+                    lines += ["", f"- {run}, {kind}: {case['question']}  ", f"  {_code(case['sql'])} ({case['error']}; owners: "
+                              f"{', '.join(case['owners']) or 'none'})  ", f"  gold: {_code(case['gold'])}"]
     return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- command line
+
+def _code(sql: str) -> str:
+    """``sql`` as Markdown inline code: fenced with more backticks than it holds in a row (SQL
+    quotes MySQL-style names as `group`, which closed a single-backtick span early)."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", sql)), default=0) + 1)
+    pad = " " if sql.startswith("`") or sql.endswith("`") else ""
+    return f"{fence}{pad}{sql}{pad}{fence}"
+
 
 REPORTS = ("repair-breakdown", "routing", "online-repair", "column-errors")
 

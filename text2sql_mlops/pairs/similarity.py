@@ -21,7 +21,10 @@ def sql_tokens(sql: str) -> tuple[str, ...]:
         tokens = Tokenizer().tokenize(sql)
     except Exception:  # sqlglot raises its own TokenError and, on odd input, plain ValueErrors
         return tuple(sql.split())
-    return tuple(tok.text.upper() if tok.token_type not in (TokenType.VAR, TokenType.STRING, TokenType.IDENTIFIER) else tok.text
+    # A quoted identifier keeps its quotes: sqlglot gives "group" and a bare group (a syntax error
+    # in SQLite) the same text, and a repair that only adds the quotes is a real edit.
+    return tuple(f'"{tok.text}"' if tok.token_type == TokenType.IDENTIFIER
+                 else tok.text if tok.token_type in (TokenType.VAR, TokenType.STRING) else tok.text.upper()
                  for tok in tokens)
 
 
