@@ -163,8 +163,6 @@ def markdown(name: str, results: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --------------------------------------------------------------------------- command line
-
 def _code(sql: str) -> str:
     """``sql`` as Markdown inline code: fenced with more backticks than it holds in a row (SQL
     quotes MySQL-style names as `group`, which closed a single-backtick span early)."""
@@ -172,6 +170,8 @@ def _code(sql: str) -> str:
     pad = " " if sql.startswith("`") or sql.endswith("`") else ""
     return f"{fence}{pad}{sql}{pad}{fence}"
 
+
+# --------------------------------------------------------------------------- command line
 
 REPORTS = ("repair-breakdown", "routing", "online-repair", "column-errors")
 
