@@ -168,3 +168,17 @@ def test_pairs_merge_flags_read_back_into_its_config(tmp_path):
     assert config.input_fraction_limits == [1.0, 0.2] and config.input_limits == [None, 7]
     assert config.pair_type_max_fractions == {"synthetic_*": 0.5} and config.pair_type_limits == {}
     assert (config.shuffle, config.seed, config.min_reward_margin) == (True, 3, None)
+
+
+def test_sigterm_is_handled_as_ctrl_c_and_leaves_no_temporary(tmp_path: Path):
+    """`kill` (or a scheduler stopping a job) ended Python at once: `data demo` left its
+    .demo.<pid>.<random>.tmp folder and printed nothing. It now cleans up as Ctrl-C does."""
+    probe = ("import os, signal, sys\n"
+             "from text2sql_mlops.cli import main\n"
+             "import text2sql_mlops.data.demo.build as build\n"
+             "build._readme = lambda summary: os.kill(os.getpid(), signal.SIGTERM) or ''  # after every database\n"
+             f"sys.exit(main(['data', 'demo', '--out', {str(tmp_path / 'demo')!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 143, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
+    assert list(tmp_path.iterdir()) == []  # no demo, no temporary

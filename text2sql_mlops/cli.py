@@ -9,7 +9,9 @@ imported only when their subcommand runs, so commands that need no model
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
 from .core.errors import UserError
@@ -54,14 +56,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(COMMANDS[name][0])
 
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         return int(module.main(rest, prog=f"text2sql-mlops {name}") or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler stopping a job) handled as Ctrl-C is: the atomic writers'
+    cleanup runs, so no temporary is left, and the command says so in one line. Without it
+    Python dies at once, leaving ``.<name>.<pid>.<random>.tmp`` beside the output."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 if __name__ == "__main__":
