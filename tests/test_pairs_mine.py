@@ -211,3 +211,15 @@ def test_every_natural_type_has_a_miner():
     from text2sql_mlops.pairs.mine import MINERS
 
     assert tuple(MINERS) == NATURAL_PAIR_TYPES
+
+
+def test_the_no_pairs_note_names_the_cause(demo_dataset: Path, tmp_path: Path, capsys):
+    """An empty trajectories file was told "a pair needs a correct and a failed answer"; an
+    empty synth (every example an evaluation example) blamed the mutations."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli(["pairs", "mine", "--trajectories", str(empty), "--out", str(tmp_path / "p.jsonl")]) == 0
+    assert "hold no trajectories" in capsys.readouterr().err
+    assert cli(["pairs", "synth", "--dataset_path", str(demo_dataset), "--split", "dev", "--eval_dataset", str(demo_dataset),
+                "--out", str(tmp_path / "s.jsonl"), "--no_progress"]) == 0
+    assert "--eval_dataset left out every example" in capsys.readouterr().err

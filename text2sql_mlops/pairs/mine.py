@@ -242,7 +242,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs mine")
     if args.stats:
         write_json(args.stats, {**summary, "config": {"trajectories": args.trajectories, **asdict(config), "eval_dataset": args.eval_dataset,
                                                       "eval_split": args.eval_split, "eval_same_db_split": args.eval_same_db_split}})
-    if not pairs:
+    if not trajectories:
+        print(f"pairs mine: note: no pairs: {', '.join(args.trajectories)} hold no trajectories (an empty file?)", file=sys.stderr)
+    elif not pairs:
         print("pairs mine: note: no pairs: a pair needs a correct and a failed answer to one example "
               "(more samples, more turns or --use_gold_when_failed help)", file=sys.stderr)
     return 0

@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
     if args.stats:
         write_json(args.stats, summary)
     print(json.dumps({"out": args.out or args.output_dir, **{k: v for k, v in summary.items() if k != "config"}}))
-    if not pairs:
+    if not examples:
+        print(f"pairs synth: note: no pairs: --eval_dataset left out every example of {args.dataset_path} (they are "
+              "evaluation examples); synthesize from a training split", file=sys.stderr)
+    elif not pairs:
         print("pairs synth: note: no pairs: no mutation of these gold queries ran to a different result", file=sys.stderr)
     return 0
