@@ -83,6 +83,14 @@ def test_report_command_writes_json_and_markdown_per_run(tmp_path: Path, demo_da
     assert cli(["report", "routing", "--runs", f"SFT={tmp_path / 'nowhere'}", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "holds no trajectories.jsonl" in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
+    # a report replaces its own earlier output, never another report's
+    before = (tmp_path / "routing" / "routing.json").read_bytes()
+    assert cli(["report", "routing", "--runs", f"SFT={run}", "--out", str(tmp_path / "routing")]) == 0
+    assert cli(["report", "routing", "--runs", f"SFT={run}", "--out", str(tmp_path / "repair-breakdown")]) == 2
+    assert "nothing was changed" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "repair-breakdown").iterdir() if p.name != ".text2sql-mlops") == [
+        "repair-breakdown.json", "repair-breakdown.md"]
+    assert (tmp_path / "routing" / "routing.json").read_bytes() == before
 
 
 @pytest.mark.parametrize("runs", [["SFT"], ["A=x", "A=y"]])

@@ -28,6 +28,7 @@ candidate of each turn (greedy evaluation has one candidate per turn).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -38,7 +39,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import atomic_folder, holds_only, output_folder_type, write_json
+from ..core.fileio import atomic_folder, check_output_folder, holds_only, output_folder_type, write_json
 from ..core.records import Candidate, Trajectory, read_trajectories
 from ..data.guard import find_databases, rollout_db_roots
 from ..rollout.metrics import strict_turn
@@ -202,9 +203,10 @@ def _catalogs(folder: Path, identity: dict[str, Any]) -> Callable[[str], Any]:
     return catalog_of
 
 
-def reports_here(folder: Path) -> bool:
-    """A folder `report` wrote: one report's JSON and Markdown."""
-    return holds_only(folder, {f"{report}.{suffix}" for report in REPORTS for suffix in ("json", "md")})
+def reports_here(folder: Path, name: str | None = None) -> bool:
+    """A folder `report` wrote: one report's JSON and Markdown (report ``name``'s, when given:
+    `report routing --out` a repair-breakdown folder would replace the other report)."""
+    return holds_only(folder, {f"{report}.{suffix}" for report in ([name] if name else REPORTS) for suffix in ("json", "md")})
 
 
 def make_parser(prog: str | None = "text2sql-mlops report") -> ArgParser:
@@ -217,6 +219,8 @@ def make_parser(prog: str | None = "text2sql-mlops report") -> ArgParser:
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops report") -> int:
     args = make_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    same_report = functools.partial(reports_here, name=args.name)
+    check_output_folder(args.out, same_report)
     runs: dict[str, Path] = {}
     for item in args.runs:
         name, sep, folder = item.partition("=")
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops report") -> 
             results[name] = online_repair(trajectories)
         else:
             results[name] = column_errors(trajectories, _catalogs(folder, identity))
-    with atomic_folder(args.out, reports_here) as staged:
+    with atomic_folder(args.out, same_report) as staged:
         staged.mkdir()
         write_json(staged / f"{args.name}.json", {"report": args.name, "runs": results})
         (staged / f"{args.name}.md").write_text(markdown(args.name, results), encoding="utf-8")
