@@ -579,3 +579,25 @@ def test_foreign_keys_that_resolve_to_nothing_are_not_shown(tmp_path: Path):
         text = schema_text(load_catalog(path), schema_format=schema_format)
         assert "gid" not in text and "no_such_col" not in text and "REFERENCES nopk" not in text and "nopk." not in text, text
         assert "REFERENCES people(ID)" in text or "child.person -> people.ID" in text or "child.person = people.ID" in text
+
+
+def test_views_are_shown_and_a_view_sqlite_cannot_expand_is_left_out(tmp_path: Path):
+    """A view is queried like a table, so a question may need it: the catalog lists it (marked,
+    without keys) and prompts show it (they showed only tables). A view over a dropped table
+    cannot be read by any query, so it is left out; expanding it must not fail the catalog."""
+    from conftest import make_db
+
+    path = make_db(tmp_path / "views.sqlite", """
+        CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, age INT);
+        CREATE VIEW adults AS SELECT name, age * 2 AS doubled FROM people WHERE age >= 18;
+        CREATE TABLE gone (x INT);
+        CREATE VIEW broken AS SELECT x FROM gone;
+        DROP TABLE gone;""")
+    catalog = load_catalog(path)
+    assert catalog.table_names == ("people", "adults")
+    assert catalog.table("adults").view and not catalog.table("people").view
+    assert [column.name for column in catalog.table("adults").columns] == ["name", "doubled"]
+    text = schema_text(catalog)
+    assert "CREATE VIEW adults (\n  name TEXT,\n  doubled\n);" in text and "CREATE TABLE people (" in text
+    assert "adults(name, doubled)" in schema_text(catalog, schema_format="compact")
+    assert select_tables(catalog, "list every adult", mode="retrieved", top_k=1) == ["adults"]

@@ -57,7 +57,7 @@ def create_table_sql(table: Table, values: dict[str, list[str]] | None = None) -
     notes += [""] * (len(lines) - len(notes))
     last = len(lines) - 1
     body = "\n".join(f"  {line}{'' if i == last else ','}{note}" for i, (line, note) in enumerate(zip(lines, notes)))
-    return f"CREATE TABLE {quote_name(table.name)} (\n{body}\n);"
+    return f"CREATE {'VIEW' if table.view else 'TABLE'} {quote_name(table.name)} (\n{body}\n);"
 
 
 def _sample_comment(catalog: Catalog, table: Table, limit: int) -> str:

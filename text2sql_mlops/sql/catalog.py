@@ -51,11 +51,12 @@ class Table:
     primary_key: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     natural_name: str = ""  # tables.json ``table_names`` entry
+    view: bool = False  # a view: queried like a table, so shown like one; it has no keys
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """The tables of one database, in the order SQLite created them."""
+    """The tables and views of one database, in the order SQLite created them."""
 
     db_id: str
     db_path: str
@@ -133,15 +134,25 @@ def _cached_catalog(path: str, mtime_ns: int, db_id: str, spider_key: tuple[str,
 def _read_sqlite(path: str) -> list[Table]:
     try:
         with contextlib.closing(connect_read_only(path)) as conn:
-            names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY rowid")]
-            tables = [_read_table(conn, name) for name in names]
+            found = conn.execute("SELECT name, type = 'view' FROM sqlite_master WHERE type IN ('table', 'view') "
+                                 "AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY rowid").fetchall()
+            tables = [table for name, view in found if (table := _read_table(conn, name, bool(view)))]
     except sqlite3.DatabaseError as exc:
         raise UserError(f"cannot read database {path}: {exc}") from None
     return _resolve_references(tables)
 
 
-def _read_table(conn: sqlite3.Connection, name: str) -> Table:
-    info = conn.execute("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (name,)).fetchall()
+def _read_table(conn: sqlite3.Connection, name: str, view: bool = False) -> Table | None:
+    """``name``'s columns and keys; None for a view SQLite cannot expand (it names a table or
+    column that is gone): no query can read it, so no prompt shows it."""
+    try:
+        info = conn.execute("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (name,)).fetchall()
+    except sqlite3.OperationalError:
+        if view:
+            return None
+        raise
+    if view:
+        return Table(name=name, columns=tuple(Column(name=column, type=declared or "") for column, declared, _ in info), view=True)
     primary_key = tuple(column for column, _, position in sorted(info, key=lambda row: row[2]) if position)
     # One row per column pair; rows sharing an id form one (composite) key.
     # SQLite numbers keys last-declared first, so descending ids give declaration order.
