@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -13,6 +14,7 @@ import pytest
 from text2sql_mlops.core.errors import UserError
 from text2sql_mlops.data.load import load_examples
 from text2sql_mlops.data.spider import import_spider, validate_spider_layout
+from text2sql_mlops.sql.catalog import load_catalog
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -266,3 +268,40 @@ def test_non_utf8_dataset_is_one_line(tmp_path: Path, spider_layout: Path):
     dataset.write_bytes('{"db_id": "concert_singer", "question": "Café?", "query": "SELECT 1"}\n'.encode("latin-1"))
     with pytest.raises(UserError, match="not UTF-8"):
         load_examples(dataset, spider_layout / "database")
+
+
+@pytest.mark.parametrize("spoil, problem", [
+    (lambda entry: entry.update(column_names_original=[[0, "singer_id"], ["singer", "name"]]),
+     r"column_names_original\[1\] is \['singer', 'name'\], not \[index into table_names_original"),
+    (lambda entry: entry.update(foreign_keys=[[8, 99]]), r"foreign_keys\[0\] is \[8, 99\], not \[column index"),
+    (lambda entry: entry.update(table_names="singer"), r"table_names is str, not a list"),
+])
+def test_a_tables_json_entry_of_the_wrong_shape_is_refused_when_the_data_is_checked(spider_layout: Path, tmp_path: Path,
+                                                                                      spoil, problem: str):
+    """A malformed tables.json entry passed `data validate` and `data import-spider` and failed
+    only when a rollout opened its database (with the repr of an IndexError)."""
+    from conftest import CONCERT_TABLES_ENTRY
+
+    entry = json.loads(json.dumps(CONCERT_TABLES_ENTRY))
+    spoil(entry)
+    (spider_layout / "tables.json").write_text(json.dumps([entry]))
+    expected = rf"tables.json\[index 0\] \('concert_singer'\): {problem}.*; fix that entry or remove it"
+    result = run_cli("data", "validate", str(spider_layout))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and re.search(expected, result.stderr), result.stderr
+    dest = tmp_path / "imported"
+    result = run_cli("data", "import-spider", str(spider_layout), "--out", str(dest))
+    assert result.returncode == 2 and re.search(expected, result.stderr) and not dest.exists(), result.stderr
+    with pytest.raises(UserError, match=r"the entry of 'concert_singer' is not in Spider's tables.json format: " + problem):
+        load_catalog(spider_layout / "database" / "concert_singer" / "concert_singer.sqlite", spider_layout / "tables.json")
+
+
+def test_a_tables_json_entry_with_only_some_keys_adds_what_it_has(spider_layout: Path):
+    """Spider-format data made by hand often lists only db_id and the tables; the catalog read
+    every key and failed (KeyError) on the first entry lacking natural names. A BOM is read too."""
+    minimal = {"db_id": "concert_singer", "table_names_original": ["singer"],
+               "column_names_original": [[-1, "*"], [0, "Name"]], "foreign_keys": []}
+    (spider_layout / "tables.json").write_text("\ufeff" + json.dumps([minimal]), encoding="utf-8")
+    assert run_cli("data", "validate", str(spider_layout)).returncode == 0
+    catalog = load_catalog(spider_layout / "database" / "concert_singer" / "concert_singer.sqlite", spider_layout / "tables.json")
+    assert [column.natural_name for column in catalog.table("singer").columns][:3] == ["", "", ""]
+    assert "singer_in_concert" in catalog.table_names

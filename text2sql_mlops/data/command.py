@@ -16,8 +16,8 @@ from ..core.cliutil import ArgParser, flag
 from ..core.fileio import check_outputs, output_file, output_folder_type, write_json
 from ..core.records import Example
 from .demo.build import build_demo, built_here
-from .load import SPLIT_FILES, load_examples
-from .spider import import_spider, imported_here
+from .load import SPLIT_FILES, default_tables_json, load_examples
+from .spider import import_spider, imported_here, read_tables_json
 
 
 def make_parser(prog: str = "text2sql-mlops data") -> argparse.ArgumentParser:
@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops data") -> in
         print("\n".join(summary.lines()))
     elif args.action == "validate":
         check_outputs((("--out", args.out),), (args.dataset, args.db_root))
-        summary = dataset_summary(load_examples(args.dataset, args.db_root, args.split))
+        examples = load_examples(args.dataset, args.db_root, args.split)
+        tables_json = default_tables_json(args.dataset, args.split)
+        if tables_json:  # the schemas every later command reads
+            read_tables_json(tables_json, {ex.db_id for ex in examples})
+        summary = dataset_summary(examples)
+        summary["tables_json"] = tables_json
         summary["config"] = {"dataset": args.dataset, "db_root": args.db_root, "split": args.split}  # what `track` logs as params
         if args.out:
             write_json(args.out, summary)

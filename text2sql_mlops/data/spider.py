@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.fileio import MARKER, atomic_folder, check_output_folder, holds_only_files
+from ..sql.catalog import spider_entry_problem
 from ..sql.database import check_database
 from .load import SPLIT_FILES, database_folder, load_examples
 
@@ -36,6 +37,27 @@ class LayoutSummary:
         return [f"Spider layout at {self.root}", f"  databases: {self.databases} (tables.json describes {self.tables_json_dbs})", f"  {splits}", f"  size: {self.size_mb:.1f} MB"]
 
 
+def read_tables_json(path: str | os.PathLike, db_ids: set[str] | None = None) -> list[dict]:
+    """The entries of a Spider tables.json, each checked as the catalog will read it (only those
+    of ``db_ids`` when given): a bad entry is found when the data is checked, not by the rollout
+    that first opens its database."""
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    if not isinstance(entries, list):
+        raise UserError(f"{path}: expected a list of database schemas")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "db_id" not in entry:
+            raise UserError(f"{path}[index {index}]: missing field 'db_id'")
+        if (db_ids is None or entry["db_id"] in db_ids) and (problem := spider_entry_problem(entry)):
+            raise UserError(f"{path}[index {index}] ({entry['db_id']!r}): {problem}; fix that entry or remove it")
+    return entries
+
+
 def validate_spider_layout(root: str | os.PathLike) -> LayoutSummary:
     """Check a Spider-layout folder: files present, every db_id has a SQLite database, counts."""
     root = Path(root)
@@ -45,15 +67,7 @@ def validate_spider_layout(root: str | os.PathLike) -> LayoutSummary:
     database_dir = root / "database"
     if not database_dir.is_dir():
         raise UserError(f"{root}: database/ folder not found (expected database/<db_id>/<db_id>.sqlite)")
-    try:
-        tables = json.loads(tables_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{tables_path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(tables, list):
-        raise UserError(f"{tables_path}: expected a list of database schemas")
-    for index, entry in enumerate(tables):
-        if not isinstance(entry, dict) or "db_id" not in entry:
-            raise UserError(f"{tables_path}[index {index}]: missing field 'db_id'")
+    tables = read_tables_json(tables_path)
     splits: dict[str, int] = {}
     per_db: Counter[str] = Counter()
     for split in SPLIT_FILES:

@@ -124,10 +124,10 @@ def _cached_catalog(path: str, mtime_ns: int, db_id: str, spider_key: tuple[str,
     tables = _read_sqlite(path)
     entry = _spider_entries(*spider_key).get(db_id) if spider_key else None
     if entry:
-        try:
-            tables = _with_spider_entry(tables, entry)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise UserError(f"{spider_key[0]}: the entry of {db_id!r} is not in Spider's tables.json format ({exc!r})") from None
+        if problem := spider_entry_problem(entry):
+            raise UserError(f"{spider_key[0]}: the entry of {db_id!r} is not in Spider's tables.json format: {problem}; "
+                            "fix that entry or remove it")
+        tables = _with_spider_entry(tables, entry)
     return Catalog(db_id=db_id, db_path=path, tables=tuple(tables))
 
 
@@ -202,31 +202,62 @@ def _spelled(names: tuple[str, ...], table: Table) -> tuple[str, ...] | None:
 @functools.lru_cache(maxsize=16)
 def _spider_entries(path: str, mtime_ns: int) -> dict[str, dict[str, Any]]:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             entries = json.load(handle)
         return {entry["db_id"]: entry for entry in entries}
-    except (OSError, json.JSONDecodeError, TypeError, KeyError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError) as exc:
         raise UserError(f"{path}: not a Spider tables.json (a JSON list of objects with db_id): {exc}") from None
+
+
+_ENTRY_LISTS = ("table_names_original", "table_names", "column_names_original", "column_names", "foreign_keys")
+
+
+def spider_entry_problem(entry: Any) -> str | None:
+    """What makes one tables.json entry unreadable, or None. Only the shape of what the catalog
+    reads is checked; a key that is absent is fine (an entry with only ``db_id`` and
+    ``table_names_original`` adds nothing but is no error), a key of the wrong shape is not."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("db_id"), str):
+        return "not an object with a string db_id"
+    for key in _ENTRY_LISTS:
+        if not isinstance(entry.get(key, []), list):
+            return f"{key} is {type(entry[key]).__name__}, not a list"
+    table_count = len(entry.get("table_names_original", []))
+    for key in ("table_names_original", "table_names"):
+        if not all(isinstance(name, str) for name in entry.get(key, [])):
+            return f"{key} holds something other than table names"
+    for key in ("column_names_original", "column_names"):
+        for index, column in enumerate(entry.get(key, [])):
+            if not (isinstance(column, list) and len(column) == 2 and type(column[0]) is int
+                    and -1 <= column[0] < table_count and isinstance(column[1], str)):
+                return f"{key}[{index}] is {column!r}, not [index into table_names_original (or -1), column name]"
+    column_count = len(entry.get("column_names_original", []))
+    for index, key in enumerate(entry.get("foreign_keys", [])):
+        if not (isinstance(key, list) and len(key) == 2 and all(type(i) is int and 0 <= i < column_count for i in key)):
+            return f"foreign_keys[{index}] is {key!r}, not [column index, column index] into column_names_original"
+    return None
 
 
 def _with_spider_entry(tables: list[Table], entry: dict[str, Any]) -> list[Table]:
     """Add tables.json's natural names and the foreign keys it declares that the file lacks.
 
     Names are matched case-insensitively; tables.json tables or columns that
-    the file does not have are ignored.
+    the file does not have are ignored. ``entry`` has passed ``spider_entry_problem``.
     """
     position = {table.name.lower(): index for index, table in enumerate(tables)}
     spelling = {(index, column.name.lower()): column.name for index, table in enumerate(tables) for column in table.columns}
+    table_names, columns = entry.get("table_names_original", []), entry.get("column_names_original", [])
 
     def locate(column_index: int) -> tuple[int, str] | None:
         """A tables.json column as (position of its table, column spelled as in the file)."""
-        table_index, column = entry["column_names_original"][column_index]
-        table = position.get(entry["table_names_original"][table_index].lower()) if table_index >= 0 else None
+        if column_index >= len(columns):  # column_names may list more columns than column_names_original
+            return None
+        table_index, column = columns[column_index]
+        table = position.get(table_names[table_index].lower()) if table_index >= 0 else None
         spelled = spelling.get((table, column.lower()))
         return (table, spelled) if spelled else None
 
-    natural_tables = {original.lower(): natural for original, natural in zip(entry["table_names_original"], entry["table_names"])}
-    natural_columns = {found: natural for index, (_, natural) in enumerate(entry["column_names"]) if (found := locate(index))}
+    natural_tables = {original.lower(): natural for original, natural in zip(table_names, entry.get("table_names", []))}
+    natural_columns = {found: natural for index, (_, natural) in enumerate(entry.get("column_names", [])) if (found := locate(index))}
 
     keys = [list(table.foreign_keys) for table in tables]
     linked = {  # (table position, column, referenced table, referenced column), lowercased
@@ -236,7 +267,7 @@ def _with_spider_entry(tables: list[Table], entry: dict[str, Any]) -> list[Table
         for column, ref_column in zip(key.columns, key.ref_columns)
         if ref_column  # NULL when the referenced table does not exist
     }
-    for source_index, target_index in entry["foreign_keys"]:
+    for source_index, target_index in entry.get("foreign_keys", []):
         source, target = locate(source_index), locate(target_index)
         if source is None or target is None:
             continue
