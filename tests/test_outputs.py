@@ -167,6 +167,38 @@ def _a_rollouts_folder(root: Path) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("name", ["trajectories.jsonl", "new"])
+@pytest.mark.parametrize("case", sorted(set(CASES) - set(CHECKED_IN_COMMAND)), ids=lambda c: f"{c[0]} {c[1]}")
+def test_no_output_goes_inside_another_commands_output(case, name: str, tmp_path: Path, capsys, monkeypatch):
+    """`pairs mine --out <a rollout>/trajectories.jsonl` replaced the rollout's trajectories, and
+    anything written inside another command's folder is deleted when that command reruns (it
+    replaces its folder as a whole). Both are refused while parsing, naming the folder."""
+    monkeypatch.chdir(tmp_path)
+    rollout = _a_rollouts_folder(tmp_path)
+    before = _bytes(rollout)
+    inside = rollout / name
+    assert cli([arg.replace("{out}", str(inside)) for arg in CASES[case]]) == 2
+    err = capsys.readouterr().err
+    expected = "is a file, and this output is a folder" if inside.is_file() and _output_flags()[case] == "folder" else \
+        f"is inside {rollout}, the output of a text2sql-mlops command"
+    assert expected in err and err.count("\n") == 1, err
+    assert _bytes(rollout) == before
+
+
+def test_track_writes_its_record_beside_a_trained_adapter_and_nowhere_else_inside_an_output(tmp_path: Path):
+    """`track --record outputs/train/sft/mlflow_run.json` is how the pipeline finds a trained
+    adapter's run (`register --run`): the one file allowed inside another command's output."""
+    from text2sql_mlops.mlops.tracking import make_parser
+
+    trained = tmp_path / "sft"
+    trained.mkdir()
+    mark_folder(trained)
+    (trained / "adapter_config.json").write_text("{}")
+    record = str(trained / "mlflow_run.json")
+    assert make_parser().parse_args(["--stage", "s", "--record", record]).record == record
+    assert cli(["track", "--stage", "s", "--record", str(_a_rollouts_folder(tmp_path) / "mlflow_run.json")]) == 2
+
+
 FOLDER_CASES = sorted(c for c, kind in _output_flags().items() if kind == "folder") + sorted(CHECKED_IN_COMMAND)
 DATASET_KIND = {("data demo", "--out"), ("data import-spider", "--dest")}  # a dataset may replace a dataset
 
@@ -402,10 +434,11 @@ def test_an_output_that_is_one_of_the_inputs_is_refused(demo_dataset: Path, tmp_
                   "--per_example", str(pred)]):
         assert cli(argv) == 2, argv
         err = capsys.readouterr().err
-        assert "would overwrite the input" in err and err.count("\n") == 1, err
+        assert ("would overwrite the input" in err or f"is inside {run}, the output of" in err) and err.count("\n") == 1, err
     assert all(path.read_bytes() == data for path, data in kept.items())
-    # a new file beside the input is fine
-    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "pairs.jsonl")]) == 0
+    # a new file inside the rollout is refused too (`rollout --overwrite` would delete it); beside it is fine
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "pairs.jsonl")]) == 2
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(tmp_path / "pairs.jsonl")]) == 0
 
 
 def test_pairs_schema_recall_validate_and_merge_refuse_to_write_over_their_inputs_or_each_other(
@@ -444,7 +477,7 @@ def test_pairs_schema_recall_validate_and_merge_refuse_to_write_over_their_input
                  ["rollout", "merge", "--inputs", *map(str, shards), "--output_dir", str(shards[0]), "--overwrite"]):
         assert cli(argv) == 2, argv
         err = capsys.readouterr().err
-        assert "would overwrite" in err and err.count("\n") == 1, (argv, err)
+        assert ("would overwrite" in err or f"is inside {run}, the output of" in err) and err.count("\n") == 1, (argv, err)
     assert {path: path.read_bytes() for path in watched} | {f"{shard}/{k}": v for shard in shards for k, v in _bytes(shard).items()} == kept
     assert not any((tmp_path / name).exists() for name in ("s.jsonl", "m.jsonl", "p.jsonl", "r.json"))
     # beside their inputs, the same commands write

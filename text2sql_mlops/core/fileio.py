@@ -168,20 +168,44 @@ def _check_parents(target: Path) -> None:
                             "`dvc pull` replace as a whole; write it outside the dataset; nothing was written")
 
 
-def output_file(text: str) -> str:
-    """argparse ``type`` of a file output flag: refused at parse time, before any work."""
-    check_writable(check_output_file(text))
-    return text
+def check_not_inside_an_output(target: Path, allowed: Signature | None = None) -> None:
+    """Refuse an output placed inside another command's output folder (one with the marker):
+    `pairs mine --out <a rollout>/trajectories.jsonl` replaced the rollout's own file, and
+    `evaluate --out <a training output>/eval` was deleted when that training ran again, which
+    replaces its folder as a whole (DVC also sees the folder changed). ``allowed`` names the
+    folders a flag may write into (``track --record`` beside a trained adapter)."""
+    for parent in target.absolute().parents:
+        if (parent / MARKER).is_file():
+            if allowed is None or not allowed(parent):
+                raise UserError(f"{target} is inside {parent}, the output of a text2sql-mlops command, which that command "
+                                f"replaces as a whole when it runs again; write it outside {parent}; nothing was written")
+            return
 
 
-output_file.output_kind = "file"  # type: ignore[attr-defined]  # tests find every output flag by this
+def output_file_type(allowed_inside: Signature | None = None) -> Callable[[str], str]:
+    """argparse ``type`` of a file output flag: refused at parse time, before any work.
+    ``allowed_inside``: the other commands' output folders this file may be written into."""
+
+    def output_file(text: str) -> str:
+        target = check_output_file(text)
+        check_not_inside_an_output(target, allowed_inside)
+        check_writable(target)
+        return text
+
+    output_file.output_kind = "file"  # type: ignore[attr-defined]  # tests find every output flag by this
+    return output_file
+
+
+output_file = output_file_type()
 
 
 def output_folder_type(signature: Signature | None = None) -> Callable[[str], str]:
     """argparse ``type`` of a folder output flag (a folder written as a whole, or a run folder)."""
 
     def output_folder(text: str) -> str:
-        check_writable(check_output_folder(text, signature))
+        target = check_output_folder(text, signature)
+        check_not_inside_an_output(target)
+        check_writable(target)
         return text
 
     output_folder.output_kind = "folder"  # type: ignore[attr-defined]

@@ -47,7 +47,7 @@ from typing import Any
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from ..core.fileio import check_outputs, output_file, read_jsonl, write_json
+from ..core.fileio import check_outputs, output_file, output_file_type, read_jsonl, write_json
 from ..data.load import load_examples, read_records, spider_split_files
 from .models import load_trained_model, log_trained_model
 
@@ -492,6 +492,12 @@ def _log_artifact(path: Path) -> None:
 # --------------------------------------------------------------------------- command line
 
 
+def _a_trained_model(folder: Path) -> bool:
+    """A folder `train` wrote (a LoRA adapter or a whole model): ``--record`` may go inside it,
+    beside the model the run logs, where `register --run` reads it."""
+    return (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file()
+
+
 def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
     parser = ArgParser(prog=prog, description="Log a finished pipeline stage to MLflow as one run (params: the "
                        "configuration its command recorded; metrics files, step series, artifacts, a trained model).")
@@ -511,7 +517,8 @@ def make_parser(prog: str | None = "text2sql-mlops track") -> ArgParser:
          f"{DEFAULT_EXPERIMENT})")
     flag(parser, "data_dvc", default="data.dvc", help="the .dvc file of the raw data, whose hash tags the run (default: %(default)s)")
     flag(parser, "store", default=str(STORE_DIR), help="local store folder when MLFLOW_TRACKING_URI is unset (default: %(default)s)")
-    flag(parser, "record", type=output_file, help="write the run record (run id, artifact URIs) to this JSON file")
+    flag(parser, "record", type=output_file_type(allowed_inside=_a_trained_model),
+         help="write the run record (run id, artifact URIs) to this JSON file (may go inside the trained folder)")
     flag(parser, "metrics_out", type=output_file, help="also write the logged metrics, flattened, to this JSON file (a DVC metrics file)")
     flag(parser, "plots_out", type=output_file, help="also write the --steps series as one JSON list (a DVC plots file)")
     flag(parser, "started", type=float, metavar="EPOCH_S", help="when the stage's command started (`date +%%s`): "
