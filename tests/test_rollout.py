@@ -694,3 +694,40 @@ def test_repair_prompts_only_refuses_settings_it_cannot_serve(dataset: Path, tmp
     assert cli_main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and not (tmp_path / "out").exists()
+
+
+class Answers(MockGenerator):
+    """Answers every prompt with one fixed SQL query."""
+
+    def __init__(self, sql: str):
+        self.sql = sql
+
+    def generate(self, requests, params):
+        from text2sql_mlops.generation import Completion
+
+        return [[Completion(f"```sql\n{self.sql}\n```", 5)] * params.num_samples for _ in requests]
+
+
+def test_a_verdict_covers_every_sqlite_file_of_the_database_folder_as_the_official_evaluator(tmp_path: Path):
+    """The official evaluator runs gold and prediction on every .sqlite file of
+    database/<db_id>/ (the test-suite's variants); `score` did, but rollouts, eval and synth
+    judged on <db_id>.sqlite alone: a prediction right there and wrong on a variant counted
+    as correct. A flat layout (<root>/<db_id>.sqlite) keeps judging the one file."""
+    from text2sql_mlops.scoring.scorer import Scorer
+
+    folder = tmp_path / "database" / "ts"
+    make_db(folder / "ts.sqlite", "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (2);")
+    make_db(folder / "ts_variant.sqlite", "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (3);")
+    dataset = tmp_path / "dev.json"
+    dataset.write_text(json.dumps([{"db_id": "ts", "question": "Which x are below 3?", "query": "SELECT x FROM t WHERE x < 3"}]))
+    prediction = "SELECT x FROM t ORDER BY x LIMIT 2"  # right on ts.sqlite only
+    with Scorer() as scorer:
+        assert not scorer.score(folder, "SELECT x FROM t WHERE x < 3", prediction).match
+        assert scorer.score(folder / "ts.sqlite", "SELECT x FROM t WHERE x < 3", prediction).match
+    summary = rollout(dataset, tmp_path / "run", Answers(prediction), max_turns=1)
+    assert summary["first_turn_ex"] == 0.0
+    assert rollout(dataset, tmp_path / "right", Answers("SELECT x FROM t WHERE x < 3"), max_turns=1)["first_turn_ex"] == 1.0
+    flat = tmp_path / "flat"
+    make_db(flat / "ts.sqlite", "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (2);")
+    make_db(flat / "other.sqlite", "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (3);")  # another database
+    assert rollout(dataset, tmp_path / "flat_run", Answers(prediction), max_turns=1, db_root=str(flat))["first_turn_ex"] == 1.0

@@ -61,7 +61,7 @@ from ..prompts import build_messages
 from ..rollout.rewards import rule_reward
 from ..schema.select import PromptConfig, prompt_schema, prompt_setting
 from ..scoring.errors import GoldResult, observe, outcome_type
-from ..scoring.scorer import Scorer
+from ..scoring.scorer import Scorer, verdict_database
 from ..sql.catalog import load_catalog
 from ..sql.sandbox import Sandbox
 from .build import build_pair
@@ -136,8 +136,9 @@ class SynthConfig:
 def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json: str | None, stats: Counter) -> tuple[str | None, list[Negative]]:
     """(chosen SQL, verified negatives) of one example; (None, []) when its gold cannot serve."""
     db, gold = example.db_path, example.query
+    judged = verdict_database(db, example.db_id)  # every .sqlite file of its folder, as the official evaluator
     ran = observe(sandbox, db, gold, max_rows=MAX_ROWS)
-    if scorer.score(db, gold, "SELECT 1").gold_error or not ran.ok:
+    if scorer.score(judged, gold, "SELECT 1").gold_error or not ran.ok:
         stats["bad_gold"] += 1
         return None, []
     try:
@@ -147,7 +148,7 @@ def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json
         return None, []
     case = function_case(gold)
     chosen = render(tree, case) if config.chosen == "rendered" else gold
-    if not scorer.score(db, gold, chosen).match:  # the printer changed the meaning (or gold is nondeterministic)
+    if not scorer.score(judged, gold, chosen).match:  # the printer changed the meaning (or gold is nondeterministic)
         stats["unprintable"] += 1
         return None, []
     catalog = load_catalog(db, tables_json, example.db_id)
@@ -158,7 +159,7 @@ def example_negatives(example, config: SynthConfig, scorer, sandbox, tables_json
         sqls = candidate_sqls(tree, catalog, family, _rng(config.seed, example.db_id, gold, family), case, seen)
         for sql in islice(sqls, config.candidates_per_mutation):
             stats["candidates_executed"] += 1
-            verdict = scorer.score(db, gold, sql)
+            verdict = scorer.score(judged, gold, sql)
             if verdict.match:
                 stats["dropped_same_result"] += 1
                 continue

@@ -40,7 +40,7 @@ from ..generation import GenerationRequest, Generator, SamplingParams
 from ..prompts import build_messages, extract_sql
 from ..schema.select import PromptConfig, PromptSchema, prompt_schema
 from ..scoring.errors import Execution, GoldResult, is_schema_valid, observe, outcome_type
-from ..scoring.scorer import Scorer
+from ..scoring.scorer import Scorer, verdict_database
 from ..sql.catalog import Catalog, load_catalog
 from ..sql.sandbox import Sandbox
 from .config import REPAIR_SCOPES, RepairScope, RolloutConfig
@@ -240,7 +240,7 @@ class RolloutEngine:
         # Scoring a trivial prediction runs the gold query the scorer's way (and caches it
         # for the candidates): its gold_error is the bad-gold verdict. The gold rows as
         # written are what feedback and the error taxonomy compare with.
-        gold_error = self.scorer.score(example.db_path, example.query, "SELECT 1").gold_error
+        gold_error = self.scorer.score(verdict_database(example.db_path, example.db_id), example.query, "SELECT 1").gold_error
         ran = self._observe(example.db_path, example.query, cache)
         gold = GoldResult.of(ran, error=gold_error)
         trajectory = Trajectory(
@@ -281,7 +281,7 @@ class RolloutEngine:
         ran = self._observe(example.db_path, sql, cache)
         key = (example.db_path, example.query, sql)
         if key not in cache.verdicts:
-            cache.verdicts[key] = self.scorer.score(example.db_path, example.query, sql).match
+            cache.verdicts[key] = self.scorer.score(verdict_database(example.db_path, example.db_id), example.query, sql).match
         correct = cache.verdicts[key]
         reward = rule_reward(correct, ran.ok, turn, self.config.max_turns)
         cost = cost_reward(ran.plan)

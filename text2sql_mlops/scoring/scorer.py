@@ -61,6 +61,16 @@ def database_files(db: str | Path) -> list[Path]:
     return [path]
 
 
+def verdict_database(db_path: str, db_id: str) -> str:
+    """What a verdict on one example covers. The official evaluator is handed
+    ``database/<db_id>/<db_id>.sqlite`` and runs every ``.sqlite`` file of its folder, so
+    test-suite variants beside it count: the folder, when the file sits in one named after its
+    database; in a flat layout (``<root>/<db_id>.sqlite``), whose folder holds the other
+    databases, the file alone."""
+    path = Path(db_path)
+    return str(path.parent) if path.parent.name == db_id else db_path
+
+
 class Scorer:
     """Scores predictions with the official semantics; holds the Sandbox and the gold cache.
 
