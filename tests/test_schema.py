@@ -273,9 +273,28 @@ def test_schema_format_errors(db: Path):
         schema_text(load_catalog(db), schema_format="compact", sample_rows=1)
 
 
-@pytest.mark.parametrize("name, quoted", [("Name", "Name"), ("Home Town", '"Home Town"'), ("From", '"From"'), ('a"b', '"a""b"'), ("%_Change", '"%_Change"')])
+@pytest.mark.parametrize("name, quoted", [("Name", "Name"), ("Home Town", '"Home Town"'), ("From", '"From"'), ('a"b', '"a""b"'), ("%_Change", '"%_Change"'),
+                                          # SQLite refuses these bare, or reads them as something else
+                                          ("Transaction", '"Transaction"'), ("current_date", '"current_date"'), ("Cast", '"Cast"'),
+                                          ("Returning", '"Returning"'), ("match", "match"), ("Key", "Key")])
 def test_quote_name(name: str, quoted: str):
     assert quote_name(name) == quoted
+
+
+def test_keyword_names_are_quoted_in_prompts_and_in_the_tools_own_queries(tmp_path: Path):
+    """A table "Transaction" was shown bare (invalid SQL for the model to copy) and its sample
+    rows / values query failed with a traceback; a column "current_date" was shown bare and its
+    values read back as today's date, since SQLite reads the bare word as the keyword."""
+    from conftest import make_db
+
+    path = make_db(tmp_path / "bank.sqlite", """CREATE TABLE "Transaction" (id INTEGER PRIMARY KEY, "current_date" TEXT, kind TEXT);
+        INSERT INTO "Transaction" VALUES (1, '2001-01-01', 'deposit'), (2, '2001-01-01', 'withdrawal');""")
+    catalog = load_catalog(path)
+    text = schema_text(catalog, sample_rows=2)
+    assert 'CREATE TABLE "Transaction" (\n  id INTEGER,\n  "current_date" TEXT,' in text and "1 | 2001-01-01 | deposit" in text
+    compact = schema_text(catalog, schema_format="compact", sample_values=3, question="Which deposit was made on 2001-01-01?")
+    assert "\"current_date\" ('2001-01-01')" in compact, compact
+    assert "\"Transaction\".kind = 'deposit'" in compact and "\"Transaction\".\"current_date\" = '2001-01-01'" in compact, compact
 
 
 # --------------------------------------------------------------------------- retrieval

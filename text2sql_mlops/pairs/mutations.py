@@ -11,12 +11,9 @@ examples (``training/repair_examples.py``) draw failing queries from them too.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
-import sqlite3
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
@@ -24,6 +21,7 @@ from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import SqlglotError
 
 from ..sql.shape import has_column
+from ..sql.text import bare_name_ok
 
 AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
 FLIPS = {exp.EQ: (exp.NEQ,), exp.NEQ: (exp.EQ,), exp.GT: (exp.LT, exp.GTE), exp.LT: (exp.GT, exp.LTE),
@@ -62,22 +60,9 @@ def render(tree: exp.Expression, case: str) -> str:
     return _Printer(dialect="sqlite", normalize_functions=case).generate(tree)
 
 
-@lru_cache(maxsize=65536)
-def _bare_name_ok(name: str) -> bool:
-    """Whether SQLite reads ``name`` unquoted as that column name (not a keyword, no odd characters)."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        return False
-    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
-        try:
-            conn.execute(f'SELECT {name} FROM (SELECT 1 AS "{name}")')
-            return True
-        except sqlite3.Error:
-            return False
-
-
 def _rename(name: str) -> Callable[[exp.Expression], Any]:
     """Change a column's or table's name to ``name``, quoted when it was or must be."""
-    return lambda node: node.set("this", exp.to_identifier(name, quoted=node.this.quoted or not _bare_name_ok(name)))
+    return lambda node: node.set("this", exp.to_identifier(name, quoted=node.this.quoted or not bare_name_ok(name)))
 
 
 # --------------------------------------------------------------------------- reading the tree

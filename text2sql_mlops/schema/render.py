@@ -17,10 +17,12 @@ from typing import Any
 from ..core.errors import UserError
 from ..sql.catalog import Catalog, Table
 from ..sql.database import connect_read_only
+from ..sql.text import bare_name_ok
 
 # --------------------------------------------------------------------------- schema text
 
-# Names SQLite refuses (or may refuse) as bare identifiers. Quoting one more
+# SQL keywords quoted even where SQLite would take them bare (``FROM left JOIN``); the names
+# SQLite refuses or misreads bare are found by asking it (``bare_name_ok``). Quoting one more
 # name than needed is harmless; quoting one less breaks the model's SQL.
 _RESERVED = frozenset(
     """ALL ALTER AND AS BETWEEN BY CASE CHECK COLLATE COLUMN CONSTRAINT CREATE CROSS DEFAULT
@@ -29,14 +31,20 @@ _RESERVED = frozenset(
     OFFSET ON OR ORDER OUTER PRIMARY REFERENCES REGEXP RIGHT SELECT SET TABLE THEN TO UNION
     UNIQUE UPDATE USING VALUES WHEN WHERE WITH""".split()
 )
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SAMPLE_CELL_CHARS = 50  # long texts are cut so that sample rows stay one short line
 
 
 def quote_name(name: str) -> str:
-    """``name`` as it must be written in SQLite: bare when it can be, else in double quotes."""
-    if _PLAIN_NAME.fullmatch(name) and name.upper() not in _RESERVED:
+    """``name`` as a prompt writes it: bare when SQLite reads it bare as that name and it is
+    no SQL keyword, else in double quotes."""
+    if name.upper() not in _RESERVED and bare_name_ok(name):
         return name
+    return _quoted(name)
+
+
+def _quoted(name: str) -> str:
+    """``name`` always quoted: the tool's own queries (sample rows, values) must never read a
+    keyword-named column as the keyword (``current_date`` is today's date)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -66,7 +74,7 @@ def _sample_comment(catalog: Catalog, table: Table, limit: int) -> str:
     Rows come in storage order, which is the same on every call for a given file.
     """
     with contextlib.closing(connect_read_only(catalog.db_path)) as conn:
-        rows = conn.execute(f"SELECT * FROM {quote_name(table.name)} LIMIT ?", (limit,)).fetchall()
+        rows = conn.execute(f"SELECT * FROM {_quoted(table.name)} LIMIT ?", (limit,)).fetchall()
     lines = [f"Sample rows from {table.name}:", " | ".join(c.name for c in table.columns)]
     lines += [" | ".join(_cell(value) for value in row) for row in rows]
     return "/*\n" + "\n".join(lines) + "\n*/"
@@ -212,13 +220,14 @@ def column_values(db_path: str, table_name: str) -> dict[str, list[str]]:
 def _column_values(db_path: str, mtime_ns: int, table_name: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     with contextlib.closing(connect_read_only(db_path)) as conn:
-        columns = [(row[1], (row[2] or "").upper()) for row in conn.execute(f"PRAGMA table_info({quote_name(table_name)})")]
+        columns = [(row[0], (row[1] or "").upper()) for row in conn.execute("SELECT name, type FROM pragma_table_info(?)", (table_name,))]
         for name, declared in columns:
             if declared and not any(kind in declared for kind in _TEXT_TYPES):
                 continue
+            column, table = _quoted(name), _quoted(table_name)
             rows = conn.execute(
-                f"SELECT {quote_name(name)} AS v, COUNT(*) AS n FROM {quote_name(table_name)} "
-                f"WHERE typeof({quote_name(name)}) = 'text' AND length({quote_name(name)}) BETWEEN 1 AND ? "
+                f"SELECT {column} AS v, COUNT(*) AS n FROM {table} "
+                f"WHERE typeof({column}) = 'text' AND length({column}) BETWEEN 1 AND ? "
                 "GROUP BY v ORDER BY n DESC, v LIMIT ?", (_SAMPLE_CELL_CHARS, _VALUES_PER_COLUMN)).fetchall()
             # A value that is not UTF-8 (decoded with U+FFFD) is no literal the model could write.
             values = [value for value, _ in rows if "\ufffd" not in value]

@@ -1,4 +1,5 @@
-"""Lexing SQL text as SQLite does, without SQLite: where the first statement ends, what is blank.
+"""Lexing SQL text as SQLite does, without SQLite: where the first statement ends, what is blank;
+and which names may be written bare (asked of an in-memory SQLite once per name).
 
 The sandbox runs exactly one statement per call and must find it in hostile text (a
 megabyte of quotes, unterminated comments, a BOM); ``extract_sql`` (prompts.py) and the
@@ -7,7 +8,10 @@ scorer (``scoring/scorer.py``: what Python's sqlite3 would run) cut model answer
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
+import sqlite3
 
 # SQLite's tokenizer rules for what can hide a ";": quoted strings and
 # identifiers (a doubled quote escapes itself), [bracketed] identifiers, and
@@ -60,3 +64,23 @@ def leading_keyword(statement: str) -> str:
             return word.group().upper()
         i = word.end()
     return statement[i:i + 20].strip()
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@functools.lru_cache(maxsize=65536)
+def bare_name_ok(name: str) -> bool:
+    """Whether SQLite reads ``name`` unquoted as that table and column: a plain word that is
+    no keyword SQLite refuses there (``transaction``, ``cast``) or reads as something else
+    (``current_date`` is today's date, not the column). Asked of SQLite itself, whose
+    keywords change between versions."""
+    if not _NAME.fullmatch(name):
+        return False
+    quoted = '"' + name + '"'
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        try:
+            rows = conn.execute(f"SELECT {name}.{name}, {name} FROM (SELECT 'v' AS {quoted}) AS {name}").fetchall()
+        except sqlite3.Error:
+            return False
+    return rows == [("v", "v")]
