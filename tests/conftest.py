@@ -136,3 +136,19 @@ def fake_openai():
     yield start
     for server in servers:
         server.close()
+
+
+def virtual_tables_db(path: Path) -> Path:
+    """A database with an FTS5 table, an R*Tree table (both with shadow tables) and a generated column."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript("""CREATE VIRTUAL TABLE doc USING fts5(title); INSERT INTO doc VALUES ('hello world');
+            CREATE VIRTUAL TABLE box USING rtree(id, minx, maxx); INSERT INTO box VALUES (1, 0, 5);
+            CREATE TABLE gen (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL); INSERT INTO gen (a) VALUES (3);""")
+    except sqlite3.OperationalError as exc:  # an SQLite built without FTS5 or R*Tree
+        pytest.skip(f"this SQLite lacks a virtual table module: {exc}")
+    conn.commit()
+    conn.close()
+    return path

@@ -561,6 +561,23 @@ def test_wal_database_gets_no_wal_or_shm_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wal.sqlite"]
 
 
+def test_queries_on_fts5_and_rtree_tables_run_and_their_shadow_tables_stay_unwritable(tmp_path, sandbox):
+    """FTS5 reads PRAGMA data_version and R*Tree prepares writes to its shadow tables whenever a
+    query opens them; the authorizer refused both, so every such gold query was a bad gold."""
+    from conftest import virtual_tables_db
+
+    path = virtual_tables_db(tmp_path / "vt.sqlite")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sandbox.execute(path, "SELECT title FROM doc WHERE doc MATCH 'hello'").rows == [("hello world",)]
+    assert sandbox.execute(path, "SELECT id FROM box WHERE minx < 1").rows == [(1,)]
+    assert sandbox.execute(path, "SELECT a, b FROM gen").rows == [(3, 6)]
+    for write in ("WITH a AS (SELECT 1) INSERT INTO doc_data VALUES (99, x'00')", "WITH a AS (SELECT 1) DELETE FROM box_node",
+                  "WITH a AS (SELECT 1) INSERT INTO gen (a) VALUES (1)"):
+        result = sandbox.execute(path, write)
+        assert not result.ok and ("readonly" in result.error or "does not allow INSERT" in result.error), result
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+
+
 def test_invalid_arguments(sandbox, target):
     with pytest.raises(ValueError):
         Sandbox(text_errors="surrogateescape")

@@ -620,3 +620,12 @@ def test_views_are_shown_and_a_view_sqlite_cannot_expand_is_left_out(tmp_path: P
     assert "CREATE VIEW adults (\n  name TEXT,\n  doubled\n);" in text and "CREATE TABLE people (" in text
     assert "adults(name, doubled)" in schema_text(catalog, schema_format="compact")
     assert select_tables(catalog, "list every adult", mode="retrieved", top_k=1) == ["adults"]
+
+
+def test_virtual_tables_show_their_columns_generated_columns_count_and_shadow_tables_stay_out(tmp_path: Path):
+    """FTS5 and R*Tree shadow tables (doc_data, box_node, ...) filled the prompt's top-k slots,
+    and a generated column was missing (table_info leaves it out)."""
+    from conftest import virtual_tables_db
+
+    catalog = load_catalog(virtual_tables_db(tmp_path / "vt.sqlite"))
+    assert schema_text(catalog, schema_format="compact") == "doc(title)\nbox(id, minx, maxx)\ngen(a, b)"

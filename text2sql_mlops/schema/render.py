@@ -220,7 +220,8 @@ def column_values(db_path: str, table_name: str) -> dict[str, list[str]]:
 def _column_values(db_path: str, mtime_ns: int, table_name: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     with contextlib.closing(connect_read_only(db_path)) as conn:
-        columns = [(row[0], (row[1] or "").upper()) for row in conn.execute("SELECT name, type FROM pragma_table_info(?)", (table_name,))]
+        columns = [(row[0], (row[1] or "").upper())
+                   for row in conn.execute("SELECT name, type FROM pragma_table_xinfo(?) WHERE hidden != 1", (table_name,))]
         for name, declared in columns:
             if declared and not any(kind in declared for kind in _TEXT_TYPES):
                 continue

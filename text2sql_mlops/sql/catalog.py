@@ -136,17 +136,28 @@ def _read_sqlite(path: str) -> list[Table]:
         with contextlib.closing(connect_read_only(path)) as conn:
             found = conn.execute("SELECT name, type = 'view' FROM sqlite_master WHERE type IN ('table', 'view') "
                                  "AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY rowid").fetchall()
-            tables = [table for name, view in found if (table := _read_table(conn, name, bool(view)))]
+            shadow = _shadow_tables(conn)
+            tables = [table for name, view in found if name not in shadow and (table := _read_table(conn, name, bool(view)))]
     except sqlite3.DatabaseError as exc:
         raise UserError(f"cannot read database {path}: {exc}") from None
     return _resolve_references(tables)
 
 
+def _shadow_tables(conn: sqlite3.Connection) -> set[str]:
+    """Tables that hold an FTS5 or R*Tree table's data (``doc_idx``, ``box_node``): storage, not
+    data a question asks about; shown, they crowd the real tables out of a prompt."""
+    try:
+        return {name for (name,) in conn.execute("SELECT name FROM pragma_table_list WHERE type = 'shadow'")}
+    except sqlite3.OperationalError:  # SQLite before 3.37
+        return set()
+
+
 def _read_table(conn: sqlite3.Connection, name: str, view: bool = False) -> Table | None:
     """``name``'s columns and keys; None for a view SQLite cannot expand (it names a table or
-    column that is gone): no query can read it, so no prompt shows it."""
+    column that is gone): no query can read it, so no prompt shows it. Generated columns count
+    (``table_xinfo`` hidden 2 and 3); a virtual table's hidden columns (1) do not."""
     try:
-        info = conn.execute("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (name,)).fetchall()
+        info = conn.execute("SELECT name, type, pk FROM pragma_table_xinfo(?) WHERE hidden != 1 ORDER BY cid", (name,)).fetchall()
     except sqlite3.OperationalError:
         if view:
             return None

@@ -102,7 +102,8 @@ LIMITS = {
 
 # PRAGMAs that only describe the schema; any argument is a table or index name.
 READ_PRAGMAS = frozenset(
-    {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
+    {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+     "data_version"}  # a read-only counter, which FTS5 reads whenever a query opens its table
 )
 # load_extension runs native code; fts3_tokenizer (compiled in on Debian) both
 # leaks and accepts raw function pointers.
@@ -114,6 +115,15 @@ DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 # mode=ro would stop it anyway.
 _VTAB_DECLARE_COLUMNS = frozenset({"type", "name", "tbl_name", "rootpage", "sql"})
 _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
+_SHADOW_WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+
+
+def _shadow_tables(conn: sqlite3.Connection) -> frozenset[str]:
+    """The lowercased names of the tables that hold virtual tables' data (FTS5, R*Tree)."""
+    try:
+        return frozenset(name.lower() for (name,) in conn.execute("SELECT name FROM pragma_table_list WHERE type = 'shadow'"))
+    except sqlite3.Error:  # SQLite before 3.37 has no table_list: no virtual table gets its writes prepared
+        return frozenset()
 _ACTION_NAMES = {  # for error messages; SQLITE_OK/DENY share values with actions, so list them
     getattr(sqlite3, f"SQLITE_{name}"): name
     for name in (
@@ -228,6 +238,7 @@ class _Runner:
             raise
         if text_errors != "strict":
             conn.text_factory = lambda raw: raw.decode("utf-8", text_errors)
+        self._shadow_tables = _shadow_tables(conn)
         conn.set_authorizer(self._authorize)
         conn.set_progress_handler(self._past_deadline, PROGRESS_EVERY_OPS)
         self._conn = conn
@@ -250,6 +261,10 @@ class _Runner:
         if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in READ_PRAGMAS:
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master" and arg2 in _VTAB_DECLARE_COLUMNS:
+            return sqlite3.SQLITE_OK
+        if action in _SHADOW_WRITES and (arg1 or "").lower() in self._shadow_tables:
+            # An R*Tree or FTS5 table prepares its own writes to its shadow tables when a query
+            # opens it; none runs (a SELECT writes nothing, and the file is open read-only).
             return sqlite3.SQLITE_OK
         if self._denied is None:
             what = " ".join(str(arg) for arg in (arg1, arg2) if arg)
