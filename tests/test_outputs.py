@@ -512,3 +512,52 @@ def test_train_register_and_track_refuse_an_output_that_is_an_input(tiny_llama: 
         err = capsys.readouterr().err
         assert "would overwrite" in err and err.count("\n") == 1, (argv, err)
     assert _bytes(tmp_path) == kept and not (tmp_path / "mlruns").exists()
+
+
+def test_a_file_output_writes_into_a_device_or_pipe_and_through_a_link_without_replacing_them(demo_dataset: Path, tmp_path: Path):
+    """`--out /dev/null` renamed a plain file over the device: as root that broke /dev/null for
+    the whole machine. A device or pipe is written in place; a link to a file keeps the link and
+    replaces the file it points to; a block device or socket is refused."""
+    import socket
+    import stat
+    import threading
+
+    validate = ["data", "validate", str(demo_dataset), "--split", "dev", "--out"]
+    if os.geteuid() == 0:  # a private copy of /dev/null: the test must not risk the real one
+        null = tmp_path / "null"
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        assert cli([*validate, str(null)]) == 0
+        assert stat.S_ISCHR(os.stat(null).st_mode) and null.read_bytes() == b""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert cli([*validate, str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and b'"examples"' in received[0]
+    real = tmp_path / "kept" / "summary.json"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert cli([*validate, str(link)]) == 0
+    assert link.is_symlink() and b'"examples"' in real.read_bytes()
+    assert sorted(p.name for p in real.parent.iterdir()) == ["summary.json"]  # no temporary left beside it
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock"))
+        assert cli([*validate, str(tmp_path / "sock")]) == 2
+
+
+@pytest.mark.parametrize("case", sorted(c for c, kind in _output_flags().items() if kind == "folder"), ids=lambda c: f"{c[0]} {c[1]}")
+@pytest.mark.parametrize("given", [".", "..", "new/.."])
+def test_a_folder_output_is_never_the_current_folder_or_one_above_it(case, given: str, tmp_path: Path, capsys, monkeypatch):
+    """`compare --out .` (or `..`) in an empty folder ended in a FileExistsError traceback: the
+    swap cannot place a folder named "." or "..". Refused with one line while parsing."""
+    here = tmp_path / "a" / "b"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    assert cli([arg.replace("{out}", given) for arg in CASES[case]]) == 2
+    err = capsys.readouterr().err
+    assert "is the current folder or holds it" in err and err.count("\n") == 1, err
+    assert not any(here.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["a"]

@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -49,18 +50,49 @@ Signature = Callable[[Path], bool]
 
 
 def check_output_file(path: str | os.PathLike) -> Path:
-    """``path`` as a place to write a file: refuses an existing folder (or a file where a folder must be)."""
+    """``path`` as a place to write a file: refuses an existing folder (or a file where a folder
+    must be). A symbolic link to a file is followed (the file is replaced, the link kept); a
+    character device or a pipe (``/dev/null``, ``/dev/stdout``) is written in place, never
+    replaced: renaming over ``/dev/null`` as root made it a plain file for the whole machine."""
     target = Path(path)
     if target.is_dir():
         raise UserError(f"{target} is a folder, and this output is a file; give a file path "
                         f"(e.g. {target / 'out.json'}); nothing was written")
+    special = _special_file(target)
+    if special is not None:
+        if special not in _WRITTEN_IN_PLACE:
+            raise UserError(f"{target} is a {special}, not a place for a file; give a file path; nothing was written")
+        return target
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     _check_parents(target)
     return target
 
 
+_WRITTEN_IN_PLACE = ("character device", "pipe")
+
+
+def _special_file(target: Path) -> str | None:
+    """What ``target`` is (links followed) when it exists and is neither a file nor a folder."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISCHR, "character device"), (stat.S_ISFIFO, "pipe"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return None
+
+
 def check_output_folder(path: str | os.PathLike, signature: Signature | None = None) -> Path:
-    """``path`` as a folder this tool may (re)write: new, empty, or one it wrote before."""
-    target = Path(path)
+    """``path`` as a folder this tool may (re)write: new, empty, or one it wrote before; never
+    the current folder or one above it (``--out .`` or ``..``), which a swap cannot replace."""
+    target = Path(os.path.normpath(path))  # "runs/x/.." is "runs": its name is no "..", which no swap can place
+    here = Path.cwd()
+    if Path(os.path.abspath(target)) in (here, *here.parents):
+        raise UserError(f"{path} is the current folder or holds it, and this output replaces a folder as a whole; "
+                        "give a new folder (e.g. out/); nothing was written")
     if target.exists() and not target.is_dir():
         raise UserError(f"{target} is a file, and this output is a folder; give a folder path; nothing was written")
     _check_parents(target)
@@ -80,6 +112,10 @@ def check_writable(target: Path) -> None:
     (the folder itself, or the nearest folder that exists). Run where an output flag is read
     (``output_file``, ``output_folder_type``), not by the atomic writers, whose own temporary
     already fails with the same line."""
+    if _special_file(target) is not None:
+        if not os.access(target, os.W_OK):
+            raise UserError(f"cannot write {target}: permission denied; choose a writable location; nothing was written")
+        return
     place = target if target.is_dir() else next((parent for parent in target.parents if parent.is_dir()), Path.cwd())
     try:
         handle, probe = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=place)
@@ -268,6 +304,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary is removed and ``path`` is left as it was.
     """
     target = check_output_file(path)
+    if _special_file(target) is not None:  # /dev/null, a pipe: nothing to rename, the bytes go straight in
+        yield target
+        return
     make_folder(target.parent, target)
     remove_stale_temps(target.parent, target.name)
     # Only a name: the caller creates the file, so it gets the usual permissions (mkstemp's are 0600).
