@@ -305,3 +305,39 @@ def test_a_tables_json_entry_with_only_some_keys_adds_what_it_has(spider_layout:
     catalog = load_catalog(spider_layout / "database" / "concert_singer" / "concert_singer.sqlite", spider_layout / "tables.json")
     assert [column.natural_name for column in catalog.table("singer").columns][:3] == ["", "", ""]
     assert "singer_in_concert" in catalog.table_names
+
+
+def test_import_spider_reads_linux_zip_names_and_refuses_a_damaged_zip_in_one_line(tmp_path: Path, spider_layout: Path):
+    """Info-ZIP's `zip` stores UTF-8 names without the UTF-8 flag: Python read `café` as
+    cp437 and the import failed (database for db_id 'café' not found), naming the temporary
+    folder. A damaged zip ended in a zlib traceback."""
+    import shutil
+
+    from conftest import CONCERT_SQL, make_db
+
+    make_db(spider_layout / "database" / "café" / "café.sqlite", CONCERT_SQL)
+    (spider_layout / "dev.json").write_text(json.dumps([{"db_id": "café", "question": "How many?", "query": "SELECT count(*) FROM singer"}]))
+    archive = tmp_path / "spider.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(spider_layout.rglob("*")):
+            if path.is_file():
+                zf.write(path, "spider/" + path.relative_to(spider_layout).as_posix())
+    data = bytearray(archive.read_bytes())  # UTF-8 names without the UTF-8 flag, as Info-ZIP writes them
+    for signature, flags_at in ((b"PK\x03\x04", 7), (b"PK\x01\x02", 9)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + flags_at] &= ~0x08 & 0xFF  # bit 11 of the little-endian flags: bit 3 of their high byte
+            start = data.find(signature, start + 4)
+    archive.write_bytes(bytes(data))
+    assert not any(info.flag_bits & 0x800 for info in zipfile.ZipFile(archive).infolist())
+    summary = import_spider(archive, tmp_path / "imported")
+    assert summary.splits["dev"] == 1 and (tmp_path / "imported" / "database" / "café" / "café.sqlite").is_file()
+    shutil.rmtree(tmp_path / "imported")
+    data = bytearray(archive.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    result = run_cli("data", "import-spider", str(damaged), "--out", str(tmp_path / "imported"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "damaged.zip" in result.stderr, result.stderr
+    assert not (tmp_path / "imported").exists()

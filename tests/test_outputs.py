@@ -561,3 +561,12 @@ def test_a_folder_output_is_never_the_current_folder_or_one_above_it(case, given
     err = capsys.readouterr().err
     assert "is the current folder or holds it" in err and err.count("\n") == 1, err
     assert not any(here.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full is Linux's always-full device")
+def test_a_full_disk_is_one_error_line(demo_dataset: Path, capsys):
+    """A full disk (ENOSPC from a write) ended in an OSError traceback; /dev/full fails every
+    write with it, as a full disk does."""
+    assert cli(["data", "validate", str(demo_dataset), "--split", "dev", "--out", "/dev/full"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: No space left on device") and "free some space" in err and err.count("\n") == 1, err

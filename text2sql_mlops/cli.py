@@ -8,8 +8,10 @@ imported only when their subcommand runs, so commands that need no model
 
 from __future__ import annotations
 
+import errno
 import importlib
 import signal
+import sqlite3
 import sys
 import threading
 
@@ -63,6 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror}{where}; free some space or write elsewhere, then rerun (outputs are replaced only "
+              "whole, so the earlier ones are intact; a rollout resumes)", file=sys.stderr)
+        return 1
+    except sqlite3.OperationalError as exc:
+        if "disk is full" not in str(exc):
+            raise
+        print(f"error: {exc}; free some space or write elsewhere, then rerun", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
@@ -70,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # a full disk, a quota, a file-size limit
 
 
 class Terminated(KeyboardInterrupt):

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,12 +99,28 @@ def _find_layout_root(folder: Path, shown: Path | None = None) -> Path:
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-            target = (dest / member).resolve()
-            if not str(target).startswith(str(dest.resolve()) + os.sep) and target != dest.resolve():
-                raise UserError(f"{archive}: member {member!r} would extract outside the target folder; refusing")
-        zf.extractall(dest)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                info.filename = _member_name(info)
+                target = (dest / info.filename).resolve()
+                if not str(target).startswith(str(dest.resolve()) + os.sep) and target != dest.resolve():
+                    raise UserError(f"{archive}: member {info.filename!r} would extract outside the target folder; refusing")
+                zf.extract(info, dest)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise UserError(f"{archive}: damaged or unsupported zip ({exc}); download it again, or unzip it and pass the folder") from None
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """A member's name as its archiver meant it. Info-ZIP's `zip` (Linux) stores UTF-8 names
+    without the UTF-8 flag, which Python then reads as cp437: ``café`` became ``cafÃ©`` and its
+    database was not found. Names that are valid UTF-8 once re-encoded are taken as UTF-8."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
 
 
 IMPORTED_FILES = ".text2sql-mlops-files"  # what an import placed: one path per line, relative to the folder
@@ -135,7 +152,10 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
             root = _find_layout_root(Path(scratch), shown=source)
         else:
             root = _find_layout_root(source)
-        validate_spider_layout(root)
+        try:
+            validate_spider_layout(root)
+        except UserError as exc:  # name the zip, not the temporary folder it was unpacked to
+            raise UserError(str(exc).replace(str(scratch), f"{source}:")) from None
         with atomic_folder(dest, imported_here) as staged:
             if source.is_file():
                 shutil.move(str(root), staged)
