@@ -384,6 +384,29 @@ def test_a_finished_run_is_not_redone_and_other_settings_are_refused(dataset: Pa
     assert rollout(dataset, out, max_turns=2, overwrite=True)["configuration"]["max_turns"] == 2
 
 
+@pytest.mark.parametrize("run_json", ['{"lr": 0.1}\n', "not json", "[1, 2]"])
+def test_a_users_folder_holding_a_run_json_is_not_taken_for_a_rollout(dataset: Path, tmp_path: Path, capsys, run_json: str):
+    """Any folder with a run.json passed for a rollout's: it was marked as this tool's and
+    `--overwrite` replaced the user's run.json and summary.json; an unreadable run.json ended
+    in a traceback. Only the marker, or a rollout's own run.json, makes a folder a rollout's."""
+    users = tmp_path / "experiment"
+    users.mkdir()
+    (users / "run.json").write_text(run_json)
+    (users / "summary.json").write_text('{"accuracy": 0.93}\n')
+    before = {path.name: path.read_bytes() for path in users.iterdir()}
+    for extra in ([], ["--overwrite"]):
+        code = cli_main(["rollout", "--dataset_path", str(dataset), "--output_dir", str(users), "--generator", "mock", "--no_progress", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and "is a folder this tool did not write" in err and err.count("\n") == 1, err
+    assert {path.name: path.read_bytes() for path in users.iterdir()} == before
+    out = tmp_path / "out"
+    rollout(dataset, out, max_turns=1)
+    (out / "run.json").write_text("not json")  # a rollout's folder with its record spoiled: one line
+    code = cli_main(["rollout", "--dataset_path", str(dataset), "--output_dir", str(out), "--generator", "mock", "--max_turns", "1", "--no_progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "not a rollout's run record" in err.splitlines()[-1], err
+
+
 def test_shards_merge_into_the_unsharded_run(dataset: Path, tmp_path: Path):
     rollout(dataset, tmp_path / "whole", chunk_size=2, repair_scope="verified")
     for i in (1, 2):

@@ -86,8 +86,16 @@ def grpo_records(trajectories: list[Trajectory]) -> Iterator[dict]:
 
 
 def rollout_here(folder: Path) -> bool:
-    """A folder a rollout (or eval) wrote, also one killed before its first result."""
-    return any((folder / name).is_file() for name in (RUN_FILE, WORK_FILE, LOCK_FILE))
+    """A folder a rollout (or eval) wrote, also one killed before its first result: the marker
+    and a rollout's files, or (written before the marker existed) a rollout's run.json. A folder
+    of the user's that merely holds a run.json is theirs: `--overwrite` replaced its files."""
+    if (folder / MARKER).is_file():
+        return any((folder / name).is_file() for name in (RUN_FILE, WORK_FILE, LOCK_FILE))
+    try:
+        stored = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stored, dict) and "examples_sha256" in stored
 
 
 # argparse type of --output_dir: a new or empty folder, or a rollout's
@@ -216,7 +224,14 @@ class RunFolder:
             self.work.unlink()
 
     def identity(self) -> dict[str, Any]:
-        return json.loads((self.path / RUN_FILE).read_text(encoding="utf-8"))
+        path = self.path / RUN_FILE
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: not a rollout's run record ({exc}); use another --output_dir") from None
+        if not isinstance(stored, dict):
+            raise UserError(f"{path}: not a rollout's run record (a JSON object); use another --output_dir")
+        return stored
 
     def summary(self) -> Summary:
         return read_summary(self.path / SUMMARY)
