@@ -318,6 +318,31 @@ def test_a_second_training_into_a_busy_output_fails_at_once(tiny_llama: Path, de
     assert not out.exists() and list(tmp_path.iterdir()) == []  # the holder removed its lock file too
 
 
+def test_a_rerun_replaces_its_folder_only_while_it_holds_the_files_it_was_written_with(
+        tiny_llama: Path, demo_dataset: Path, tmp_path: Path, capsys, monkeypatch):
+    """A training's folder is replaced as a whole by the next training into it: notes a user
+    put there were deleted with it. Its marker now lists the files it was written with (and
+    `track --record` adds its record there), so a folder holding anything else is refused."""
+    from text2sql_mlops.core.fileio import listed_files
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = tmp_path / "sft"
+    train = ["train", "sft", "--model", str(tiny_llama), "--dataset", str(demo_dataset), "--max_steps", "1",
+             "--per_device_train_batch_size", "1", "--max_length", "4096", "--out", str(out)]
+    assert cli(train) == 0
+    assert sorted(listed_files(out)) == sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MARKER)
+    assert cli(["track", "--stage", "sft", "--no_parent", "--record", str(out / "mlflow_run.json")]) == 0
+    assert "mlflow_run.json" in listed_files(out)
+    assert cli(train) == 0  # its own files, the record included: replaced
+    (out / "NOTES.md").write_text("lr 1e-4 diverged at step 300\n")
+    capsys.readouterr()
+    assert cli(train) == 2
+    err = capsys.readouterr().err
+    assert "or files added to one" in err and err.count("\n") == 1, err
+    assert (out / "NOTES.md").read_text() == "lr 1e-4 diverged at step 300\n"
+
+
 # --------------------------------------------------------------------------- one rollout per folder
 
 

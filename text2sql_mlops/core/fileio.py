@@ -37,7 +37,7 @@ from typing import Any
 
 from .errors import UserError
 
-MARKER = ".text2sql-mlops"  # in every folder this tool writes as a whole; its content never varies
+MARKER = ".text2sql-mlops"  # in every folder this tool writes; one written as a whole lists its files in it
 LOCK_SUFFIX = ".text2sql-mlops.lock"  # output_lock's file beside an output while it is written (.dvcignore)
 _MARKER_TEXT = '{"written_by": "text2sql-mlops"}\n'
 
@@ -128,12 +128,28 @@ def check_writable(target: Path) -> None:
 
 def is_own_folder(path: Path, signature: Signature | None = None) -> bool:
     """True when ``path`` is empty, or holds this command's output: the marker and (for a command
-    with one) the command's ``signature``; or, written before the marker existed, the signature alone."""
+    with one) the command's ``signature``; or, written before the marker existed, the signature alone.
+    A folder whose marker lists the files it was written with must hold no others: notes, an
+    evaluation or a checkpoint a user put into a training's folder are theirs, and a rerun of
+    that training into the same folder would delete them."""
     if not any(path.iterdir()):
         return True
+    listed = listed_files(path)
+    if listed is not None and not holds_only_files(path, listed):
+        return False
     if signature is not None:
         return signature(path)
     return (path / MARKER).is_file()
+
+
+def listed_files(folder: Path) -> list[str] | None:
+    """The files ``folder``'s marker lists (paths relative to it), or None for a marker without
+    a list (a dataset, a rollout, a folder from before the lists) or no marker."""
+    try:
+        listed = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return listed if isinstance(listed, list) and all(isinstance(name, str) for name in listed) else None
 
 
 def holds_only(folder: Path, names) -> bool:
@@ -150,11 +166,37 @@ def holds_only_files(folder: Path, files: Iterable[str]) -> bool:
     return all(path.relative_to(folder).as_posix() in known for path in folder.rglob("*") if not path.is_dir())
 
 
-def mark_folder(path: str | os.PathLike) -> None:
-    """Claim ``path`` (a folder being written) as this tool's."""
-    marker = Path(path) / MARKER
-    if not marker.is_file():
+def mark_folder(path: str | os.PathLike, list_files: bool = False) -> None:
+    """Claim ``path`` (a folder being written) as this tool's; with ``list_files``, the marker
+    also lists the files in it now (a folder written as a whole, when it is complete)."""
+    folder = Path(path)
+    marker = folder / MARKER
+    if list_files:
+        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() and p != marker)
+        marker.write_text(_listing(files), encoding="utf-8")
+    elif not marker.is_file():
         marker.write_text(_MARKER_TEXT, encoding="utf-8")
+
+
+def _listing(files: list[str]) -> str:
+    return json.dumps({"written_by": "text2sql-mlops", "files": files}, indent=1) + "\n"
+
+
+def _claim(target: Path) -> None:
+    """List ``target``, a file just written inside a folder whose marker lists its files, in that
+    list (`track --record` beside a trained model): a later rerun of the command that wrote the
+    folder may replace it, as it may the rest."""
+    for folder in target.parents:
+        listed = listed_files(folder)
+        if listed is not None:
+            name = target.relative_to(folder).as_posix()
+            if name not in listed:
+                staged = folder / f"{_temp_prefix(folder / MARKER)}{secrets.token_hex(6)}.tmp"
+                staged.write_text(_listing(sorted([*listed, name])), encoding="utf-8")
+                os.replace(staged, folder / MARKER)
+            return
+        if (folder / MARKER).is_file():
+            return
 
 
 def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], flag: str) -> None:
@@ -315,6 +357,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
         yield staged
         check_output_file(target)  # a folder may have appeared there meanwhile
         os.replace(staged, target)
+        _claim(target)
     except OSError as exc:
         if exc.filename not in (str(staged), staged):
             raise
@@ -367,11 +410,13 @@ def output_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, signature: Signature | None = None) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, signature: Signature | None = None, list_files: bool = True) -> Iterator[Path]:
     """Yield a temporary folder path next to ``path``; swap it in for ``path`` when the block succeeds.
 
-    The block creates the folder (or it is created empty); the marker is added. An existing
-    folder at ``path`` is replaced only if this tool wrote it (``check_output_folder``).
+    The block creates the folder (or it is created empty); the marker is added, listing the
+    files (``list_files``; a dataset, whose own manifest or exact file set does that, and whose
+    hash DVC pins, keeps the plain marker). An existing folder at ``path`` is replaced only if
+    this tool wrote it (``check_output_folder``).
     """
     target = check_output_folder(path, signature)
     make_folder(target.parent, target)
@@ -384,7 +429,7 @@ def atomic_folder(path: str | os.PathLike, signature: Signature | None = None) -
     try:
         yield staged
         staged.mkdir(exist_ok=True)
-        mark_folder(staged)
+        mark_folder(staged, list_files)
         check_output_folder(target, signature)
         if target.exists():
             # Old folder aside first: a rename cannot replace a non-empty folder, and a crash

@@ -156,7 +156,7 @@ def import_spider(source: str | os.PathLike, dest: str | os.PathLike = "data/spi
             validate_spider_layout(root)
         except UserError as exc:  # name the zip, not the temporary folder it was unpacked to
             raise UserError(str(exc).replace(str(scratch), f"{source}:")) from None
-        with atomic_folder(dest, imported_here) as staged:
+        with atomic_folder(dest, imported_here, list_files=False) as staged:
             if source.is_file():
                 shutil.move(str(root), staged)
             else:

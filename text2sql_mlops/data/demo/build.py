@@ -68,7 +68,7 @@ def build_demo(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     check_output_folder(out, built_here)
     splits: dict[str, list[dict]] = {split: [] for split in SPLITS}
     schemas, per_database, skipped = [], {}, []
-    with atomic_folder(out, built_here) as staged:
+    with atomic_folder(out, built_here, list_files=False) as staged:
         staged.mkdir()
         for split, modules in (("train", TRAIN_DATABASES), ("dev", DEV_DATABASES)):
             for module in modules:
