@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -754,3 +755,32 @@ def test_a_verdict_covers_every_sqlite_file_of_the_database_folder_as_the_offici
     make_db(flat / "ts.sqlite", "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (2);")
     make_db(flat / "other.sqlite", "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (3);")  # another database
     assert rollout(dataset, tmp_path / "flat_run", Answers(prediction), max_turns=1, db_root=str(flat))["first_turn_ex"] == 1.0
+
+
+def test_an_adapter_retrained_in_place_is_another_run(tmp_path: Path):
+    """The run identity named the adapter by its path alone: after a retraining into the same
+    folder, an eval said "complete; nothing to do" and kept the old model's numbers (or resumed,
+    mixing two models in one result). Its weights' digest is part of the identity now, the same
+    for a copy elsewhere, so shards on other machines still merge."""
+    from text2sql_mlops.rollout.config import run_identity
+    from text2sql_mlops.rollout.store import RunFolder
+
+    adapter = tmp_path / "sft"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"r": 8}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights v1")
+    config = RolloutConfig(dataset_path="d", output_dir=str(tmp_path / "run"), generator="hf", model_path="m",
+                           adapter_path=str(adapter))
+    first = run_identity(config, ["a", "b"])
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(adapter, copy)
+    assert run_identity(replace(config, adapter_path=str(copy)), ["a", "b"])["adapter_sha256"] == first["adapter_sha256"]
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights v2")
+    second = run_identity(config, ["a", "b"])
+    assert second["adapter_sha256"] != first["adapter_sha256"]
+    folder = RunFolder(tmp_path / "run")
+    with folder:
+        folder.claim(first)
+        with pytest.raises(UserError, match=r"other settings \(adapter_sha256: "):
+            folder.prepare(second)
+    assert "adapter_sha256" not in run_identity(replace(config, generator="mock"), ["a"])  # the mock loads no adapter

@@ -183,6 +183,24 @@ def chunk_size_for(config: RolloutConfig) -> int:
     return WHOLE_TURN_CHUNK if batches_internally(config.generator) else DEFAULT_CHUNK
 
 
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "adapter_config.json", "config.json")
+
+
+def weights_sha256(folder: str) -> str | None:
+    """A digest of a trained folder's weights and configuration (None when it is not a folder):
+    what identifies an adapter, whatever path it sits at and whenever it was copied."""
+    path = Path(folder)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted({file for pattern in _WEIGHT_FILES for file in path.glob(pattern) if file.is_file()}):
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any]:
     """What makes two runs the same run: result-changing settings and the examples selected
     (before sharding, so every shard of a run shares it with the unsharded run)."""
@@ -193,6 +211,11 @@ def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any
     for flag, unset in (("repair_adapter_path", None), ("repair_prompts_only", False)):
         if identity[flag] == unset:
             del identity[flag]  # so runs without it keep the identity they had before it existed
+    for flag in ("adapter_path", "repair_adapter_path"):
+        if identity.get(flag):
+            # A path alone named an adapter retrained in place: an eval of the new weights said
+            # "complete; nothing to do" and kept the old numbers, or resumed mixing the two.
+            identity[flag.replace("_path", "_sha256")] = weights_sha256(identity[flag])
     identity["examples"] = len(example_ids)
     identity["examples_sha256"] = hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
     return identity
