@@ -784,3 +784,13 @@ def test_an_adapter_retrained_in_place_is_another_run(tmp_path: Path):
         with pytest.raises(UserError, match=r"other settings \(adapter_sha256: "):
             folder.prepare(second)
     assert "adapter_sha256" not in run_identity(replace(config, generator="mock"), ["a"])  # the mock loads no adapter
+
+
+def test_a_run_resumes_with_its_dataset_given_relative_or_absolute(dataset: Path, tmp_path: Path, monkeypatch):
+    """`--dataset_path data/demo` and then `/home/me/t2s/data/demo` refused the resume as
+    "other settings (dataset_path: ...)", and suggested --overwrite, which discards the run."""
+    monkeypatch.chdir(dataset.parent)
+    first = rollout(Path(dataset.name), tmp_path / "out", max_turns=1)
+    recording = Recording()
+    assert rollout(dataset.resolve(), tmp_path / "out", recording, max_turns=1)["final_ex_strict"] == first["final_ex_strict"]
+    assert recording.batches == []  # complete: nothing computed again

@@ -161,7 +161,7 @@ class RunFolder:
             return []
         if RUN_FILE in present:
             stored = self.identity()
-            if stored != identity:
+            if _differing(stored, identity):
                 raise UserError(f"{self.path} holds a rollout with other settings ({_differences(stored, identity)}); "
                                 "use another --output_dir, the same settings to resume, or --overwrite")
             return None if SUMMARY in present else self._finished_chunks()
@@ -275,7 +275,20 @@ def shards_of(folders: list[RunFolder]) -> dict[str, Any]:
     return {key: None if key == "shard" else value for key, value in identities[0].items()}
 
 
+_PATH_KEYS = ("dataset_path", "db_root", "tables_json", "model_path", "adapter_path", "repair_adapter_path")
+
+
+def _differing(old: dict, new: dict) -> list[str]:
+    """The settings that differ; a path given once relative and once absolute (`data/demo`,
+    `/home/me/t2s/data/demo`) is the same path, not a reason to refuse a resume."""
+    def same(key: str) -> bool:
+        a, b = old.get(key), new.get(key)
+        return a == b or (key in _PATH_KEYS and isinstance(a, str) and isinstance(b, str)
+                          and os.path.realpath(a) == os.path.realpath(b))
+    return [key for key in sorted(set(old) | set(new)) if not same(key)]
+
+
 def _differences(old: dict, new: dict) -> str:
-    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    keys = _differing(old, new)
     shown = [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in keys[:4]]
     return "; ".join(shown) + (f"; and {len(keys) - 4} more" if len(keys) > 4 else "")
