@@ -595,3 +595,26 @@ def test_a_full_disk_is_one_error_line(demo_dataset: Path, capsys):
     assert cli(["data", "validate", str(demo_dataset), "--split", "dev", "--out", "/dev/full"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: No space left on device") and "free some space" in err and err.count("\n") == 1, err
+
+
+def test_a_long_output_name_is_written(demo_dataset: Path, tmp_path: Path):
+    """A valid 240-character --out failed with "File name too long": the temporary's name adds
+    about 30 characters to the output's. The name inside a temporary is cut short."""
+    from text2sql_mlops.core.fileio import output_lock
+
+    long = "r" * 235
+    assert cli(["data", "validate", str(demo_dataset), "--split", "dev", "--out", str(tmp_path / f"{long}.json")]) == 0
+    assert cli(["compare", "--runs", "A=nowhere", "--out", str(tmp_path / long)]) == 2  # parsed: the run is missing
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{long}.json"]
+    with output_lock(tmp_path / long, "training"), pytest.raises(UserError, match="being written by another"):
+        with output_lock(tmp_path / long, "training"):
+            pass
+
+
+def test_score_names_a_gold_file_that_is_not_the_official_format(demo_dataset: Path, tmp_path: Path, capsys):
+    """`score --gold dev.json` said the line counts differ; it is the wrong file."""
+    pred = tmp_path / "pred.sql"
+    pred.write_text("SELECT 1\n")
+    assert cli(["score", "--gold", str(demo_dataset / "dev.json"), "--pred", str(pred), "--db", str(demo_dataset / "database")]) == 2
+    err = capsys.readouterr().err
+    assert "dev.json:1: expected 'SQL<TAB>db_id' (the official gold file" in err and err.count("\n") == 1, err

@@ -305,8 +305,11 @@ def make_folder(folder: Path, target: Path | None = None) -> None:
         raise UserError(_unwritable(target or folder, exc)) from None
 
 
+_NAME_IN_TEMP = 160  # a temporary's name adds about 30 characters; file names stop at 255 bytes
+
+
 def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.{os.getpid()}."
+    return f".{target.name[:_NAME_IN_TEMP]}.{os.getpid()}."
 
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
@@ -320,7 +323,7 @@ def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> in
         return 0
     for entry in folder.iterdir():
         match = _TEMP.match(entry.name)
-        if not match or (name is not None and match["name"] != name) or _alive(int(match["pid"])):
+        if not match or (name is not None and match["name"] != name[:_NAME_IN_TEMP]) or _alive(int(match["pid"])):
             continue
         _remove(entry)
         removed += 1
@@ -377,7 +380,7 @@ def output_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
 
     target = Path(path)
     make_folder(target.parent, target)
-    lock = target.parent / f".{target.name}{LOCK_SUFFIX}"
+    lock = target.parent / f".{target.name[:_NAME_IN_TEMP]}{LOCK_SUFFIX}"
     while True:
         try:
             handle = open(lock, "a+")  # noqa: SIM115 - held until the block ends

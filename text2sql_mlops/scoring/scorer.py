@@ -182,6 +182,10 @@ def read_gold_and_predictions(gold_path: str | Path, pred_path: str | Path) -> l
     examples = [(n, line) for n, line in enumerate(gold_lines, start=1) if line]
     if not examples:
         raise UserError(f"{gold_path} holds no gold examples; give the official gold file, one 'SQL<TAB>db_id' a line")
+    lineno, first = examples[0]
+    if "\t" not in first:  # dev.json given for dev_gold.sql: say so, not that the line counts differ
+        raise UserError(f"{gold_path}:{lineno}: expected 'SQL<TAB>db_id' (the official gold file, e.g. dev_gold.sql), "
+                        f"got {first[:80]!r}")
     # A final blank PRED line may be an empty prediction or just a trailing newline:
     # try the lines as they are first.
     for candidate in (pred_lines, _without_trailing_blanks(pred_lines)):
