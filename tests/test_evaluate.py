@@ -70,13 +70,18 @@ def test_compare_builds_the_table_and_refuses_different_sets(demo_dataset: Path,
     capsys.readouterr()
     assert cli(["compare", "--runs", f"A={tmp_path / 'a'}", f"C={tmp_path / 'c'}", "--out", str(tmp_path / "bad")]) == 2
     assert "different examples" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    capsys.readouterr()
     assert cli(["compare", "--runs", f"A={tmp_path / 'nowhere'}", "--out", str(tmp_path / "bad")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'}: not found; give a finished eval or rollout folder\n"
     # the same examples judged by the seed project's matcher: not one number with the official's
     run_eval(demo_dataset, tmp_path / "seed", "--limit", "8", "--matcher", "seed")
     capsys.readouterr()
     assert cli(["compare", "--runs", f"A={tmp_path / 'a'}", f"S={tmp_path / 'seed'}", "--out", str(tmp_path / "bad")]) == 2
     assert "different matchers" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert report["matcher"] == "official"
+    (tmp_path / "a" / "analysis.json").write_text("{trunc")
+    assert cli(["compare", "--runs", f"A={tmp_path / 'a'}", "--out", str(tmp_path / "bad")]) == 2
+    assert "analysis.json: not an eval's analysis" in capsys.readouterr().err
 
 
 def test_compare_per_split_with_charts(demo_dataset: Path, tmp_path: Path, capsys):

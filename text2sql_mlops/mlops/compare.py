@@ -46,11 +46,16 @@ REFERENCE_COLUMNS = (
 def load_run(folder: str) -> tuple[Summary, dict]:
     """(summary.json, analysis.json or {}) of an evaluated run folder."""
     path = Path(folder)
+    if not path.is_dir():
+        raise UserError(f"{folder}: {'not a folder' if path.exists() else 'not found'}; give a finished eval or rollout folder")
     if not (path / "summary.json").is_file():
         raise UserError(f"{folder}: no summary.json; give a finished eval or rollout folder")
     summary = read_summary(path / "summary.json")
     analysis_file = path / "analysis.json"
-    analysis = json.loads(analysis_file.read_text()) if analysis_file.is_file() else {}
+    try:
+        analysis = json.loads(analysis_file.read_text(encoding="utf-8")) if analysis_file.is_file() else {}
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{analysis_file}: not an eval's analysis ({exc}); rerun that eval") from None
     return summary, analysis
 
 
