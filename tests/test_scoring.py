@@ -343,3 +343,22 @@ def test_cli_seed_matcher_reports_that_it_keeps_distinct(dataset, capsys):
     captured = capsys.readouterr()
     assert "matcher=official keep_distinct=False" in captured.err
     assert captured.out.splitlines()[3].split()[-1] == "1.000"
+
+
+def test_a_verdict_reads_large_values_and_large_gold_results_that_the_official_evaluator_reads(tmp_path):
+    """The sandbox's bomb caps (an 8 MiB value, a 64 MiB result) applied to the scorer too: a
+    9 MiB document cell, or a gold of 420,000 rows, made the gold fail (string or blob too big,
+    result too large), and every prediction on it scored 0 as bad gold."""
+    path = tmp_path / "big.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE doc (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.execute("INSERT INTO doc VALUES (1, ?)", ("x" * (9 * 2**20),))
+    conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, name TEXT, val REAL)")
+    conn.executemany("INSERT INTO big VALUES (?, ?, ?)", ((i, f"name{i % 1000}", i / 7) for i in range(420_000)))
+    conn.commit()
+    conn.close()
+    with Scorer() as scorer:
+        for gold in ("SELECT body FROM doc WHERE id = 1", "SELECT length(body) FROM doc", "SELECT * FROM big"):
+            verdict = scorer.score(path, gold, gold)
+            assert verdict.match and verdict.gold_error is None, (gold, verdict)
+        assert not scorer.score(path, "SELECT * FROM big", "SELECT id, name FROM big").match

@@ -34,6 +34,12 @@ from .match import KEEPS_DISTINCT, MATCHERS, executable_sql, order_matters, prep
 # The official evaluator's TIMEOUT; its own limit can never fire (a blocking call
 # inside asyncio.wait_for), so ours is only a guard against runaway predictions.
 DEFAULT_TIMEOUT = 60.0
+# The official evaluator reads any value and any result. The sandbox's caps stop bombs in
+# model SQL (an 8 MiB value, a 64 MiB result); a verdict needs what real databases hold: a
+# 9 MiB document cell or a 400,000-row gold result failed as a bad gold. Still bounded.
+SCORING_VALUE_BYTES = 256 * 2**20
+SCORING_RESULT_BYTES = 1024 * 2**20
+GOLD_CACHE_ROWS = 2_000_000  # gold rows kept in the cache at once, whatever their number of queries
 LEVELS = ("easy", "medium", "hard", "extra")
 
 # ---------------------------------------------------------------------------
@@ -93,7 +99,9 @@ class Scorer:
         # ran them as written. Each matcher keeps its own rule unless told otherwise.
         self.keep_distinct = KEEPS_DISTINCT[matcher] if keep_distinct is None else keep_distinct
         self.timeout = timeout
-        self._sandbox = Sandbox(timeout=timeout, max_rows=None)
+        self._sandbox = Sandbox(timeout=timeout, max_rows=None, max_value_bytes=SCORING_VALUE_BYTES,
+                                max_result_bytes=SCORING_RESULT_BYTES)
+        self._cached_rows = 0
         self._files: dict[str, list[Path]] = {}  # db argument -> its SQLite files, listed once
         self._gold_cache: OrderedDict[tuple[str, str], tuple[list[tuple] | None, str | None]] = OrderedDict()
         self._gold_cache_size = gold_cache_size
@@ -129,9 +137,12 @@ class Scorer:
                 return self._gold_cache[key]
         entry = self._run(path, gold)  # outside the lock: threads score in parallel (a key may run twice)
         with self._lock:
-            self._gold_cache[key] = entry
-            if len(self._gold_cache) > self._gold_cache_size:
-                self._gold_cache.popitem(last=False)
+            if key not in self._gold_cache:
+                self._gold_cache[key] = entry
+                self._cached_rows += len(entry[0] or ())
+            while len(self._gold_cache) > self._gold_cache_size or (self._cached_rows > GOLD_CACHE_ROWS and len(self._gold_cache) > 1):
+                _, (rows, _) = self._gold_cache.popitem(last=False)
+                self._cached_rows -= len(rows or ())
         return entry
 
     def _run(self, path: Path, prepared: str) -> tuple[list[tuple] | None, str | None]:

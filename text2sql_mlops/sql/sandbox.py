@@ -70,6 +70,7 @@ PROGRESS_EVERY_OPS = 1_000  # VM instructions between deadline checks (overhead 
 MAX_SQL_BYTES = 2 * 2**20  # 1 MB of SQL still runs; anything larger is refused before SQLite parses it
 MAX_ARG_BYTES = 128 * 2**10  # Linux's MAX_ARG_STRLEN: the longest SQL `exec --sql` can be given as an argument
 MAX_RESULT_BYTES = 64 * 2**20  # Python's size of the fetched rows (sys.getsizeof) before the query fails
+MAX_VALUE_BYTES = 8 * 2**20  # SQLITE_LIMIT_LENGTH: any string, blob or row; bombs fail with "too big"
 CLI_HEAP_LIMIT = 256 * 2**20  # SQLite's heap cap in the `exec` process; legitimate queries use a few MB
 
 # SQLITE_LIMIT_VDBE_OP, the size of one compiled program, is set per statement:
@@ -92,7 +93,7 @@ STATEMENT_CACHE = 64  # prepared statements kept per connection, each of at most
 # Spider databases is 240 bytes, and no gold query compiles to more than a
 # few hundred VM instructions.
 LIMITS = {
-    sqlite3.SQLITE_LIMIT_LENGTH: 8 * 2**20,  # any string, blob or row: bombs fail with "too big"
+    sqlite3.SQLITE_LIMIT_LENGTH: MAX_VALUE_BYTES,  # a Sandbox's max_value_bytes replaces it
     sqlite3.SQLITE_LIMIT_SQL_LENGTH: MAX_SQL_BYTES,
     sqlite3.SQLITE_LIMIT_VDBE_OP: VDBE_OPS_BASE,  # caps one prepared statement's memory; see _vdbe_op_limit
     sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH: 10_000,  # LIKE/GLOB cost grows with pattern x text
@@ -222,7 +223,8 @@ class _Runner:
     (never reused). Its thread closes the connection once SQLite returns.
     """
 
-    def __init__(self, uri: str, text_errors: str):
+    def __init__(self, uri: str, text_errors: str, max_value_bytes: int = MAX_VALUE_BYTES,
+                 max_result_bytes: int = MAX_RESULT_BYTES):
         # Opened in the caller's thread, so an unopenable file is reported at once.
         conn = sqlite3.connect(
             uri, uri=True, timeout=1.0, isolation_level=None, check_same_thread=False,
@@ -233,12 +235,14 @@ class _Runner:
             conn.execute("PRAGMA temp_store = MEMORY")
             for limit, value in LIMITS.items():
                 conn.setlimit(limit, value)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_value_bytes)
         except sqlite3.Error:
             conn.close()
             raise
         if text_errors != "strict":
             conn.text_factory = lambda raw: raw.decode("utf-8", text_errors)
         self._shadow_tables = _shadow_tables(conn)
+        self._max_result_bytes = max_result_bytes
         conn.set_authorizer(self._authorize)
         conn.set_progress_handler(self._past_deadline, PROGRESS_EVERY_OPS)
         self._conn = conn
@@ -285,11 +289,11 @@ class _Runner:
             self._conn.setlimit(sqlite3.SQLITE_LIMIT_VDBE_OP, _vdbe_op_limit(sql))
             cursor.execute(sql)
             columns = [column[0] for column in cursor.description or ()]
-            rows, truncated = _fetch(cursor, max_rows)
+            rows, truncated = _fetch(cursor, max_rows, self._max_result_bytes)
             return rows, columns, truncated, None
         except _ResultTooLarge:
             return [], None, False, (
-                f"result too large: the rows fetched exceed {MAX_RESULT_BYTES // 2**20} MiB; "
+                f"result too large: the rows fetched exceed {self._max_result_bytes // 2**20} MiB; "
                 "add a LIMIT or aggregate"
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error result
@@ -343,10 +347,10 @@ def _vdbe_op_limit(sql: str) -> int:
     return min(MAX_VDBE_OPS, VDBE_OPS_BASE + VDBE_OPS_PER_SQL_CHAR * len(sql))
 
 
-def _fetch(cursor: sqlite3.Cursor, max_rows: int | None) -> tuple[list[tuple], bool]:
+def _fetch(cursor: sqlite3.Cursor, max_rows: int | None, max_bytes: int = MAX_RESULT_BYTES) -> tuple[list[tuple], bool]:
     """Fetch up to ``max_rows`` rows (all when None), plus one to learn whether more exist.
 
-    Raises _ResultTooLarge as soon as the rows kept pass MAX_RESULT_BYTES, so
+    Raises _ResultTooLarge as soon as the rows kept pass ``max_bytes``, so
     Python never holds more than that plus one row. Counting a batch of 512 rows
     after fetching it let 512 values of 5 MB (2.5 GB) arrive before the check.
     One row is bounded by SQLite's heap where ``limit_sqlite_heap`` is set: its
@@ -363,7 +367,7 @@ def _fetch(cursor: sqlite3.Cursor, max_rows: int | None) -> tuple[list[tuple], b
         # Python's real cost of the row and its values: a str of non-ASCII text
         # takes up to 4 bytes a character, where len() would count one.
         size += sizeof(row) + sum(map(sizeof, row))
-        if size > MAX_RESULT_BYTES:
+        if size > max_bytes:
             raise _ResultTooLarge
         rows.append(row)
     return rows, fetch() is not None
@@ -383,17 +387,21 @@ class Sandbox:
         text_errors: how invalid UTF-8 in TEXT values is decoded (``"ignore"``,
             as the official Spider evaluator does; ``"replace"``,
             ``"backslashreplace"``; ``"strict"`` makes such a query fail).
+        max_value_bytes, max_result_bytes: the longest value SQLite may build and the most
+            Python memory the rows of one result may take. The defaults stop bombs in model
+            SQL; the scorer raises both, since a verdict must see what a database holds.
 
     Safe to share between threads: each concurrent call gets its own connection.
     """
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, max_rows: int | None = DEFAULT_MAX_ROWS,
-                 text_errors: str = "ignore"):
+                 text_errors: str = "ignore", max_value_bytes: int = MAX_VALUE_BYTES, max_result_bytes: int = MAX_RESULT_BYTES):
         if text_errors not in TEXT_ERROR_HANDLERS:
             raise ValueError(f"text_errors must be one of {TEXT_ERROR_HANDLERS}, got {text_errors!r}")
         self.timeout = _check_timeout(timeout)
         self.max_rows = _check_max_rows(max_rows)
         self.text_errors = text_errors
+        self._caps = (max_value_bytes, max_result_bytes)
         self._lock = threading.Lock()
         self._uris: dict[str, str] = {}  # absolute path -> URI
         self._idle: dict[str, list[_Runner]] = {}  # URI -> runners not in use
@@ -467,7 +475,7 @@ class Sandbox:
             pool = self._idle.get(uri)
             if pool:
                 return pool.pop()
-        return _Runner(uri, self.text_errors)
+        return _Runner(uri, self.text_errors, *self._caps)
 
     def _release(self, uri: str, runner: _Runner) -> None:
         with self._lock:
