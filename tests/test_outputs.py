@@ -158,31 +158,49 @@ def _bytes(folder: Path) -> dict[str, bytes]:
 
 
 def _a_rollouts_folder(root: Path) -> Path:
-    """A folder as `rollout` leaves it: the marker, run.json and trajectories."""
+    """A folder as `rollout` leaves it: the marker (naming the rollout's own files), run.json and trajectories."""
+    from text2sql_mlops.rollout.store import OWN_NAMES
+
     folder = root / "rollout"
     folder.mkdir()
-    mark_folder(folder)
+    mark_folder(folder, owns=OWN_NAMES)
     (folder / "run.json").write_text('{"split": "train"}\n')
     (folder / "trajectories.jsonl").write_text('{"index": 0}\n')
     return folder
 
 
-@pytest.mark.parametrize("name", ["trajectories.jsonl", "new"])
+def _a_trained_folder(root: Path) -> Path:
+    """A folder written as a whole, as `train` leaves it: its files, and the marker listing them."""
+    folder = root / "sft"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "training_summary.json").write_text("{}")
+    mark_folder(folder, list_files=True)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["rollout's own file", "inside a training"])
 @pytest.mark.parametrize("case", sorted(set(CASES) - set(CHECKED_IN_COMMAND)), ids=lambda c: f"{c[0]} {c[1]}")
-def test_no_output_goes_inside_another_commands_output(case, name: str, tmp_path: Path, capsys, monkeypatch):
+def test_no_output_goes_inside_another_commands_output(case, where: str, tmp_path: Path, capsys, monkeypatch):
     """`pairs mine --out <a rollout>/trajectories.jsonl` replaced the rollout's trajectories, and
-    anything written inside another command's folder is deleted when that command reruns (it
-    replaces its folder as a whole). Both are refused while parsing, naming the folder."""
+    anything written inside a folder written as a whole is deleted when its command reruns.
+    Both are refused while parsing, naming the folder."""
     monkeypatch.chdir(tmp_path)
-    rollout = _a_rollouts_folder(tmp_path)
-    before = _bytes(rollout)
-    inside = rollout / name
+    owner = _a_rollouts_folder(tmp_path) if where == "rollout's own file" else _a_trained_folder(tmp_path)
+    before = _bytes(owner)
+    inside = owner / ("trajectories.jsonl" if where == "rollout's own file" else "new")
+    if case == ("track", "--record") and where == "inside a training":
+        return  # the one file allowed there (test_track_writes_its_record_beside_a_trained_adapter...)
     assert cli([arg.replace("{out}", str(inside)) for arg in CASES[case]]) == 2
     err = capsys.readouterr().err
-    expected = "is a file, and this output is a folder" if inside.is_file() and _output_flags()[case] == "folder" else \
-        f"is inside {rollout}, the output of a text2sql-mlops command"
+    if inside.is_file() and _output_flags()[case] == "folder":
+        expected = "is a file, and this output is a folder"
+    elif where == "rollout's own file":
+        expected = f"is {owner}'s own trajectories.jsonl, the output of a text2sql-mlops command"
+    else:
+        expected = f"is inside {owner}, the output of a text2sql-mlops command"
     assert expected in err and err.count("\n") == 1, err
-    assert _bytes(rollout) == before
+    assert _bytes(owner) == before
 
 
 def test_track_writes_its_record_beside_a_trained_adapter_and_nowhere_else_inside_an_output(tmp_path: Path):
@@ -196,7 +214,12 @@ def test_track_writes_its_record_beside_a_trained_adapter_and_nowhere_else_insid
     (trained / "adapter_config.json").write_text("{}")
     record = str(trained / "mlflow_run.json")
     assert make_parser().parse_args(["--stage", "s", "--record", record]).record == record
-    assert cli(["track", "--stage", "s", "--record", str(_a_rollouts_folder(tmp_path) / "mlflow_run.json")]) == 2
+    compared = tmp_path / "cmp"
+    compared.mkdir()
+    (compared / "compare.json").write_text("{}")
+    mark_folder(compared, list_files=True)
+    assert cli(["track", "--stage", "s", "--record", str(compared / "mlflow_run.json")]) == 2
+    assert cli(["track", "--stage", "s", "--record", str(_a_rollouts_folder(tmp_path) / "summary.json")]) == 2
 
 
 FOLDER_CASES = sorted(c for c, kind in _output_flags().items() if kind == "folder") + sorted(CHECKED_IN_COMMAND)
@@ -459,11 +482,13 @@ def test_an_output_that_is_one_of_the_inputs_is_refused(demo_dataset: Path, tmp_
                   "--per_example", str(pred)]):
         assert cli(argv) == 2, argv
         err = capsys.readouterr().err
-        assert ("would overwrite the input" in err or f"is inside {run}, the output of" in err) and err.count("\n") == 1, err
+        assert ("would overwrite the input" in err or f"is {run}'s own" in err) and err.count("\n") == 1, err
     assert all(path.read_bytes() == data for path, data in kept.items())
-    # a new file inside the rollout is refused too (`rollout --overwrite` would delete it); beside it is fine
-    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "pairs.jsonl")]) == 2
-    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(tmp_path / "pairs.jsonl")]) == 0
+    # a new file beside the rollout's own is fine (the reference project mines <rollout>/dpo_pairs.jsonl)
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "dpo_pairs.jsonl")]) == 0
+    assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(run / "dpo_pairs.jsonl")]) == 0  # and again
+    assert cli([*_rollout_args(demo_dataset, run, "--max_turns", "2"), "--overwrite"]) == 0
+    assert (run / "dpo_pairs.jsonl").is_file()  # --overwrite discards the rollout's own files only
 
 
 def test_pairs_schema_recall_validate_and_merge_refuse_to_write_over_their_inputs_or_each_other(
@@ -502,7 +527,7 @@ def test_pairs_schema_recall_validate_and_merge_refuse_to_write_over_their_input
                  ["rollout", "merge", "--inputs", *map(str, shards), "--output_dir", str(shards[0]), "--overwrite"]):
         assert cli(argv) == 2, argv
         err = capsys.readouterr().err
-        assert ("would overwrite" in err or f"is inside {run}, the output of" in err) and err.count("\n") == 1, (argv, err)
+        assert ("would overwrite" in err or f"is {run}'s own" in err) and err.count("\n") == 1, (argv, err)
     assert {path: path.read_bytes() for path in watched} | {f"{shard}/{k}": v for shard in shards for k, v in _bytes(shard).items()} == kept
     assert not any((tmp_path / name).exists() for name in ("s.jsonl", "m.jsonl", "p.jsonl", "r.json"))
     # beside their inputs, the same commands write

@@ -40,6 +40,11 @@ def test_the_reference_projects_commands_run_as_written(demo_dataset: Path, tiny
 
     run(capsys, "pairs", "mine", "--trajectories", str(out / "rollouts"), "--out", str(out / "natural.jsonl"),
         "--use_gold_when_failed", "--eval_dataset", demo, "--eval_split", "dev")
+    # The reference's builder wrote its pairs next to the trajectories: the README's row for it.
+    for _ in range(2):
+        run(capsys, "pairs", "mine", "--trajectories", str(out / "rollouts"), "--out", str(out / "rollouts" / "dpo_pairs.jsonl"),
+            "--use_gold_when_failed", "--eval_dataset", demo, "--eval_split", "dev")
+    assert (out / "rollouts" / "dpo_pairs.jsonl").read_bytes() == (out / "natural.jsonl").read_bytes()
     run(capsys, "pairs", "synth", "--dataset_path", demo, "--split", "train", "--limit", "6", "--output_dir", str(out / "synth"),
         "--eval_dataset", demo, "--eval_split", "dev")
     assert {p.name for p in (out / "synth").iterdir()} >= {"synthetic_error_sql.jsonl", "dpo_pairs.jsonl", "summary.json"}

@@ -166,16 +166,29 @@ def holds_only_files(folder: Path, files: Iterable[str]) -> bool:
     return all(path.relative_to(folder).as_posix() in known for path in folder.rglob("*") if not path.is_dir())
 
 
-def mark_folder(path: str | os.PathLike, list_files: bool = False) -> None:
+def mark_folder(path: str | os.PathLike, list_files: bool = False, owns: Iterable[str] | None = None) -> None:
     """Claim ``path`` (a folder being written) as this tool's; with ``list_files``, the marker
-    also lists the files in it now (a folder written as a whole, when it is complete)."""
+    also lists the files in it now (a folder written as a whole, when it is complete). ``owns``:
+    for a folder its command updates in place instead (a rollout), the names that are its own;
+    other files may sit beside them (the reference project mines `<rollout>/dpo_pairs.jsonl`)."""
     folder = Path(path)
     marker = folder / MARKER
     if list_files:
         files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() and p != marker)
         marker.write_text(_listing(files), encoding="utf-8")
+    elif owns is not None:
+        marker.write_text(json.dumps({"written_by": "text2sql-mlops", "owns": sorted(owns)}, indent=1) + "\n", encoding="utf-8")
     elif not marker.is_file():
         marker.write_text(_MARKER_TEXT, encoding="utf-8")
+
+
+def _owned_names(folder: Path) -> list[str] | None:
+    """The names a folder updated in place owns (``mark_folder(owns=...)``), or None."""
+    try:
+        owns = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("owns")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return owns if isinstance(owns, list) else None
 
 
 def _listing(files: list[str]) -> str:
@@ -209,9 +222,17 @@ def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.Path
         if given is None:
             continue
         source = Path(given).resolve()
-        if (out == source or (source.is_dir() and source in out.parents and out.exists())
+        if (out == source or (source.is_dir() and source in out.parents and out.exists() and _part_of(source, out))
                 or (out.is_dir() and out in source.parents)):
             raise UserError(f"{flag} {output} would overwrite the input {given}; write it elsewhere; nothing was written")
+
+
+def _part_of(folder: Path, path: Path) -> bool:
+    """Whether ``path``, inside the input ``folder``, is part of what the command reads: any
+    file of it, unless the folder is a rollout's, whose own files are named (its marker's
+    ``owns``): pairs mined beside them (`<rollout>/dpo_pairs.jsonl`) may be mined again."""
+    owns = _owned_names(folder)
+    return owns is None or path.relative_to(folder).parts[0] in owns
 
 
 def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]],
@@ -248,12 +269,20 @@ def _check_parents(target: Path) -> None:
 
 def check_not_inside_an_output(target: Path, allowed: Signature | None = None) -> None:
     """Refuse an output placed inside another command's output folder (one with the marker):
-    `pairs mine --out <a rollout>/trajectories.jsonl` replaced the rollout's own file, and
     `evaluate --out <a training output>/eval` was deleted when that training ran again, which
-    replaces its folder as a whole (DVC also sees the folder changed). ``allowed`` names the
+    replaces its folder as a whole (DVC also sees the folder changed). In a folder its command
+    updates in place (a rollout), only that command's own files are refused: `pairs mine --out
+    <a rollout>/trajectories.jsonl` replaced the rollout's trajectories. ``allowed`` names the
     folders a flag may write into (``track --record`` beside a trained adapter)."""
     for parent in target.absolute().parents:
         if (parent / MARKER).is_file():
+            owns = _owned_names(parent)
+            if owns is not None:  # updated in place: only its own files are out of bounds
+                name = target.absolute().relative_to(parent).parts[0]
+                if name in owns:
+                    raise UserError(f"{target} is {parent}'s own {name}, the output of a text2sql-mlops command; "
+                                    "write it elsewhere; nothing was written")
+                return
             if allowed is None or not allowed(parent):
                 raise UserError(f"{target} is inside {parent}, the output of a text2sql-mlops command, which that command "
                                 f"replaces as a whole when it runs again; write it outside {parent}; nothing was written")

@@ -56,6 +56,9 @@ GRPO = "grpo_rollouts.jsonl"
 SUMMARY = "summary.json"
 FILES = (RUN_FILE, WORK_FILE, TRAJECTORIES, GRPO, SUMMARY)
 EVAL_REPORTS = ("examples.jsonl", "analysis.json")  # mlops/evaluate.py writes them from the trajectories
+# What a rollout (or eval) folder holds of its own; other files may sit beside them (the
+# reference project mines <rollout>/dpo_pairs.jsonl), and --overwrite leaves those alone.
+OWN_NAMES = (*FILES, *EVAL_REPORTS, LOCK_FILE, "result_status", "verifier")  # the last two: eval --reference_settings
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -131,7 +134,7 @@ class RunFolder:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._lock_fd = fd
-        mark_folder(self.path)
+        mark_folder(self.path, owns=OWN_NAMES)
         remove_stale_temps(self.path)
 
     def unlock(self) -> None:
