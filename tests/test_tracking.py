@@ -214,11 +214,18 @@ def test_log_stage_tags_a_run_with_exactly_the_provenance_it_is_given(store: Pat
     assert "mlflow.parentRunId" not in alone.data.tags
 
 
+def measured(adapter: Path) -> dict[str, str]:
+    """What an eval of ``adapter`` records of it in its summary's configuration."""
+    from text2sql_mlops.generation.adapters import weights_sha256
+
+    return {"adapter_path": str(adapter), "adapter_sha256": weights_sha256(str(adapter))}
+
+
 def register_version(store: Path, base: Path, name: str, strict: float | None, examples_hash: str = "a" * 64) -> dict:
     adapter = adapter_folder(store / f"adapter_{name}", base, name)
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", f"run_{name}.json"]) == 0
     summary = eval_summary(first_turn_ex=0.1, final_ex_strict=strict, final_ex_oracle=0.9, executable_rate=0.5, examples=10,
-                           config={"examples_sha256": examples_hash, "examples": 10})
+                           config={"examples_sha256": examples_hash, "examples": 10, **measured(adapter)})
     (store / f"summary_{name}.json").write_text(json.dumps(summary.to_dict()))
     assert cli(["register", "--run", f"run_{name}.json", "--eval", f"summary_{name}.json", "--base_model", "models/base",
                 "--out", f"decision_{name}.json"]) == 0
@@ -508,7 +515,8 @@ def test_register_refuses_a_run_whose_adapter_cannot_load(store: Path, tiny_llam
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run.json"]) == 0
     record = json.loads((store / "run.json").read_text())
     (logged_model_folder(record["model_id"]) / "peft" / "adapter_model.safetensors").unlink()  # the weights are lost
-    (store / "summary.json").write_text(json.dumps(eval_summary(final_ex_strict=0.9, config={"examples_sha256": "a" * 64, "examples": 10}).to_dict()))
+    (store / "summary.json").write_text(json.dumps(eval_summary(final_ex_strict=0.9, config={"examples_sha256": "a" * 64, "examples": 10,
+                                                                                          **measured(adapter)}).to_dict()))
     capsys.readouterr()
     assert cli(["register", "--run", "run.json", "--eval", "summary.json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -634,7 +642,8 @@ def test_a_whole_fine_tuned_champion_is_an_mlflow_model_too(store: Path, tmp_pat
     flavor = yaml.safe_load((logged_model_folder(record["model_id"]) / "MLmodel").read_text())["flavors"]["transformers"]
     assert flavor["model_binary"] == "model" and "peft_adaptor" not in flavor and "local_base_model_path" not in flavor
     assert client().get_logged_model(record["model_id"]).tags["kind"] == "whole_model"
-    (store / "summary.json").write_text(json.dumps(eval_summary(final_ex_strict=0.3, config={"examples_sha256": "a" * 64, "examples": 10}).to_dict()))
+    (store / "summary.json").write_text(json.dumps(eval_summary(final_ex_strict=0.3, config={"examples_sha256": "a" * 64, "examples": 10,
+                                                                                          **measured(whole)}).to_dict()))
     assert cli(["register", "--run", "run.json", "--eval", "summary.json", "--out", "decision.json"]) == 0
     assert json.loads((store / "decision.json").read_text())["promoted"]
     uri = f"models:/{DEFAULT_MODEL_NAME}@champion"
@@ -661,14 +670,14 @@ def test_a_version_whose_repair_turns_a_repair_model_answered_is_registered_with
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(main), "--record", "run_main.json"]) == 0
     assert cli(["track", "--stage", "repair", "--adapter", str(repair), "--record", "run_repair.json"]) == 0
     summary = eval_summary(first_turn_ex=0.1, final_ex_strict=0.3, final_ex_oracle=0.9, executable_rate=0.5, examples=10,
-                           config={"examples_sha256": "a" * 64, "examples": 10, "repair_adapter_path": str(repair)})
+                           config={"examples_sha256": "a" * 64, "examples": 10, "repair_adapter_path": str(repair), **measured(main)})
     (store / "summary_pair.json").write_text(json.dumps(summary.to_dict()))
     capsys.readouterr()
     # the pair's numbers without the repair model, or a repair model the evaluation never used: one line, nothing created
     assert cli(["register", "--run", "run_main.json", "--eval", "summary_pair.json"]) == 2
     assert "--repair_run" in capsys.readouterr().err
     plain = eval_summary(first_turn_ex=0.1, final_ex_strict=0.5, final_ex_oracle=0.9, executable_rate=0.5, examples=10,
-                         config={"examples_sha256": "a" * 64, "examples": 10})
+                         config={"examples_sha256": "a" * 64, "examples": 10, **measured(main)})
     (store / "summary_plain.json").write_text(json.dumps(plain.to_dict()))
     assert cli(["register", "--run", "run_main.json", "--eval", "summary_plain.json", "--repair_run", "run_repair.json"]) == 2
     assert "had no repair model" in capsys.readouterr().err
@@ -701,7 +710,8 @@ def test_a_pair_whose_main_version_fails_leaves_no_repair_version(store: Path, t
     repair = adapter_folder(store / "adapter_repair", tiny_llama, "repair")
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(main), "--record", "run_main.json"]) == 0
     assert cli(["track", "--stage", "repair", "--adapter", str(repair), "--record", "run_repair.json"]) == 0
-    summary = eval_summary(final_ex_strict=0.3, config={"examples_sha256": "a" * 64, "examples": 10, "repair_adapter_path": str(repair)})
+    summary = eval_summary(final_ex_strict=0.3, config={"examples_sha256": "a" * 64, "examples": 10, "repair_adapter_path": str(repair),
+                                                        **measured(main)})
     (store / "summary_pair.json").write_text(json.dumps(summary.to_dict()))
     new_version = registry._new_version
 
@@ -714,3 +724,33 @@ def test_a_pair_whose_main_version_fails_leaves_no_repair_version(store: Path, t
     with pytest.raises(RuntimeError, match="store went away"):
         cli(["register", "--run", "run_main.json", "--eval", "summary_pair.json", "--repair_run", "run_repair.json"])
     assert client().search_model_versions() == []
+
+
+def test_register_refuses_an_evaluation_of_another_model_and_compares_no_champion_without_a_number(
+        store: Path, tiny_llama: Path, capsys):
+    """`register` took any summary.json: an eval of the mock generator (no adapter) or of another
+    adapter registered its numbers on this run's model and could make it champion. And a
+    champion promoted by hand from an oracle-only eval (strict EX "None") made the next
+    register crash in float("None") after creating its version."""
+    from text2sql_mlops.generation.adapters import weights_sha256
+
+    adapter = adapter_folder(store / "adapter_a", tiny_llama, "a")
+    other = adapter_folder(store / "adapter_b", tiny_llama, "b")
+    assert weights_sha256(str(adapter)) != weights_sha256(str(other))
+    assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run.json"]) == 0
+    config = {"examples_sha256": "a" * 64, "examples": 10}
+    for name, extra, expected in (("mock", {"generator": "mock", "adapter_path": None}, "measured no adapter (generator 'mock'"),
+                                  ("other", measured(other), f"measured the adapter {other}, not the one run.json logged")):
+        (store / f"{name}.json").write_text(json.dumps(eval_summary(final_ex_strict=1.0, config={**config, **extra}).to_dict()))
+        capsys.readouterr()
+        assert cli(["register", "--run", "run.json", "--eval", f"{name}.json"]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and err.count("\n") == 1, err
+    assert client().search_model_versions() == []
+    # an oracle-only champion (promoted by hand), then a strict evaluation of the same set: compared with nothing
+    (store / "oracle.json").write_text(json.dumps(eval_summary(final_ex_strict=None, config={**config, **measured(adapter)}).to_dict()))
+    assert cli(["register", "--run", "run.json", "--eval", "oracle.json", "--promote"]) == 0
+    (store / "strict.json").write_text(json.dumps(eval_summary(final_ex_strict=0.5, config={**config, **measured(adapter)}).to_dict()))
+    assert cli(["register", "--run", "run.json", "--eval", "strict.json", "--out", "decision.json"]) == 0
+    decision = json.loads((store / "decision.json").read_text())
+    assert not decision["promoted"] and "has no final_ex_strict" in decision["reason"], decision

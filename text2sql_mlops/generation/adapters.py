@@ -9,6 +9,7 @@ folder is evaluated, continued by ``train dpo``, logged, registered or cached.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -114,3 +115,21 @@ def loading(what: str, path: str | Path, base: str | Path | None = None,
             raise
         raise UserError(f"cannot load {what} from {path}: its weights file is damaged ({' '.join(str(exc).split())[:120]}); "
                         f"{hint}") from None
+
+
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "adapter_config.json", "config.json")
+
+
+def weights_sha256(folder: str) -> str | None:
+    """A digest of a trained folder's weights and configuration (None when it is not a folder):
+    what identifies an adapter, whatever path it sits at and whenever it was copied."""
+    path = Path(folder)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted({file for pattern in _WEIGHT_FILES for file in path.glob(pattern) if file.is_file()}):
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

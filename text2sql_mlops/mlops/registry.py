@@ -153,7 +153,13 @@ def decide(new_value: float | None, new_hash: str, champion: dict[str, str] | No
     if champion.get("eval_dataset_hash") != new_hash:
         return False, (f"not compared: the champion (version {champion.get('version')}) was evaluated on a different set "
                        f"({champion.get('eval_dataset_hash')} vs {new_hash}); promote by hand with --promote if intended")
-    old = float(champion[METRIC])
+    try:
+        old = float(champion.get(METRIC, "None"))
+    except ValueError:  # "None": a champion promoted by hand from an oracle-only evaluation
+        return False, (f"not compared: the champion (version {champion.get('version')}) has no {METRIC}; "
+                       "promote by hand with --promote if intended")
+    if old != old:  # NaN
+        return False, f"not compared: the champion's {METRIC} is not a number; promote by hand with --promote if intended"
     if new_value > old:
         return True, f"{METRIC} {new_value:.4f} beats the champion's {old:.4f} (version {champion.get('version')})"
     return False, f"{METRIC} {new_value:.4f} does not beat the champion's {old:.4f} (version {champion.get('version')})"
@@ -417,6 +423,28 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
     return parser
 
 
+def check_measured(run_record: dict[str, Any], summary: Summary, run: str, evaluation: str) -> None:
+    """Refuse an evaluation that did not measure the run's model: a version registered with it
+    would carry, and be promoted on, another model's numbers (an eval of the mock generator
+    made any adapter champion). Known from the weights' digest both record (`track --adapter`,
+    `eval`); a record or evaluation from before the digests is checked by the adapter's path."""
+    trained = run_record.get("adapter_sha256")
+    evaluated, evaluated_path = summary.config.get("adapter_sha256"), summary.config.get("adapter_path")
+    if not run_record.get("adapter_path") or not (trained or evaluated):
+        return  # an older record: nothing to compare with
+    if not evaluated_path:
+        raise UserError(f"{evaluation} measured no adapter (generator {summary.config.get('generator')!r}, no --adapter_path), "
+                        f"so not the model {run} logged; give the summary.json of an eval of that adapter")
+    if trained and evaluated:
+        same = trained == evaluated
+    else:
+        same = Path(evaluated_path).resolve() == Path(run_record["adapter_path"]).resolve()
+    if not same:
+        raise UserError(f"{evaluation} measured the adapter {evaluated_path}, not the one {run} logged "
+                        f"({run_record['adapter_path']}{', other weights' if trained and evaluated else ''}); "
+                        "give the summary.json of an eval of that adapter")
+
+
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:
     args = make_parser(prog).parse_args(argv)
     if args.out:
@@ -426,6 +454,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read {args.run}: {exc}") from None
     summary = read_summary(args.eval)
+    check_measured(run_record, summary, args.run, args.eval)
     repaired_by = summary.config.get("repair_adapter_path")
     if repaired_by and not args.repair_run:
         raise UserError(f"{args.eval}: a repair model ({repaired_by}) answered this evaluation's repair turns, so its numbers "
@@ -439,6 +468,10 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -
             repair_record = json.loads(Path(args.repair_run).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read {args.repair_run}: {exc}") from None
+        trained, evaluated = repair_record.get("adapter_sha256"), summary.config.get("repair_adapter_sha256")
+        if trained and evaluated and trained != evaluated:
+            raise UserError(f"{args.eval}: its repair turns were answered by other weights than those {args.repair_run} "
+                            f"logged ({repair_record.get('adapter_path')}); give the evaluation that used that repair model")
     open_store()
     with store_lock(tracking_uri()):  # read champion, compare, move the alias: one process at a time
         decision = register(run_record, summary, args.model_name, args.base_model, args.promote, repair_record)

@@ -49,6 +49,7 @@ from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
 from ..core.fileio import check_outputs, output_file, output_file_type, read_jsonl, write_json
 from ..data.load import load_examples, read_records, spider_split_files
+from ..generation.adapters import weights_sha256
 from .models import load_trained_model, log_trained_model
 
 STORE_DIR = Path("mlruns")
@@ -337,7 +338,9 @@ def log_stage(
             model_tags = {"stage": stage, "kind": "lora" if trained.base_model is not None else "whole_model",
                           "base_model": str(trained.base_model or "")}
             info = log_trained_model(trained, _model_name(stage), model_tags)
-            record.update(model_uri=info.model_uri, model_id=info.model_id, adapter_uri=info.model_uri)
+            # The weights' digest: `register` checks that the evaluation it is given measured them.
+            record.update(model_uri=info.model_uri, model_id=info.model_id, adapter_uri=info.model_uri,
+                          adapter_path=str(trained.folder), adapter_sha256=weights_sha256(str(trained.folder)))
     if parent:
         record["parent_run_id"] = parent
         _extend_parent(parent, run_id, to_parent, metrics, space, artifacts)

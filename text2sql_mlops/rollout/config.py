@@ -30,7 +30,7 @@ from ..core.errors import UserError
 from ..core.records import Candidate
 from ..data.guard import guard_setting
 from ..generation import backend_options, batches_internally, generator_names, parse_option
-from ..generation.adapters import is_whole_model_folder
+from ..generation.adapters import is_whole_model_folder, weights_sha256
 from ..schema.select import PromptConfig, prompt_setting
 from ..scoring.match import MATCHERS
 from .feedback import DETAIL_LEVELS, FEEDBACK_MODES
@@ -181,24 +181,6 @@ def chunk_size_for(config: RolloutConfig) -> int:
     if config.chunk_size is not None:
         return config.chunk_size
     return WHOLE_TURN_CHUNK if batches_internally(config.generator) else DEFAULT_CHUNK
-
-
-_WEIGHT_FILES = ("*.safetensors", "*.bin", "adapter_config.json", "config.json")
-
-
-def weights_sha256(folder: str) -> str | None:
-    """A digest of a trained folder's weights and configuration (None when it is not a folder):
-    what identifies an adapter, whatever path it sits at and whenever it was copied."""
-    path = Path(folder)
-    if not path.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for file in sorted({file for pattern in _WEIGHT_FILES for file in path.glob(pattern) if file.is_file()}):
-        digest.update(file.name.encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any]:
