@@ -739,8 +739,8 @@ def test_register_refuses_an_evaluation_of_another_model_and_compares_no_champio
     assert weights_sha256(str(adapter)) != weights_sha256(str(other))
     assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run.json"]) == 0
     config = {"examples_sha256": "a" * 64, "examples": 10}
-    for name, extra, expected in (("mock", {"generator": "mock", "adapter_path": None}, "measured no adapter (generator 'mock'"),
-                                  ("other", measured(other), f"measured the adapter {other}, not the one run.json logged")):
+    for name, extra, expected in (("mock", {"generator": "mock", "adapter_path": None}, "measured no model (generator 'mock')"),
+                                  ("other", measured(other), f"measured {other}, not the model run.json logged")):
         (store / f"{name}.json").write_text(json.dumps(eval_summary(final_ex_strict=1.0, config={**config, **extra}).to_dict()))
         capsys.readouterr()
         assert cli(["register", "--run", "run.json", "--eval", f"{name}.json"]) == 2
@@ -754,3 +754,20 @@ def test_register_refuses_an_evaluation_of_another_model_and_compares_no_champio
     assert cli(["register", "--run", "run.json", "--eval", "strict.json", "--out", "decision.json"]) == 0
     decision = json.loads((store / "decision.json").read_text())
     assert not decision["promoted"] and "has no final_ex_strict" in decision["reason"], decision
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"x": NaN}', "x is nan, not a finite number"),
+    ('{"y": {"z": Infinity}}', "y.z is inf, not a finite number"),
+    ('{"a.b": 1, "a": {"b": 2}}', "two entries flatten to the key 'a.b'"),
+    ('{"' + "k" * 251 + '": 1}', "longer than MLflow's 250 characters"),
+])
+def test_track_refuses_metrics_mlflow_would_store_wrong_or_refuse_midway(store: Path, capsys, content: str, expected: str):
+    """NaN and Infinity were stored as nan and 1.8e308 (and written to --metrics_out as JSON no
+    other reader takes), a dotted key clashing with a nested one lost a value silently, and a
+    key over 250 characters failed inside MLflow, leaving a FAILED run and a traceback."""
+    (store / "m.json").write_text(content)
+    assert cli(["track", "--stage", "s", "--no_parent", "--metrics", "m.json", "--metrics_out", "out.json"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1, err
+    assert not (store / "out.json").exists() and not (store / "mlruns").exists()

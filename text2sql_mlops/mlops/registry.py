@@ -426,23 +426,27 @@ def make_parser(prog: str | None = "text2sql-mlops register") -> ArgParser:
 def check_measured(run_record: dict[str, Any], summary: Summary, run: str, evaluation: str) -> None:
     """Refuse an evaluation that did not measure the run's model: a version registered with it
     would carry, and be promoted on, another model's numbers (an eval of the mock generator
-    made any adapter champion). Known from the weights' digest both record (`track --adapter`,
-    `eval`); a record or evaluation from before the digests is checked by the adapter's path."""
-    trained = run_record.get("adapter_sha256")
-    evaluated, evaluated_path = summary.config.get("adapter_sha256"), summary.config.get("adapter_path")
-    if not run_record.get("adapter_path") or not (trained or evaluated):
+    made any adapter champion). Known from the weights' digest both record (`track --adapter`;
+    `eval`: of its adapter, or of the model when that is a fully fine-tuned one); a record or
+    evaluation from before the digests is checked by the folder's path."""
+    trained, logged = run_record.get("adapter_sha256"), run_record.get("adapter_path")
+    if not logged:
         return  # an older record: nothing to compare with
-    if not evaluated_path:
-        raise UserError(f"{evaluation} measured no adapter (generator {summary.config.get('generator')!r}, no --adapter_path), "
-                        f"so not the model {run} logged; give the summary.json of an eval of that adapter")
-    if trained and evaluated:
-        same = trained == evaluated
+    config = summary.config
+    digests = [config[key] for key in ("adapter_sha256", "model_sha256") if config.get(key)]
+    paths = [config[key] for key in ("adapter_path", "model_path") if config.get(key)]
+    if trained and digests:
+        same = trained in digests
     else:
-        same = Path(evaluated_path).resolve() == Path(run_record["adapter_path"]).resolve()
-    if not same:
-        raise UserError(f"{evaluation} measured the adapter {evaluated_path}, not the one {run} logged "
-                        f"({run_record['adapter_path']}{', other weights' if trained and evaluated else ''}); "
-                        "give the summary.json of an eval of that adapter")
+        same = any(Path(path).resolve() == Path(logged).resolve() for path in paths)
+    if same:
+        return
+    measured = config.get("adapter_path") or config.get("model_path")
+    if not measured:
+        raise UserError(f"{evaluation} measured no model (generator {config.get('generator')!r}), so not the one {run} "
+                        "logged; give the summary.json of an eval of that model")
+    raise UserError(f"{evaluation} measured {measured}, not the model {run} logged ({logged}); "
+                    "give the summary.json of an eval of that model")
 
 
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops register") -> int:

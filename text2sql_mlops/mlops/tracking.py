@@ -161,12 +161,16 @@ def _open_experiment(client, experiment: str | None, registry: bool) -> str | No
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts to one level with dotted keys; lists and empty dicts stay values."""
+    """Nested dicts to one level with dotted keys; lists and empty dicts stay values. Two keys
+    that flatten alike (``{"a.b": 1, "a": {"b": 2}}``) are an error: one value was dropped."""
     if not isinstance(tree, dict) or (not tree and prefix):
         return {prefix: tree}
     out: dict[str, Any] = {}
     for key, value in tree.items():
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        for flat, leaf in flatten(value, f"{prefix}.{key}" if prefix else str(key)).items():
+            if flat in out:
+                raise UserError(f"two entries flatten to the key {flat!r} (dotted keys and nesting clash); rename one")
+            out[flat] = leaf
     return out
 
 
@@ -187,10 +191,22 @@ def split_summary(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return flatten(config), flatten(outcomes)
 
 
-def numeric_metrics(tree: dict[str, Any]) -> dict[str, float]:
-    """The outcome numbers of a metrics file, flattened (booleans, nulls and configuration are not metrics)."""
-    return {key: float(value) for key, value in split_summary(tree)[1].items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+def numeric_metrics(tree: dict[str, Any], source: str = "the metrics") -> dict[str, float]:
+    """The outcome numbers of a metrics file, flattened (booleans, nulls and configuration are
+    not metrics). NaN or an infinity (Python's json reads both) is an error naming the key:
+    MLflow stored NaN and 1.8e308 for them, and --metrics_out wrote JSON no other reader takes."""
+    try:
+        numbers = {key: float(value) for key, value in split_summary(tree)[1].items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    for key, value in numbers.items():
+        if not math.isfinite(value):
+            raise UserError(f"{source}: {key} is {value}, not a finite number; fix the command that wrote it")
+    return numbers
+
+
+MAX_KEY = 250  # MLflow's longest metric or param name
 
 
 def _config_file(spec: str) -> str:
@@ -302,15 +318,20 @@ def log_stage(
         raise UserError(f"track {stage}: nothing to log at {', '.join(missing)}; did the stage's command succeed?")
     datasets = [read_dataset(spec) for spec in inputs]
     table_frames = [read_table(spec) for spec in tables]
-    metrics = [numeric_metrics(_read_json(path)) for path in metrics_files]
+    metrics = [numeric_metrics(_read_json(path), str(path)) for path in metrics_files]
     series = [step for path in step_files for step in _read_steps(Path(path))]
     if started is not None and not (math.isfinite(started) and 0 < started <= time.time() + 60):
         raise UserError(f"--started must be the stage's start as seconds since the epoch (`date +%s`), got {started}")
     trained = None
     if adapter:  # torch and the model only here: a stage without an adapter stays light
         trained = load_trained_model(adapter)
-    experiment_id = connect(experiment, store_dir)
     space = namespace(stage)
+    too_long = [key for numbers in [*metrics, *(step for _, step in series)] for key in numbers
+                if len(_mlflow_key(f"{space}/{key}")) > MAX_KEY] + [key for key in params if len(key) > MAX_KEY]
+    if too_long:  # checked before any run exists: MLflow refused it mid-run, leaving a FAILED run
+        raise UserError(f"track {stage}: the name {too_long[0][:60]!r}... is longer than MLflow's {MAX_KEY} characters; "
+                        "shorten that key in the file that holds it")
+    experiment_id = connect(experiment, store_dir)
     tags = {"stage": stage, **(provenance or {}), "params_hash": params_hash(params), **(extra_tags or {})}
     start_ms = int((started if started is not None else time.time()) * 1000)
     parent = pipeline_parent(experiment_id, start_ms, pipeline, provenance or {}, store_dir) if pipeline is not None else None
@@ -464,7 +485,7 @@ def _read_steps(path: Path) -> list[tuple[int, dict[str, float]]]:
         step = line.get("step", index)
         if isinstance(step, bool) or not (isinstance(step, int) or (isinstance(step, float) and step.is_integer())):
             raise UserError(f"step file {path}: record {index + 1} has step {step!r}; a step must be a whole number")
-        numbers = {k: v for k, v in numeric_metrics(line).items() if k != "step"}
+        numbers = {k: v for k, v in numeric_metrics(line, f"{path}:{index + 1}").items() if k != "step"}
         if numbers:
             series.append((int(step), numbers))
     return series
@@ -629,7 +650,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops track") -> i
     if args.record:
         write_json(args.record, record)
     if args.metrics_out:
-        write_json(args.metrics_out, {k: v for path in args.metrics for k, v in numeric_metrics(_read_json(path)).items()})
+        write_json(args.metrics_out, {k: v for path in args.metrics for k, v in numeric_metrics(_read_json(path), path).items()})
     if args.plots_out:
         write_json(args.plots_out, [line for path in args.steps for line in read_jsonl(path)])
     print(json.dumps(record))

@@ -198,6 +198,8 @@ def run_identity(config: RolloutConfig, example_ids: list[str]) -> dict[str, Any
             # A path alone named an adapter retrained in place: an eval of the new weights said
             # "complete; nothing to do" and kept the old numbers, or resumed mixing the two.
             identity[flag.replace("_path", "_sha256")] = weights_sha256(identity[flag])
+    if identity.get("model_path") and (Path(identity["model_path"]) / "training_summary.json").is_file():
+        identity["model_sha256"] = weights_sha256(identity["model_path"])  # a fully fine-tuned model, evaluated as the model
     identity["examples"] = len(example_ids)
     identity["examples_sha256"] = hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
     return identity
