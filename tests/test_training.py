@@ -546,7 +546,7 @@ def test_dpo_refuses_pairs_that_all_have_one_answer(files, capsys):
 
 
 @pytest.mark.slow
-def test_sft_continues_an_earlier_sft_output(files, sft_out, tmp_path):
+def test_sft_continues_an_earlier_sft_output(files, sft_out, tmp_path, capsys):
     """`train sft --init_adapter` (e.g. repair SFT after SFT on gold): training starts from the
     earlier run's weights, its LoRA continued (not a fresh one on the base) or, with
     --full_finetune, its whole model."""
@@ -563,6 +563,13 @@ def test_sft_continues_an_earlier_sft_output(files, sft_out, tmp_path):
     assert all((after[k] - before[k]).norm() < 0.5 * before[k].norm() for k in before if "lora_B" in k)
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["settings"]["init_adapter"] == str(sft_out) and str(sft_out / "adapter_model.safetensors") in summary["inputs_sha256"]
+    # LoRA flags other than the continued adapter's are ignored: said once, and the settings
+    # (the run's params) record the LoRA that trained, not the flags (they said r 8 beside lora.r 4)
+    capsys.readouterr()
+    assert cli([*argv[:7], str(tmp_path / "other_flags"), *argv[8:], "--lora_r", "8", "--init_adapter", str(sft_out)]) == 0
+    assert "--init_adapter continues its own LoRA (r 4, alpha 8); ignored: --lora_r 8" in capsys.readouterr().err
+    settings = json.loads((tmp_path / "other_flags" / "training_summary.json").read_text())["settings"]
+    assert (settings["lora_r"], settings["lora_alpha"]) == (4, 8)
 
     full = tmp_path / "full"
     assert cli(["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(full),

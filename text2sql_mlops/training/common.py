@@ -173,8 +173,27 @@ def starting_model(settings: TrainSettings, runtime: Runtime):
 
         base = load_model(settings.model, runtime)
         with loading("the LoRA adapter", settings.init_adapter, base=settings.model):
-            return PeftModel.from_pretrained(base, settings.init_adapter, is_trainable=True), None
+            model = PeftModel.from_pretrained(base, settings.init_adapter, is_trainable=True)
+        _settle_lora_settings(settings, model.peft_config["default"])
+        return model, None
     return trainable_model(settings, runtime, settings.init_adapter)
+
+
+def _settle_lora_settings(settings: TrainSettings, adapter) -> None:
+    """The LoRA settings are the continued adapter's: training_summary's settings (and so the
+    run's params) said lora_r 8 while the adapter trained was the SFT one's r 16. Flags given
+    otherwise are named once, as ignored."""
+    targets = adapter.target_modules
+    actual = {"lora_r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
+              "lora_target_modules": ",".join(sorted(targets)) if isinstance(targets, (set, list)) else str(targets)}
+    defaults = {field.name: field.default for field in fields(settings)}
+    ignored = [f"--{name} {getattr(settings, name)}" for name, value in actual.items()
+               if getattr(settings, name) != defaults[name] and getattr(settings, name) != value]
+    if ignored:
+        print(f"train: note: --init_adapter continues its own LoRA (r {adapter.r}, alpha {adapter.lora_alpha}); "
+              f"ignored: {', '.join(ignored)}", file=sys.stderr)
+    for name, value in actual.items():
+        setattr(settings, name, value)
 
 
 def last_layer_numbers(model, count: int) -> list[int]:
