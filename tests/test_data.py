@@ -271,6 +271,7 @@ def test_non_utf8_dataset_is_one_line(tmp_path: Path, spider_layout: Path):
 
 
 @pytest.mark.parametrize("spoil, problem", [
+    (lambda entry: entry.update(db_id=["concert_singer"]), r"not an object with a string db_id"),
     (lambda entry: entry.update(column_names_original=[[0, "singer_id"], ["singer", "name"]]),
      r"column_names_original\[1\] is \['singer', 'name'\], not \[index into table_names_original"),
     (lambda entry: entry.update(foreign_keys=[[8, 99]]), r"foreign_keys\[0\] is \[8, 99\], not \[column index"),
@@ -285,13 +286,15 @@ def test_a_tables_json_entry_of_the_wrong_shape_is_refused_when_the_data_is_chec
     entry = json.loads(json.dumps(CONCERT_TABLES_ENTRY))
     spoil(entry)
     (spider_layout / "tables.json").write_text(json.dumps([entry]))
-    expected = rf"tables.json\[index 0\] \('concert_singer'\): {problem}.*; fix that entry or remove it"
+    expected = rf"tables.json\[index 0\] \({re.escape(repr(entry['db_id']))}\): {problem}.*; fix that entry or remove it"
     result = run_cli("data", "validate", str(spider_layout))
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and re.search(expected, result.stderr), result.stderr
     dest = tmp_path / "imported"
     result = run_cli("data", "import-spider", str(spider_layout), "--out", str(dest))
     assert result.returncode == 2 and re.search(expected, result.stderr) and not dest.exists(), result.stderr
-    with pytest.raises(UserError, match=r"the entry of 'concert_singer' is not in Spider's tables.json format: " + problem):
+    read_by_catalog = "the entry of 'concert_singer' is not in Spider's tables.json format: " + problem \
+        if isinstance(entry["db_id"], str) else "not a Spider tables.json"
+    with pytest.raises(UserError, match=read_by_catalog):
         load_catalog(spider_layout / "database" / "concert_singer" / "concert_singer.sqlite", spider_layout / "tables.json")
 
 

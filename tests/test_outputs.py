@@ -643,3 +643,17 @@ def test_score_names_a_gold_file_that_is_not_the_official_format(demo_dataset: P
     assert cli(["score", "--gold", str(demo_dataset / "dev.json"), "--pred", str(pred), "--db", str(demo_dataset / "database")]) == 2
     err = capsys.readouterr().err
     assert "dev.json:1: expected 'SQL<TAB>db_id' (the official gold file" in err and err.count("\n") == 1, err
+
+
+def test_out_dev_stdout_writes_through_the_shells_redirect(demo_dataset: Path, tmp_path: Path):
+    """`--out /dev/stdout > log.txt`: /dev/stdout leads to the shell's regular file, which the
+    rename replaced, so everything else the command printed went to a deleted file."""
+    log = tmp_path / "log.txt"
+    with open(log, "w") as handle:
+        inode = os.fstat(handle.fileno()).st_ino
+        result = subprocess.run([sys.executable, "-m", "text2sql_mlops.cli", "data", "validate", str(demo_dataset), "--split", "dev",
+                                 "--out", "/dev/stdout"], stdout=handle, stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 0, result.stderr
+    assert os.stat(log).st_ino == inode
+    text = log.read_text()
+    assert '"questions_per_db"' in text and text.count('"examples"') == 2  # the --out JSON and the printed summary

@@ -784,6 +784,26 @@ def test_an_adapter_retrained_in_place_is_another_run(tmp_path: Path):
         with pytest.raises(UserError, match=r"other settings \(adapter_sha256: "):
             folder.prepare(second)
     assert "adapter_sha256" not in run_identity(replace(config, generator="mock"), ["a"])  # the mock loads no adapter
+    # a run from before the digests (its run.json has none) still resumes
+    older = {key: value for key, value in first.items() if key != "adapter_sha256"}
+    with folder:
+        (tmp_path / "run" / "run.json").write_text(json.dumps(older))
+        assert folder.prepare(second) == []
+    # shards whose machines keep the same adapter at other paths merge; other weights do not
+    from text2sql_mlops.rollout.store import shards_of
+
+    shards = []
+    for number, (where, identity) in enumerate(((adapter, second), (copy, first)), 1):
+        shard = RunFolder(tmp_path / f"shard{number}")
+        with shard:
+            shard.claim({**identity, "adapter_path": str(where), "shard": f"{number}/2"})
+        shards.append(shard)
+    with pytest.raises(UserError, match="is a shard of another rollout"):
+        shards_of(shards)
+    (copy / "adapter_model.safetensors").write_bytes(b"weights v2")
+    with shards[1]:
+        shards[1].claim({**run_identity(replace(config, adapter_path=str(copy)), ["a", "b"]), "shard": "2/2"}, overwrite=True)
+    assert shards_of(shards)["adapter_sha256"] == second["adapter_sha256"]
 
 
 def test_a_run_resumes_with_its_dataset_given_relative_or_absolute(dataset: Path, tmp_path: Path, monkeypatch):

@@ -620,6 +620,14 @@ def test_views_are_shown_and_a_view_sqlite_cannot_expand_is_left_out(tmp_path: P
     assert "CREATE VIEW adults (\n  name TEXT,\n  doubled\n);" in text and "CREATE TABLE people (" in text
     assert "adults(name, doubled)" in schema_text(catalog, schema_format="compact")
     assert select_tables(catalog, "list every adult", mode="retrieved", top_k=1) == ["adults"]
+    # A view's rows are its query's: never read for samples or values (an endless recursive view
+    # hung the prompt, a failing one raised a traceback).
+    endless = make_db(tmp_path / "endless.sqlite", """CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('a');
+        CREATE VIEW forever AS WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c;
+        CREATE VIEW broken_json AS SELECT json_extract(x, '$.a') AS z FROM t;""")
+    for kwargs in ({"sample_rows": 2}, {"schema_format": "compact", "sample_values": 3, "question": "a"}):
+        text = schema_text(load_catalog(endless), **kwargs)
+        assert "forever" in text and "broken_json" in text
 
 
 def test_virtual_tables_show_their_columns_generated_columns_count_and_shadow_tables_stay_out(tmp_path: Path):

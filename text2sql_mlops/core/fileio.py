@@ -30,6 +30,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -59,9 +60,9 @@ def check_output_file(path: str | os.PathLike) -> Path:
         raise UserError(f"{target} is a folder, and this output is a file; give a file path "
                         f"(e.g. {target / 'out.json'}); nothing was written")
     special = _special_file(target)
-    if special is not None:
-        if special not in _WRITTEN_IN_PLACE:
-            raise UserError(f"{target} is a {special}, not a place for a file; give a file path; nothing was written")
+    if special is not None and special not in _WRITTEN_IN_PLACE:
+        raise UserError(f"{target} is a {special}, not a place for a file; give a file path; nothing was written")
+    if _written_in_place(target):
         return target
     if target.is_symlink():
         target = Path(os.path.realpath(target))
@@ -70,6 +71,15 @@ def check_output_file(path: str | os.PathLike) -> Path:
 
 
 _WRITTEN_IN_PLACE = ("character device", "pipe")
+
+
+def _written_in_place(target: Path) -> bool:
+    """A device, a pipe, or anything reached through /dev or /proc (`--out /dev/stdout > log.txt`
+    is the shell's file behind a descriptor: renamed over, the command's other output went to
+    a deleted file): written through, never replaced."""
+    if _special_file(target) in _WRITTEN_IN_PLACE:
+        return True
+    return target.exists() and Path(os.path.abspath(target)).parts[1:2] in (("dev",), ("proc",))
 
 
 def _special_file(target: Path) -> str | None:
@@ -112,7 +122,7 @@ def check_writable(target: Path) -> None:
     (the folder itself, or the nearest folder that exists). Run where an output flag is read
     (``output_file``, ``output_folder_type``), not by the atomic writers, whose own temporary
     already fails with the same line."""
-    if _special_file(target) is not None:
+    if _written_in_place(target):
         if not os.access(target, os.W_OK):
             raise UserError(f"cannot write {target}: permission denied; choose a writable location; nothing was written")
         return
@@ -163,7 +173,14 @@ def holds_only_files(folder: Path, files: Iterable[str]) -> bool:
     ``folder``, with ``/``) or the marker: a signature for outputs a user may add to (a dataset),
     so that an output holding a user's notes, runs or databases is never replaced as a whole."""
     known = {*files, MARKER}
-    return all(path.relative_to(folder).as_posix() in known for path in folder.rglob("*") if not path.is_dir())
+    return all(path.relative_to(folder).as_posix() in known or _stale_temp(path)
+               for path in folder.rglob("*") if not path.is_dir())
+
+
+def _stale_temp(path: Path) -> bool:
+    """A temporary of this module whose process is gone (killed mid-write): never the user's."""
+    match = _TEMP.match(path.name)
+    return bool(match) and not _alive(int(match["pid"]))
 
 
 def mark_folder(path: str | os.PathLike, list_files: bool = False, owns: Iterable[str] | None = None) -> None:
@@ -205,8 +222,11 @@ def _claim(target: Path) -> None:
             name = target.relative_to(folder).as_posix()
             if name not in listed:
                 staged = folder / f"{_temp_prefix(folder / MARKER)}{secrets.token_hex(6)}.tmp"
-                staged.write_text(_listing(sorted([*listed, name])), encoding="utf-8")
-                os.replace(staged, folder / MARKER)
+                try:
+                    staged.write_text(_listing(sorted([*listed, name])), encoding="utf-8")
+                    os.replace(staged, folder / MARKER)
+                finally:
+                    staged.unlink(missing_ok=True)
             return
         if (folder / MARKER).is_file():
             return
@@ -378,7 +398,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary is removed and ``path`` is left as it was.
     """
     target = check_output_file(path)
-    if _special_file(target) is not None:  # /dev/null, a pipe: nothing to rename, the bytes go straight in
+    if _written_in_place(target):  # /dev/null, a pipe, /dev/stdout: nothing to rename, the bytes go straight in
         yield target
         return
     make_folder(target.parent, target)
@@ -478,9 +498,22 @@ def atomic_folder(path: str | os.PathLike, signature: Signature | None = None, l
         _remove(scratch)
 
 
+_STANDARD_STREAMS = {"/dev/stdout": "stdout", "/dev/fd/1": "stdout", "/proc/self/fd/1": "stdout",
+                     "/dev/stderr": "stderr", "/dev/fd/2": "stderr", "/proc/self/fd/2": "stderr"}
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
-    """``open()`` for writing that only replaces ``path`` when the block succeeds."""
+    """``open()`` for writing that only replaces ``path`` when the block succeeds. ``/dev/stdout``
+    (and stderr) is the process's own stream: opened again, it wrote from the start of a file the
+    shell redirected it to, where the command's printed lines then overwrote it."""
+    stream = _STANDARD_STREAMS.get(os.path.abspath(path))
+    if stream is not None:
+        handle = getattr(sys, stream)
+        handle.flush()
+        yield handle.buffer if "b" in mode else handle
+        handle.flush()
+        return
     if "b" in mode:
         encoding = None
     with atomic_file(path) as staged:

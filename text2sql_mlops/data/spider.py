@@ -54,7 +54,7 @@ def read_tables_json(path: str | os.PathLike, db_ids: set[str] | None = None) ->
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or "db_id" not in entry:
             raise UserError(f"{path}[index {index}]: missing field 'db_id'")
-        if (db_ids is None or entry["db_id"] in db_ids) and (problem := spider_entry_problem(entry)):
+        if (not isinstance(entry["db_id"], str) or db_ids is None or entry["db_id"] in db_ids) and (problem := spider_entry_problem(entry)):
             raise UserError(f"{path}[index {index}] ({entry['db_id']!r}): {problem}; fix that entry or remove it")
     return entries
 

@@ -264,7 +264,11 @@ def shards_of(folders: list[RunFolder]) -> dict[str, Any]:
         if identity.get("shard") is None:
             raise UserError(f"{folder.path} is not a shard (run it with --shard i/n)")
         rest = {key: value for key, value in identity.items() if key not in PER_MACHINE}
-        if rest != base:
+        # A model or adapter at another path on another machine is the same one when its weights are.
+        differing = [key for key in _differing(base, rest)
+                     if not (key.endswith("_path") and base.get(key.replace("_path", "_sha256"))
+                             and base.get(key.replace("_path", "_sha256")) == rest.get(key.replace("_path", "_sha256")))]
+        if differing:
             raise UserError(f"{folder.path} is a shard of another rollout than {folders[0].path} ({_differences(base, rest)})")
         index, total = parse_shard(identity["shard"])
         if count not in (None, total):
@@ -286,6 +290,8 @@ def _differing(old: dict, new: dict) -> list[str]:
     `/home/me/t2s/data/demo`) is the same path, not a reason to refuse a resume."""
     def same(key: str) -> bool:
         a, b = old.get(key), new.get(key)
+        if key.endswith("_sha256") and key != "examples_sha256" and a is None:
+            return True  # a run from before the weights digests resumes as it did (its paths still compare)
         return a == b or (key in _PATH_KEYS and isinstance(a, str) and isinstance(b, str)
                           and os.path.realpath(a) == os.path.realpath(b))
     return [key for key in sorted(set(old) | set(new)) if not same(key)]

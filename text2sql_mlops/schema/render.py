@@ -126,7 +126,7 @@ def schema_text(catalog: Catalog, tables: Iterable[str] | None = None, sample_ro
         blocks = []
         for table in shown:
             block = create_table_sql(table, values.get(table.name, {}))
-            if sample_rows > 0:
+            if sample_rows > 0 and not table.view:  # a view's rows run its query (as _category_values)
                 block += "\n" + _sample_comment(catalog, table, sample_rows)
             blocks.append(block)
         text = "\n\n".join(blocks)
@@ -181,7 +181,10 @@ _CATEGORY_VALUES = 20  # a text column with at most this many distinct values is
 
 def _category_values(catalog: Catalog, table: Table, limit: int) -> dict[str, list[str]]:
     """Per category column (a text column with few distinct values), its ``limit`` most frequent
-    values: how they are spelled. A name column's arbitrary first values would only cost tokens."""
+    values: how they are spelled. A name column's arbitrary first values would only cost tokens.
+    A view gets none: reading it runs its query, which may be slow, endless or fail."""
+    if table.view:
+        return {}
     return {column: values[:limit] for column, values in column_values(catalog.db_path, table.name).items()
             if len(values) <= _CATEGORY_VALUES}
 
@@ -192,6 +195,8 @@ def _mentioned_values(catalog: Catalog, tables: list[Table], limit: int, questio
     asked = question.lower()
     found = []
     for table in tables:
+        if table.view:  # as _category_values
+            continue
         for column, values in column_values(catalog.db_path, table.name).items():
             mentioned = sorted((v for v in values if len(v) > 1 and _mentions(asked, v.lower())), key=len, reverse=True)
             found += [f"{quote_name(table.name)}.{quote_name(column)} = {_sql_literal(v)}" for v in mentioned[:limit]]

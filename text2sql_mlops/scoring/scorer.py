@@ -39,7 +39,7 @@ DEFAULT_TIMEOUT = 60.0
 # 9 MiB document cell or a 400,000-row gold result failed as a bad gold. Still bounded.
 SCORING_VALUE_BYTES = 256 * 2**20
 SCORING_RESULT_BYTES = 1024 * 2**20
-GOLD_CACHE_ROWS = 2_000_000  # gold rows kept in the cache at once, whatever their number of queries
+GOLD_CACHE_BYTES = 1024 * 2**20  # Python memory of the gold rows kept at once, whatever their number of queries
 LEVELS = ("easy", "medium", "hard", "extra")
 
 # ---------------------------------------------------------------------------
@@ -77,6 +77,12 @@ def verdict_database(db_path: str, db_id: str) -> str:
     return str(path.parent) if path.parent.name == db_id else db_path
 
 
+def _rows_bytes(rows: list[tuple] | None) -> int:
+    """Python's memory for ``rows`` (as the sandbox counts a result): a few rows of large
+    documents weigh what they hold, not what they number."""
+    return sum(sys.getsizeof(row) + sum(map(sys.getsizeof, row)) for row in rows or ())
+
+
 class Scorer:
     """Scores predictions with the official semantics; holds the Sandbox and the gold cache.
 
@@ -101,7 +107,7 @@ class Scorer:
         self.timeout = timeout
         self._sandbox = Sandbox(timeout=timeout, max_rows=None, max_value_bytes=SCORING_VALUE_BYTES,
                                 max_result_bytes=SCORING_RESULT_BYTES)
-        self._cached_rows = 0
+        self._cached_bytes = 0
         self._files: dict[str, list[Path]] = {}  # db argument -> its SQLite files, listed once
         self._gold_cache: OrderedDict[tuple[str, str], tuple[list[tuple] | None, str | None]] = OrderedDict()
         self._gold_cache_size = gold_cache_size
@@ -136,13 +142,14 @@ class Scorer:
                 self._gold_cache.move_to_end(key)
                 return self._gold_cache[key]
         entry = self._run(path, gold)  # outside the lock: threads score in parallel (a key may run twice)
+        size = _rows_bytes(entry[0])
         with self._lock:
             if key not in self._gold_cache:
                 self._gold_cache[key] = entry
-                self._cached_rows += len(entry[0] or ())
-            while len(self._gold_cache) > self._gold_cache_size or (self._cached_rows > GOLD_CACHE_ROWS and len(self._gold_cache) > 1):
+                self._cached_bytes += size
+            while len(self._gold_cache) > self._gold_cache_size or (self._cached_bytes > GOLD_CACHE_BYTES and len(self._gold_cache) > 1):
                 _, (rows, _) = self._gold_cache.popitem(last=False)
-                self._cached_rows -= len(rows or ())
+                self._cached_bytes -= _rows_bytes(rows)
         return entry
 
     def _run(self, path: Path, prepared: str) -> tuple[list[tuple] | None, str | None]:

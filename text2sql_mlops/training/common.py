@@ -187,8 +187,13 @@ def _settle_lora_settings(settings: TrainSettings, adapter) -> None:
     actual = {"lora_r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
               "lora_target_modules": ",".join(sorted(targets)) if isinstance(targets, (set, list)) else str(targets)}
     defaults = {field.name: field.default for field in fields(settings)}
+
+    def given(name: str):
+        value = getattr(settings, name)  # a module list in any order is the same list
+        return ",".join(sorted(value.split(","))) if name == "lora_target_modules" and value != "all-linear" else value
+
     ignored = [f"--{name} {getattr(settings, name)}" for name, value in actual.items()
-               if getattr(settings, name) != defaults[name] and getattr(settings, name) != value]
+               if getattr(settings, name) != defaults[name] and given(name) != value]
     if ignored:
         print(f"train: note: --init_adapter continues its own LoRA (r {adapter.r}, alpha {adapter.lora_alpha}); "
               f"ignored: {', '.join(ignored)}", file=sys.stderr)
