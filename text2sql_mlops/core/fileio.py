@@ -155,11 +155,16 @@ def is_own_folder(path: Path, signature: Signature | None = None) -> bool:
 def listed_files(folder: Path) -> list[str] | None:
     """The files ``folder``'s marker lists (paths relative to it), or None for a marker without
     a list (a dataset, a rollout, a folder from before the lists) or no marker."""
+    return _marker_names(folder, "files")
+
+
+def _marker_names(folder: Path, key: str) -> list[str] | None:
+    """The list of names under ``key`` in ``folder``'s marker, or None (no marker, no such list)."""
     try:
-        listed = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("files")
+        names = json.loads((folder / MARKER).read_text(encoding="utf-8")).get(key)
     except (OSError, ValueError, AttributeError):
         return None
-    return listed if isinstance(listed, list) and all(isinstance(name, str) for name in listed) else None
+    return names if isinstance(names, list) and all(isinstance(name, str) for name in names) else None
 
 
 def holds_only(folder: Path, names) -> bool:
@@ -201,11 +206,7 @@ def mark_folder(path: str | os.PathLike, list_files: bool = False, owns: Iterabl
 
 def _owned_names(folder: Path) -> list[str] | None:
     """The names a folder updated in place owns (``mark_folder(owns=...)``), or None."""
-    try:
-        owns = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("owns")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return owns if isinstance(owns, list) else None
+    return _marker_names(folder, "owns")
 
 
 def _listing(files: list[str]) -> str:

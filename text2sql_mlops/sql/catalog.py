@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
-from .database import check_database, connect_read_only
+from .database import check_database, connect_read_only, shadow_tables
 
 # --------------------------------------------------------------------------- catalog
 
@@ -136,20 +136,11 @@ def _read_sqlite(path: str) -> list[Table]:
         with contextlib.closing(connect_read_only(path)) as conn:
             found = conn.execute("SELECT name, type = 'view' FROM sqlite_master WHERE type IN ('table', 'view') "
                                  "AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY rowid").fetchall()
-            shadow = _shadow_tables(conn)
+            shadow = shadow_tables(conn)  # FTS5/R*Tree storage: shown, it crowds real tables out of a prompt
             tables = [table for name, view in found if name not in shadow and (table := _read_table(conn, name, bool(view)))]
     except sqlite3.DatabaseError as exc:
         raise UserError(f"cannot read database {path}: {exc}") from None
     return _resolve_references(tables)
-
-
-def _shadow_tables(conn: sqlite3.Connection) -> set[str]:
-    """Tables that hold an FTS5 or R*Tree table's data (``doc_idx``, ``box_node``): storage, not
-    data a question asks about; shown, they crowd the real tables out of a prompt."""
-    try:
-        return {name for (name,) in conn.execute("SELECT name FROM pragma_table_list WHERE type = 'shadow'")}
-    except sqlite3.OperationalError:  # SQLite before 3.37
-        return set()
 
 
 def _read_table(conn: sqlite3.Connection, name: str, view: bool = False) -> Table | None:

@@ -38,6 +38,15 @@ def connect_read_only(db_path: str | os.PathLike) -> sqlite3.Connection:
     return conn
 
 
+def shadow_tables(conn: sqlite3.Connection) -> frozenset[str]:
+    """The tables that hold an FTS5 or R*Tree table's data (``doc_idx``, ``box_node``): storage
+    that prompts leave out and whose writes the sandbox lets such a table prepare."""
+    try:
+        return frozenset(name for (name,) in conn.execute("SELECT name FROM pragma_table_list WHERE type = 'shadow'"))
+    except sqlite3.Error:  # SQLite before 3.37 has no table_list
+        return frozenset()
+
+
 def decode_text(raw: bytes) -> str:
     """A TEXT value as a string. Some databases store text that is not UTF-8 (Spider dev's
     wta_1 holds Latin-1 names), which sqlite3's default decoding turns into an error for the

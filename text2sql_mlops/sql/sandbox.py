@@ -60,7 +60,7 @@ from types import EllipsisType
 
 from ..core.cliutil import ArgParser, flag
 from ..core.errors import UserError
-from .database import database_uri
+from .database import database_uri, shadow_tables
 from .text import first_statement_bounds, is_blank, leading_keyword
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -119,12 +119,6 @@ _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite
 _SHADOW_WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
 
 
-def _shadow_tables(conn: sqlite3.Connection) -> frozenset[str]:
-    """The lowercased names of the tables that hold virtual tables' data (FTS5, R*Tree)."""
-    try:
-        return frozenset(name.lower() for (name,) in conn.execute("SELECT name FROM pragma_table_list WHERE type = 'shadow'"))
-    except sqlite3.Error:  # SQLite before 3.37 has no table_list: no virtual table gets its writes prepared
-        return frozenset()
 _ACTION_NAMES = {  # for error messages; SQLITE_OK/DENY share values with actions, so list them
     getattr(sqlite3, f"SQLITE_{name}"): name
     for name in (
@@ -241,7 +235,7 @@ class _Runner:
             raise
         if text_errors != "strict":
             conn.text_factory = lambda raw: raw.decode("utf-8", text_errors)
-        self._shadow_tables = _shadow_tables(conn)
+        self._shadow_tables = frozenset(name.lower() for name in shadow_tables(conn))
         self._max_result_bytes = max_result_bytes
         conn.set_authorizer(self._authorize)
         conn.set_progress_handler(self._past_deadline, PROGRESS_EVERY_OPS)
