@@ -771,3 +771,68 @@ def test_track_refuses_metrics_mlflow_would_store_wrong_or_refuse_midway(store: 
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1, err
     assert not (store / "out.json").exists() and not (store / "mlruns").exists()
+
+
+def test_registering_the_same_evaluation_again_adds_no_version(store: Path, tiny_llama: Path):
+    """The pipeline's register stage rerun (or the command typed twice) made a second version of
+    the same model with the same numbers; the registry then listed one model twice. Another
+    evaluation of the model is a new version; --promote of an earlier one moves the alias to it."""
+    register_version(store, tiny_llama, "one", 0.5)
+    again = ["register", "--run", "run_one.json", "--eval", "summary_one.json", "--base_model", "models/base"]
+    assert cli([*again, "--out", "again.json"]) == 0
+    decision = json.loads((store / "again.json").read_text())
+    assert decision["version"] == 1 and decision["registered_before"] and decision["promoted"], decision
+    assert "already registered as version 1" in decision["reason"]
+    assert [str(v.version) for v in client().search_model_versions()] == ["1"]
+    better = register_version(store, tiny_llama, "two", 0.6)
+    assert better["version"] == 2 and better["promoted"]
+    assert cli([*again, "--out", "again.json"]) == 0  # version 1 again: still one version each, champion unmoved
+    decision = json.loads((store / "again.json").read_text())
+    assert decision["version"] == 1 and not decision["promoted"] and decision["champion_version"] == 2
+    assert cli([*again, "--promote", "--out", "again.json"]) == 0
+    assert sorted(str(v.version) for v in client().search_model_versions()) == ["1", "2"]
+    assert str(client().get_model_version_by_alias("text2sql-sft-dpo", "champion").version) == "1"
+    assert client().get_model_version("text2sql-sft-dpo", "2").tags["role"] == "former_champion"
+    # the same model measured on another set is another version
+    other = eval_summary(final_ex_strict=0.5, config={"examples_sha256": "c" * 64, "examples": 10,
+                                                      **measured(store / "adapter_one")})
+    (store / "other.json").write_text(json.dumps(other.to_dict()))
+    assert cli(["register", "--run", "run_one.json", "--eval", "other.json", "--base_model", "models/base"]) == 0
+    assert sorted(str(v.version) for v in client().search_model_versions()) == ["1", "2", "3"]
+
+
+def _mount_namespaces_work() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = "d=$(mktemp -d) && mount --bind $d $d && mount -o remount,bind,ro $d && ! touch $d/x 2>/dev/null"
+    return subprocess.run(["unshare", "-m", "sh", "-c", probe], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _mount_namespaces_work(), reason="needs unshare and bind mounts (root in a mount namespace)")
+def test_a_registered_model_is_pulled_from_a_store_on_a_read_only_mount(store: Path, tiny_llama: Path, tmp_path: Path):
+    """A shared read-only store (a team's mlruns/ mounted read-only) could not be pulled from:
+    opening it took the store's lock file, which cannot be created there. Reading needs no lock;
+    registering into it is still one error line."""
+    import subprocess
+    import sys
+
+    register_version(store, tiny_llama, "one", 0.5)
+    before = (store / "mlruns" / "mlflow.db").read_bytes()
+    (store / "mlruns" / ".mlflow.db.lock").unlink()
+    pull = ("from text2sql_mlops.mlops.registry import resolve_adapter; "
+            "print(resolve_adapter('models:/text2sql-sft-dpo@champion', cache_dir='cache'))")
+    script = (f"mount --bind {store / 'mlruns'} {store / 'mlruns'} && mount -o remount,bind,ro {store / 'mlruns'} && "
+              f"{sys.executable} -c \"{pull}\" && "
+              f"{sys.executable} -m text2sql_mlops.cli register --run run_one.json --eval summary_one.json --promote")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=store, env=env, capture_output=True, text=True, timeout=600)
+    pulled = Path(done.stdout.strip().splitlines()[0]) if done.stdout.strip() else None
+    assert pulled == Path("cache/text2sql-sft-dpo/v1"), done.stderr[-2000:]
+    assert weights_digest(store / pulled) == weights_digest(store / "adapter_one")
+    last = done.stderr.strip().splitlines()[-1]  # before it: the pull's download progress bar
+    assert done.returncode == 2 and last.startswith("error: cannot open the MLflow store"), done.stderr[-2000:]
+    assert "Read-only file system" in last and "Traceback" not in done.stderr
+    assert (store / "mlruns" / "mlflow.db").read_bytes() == before

@@ -119,17 +119,18 @@ def check_logged_model(model_id: str) -> None:
     check_adapter_files(f"{where}/{inner}", files, text)
 
 
-def open_store() -> None:
+def open_store(reading: bool = False) -> None:
     """Point MLflow at the project's store (tracking and registry), opened under the store lock.
 
     A local store that does not exist is an error here, never created empty: pulling or
-    registering needs the store the pipeline's ``track`` calls wrote.
+    registering needs the store the pipeline's ``track`` calls wrote. ``reading`` (pulling):
+    a store on a read-only mount is read as it is (``store_lock``).
     """
     db = sqlite_db_path(tracking_uri())
     if db is not None and not db.is_file():
         raise UserError(f"no MLflow store at {db}; run from the project folder whose `track` calls wrote mlruns/, "
                         "or set MLFLOW_TRACKING_URI")
-    connect(registry=True)
+    connect(registry=True, reading=reading)
 
 
 # --------------------------------------------------------------------------- registering
@@ -221,6 +222,9 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
     client = MlflowClient()
     tags = {name: str(getattr(summary, name)) for name in TAGGED_NUMBERS}
     tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
+    earlier = _registered_before(client, model_name, source, tags, repair)
+    if earlier is not None:
+        return _again(client, model_name, earlier, promote, summary, dataset_hash, source, run_id, model_id)
     repair_version = None
     if repair is not None:
         repair_version = _new_version(
@@ -267,6 +271,66 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
             "model_id": model_id, "repair_model": tags.get("repair_model")}
 
 
+def _registered_before(client, model_name: str, source: str, tags: dict[str, str], repair: tuple[str, str, str] | None):
+    """The version of ``model_name`` that already holds this model with this evaluation (same
+    numbers, set and base model, the same repair model), or None. Registering it again (a
+    rerun of the pipeline's register stage, a command run twice) adds no version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None  # no such registered model yet: the first registration makes it
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        if version.source != source or any(version.tags.get(key) != value for key, value in tags.items()):
+            continue
+        paired = version.tags.get("repair_model")
+        if repair is None and paired is None:
+            return version
+        if repair is not None and paired is not None:
+            name, _, number = paired[len("models:/"):].rpartition("/")
+            try:
+                if client.get_model_version(name, number).source == repair[2]:
+                    return version
+            except MlflowException:
+                continue
+    return None
+
+
+def _again(client, model_name: str, version, promote: bool, summary: Summary, dataset_hash: str, source: str,
+           run_id: str, model_id: str) -> dict[str, Any]:
+    """The decision for a registration made before: the version as it stands (``--promote``
+    moves the alias to it, with its repair model, when it is not champion already)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = str(client.get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        champion = None
+    if promote and champion != str(version.version):
+        client.set_registered_model_alias(model_name, CHAMPION, version.version)
+        client.set_model_version_tag(model_name, version.version, "role", CHAMPION)
+        if champion is not None:
+            client.set_model_version_tag(model_name, champion, "role", "former_champion")
+        paired = version.tags.get("repair_model")
+        if paired:
+            name, _, number = paired[len("models:/"):].rpartition("/")
+            client.set_registered_model_alias(name, CHAMPION, number)
+        elif champion is not None:
+            try:  # the new champion answers its own repair turns
+                client.delete_registered_model_alias(repair_model_name(model_name), CHAMPION)
+            except MlflowException:
+                pass
+        client.set_model_version_tag(model_name, version.version, "decision", "promoted by hand (--promote)")
+        champion = str(version.version)
+    why = (f"already registered as version {version.version} with this evaluation; no new version "
+           f"({'it is' if champion == str(version.version) else 'it is not'} the champion)")
+    return {"model_name": model_name, "version": int(version.version), "promoted": champion == str(version.version),
+            "reason": why, "champion_version": int(champion) if champion else None, METRIC: getattr(summary, METRIC),
+            "eval_dataset_hash": dataset_hash, "source": source, "run_id": run_id, "model_id": model_id,
+            "repair_model": version.tags.get("repair_model"), "registered_before": True}
+
+
 def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
     """A local adapter folder for ``uri``: a folder as is (checked); ``models:/NAME@ALIAS``,
     ``models:/NAME/VERSION``, ``models:/NAME/latest``, a logged model ``models:/m-ID`` or
@@ -290,7 +354,7 @@ def resolve_adapter(uri: str, cache_dir: str | Path = "models/registry") -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    open_store()
+    open_store(reading=True)
     client = MlflowClient()
     try:
         reference = uri[len("models:/"):] if uri.startswith("models:/") else None

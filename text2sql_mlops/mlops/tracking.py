@@ -30,6 +30,7 @@ under one parent run per pipeline execution (``pipeline_key``), which spans its 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -82,7 +83,7 @@ def sqlite_db_path(uri: str) -> Path | None:
 
 
 @contextmanager
-def store_lock(uri: str) -> Iterator[None]:
+def store_lock(uri: str, reading: bool = False) -> Iterator[None]:
     """An exclusive inter-process lock on a local SQLite store (``.mlflow.db.lock`` next to the db).
 
     MLflow creates and migrates a fresh SQLite store on first use with no lock between
@@ -90,19 +91,31 @@ def store_lock(uri: str) -> Iterator[None]:
     good (``table _alembic_tmp_latest_metrics already exists``). Under this lock the first
     process creates the store and the others wait, then find it ready. Not re-entrant:
     never nest it. A server URI needs no lock (the server serialises).
+
+    ``reading``: the caller only reads an existing store (pulling a registered model). Such a
+    store on a read-only mount, or one shared read-only by another user, is read without
+    the lock: nobody can create or migrate it there, so there is nothing to serialise.
     """
     db = sqlite_db_path(uri)
     if db is None or os.name == "nt":
         yield
         return
 
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.parent / f".{db.name}.lock", "a") as handle:  # closing it releases the lock
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(db.parent / f".{db.name}.lock", "a")
+    except OSError as exc:
+        if not reading or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or not db.is_file():
+            raise
+        yield
+        return
+    with handle:  # closing it releases the lock
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
-def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_DIR, registry: bool = False) -> str | None:
+def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_DIR, registry: bool = False,
+            reading: bool = False) -> str | None:
     """Point MLflow at the store and return the id of ``experiment`` (created when new; None without one).
 
     Opening the store (creating and migrating a new SQLite database, with the model
@@ -123,7 +136,7 @@ def connect(experiment: str | None = None, store_dir: str | os.PathLike = STORE_
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     try:
         mlflow.set_tracking_uri(uri)
-        with store_lock(uri):
+        with store_lock(uri, reading=reading and experiment is None):
             return _open_experiment(MlflowClient(uri), experiment, registry)
     except UserError:
         raise
