@@ -161,6 +161,10 @@ def test_question_index_finds_a_question_that_ends_a_line():
     assert index.find("") is None and QuestionIndex([]).find("anything") is None
     numbered = QuestionIndex(["question 1"])
     assert numbered.find("Question 10?") is None and numbered.find("question 1.") == "question 1"
+    # a question over two lines (a line break in the dataset's question, a wrapped prompt) ends its last line
+    assert index.find("Question: What is the\naverage age?") == "what is the average age"
+    assert index.find("Question: What is the\r\n\n  average\nage?\n\n") == "what is the average age"
+    assert index.find("Question: What is the\naverage age of singers?") is None  # still: ending, not occurring
 
 
 def test_record_keys_reads_pairs_from_meta():

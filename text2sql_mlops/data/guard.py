@@ -16,7 +16,7 @@ A training record leaks when ANY of these holds:
 
 * its id is an evaluation example's id;
 * an evaluation question, as normalised words, ends its question or a line of any
-  message of the prompts that would be trained on (every turn of a trajectory, the
+  message (its words may run over earlier lines) of the prompts that would be trained on (every turn of a trajectory, the
   prompt of a pair: a prompt's question ends its line), so editing ``id``, ``db_id``
   or ``question`` does not hide an evaluation example whose prompts were kept;
 * its database has the schema of an evaluation database. (Spider's train and dev
@@ -118,14 +118,40 @@ class QuestionIndex:
             if words:
                 self._questions.setdefault(words, question)
         self._lengths = sorted({len(words) for words in self._questions})
+        # The ends of questions (all but their first word): a line made of one may end a
+        # question begun on the lines before it.
+        self._ends = {words[start:] for words in self._questions for start in range(1, len(words))}
 
     def find(self, text: str) -> str | None:
-        """A question (as given to the index) that ends a line of ``text``, or None."""
+        """A question (as given to the index) that ends a line of ``text``, or None.
+
+        A question written over several lines (a dataset question holding a line break, a
+        wrapped prompt) ends its last one: when a line's words are the end of a question,
+        the words of the lines before it are read too.
+        """
+        earlier: list[tuple[str, ...]] = []
         for line in text.splitlines():
             words = question_words(line)
-            for length in self._lengths:
-                if length > len(words):
-                    break
+            if not words:
+                continue  # the same line end as the line before, already looked at
+            found = self._ending(words, 0)
+            if found is None and earlier and words in self._ends:
+                joined, back = words, len(earlier)
+                while len(joined) < self._lengths[-1] and back:
+                    back -= 1
+                    joined = earlier[back] + joined
+                found = self._ending(joined, len(words))
+            if found is not None:
+                return found
+            earlier.append(words)
+        return None
+
+    def _ending(self, words: tuple[str, ...], longer_than: int) -> str | None:
+        """A question longer than ``longer_than`` words that ends ``words``, or None."""
+        for length in self._lengths:
+            if length > len(words):
+                break
+            if length > longer_than:
                 found = self._questions.get(words[len(words) - length:])
                 if found is not None:
                     return found
