@@ -814,3 +814,40 @@ def test_a_run_resumes_with_its_dataset_given_relative_or_absolute(dataset: Path
     recording = Recording()
     assert rollout(dataset.resolve(), tmp_path / "out", recording, max_turns=1)["final_ex_strict"] == first["final_ex_strict"]
     assert recording.batches == []  # complete: nothing computed again
+
+
+def test_a_correct_answer_over_the_sandbox_caps_reads_executable_and_a_cut_gold_says_so(tmp_path: Path):
+    """The scorer reads what the official evaluator reads (a 9 MiB cell); the feedback sandbox
+    caps a value at 8 MiB. A correct candidate on such a cell read correct and not executable
+    (executable_rate below first-turn EX), and its gold observed as failing. A gold of more
+    rows than a rollout fetches said gold_row_count 10000 as if that were its count."""
+    import sqlite3
+
+    from text2sql_mlops.rollout.loop import MAX_ROWS
+
+    db = tmp_path / "db" / "docs" / "docs.sqlite"
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE doc (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.execute("INSERT INTO doc VALUES (1, ?)", ("x" * (9 * 2**20),))
+    conn.executemany("INSERT INTO doc VALUES (?, ?)", ((i, "short") for i in range(2, MAX_ROWS + 10)))
+    conn.commit()
+    conn.close()
+    golds = ["SELECT body FROM doc WHERE id = 1", "SELECT id FROM doc", "SELECT count(*) FROM doc"]
+    dataset = tmp_path / "data.json"
+    dataset.write_text(json.dumps([{"db_id": "docs", "question": f"q{i}", "query": gold} for i, gold in enumerate(golds)]))
+    s = rollout(dataset, tmp_path / "out", max_turns=2, db_root=str(tmp_path / "db"))
+    trajectories = read(tmp_path / "out", "trajectories.jsonl")
+    big = trajectories[0]
+    assert big["gold_error"] is None and big["final_correct"] and big["gold_row_count"] == 1 and not big["gold_truncated"]
+    answer = big["turns"][-1]["candidates"][0]
+    assert answer["correct"] and answer["executed"] and answer["error"] is None and answer["row_count"] == 1, answer
+    cut, small = trajectories[1], trajectories[2]
+    assert cut["gold_row_count"] == MAX_ROWS and cut["gold_truncated"] and cut["final_correct"]
+    assert small["gold_row_count"] == 1 and not small["gold_truncated"]
+    assert s["final_executable_rate"] == 1.0 and s["final_ex_strict"] == 1.0
+    # files written before the field read as not cut
+    from text2sql_mlops.core.records import Trajectory
+
+    old = {key: value for key, value in big.items() if key != "gold_truncated"}
+    assert Trajectory.from_dict(old, "old.jsonl:1").gold_truncated is False

@@ -218,6 +218,9 @@ class Trajectory:
     # How the turns' messages were laid out (prompts.PROMPT_STYLES): answers mined or trained
     # from them are written in the same style. Files from before the field read as "chat".
     prompt_style: str = "chat"
+    # The gold result had more rows than a rollout fetches (rollout/loop.py MAX_ROWS), so
+    # gold_row_count is that cap, not the count. Files from before the field read as False.
+    gold_truncated: bool = False
 
     @property
     def first(self) -> Turn:
@@ -247,8 +250,8 @@ class Trajectory:
         field is an error, not a default); values are kept as read, so ``to_dict`` gives ``record`` back.
         """
         reading = _Reading(where, "trajectory", TRAJECTORY_SOURCE)
-        if isinstance(record, dict) and "prompt_style" not in record:
-            record = {**record, "prompt_style": "chat"}  # written before styles existed
+        if isinstance(record, dict):  # written before these fields existed
+            record = {"prompt_style": "chat", "gold_truncated": False, **record}
         reading.fields(record, "", _TRAJECTORY_CHECKS)
         turns = []
         for position, value in enumerate(record["turns"]):
@@ -267,6 +270,7 @@ _TRAJECTORY_CHECKS: dict[str, Check] = {
     "index": _COUNT, "id": _TEXT, "db_id": _TEXT, "question": _TEXT, "gold": _TEXT, "gold_error": _OPTIONAL_TEXT,
     "gold_row_count": _OPTIONAL_COUNT, "schema_tables": _TEXTS, "turns": _NONEMPTY_LIST, "stop_reason": _NONEMPTY_TEXT,
     "final_sql": _TEXT, "final_correct": _FLAG, "target": _TARGET, "prompt_style": _NONEMPTY_TEXT,
+    "gold_truncated": _FLAG,
 }
 assert list(_CANDIDATE_CHECKS) == _names(Candidate) and list(_TURN_CHECKS) == _names(Turn)
 assert list(_TRAJECTORY_CHECKS) == _names(Trajectory)

@@ -40,7 +40,7 @@ from ..generation import GenerationRequest, Generator, SamplingParams
 from ..prompts import build_messages, extract_sql
 from ..schema.select import PromptConfig, PromptSchema, prompt_schema
 from ..scoring.errors import Execution, GoldResult, is_schema_valid, observe, outcome_type
-from ..scoring.scorer import Scorer, verdict_database
+from ..scoring.scorer import SCORING_RESULT_BYTES, SCORING_VALUE_BYTES, Scorer, verdict_database
 from ..sql.catalog import Catalog, load_catalog
 from ..sql.sandbox import Sandbox
 from .config import REPAIR_SCOPES, RepairScope, RolloutConfig
@@ -133,6 +133,11 @@ class RolloutEngine:
         self.scope = REPAIR_SCOPES[config.repair_scope]
         self.prompt_config = PromptConfig.of(config)
         self.sandbox = Sandbox(timeout=config.timeout_sec, max_rows=MAX_ROWS)
+        # The scorer reads values and results the sandbox's bomb caps refuse (as the official
+        # evaluator does). A query the scorer ran within its caps is observed within them too,
+        # so a correct candidate or a good gold never reads "not executable".
+        self.scoring_sandbox = Sandbox(timeout=config.timeout_sec, max_rows=MAX_ROWS, max_value_bytes=SCORING_VALUE_BYTES,
+                                       max_result_bytes=SCORING_RESULT_BYTES)
         self.scorer = Scorer(matcher=config.matcher, timeout=config.timeout_sec)
         self._pool = ThreadPoolExecutor(sql_workers, thread_name_prefix="rollout-sql") if sql_workers > 0 else None
 
@@ -241,12 +246,14 @@ class RolloutEngine:
         # for the candidates): its gold_error is the bad-gold verdict. The gold rows as
         # written are what feedback and the error taxonomy compare with.
         gold_error = self.scorer.score(verdict_database(example.db_path, example.db_id), example.query, "SELECT 1").gold_error
-        ran = self._observe(example.db_path, example.query, cache)
+        ran = self._observe(example.db_path, example.query, cache, scored=gold_error is None)
         gold = GoldResult.of(ran, error=gold_error)
+        good = ran.ok and not gold_error
         trajectory = Trajectory(
             index=index, id=example.id, db_id=example.db_id, question=example.question, gold=example.query,
-            gold_error=gold_error, gold_row_count=ran.row_count if ran.ok and not gold_error else None,
+            gold_error=gold_error, gold_row_count=ran.row_count if good else None,
             schema_tables=list(schema.tables), prompt_style=self.prompt_config.prompt_style,
+            gold_truncated=good and ran.truncated,
         )
         return _Episode(example, catalog, schema, gold, trajectory)
 
@@ -278,11 +285,11 @@ class RolloutEngine:
                   ) -> tuple[Candidate, Diagnosis]:
         example = episode.example
         sql = extract_sql(text)
-        ran = self._observe(example.db_path, sql, cache)
         key = (example.db_path, example.query, sql)
         if key not in cache.verdicts:
             cache.verdicts[key] = self.scorer.score(verdict_database(example.db_path, example.db_id), example.query, sql).match
         correct = cache.verdicts[key]
+        ran = self._observe(example.db_path, sql, cache, scored=correct)
         reward = rule_reward(correct, ran.ok, turn, self.config.max_turns)
         cost = cost_reward(ran.plan)
         candidate = Candidate(
@@ -295,10 +302,15 @@ class RolloutEngine:
         gold = replace(episode.gold, match=correct)
         return candidate, Diagnosis(sql=sql, execution=ran, catalog=episode.catalog, gold=gold)
 
-    def _observe(self, db_path: str, sql: str, cache: _ChunkCache) -> Execution:
-        if (db_path, sql) not in cache.executions:
-            cache.executions[db_path, sql] = observe(self.sandbox, db_path, sql, max_rows=MAX_ROWS)
-        return cache.executions[db_path, sql]
+    def _observe(self, db_path: str, sql: str, cache: _ChunkCache, scored: bool = False) -> Execution:
+        """``sql`` run in the sandbox (once per chunk); ``scored``: the scorer ran it, so a
+        failure at the sandbox's caps is run again within the scorer's."""
+        ran = cache.executions.get((db_path, sql))
+        if ran is None:
+            ran = cache.executions[db_path, sql] = observe(self.sandbox, db_path, sql, max_rows=MAX_ROWS)
+        if scored and not ran.ok:
+            ran = cache.executions[db_path, sql] = observe(self.scoring_sandbox, db_path, sql, max_rows=MAX_ROWS)
+        return ran
 
     def _finish(self, episode: _Episode) -> Trajectory:
         trajectory = episode.trajectory
