@@ -851,3 +851,14 @@ def test_a_correct_answer_over_the_sandbox_caps_reads_executable_and_a_cut_gold_
 
     old = {key: value for key, value in big.items() if key != "gold_truncated"}
     assert Trajectory.from_dict(old, "old.jsonl:1").gold_truncated is False
+
+
+def test_a_rollout_that_fails_before_its_first_result_leaves_no_folder_it_made(demo_dataset: Path, tmp_path: Path, capsys):
+    """A rollout into a/b/run whose model does not load removed run/ but left a/b behind."""
+    (tmp_path / "mine").mkdir()
+    for out in (tmp_path / "a" / "b" / "run", tmp_path / "mine" / "b" / "run"):
+        args = ["rollout", "--generator", "hf", "--model_path", str(tmp_path / "nowhere"), "--dataset_path", str(demo_dataset),
+                "--limit", "2", "--output_dir", str(out), "--no_progress"]
+        assert cli_main(args) == 2
+        assert "not found" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"] and not any((tmp_path / "mine").iterdir())

@@ -111,6 +111,7 @@ class RunFolder:
         self.work = self.path / WORK_FILE
         self._lock_fd: int | None = None
         self._created = False
+        self._made: list[Path] = []
 
     def lock(self) -> None:
         """Take the folder for this process (until ``unlock`` or exit); refuses a folder in use.
@@ -119,6 +120,8 @@ class RunFolder:
         """
         check_output_folder(self.path, rollout_here)
         self._created = not self.path.exists()
+        # the folders made for it, nearest first: a run that fails before its first result removes them
+        self._made = [folder for folder in (self.path, *self.path.absolute().parents) if not folder.exists()]
         make_folder(self.path)
         try:
             fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -144,8 +147,9 @@ class RunFolder:
                 # no folder behind that it created: only its marker and lock were in it.
                 for name in (LOCK_FILE, MARKER):
                     (self.path / name).unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    self.path.rmdir()
+                with contextlib.suppress(OSError):  # stops at a folder something else wrote into meanwhile
+                    for folder in self._made:
+                        folder.rmdir()
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
 
