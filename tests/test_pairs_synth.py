@@ -294,6 +294,16 @@ def test_output_dir_writes_the_reference_projects_three_files(db_root, tmp_path,
     capsys.readouterr()
     assert cli([*base, "--out", str(tmp_path / "x.jsonl"), "--output_dir", str(tmp_path / "y")]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
+    # a stats file inside the folder: the folder holds only its three files, so a rerun refused it
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for out in (folder, tmp_path / "new"):  # a rerun, and the first run that made the rerun fail
+        for stats in ("stats.json", "summary.json", "sub/stats.json"):
+            assert cli([*base, "--output_dir", str(out), "--stats", str(out / stats)]) == 2
+            err = capsys.readouterr().err
+            assert f"{out / stats} is inside" in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and not (tmp_path / "new").exists()
+    assert cli([*base, "--output_dir", str(folder), "--stats", str(tmp_path / "stats.json")]) == 0
+    assert json.loads((tmp_path / "stats.json").read_text()) == json.loads((folder / "summary.json").read_text())
 
 
 def test_eval_overlap_is_left_out_before_the_limit(db_root, tmp_path, capsys):

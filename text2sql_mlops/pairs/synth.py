@@ -282,6 +282,11 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs synth"
         raise UserError("--max_schema_error_fraction must be in [0, 1] and --timeout_sec a positive, finite number of seconds")
     config = from_args(SynthConfig, args)
     PromptConfig.of(config).check()
+    if args.output_dir and args.stats and Path(args.output_dir).resolve() in Path(args.stats).resolve().parents:
+        # The folder is written as a whole and holds only its three files: a stats file put in it
+        # made the next run refuse the folder as one the user had added to.
+        raise UserError(f"--stats {args.stats} is inside --output_dir {args.output_dir}, which holds only its own three files "
+                        "(its summary.json is the same summary); drop --stats or write it outside the folder; nothing was written")
     check_outputs((("--out", args.out), ("--output_dir", args.output_dir), ("--stats", args.stats)),
                   (args.dataset_path, args.db_root, args.tables_json or default_tables_json(args.dataset_path, args.split),
                    args.eval_dataset, args.eval_db_root))
