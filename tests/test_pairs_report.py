@@ -44,6 +44,7 @@ SMALL_EXPECTED = {
     "mean_edit_ratio": 0.290625,  # (0.25 + 0.125 + 0.25 + 0.2 + 0.5 + 0.25 + 0.5 + 0.25) / 8 = 2.325 / 8
     "chosen_executable_rate": 1.0,  # 8 / 8
     "executable_hard_negative_rate": 0.625,  # rejected runs in 2, 4, 5, 6, 7: 5 / 8
+    "pairs_with_assumed_values": 0,  # every pair records every number
     "pair_types": {  # natural types in NATURAL_PAIR_TYPES order, then synthetic ones sorted
         "repair_correct_vs_repair_failed": 2,
         "first_turn_correct_sample_vs_failed_sample": 1,
@@ -107,7 +108,7 @@ def test_empty_dataset_gives_zeros_and_none():
         "gold_fallback_pairs": 0, "duplicate_pairs": 0, "duplicate_rate": None,
         "mean_reward_margin": None, "min_reward_margin": None, "max_reward_margin": None,
         "pair_type_entropy_bits": None, "mean_edit_ratio": None,
-        "chosen_executable_rate": None, "executable_hard_negative_rate": None,
+        "chosen_executable_rate": None, "executable_hard_negative_rate": None, "pairs_with_assumed_values": 0,
         "pair_types": {}, "pair_type_fractions": {}, "rejected_error_types": {},
     }
 
@@ -260,3 +261,36 @@ def test_nan_margin_is_refused_not_averaged(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"error: {path}:2: meta.reward_margin must be a finite number, got NaN; {PAIR_SOURCE}\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_reference_pairs_show_only_what_they_recorded(tmp_path, capsys):
+    """The reference's dpo_pairs.json records lack rewards, executability and error types; the
+    converter fills defaults (meta.assumed), which the dashboard showed as measured: margin 1.0,
+    chosen executable 1.000, hard negatives 0.000, and every rejected answer "correct"."""
+    reference = [
+        {"prompt": "Question: Names?\nSQL:", "chosen": "SELECT name FROM singer", "rejected": "SELECT nme FROM singer",
+         "chosen_reward": 1.0, "rejected_reward": -0.5, "chosen_executable": True, "rejected_executable": False,
+         "rejected_error_type": "no_such_column", "source": "natural", "gold_fallback": False, "id": "q1", "db_id": "singers",
+         "question": "Names?", "gold": "SELECT name FROM singer", "pair_type": "repair_correct_vs_repair_failed", "turn": 2},
+        {"prompt": "Question: Ages?\nSQL:", "chosen": "SELECT age FROM singer", "rejected": "SELECT agee FROM singer"},
+        {"prompt": "Question: Count?\nSQL:", "chosen": "SELECT count(*) FROM singer", "rejected": "SELECT 1"},
+    ]
+    (tmp_path / "dpo_pairs.json").write_text(json.dumps(reference))
+    out = tmp_path / "report"
+    assert run_cli("--datasets", f"Ref={tmp_path / 'dpo_pairs.json'}", "--out", str(out)) == 0  # read as merge reads it
+    assert "3 reference pairs converted" in capsys.readouterr().err
+    quality = json.loads((out / "pair_quality.json").read_text())["quality"]["Ref"]
+    assert quality["pairs"] == 3 and quality["pairs_with_assumed_values"] == 2
+    assert quality["mean_reward_margin"] == quality["min_reward_margin"] == quality["max_reward_margin"] == 1.5  # pair 1 only
+    assert quality["chosen_executable_rate"] == 1.0 and quality["executable_hard_negative_rate"] == 0.0  # pair 1 only
+    assert quality["rejected_error_types"] == {"no_such_column": 1, report.UNKNOWN: 2}  # never "correct"
+    md = (out / "pair_quality.md").read_text()
+    assert f"| {report.UNKNOWN} | 2 |" in md and "| pairs with assumed values | 2 |" in md
+    # none recorded: no number at all
+    only_assumed = tmp_path / "assumed.json"
+    only_assumed.write_text(json.dumps(reference[1:]))
+    assert run_cli("--datasets", f"Ref={only_assumed}", "--out", str(tmp_path / "r2")) == 0
+    quality = json.loads((tmp_path / "r2" / "pair_quality.json").read_text())["quality"]["Ref"]
+    assert quality["mean_reward_margin"] is None and quality["chosen_executable_rate"] is None
+    assert quality["executable_hard_negative_rate"] is None and quality["rejected_error_types"] == {report.UNKNOWN: 2}
+    assert "| mean reward margin | n/a |" in (tmp_path / "r2" / "pair_quality.md").read_text()

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
+from ..core.display import md_text, plot_label
 from ..core.errors import UserError
 from ..core.fileio import MARKER, atomic_folder, output_folder_type, read_jsonl
 from ..core.records import Summary, read_summary
@@ -60,12 +62,14 @@ def load_run(folder: str) -> tuple[Summary, dict]:
 
 
 def row(summary: Summary, analysis: dict) -> dict[str, Any]:
+    repaired = summary.configuration.get("max_turns") != 1  # a one-shot run tried no repair: no rate, not 0%
     return {
         "first_turn_ex": summary.first_turn_ex, "final_ex_strict": summary.final_ex_strict,
-        "final_ex_oracle": summary.final_ex_oracle, "repair_success_rate": summary.repair["repair_success_rate"],
+        "final_ex_oracle": summary.final_ex_oracle,
+        "repair_success_rate": summary.repair["repair_success_rate"] if repaired else None,
         "final_executable_rate": summary.final_executable_rate, "examples": summary.examples,
         "executable_rate": summary.executable_rate,
-        "repair_success_rate_seed_rule": summary.repair.get("repair_success_rate_seed_rule"),  # older runs lack it
+        "repair_success_rate_seed_rule": summary.repair.get("repair_success_rate_seed_rule") if repaired else None,  # older runs lack it
         "final_error_types": summary.error_types["final"], "by_hardness": analysis.get("by_hardness", {}),
         "final_ex_strict_configuration": summary.final_ex_strict_configuration,
         "final_ex_oracle_configuration": summary.final_ex_oracle_configuration,
@@ -88,6 +92,10 @@ def compare(runs: dict[str, tuple[Summary, dict]]) -> dict[str, Any]:
             "matcher": next(iter(matchers.values()), None)}
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -98,7 +106,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     runs = report["runs"]
     lines = ["# Comparison", "", "| run | " + " | ".join(label for _, label in COLUMNS) + " |",
              "| --- |" + " ---: |" * len(COLUMNS)]
-    lines += [f"| {name} | " + " | ".join(_fmt(r[key]) for key, _ in COLUMNS) + " |" for name, r in runs.items()]
+    lines += [f"| {md_text(name)} | " + " | ".join(_fmt(r[key]) for key, _ in COLUMNS) + " |" for name, r in runs.items()]
     lines += ["", "Strict = no gold information at inference; oracle = repair stops at the first candidate that matches "
               "gold (an upper bound). They are separate numbers by design.", ""]
     if report.get("matcher") not in (None, "official"):
@@ -111,7 +119,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if reference:
         lines += ["## The reference project's settings", "", "| run | " + " | ".join(label for _, label in reference) + " |",
                   "| --- |" + " ---: |" * len(reference)]
-        lines += [f"| {name} | " + " | ".join(_fmt(r.get(key)) for key, _ in reference) + " |" for name, r in runs.items()]
+        lines += [f"| {md_text(name)} | " + " | ".join(_fmt(r.get(key)) for key, _ in reference) + " |" for name, r in runs.items()]
         lines += ["", "Each replays the run's own answers and repairs under the reference's setting "
                   "(`eval --reference_settings`); result_status feedback tells the model whether its result matches gold.", ""]
     levels = [lv for lv in ("easy", "medium", "hard", "extra", "unparsed") if any(lv in r["by_hardness"] for r in runs.values())]
@@ -120,12 +128,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         for name, r in runs.items():
             cells = [f"{_fmt(r['by_hardness'][lv]['final_ex'])} ({r['by_hardness'][lv]['examples']})" if lv in r["by_hardness"] else "n/a"
                      for lv in levels]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md_text(name)} | " + " | ".join(cells) + " |")
         lines.append("")
     kinds = sorted({k for r in runs.values() for k, v in r["final_error_types"].items() if v})
     if kinds:
         lines += ["## Final answers: error types", "", "| run | " + " | ".join(kinds) + " |", "| --- |" + " ---: |" * len(kinds)]
-        lines += [f"| {name} | " + " | ".join(str(r["final_error_types"].get(k, 0)) for k in kinds) + " |" for name, r in runs.items()]
+        lines += [f"| {md_text(name)} | " + " | ".join(str(r["final_error_types"].get(k, 0)) for k in kinds) + " |" for name, r in runs.items()]
         lines.append("")
     return "\n".join(lines)
 
@@ -182,15 +190,17 @@ def ex_chart(reports: dict[str, dict[str, Any]]) -> bytes:
             names = list(report["runs"])
             width = 0.8 / len(BARS)
             for i, (key, label) in enumerate(BARS):
-                values = [100 * (report["runs"][n][key] or 0.0) for n in names]
-                bars = ax.bar(np.arange(len(names)) + (i - 1) * width, values, width, label=label,
-                              hatch="//" if key == "final_ex_oracle" else None)
-                ax.bar_label(bars, fmt="%.1f", fontsize=7)
+                measured = [report["runs"][n][key] for n in names]  # None: the run has no such number
+                bars = ax.bar(np.arange(len(names)) + (i - 1) * width, [100 * (v or 0.0) for v in measured], width,
+                              label=label, hatch="//" if key == "final_ex_oracle" else None, color=f"C{i}")
+                ax.bar_label(bars, labels=["n/a" if v is None else f"{100 * v:.1f}" for v in measured], fontsize=7)
             examples = next(iter(report["runs"].values()))["examples"] if names else 0
-            ax.set_xticks(np.arange(len(names)), names)
+            ax.set_xticks(np.arange(len(names)), [plot_label(n) for n in names])
             ax.set_title(f"{split} ({examples} questions)")
             ax.set_ylabel("execution accuracy (%)")
-        axes[0].legend(fontsize=8, loc="upper left")
+            ax.set_ylim(0, 120)  # headroom above 100% for the labels and the legend
+            ax.set_yticks(range(0, 101, 20))
+        axes[0].legend(fontsize=8, loc="upper left", ncol=len(BARS))
 
     return _png(draw, (5.5 * len(reports), 4.2))
 
@@ -200,14 +210,24 @@ def loss_chart(curves: dict[str, list[dict[str, Any]]]) -> bytes:
 
     def draw(fig):
         ax = fig.add_subplot()
-        for name, rows in curves.items():
-            points = [(row["step"], row["loss"]) for row in rows if "loss" in row and "step" in row]
-            if points:
-                ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+        drawn = False
+        for i, (name, rows) in enumerate(curves.items()):
+            points = [(row["step"], row["loss"]) for row in rows if _number(row.get("loss")) and _number(row.get("step"))]
+            finite = [(step, loss) for step, loss in points if math.isfinite(loss) and abs(loss) < 1e30]
+            diverged = [step for step, loss in points if (step, loss) not in finite]
+            if finite:
+                ax.plot(*zip(*finite), marker="o", markersize=3, label=plot_label(name), color=f"C{i % 10}")
+            if diverged:  # NaN or infinite losses: a diverged run must not look healthy
+                ax.plot(diverged, [1.0] * len(diverged), "x", transform=ax.get_xaxis_transform(), color=f"C{i % 10}",
+                        clip_on=False, label=plot_label(f"{name}: loss NaN/inf ({len(diverged)} steps)"))
+            drawn = drawn or bool(points)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("training loss")
         ax.set_title("Training loss")
-        ax.legend()
+        if drawn:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "no loss values", ha="center", va="center", transform=ax.transAxes)
 
     return _png(draw, (7, 4.2))
 

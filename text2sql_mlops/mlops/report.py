@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
+from ..core.display import md_code, md_text
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, check_output_folder, holds_only, output_folder_type, write_json
 from ..core.records import Candidate, Trajectory, read_trajectories
@@ -134,14 +134,15 @@ def column_errors(trajectories: list[Trajectory], catalog_of: Callable[[str], An
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(md_text(str(cell)) for cell in row) + " |" for row in rows)]
 
 
 def markdown(name: str, results: dict[str, dict]) -> str:
     lines = [f"# {name}", ""]
     if name == "repair-breakdown":
         for run, result in results.items():
-            lines += [f"## {run} ({result['examples']} examples)", ""]
+            lines += [f"## {md_text(run)} ({result['examples']} examples)", ""]
             lines += _table(["first-turn error", "errors", "repaired (strict)", "repaired (oracle)"],
                             [[kind, c.get("first_turn_errors", 0), c.get("repaired_strict", 0), c.get("repaired_oracle", 0)]
                              for kind, c in result["by_error_type"].items()]) + [""]
@@ -159,17 +160,11 @@ def markdown(name: str, results: dict[str, dict]) -> str:
         for run, r in results.items():
             for kind, examples in r["cases"].items():
                 for case in examples:
-                    lines += ["", f"- {run}, {kind}: {case['question']}  ", f"  {_code(case['sql'])} ({case['error']}; owners: "
-                              f"{', '.join(case['owners']) or 'none'})  ", f"  gold: {_code(case['gold'])}"]
+                    # question, error (it repeats the model's identifier) and SQL are untrusted text
+                    lines += ["", f"- {md_text(run)}, {kind}: {md_text(case['question'])}  ",
+                              f"  {md_code(case['sql'])} ({md_text(case['error'])}; owners: "
+                              f"{md_text(', '.join(case['owners']) or 'none')})  ", f"  gold: {md_code(case['gold'])}"]
     return "\n".join(lines) + "\n"
-
-
-def _code(sql: str) -> str:
-    """``sql`` as Markdown inline code: fenced with more backticks than it holds in a row (SQL
-    quotes MySQL-style names as `group`, which closed a single-backtick span early)."""
-    fence = "`" * (max((len(run) for run in re.findall("`+", sql)), default=0) + 1)
-    pad = " " if sql.startswith("`") or sql.endswith("`") else ""
-    return f"{fence}{pad}{sql}{pad}{fence}"
 
 
 # --------------------------------------------------------------------------- command line

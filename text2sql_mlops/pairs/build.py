@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
-from ..core.records import SYNTHETIC_PREFIX, Pair, finite_number, nonempty_str, pair_id
+from ..core.records import SYNTHETIC_PREFIX, Pair, finite_number, nonempty_str, pair_id, read_pairs
 from ..prompts import extract_sql, format_answer
 
 
@@ -62,6 +63,9 @@ def pair_from_reference(record: Any, where: str) -> tuple[Pair, list[str]]:
     meta["source"] = source if source in ("natural", "synthetic") else (
         "synthetic" if str(meta["pair_type"]).startswith(SYNTHETIC_PREFIX) else "natural")
     meta["gold_fallback"] = bool(record.get("gold_fallback", meta["source"] == "synthetic"))
+    # read off the pair type when the record does not say: assumed too
+    missing += [key for key, given in (("source", source in ("natural", "synthetic")),
+                                        ("gold_fallback", "gold_fallback" in record)) if not given]
     meta["chosen_sql"], meta["rejected_sql"] = extract_sql(record["chosen"]), extract_sql(record["rejected"])
     margin = meta["chosen_reward"] - meta["rejected_reward"] if all(
         finite_number(meta[k]) for k in ("chosen_reward", "rejected_reward")) else math.nan
@@ -91,3 +95,19 @@ def read_reference_pairs(path: str | os.PathLike) -> tuple[list[Pair], Counter]:
         converted.append(pair)
         lacked.update(missing)
     return converted, lacked
+
+
+def read_pair_file(path: str, command: str) -> list[Pair]:
+    """Every pair of a pair file (``records.read_pairs``), or of a JSON list, the reference
+    project's ``dpo_pairs.json``: converted, with a note on stderr of the fields it lacked."""
+    if Path(path).is_file():
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.read(4096).lstrip()[:1]
+    if not Path(path).is_file() or first != "[":
+        return read_pairs(path)
+    pairs, lacked = read_reference_pairs(path)
+    filled = ", ".join(f"{key}={REFERENCE_PAIR_DEFAULTS[key]!r} ({count})" if key in REFERENCE_PAIR_DEFAULTS
+                       else f"{key} from the pair type ({count})" for key, count in lacked.items())
+    print(f"{command}: note: {path}: {len(pairs)} reference pairs converted (prompt string -> one user message)"
+          + (f"; fields missing, filled with: {filled} (listed in meta.assumed)" if filled else ""), file=sys.stderr)
+    return pairs

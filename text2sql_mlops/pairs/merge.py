@@ -38,15 +38,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, add_flags, flag, from_args, setting
 from ..core.errors import UserError
 from ..core.fileio import check_outputs, output_file, write_json, write_jsonl
-from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair, read_pairs
+from ..core.records import NATURAL_PAIR_TYPES, SYNTHETIC_PREFIX, Pair
 from ..data.guard import add_guard_flags, load_eval_split, refuse_leaks
-from .build import REFERENCE_PAIR_DEFAULTS, read_reference_pairs
+from .build import read_pair_file
 from .similarity import edit_distance_ratio, sql_tokens
 from .solver import matches, solve_counts
 
@@ -237,18 +236,8 @@ def _type_order(pair_type: str) -> tuple[int, str]:
 
 
 def read_input(path: str) -> list[Pair]:
-    """Every pair of one ``--inputs`` file: pair JSONL (``records.read_pairs``), or a JSON list, the
-    reference project's ``dpo_pairs.json``: converted, with a note of the fields it lacked."""
-    if Path(path).is_file():
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            first = handle.read(4096).lstrip()[:1]
-    if not Path(path).is_file() or first != "[":
-        return read_pairs(path)
-    pairs, lacked = read_reference_pairs(path)
-    filled = ", ".join(f"{key}={REFERENCE_PAIR_DEFAULTS[key]!r} ({count})" for key, count in lacked.items())
-    print(f"pairs merge: note: {path}: {len(pairs)} reference pairs converted (prompt string -> one user message)"
-          + (f"; fields missing, filled with: {filled}" if filled else ""), file=sys.stderr)
-    return pairs
+    """Every pair of one ``--inputs`` file: pair JSONL, or the reference project's ``dpo_pairs.json``."""
+    return read_pair_file(path, "pairs merge")
 
 
 def per_input(items: Sequence[str] | None, inputs: int, option: str, parse, default):

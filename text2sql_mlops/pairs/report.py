@@ -26,15 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
+from ..core.display import md_code, md_text, plain, plot_label
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, holds_only, output_folder_type, write_json
-from ..core.records import NATURAL_PAIR_TYPES, Pair, read_pairs
+from ..core.records import NATURAL_PAIR_TYPES, Pair
 from ..scoring.errors import ERROR_TYPES
+from .build import read_pair_file
 from .similarity import edit_distance_ratio
 
 PLOTS = ("pair_types.png", "reward_margin.png", "edit_ratio.png")
 OUTPUTS = ("pair_quality.json", "pair_quality.md", "pair_quality.html", *PLOTS)
 CORRECT = "correct"  # the rejected side's "error type" when it is correct (cost pairs)
+# ... when the pair file never said: a reference dpo_pairs.json pair (meta.assumed lists it)
+UNKNOWN = "not recorded"
 HIST_BINS = 20
 
 # the rows of the summary table: (label, key in pair_quality, number format)
@@ -47,16 +51,24 @@ ROWS = (
     ("mean SQL edit-distance ratio", "mean_edit_ratio", ".3f"),
     ("chosen executable rate", "chosen_executable_rate", ".3f"),
     ("executable hard-negative rate", "executable_hard_negative_rate", ".3f"),
+    ("pairs with assumed values", "pairs_with_assumed_values", "d"),
 )
 
 
 # --------------------------------------------------------------------------- the numbers (pure)
 
 
+def assumed(pair: Pair) -> set[str]:
+    """The meta fields the pair file did not hold and a converter filled in (a reference
+    ``dpo_pairs.json`` pair: ``meta.assumed``): never counted as measured."""
+    return set(pair.meta.get("assumed") or ())
+
+
 def pair_series(pairs: list[Pair]) -> dict[str, list[float]]:
-    """Per-pair values the averages and histograms use, in file order."""
+    """Per-pair values the averages and histograms use, in file order; a margin whose rewards
+    were assumed is left out (it is the converter's default, the same for every such pair)."""
     return {
-        "reward_margin": [float(p.meta["reward_margin"]) for p in pairs],
+        "reward_margin": [float(p.meta["reward_margin"]) for p in pairs if not assumed(p) & {"chosen_reward", "rejected_reward"}],
         "edit_ratio": [edit_distance_ratio(p.meta["chosen_sql"], p.meta["rejected_sql"]) for p in pairs],
     }
 
@@ -69,26 +81,32 @@ def _order(keys, first=()) -> list[str]:
 
 def pair_quality(pairs: list[Pair], series: dict[str, list[float]] | None = None) -> dict[str, Any]:
     """The quality numbers of one dataset. Rates are over all pairs, duplicates included; with
-    no pairs they are None and the counts 0."""
+    no pairs they are None and the counts 0. A number a pair file did not record (``assumed``)
+    is left out of its rate or mean, which is over the pairs that recorded it (None if none did)."""
     series = series if series is not None else pair_series(pairs)
     n = len(pairs)
     metas = [p.meta for p in pairs]
+    unrecorded = [assumed(p) for p in pairs]
 
-    def rate(count: int) -> float | None:
-        return round(count / n, 6) if n else None
+    def rate(count: int, of: int = n) -> float | None:
+        return round(count / of, 6) if of else None
 
     def mean(values: list[float]) -> float | None:
-        return round(math.fsum(values) / n, 6) if n else None
+        return round(math.fsum(values) / len(values), 6) if values else None
+
+    def measured_rate(key: str) -> float | None:
+        recorded = [m[key] for m, missing in zip(metas, unrecorded) if key not in missing]
+        return rate(sum(recorded), len(recorded))
 
     seen: set[str] = set()
     duplicates = 0
     types: dict[str, int] = {}
     errors: dict[str, int] = {}
-    for pair, meta in zip(pairs, metas):
+    for pair, meta, missing in zip(pairs, metas, unrecorded):
         duplicates += pair.id in seen
         seen.add(pair.id)
         types[meta["pair_type"]] = types.get(meta["pair_type"], 0) + 1
-        error = meta["rejected_error_type"] or CORRECT
+        error = UNKNOWN if "rejected_error_type" in missing else meta["rejected_error_type"] or CORRECT
         errors[error] = errors.get(error, 0) + 1
     synthetic = sum(m["source"] == "synthetic" for m in metas)
     type_order = _order(types, NATURAL_PAIR_TYPES)
@@ -103,16 +121,17 @@ def pair_quality(pairs: list[Pair], series: dict[str, list[float]] | None = None
         "duplicate_pairs": duplicates,
         "duplicate_rate": rate(duplicates),
         "mean_reward_margin": mean(series["reward_margin"]),
-        "min_reward_margin": round(min(series["reward_margin"]), 6) if n else None,
-        "max_reward_margin": round(max(series["reward_margin"]), 6) if n else None,
+        "min_reward_margin": round(min(series["reward_margin"]), 6) if series["reward_margin"] else None,
+        "max_reward_margin": round(max(series["reward_margin"]), 6) if series["reward_margin"] else None,
         # How evenly the pairs spread over their types: 0 when one type has them all.
         "pair_type_entropy_bits": round(abs(-math.fsum(c / n * math.log2(c / n) for c in types.values())), 6) if n else None,
         "mean_edit_ratio": mean(series["edit_ratio"]),
-        "chosen_executable_rate": rate(sum(m["chosen_executable"] for m in metas)),
-        "executable_hard_negative_rate": rate(sum(m["rejected_executable"] for m in metas)),
+        "chosen_executable_rate": measured_rate("chosen_executable"),
+        "executable_hard_negative_rate": measured_rate("rejected_executable"),
+        "pairs_with_assumed_values": sum(bool(missing) for missing in unrecorded),
         "pair_types": {t: types[t] for t in type_order},
         "pair_type_fractions": {t: rate(types[t]) for t in type_order},
-        "rejected_error_types": {e: errors[e] for e in _order(errors, (*ERROR_TYPES, CORRECT))},
+        "rejected_error_types": {e: errors[e] for e in _order(errors, (*ERROR_TYPES, CORRECT, UNKNOWN))},
     }
 
 
@@ -130,7 +149,11 @@ def build_report(datasets: dict[str, tuple[str, list[Pair]]], series: dict[str, 
 
 
 def _cell(value: Any, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
+    if value is None:
+        return "n/a"
+    if fmt.endswith("f") and abs(value) >= 1e9:  # a margin near the float limits printed 300 digits
+        return format(value, ".3e")
+    return format(value, fmt)
 
 
 def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -145,7 +168,7 @@ def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         return f"{q['pair_types'].get(t, 0)} ({_cell(fraction, '.1%')})"
 
     type_rows = [[t, *(type_cell(q, t) for q in quality)] for t in types]
-    errors = _order({e for q in quality for e in q["rejected_error_types"]}, (*ERROR_TYPES, CORRECT))
+    errors = _order({e for q in quality for e in q["rejected_error_types"]}, (*ERROR_TYPES, CORRECT, UNKNOWN))
     error_rows = [[e, *(str(q["rejected_error_types"].get(e, 0)) for q in quality)] for e in errors]
     return [("Summary", header, summary), ("Pair types (count, fraction)", ["pair type", *names], type_rows),
             ("Rejected side: error type", ["error type", *names], error_rows)]
@@ -153,10 +176,10 @@ def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 def render_markdown(report: dict) -> str:
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(map(md_text, cells)) + " |"
 
     out = ["# Pair quality", ""]
-    out += [f"- **{name}**: `{report['paths'][name]}`" for name in report["datasets"]]
+    out += [f"- **{md_text(name)}**: {md_code(report['paths'][name])}" for name in report["datasets"]]
     for title, header, rows in _tables(report):
         out += ["", f"## {title}", "", line(header), line(["---"] + ["---:"] * (len(header) - 1))]
         out += [line(row) for row in rows]
@@ -174,11 +197,11 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
     esc = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>Pair quality</title>',
            f"<style>{_CSS}</style></head><body>", "<h1>Pair quality</h1>", "<ul>"]
-    out += [f"<li><b>{esc(n)}</b>: <code>{esc(report['paths'][n])}</code></li>" for n in report["datasets"]]
+    out += [f"<li><b>{esc(plain(n))}</b>: <code>{esc(plain(report['paths'][n]))}</code></li>" for n in report["datasets"]]
     out.append("</ul>")
     for title, header, rows in _tables(report):
-        out += [f"<h2>{esc(title)}</h2>", "<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
-        out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows]
+        out += [f"<h2>{esc(title)}</h2>", "<table>", "<tr>" + "".join(f"<th>{esc(plain(h))}</th>" for h in header) + "</tr>"]
+        out += ["<tr>" + "".join(f"<td>{esc(plain(c))}</td>" for c in row) + "</tr>" for row in rows]
         out.append("</table>")
     out.append("<h2>Plots</h2>")
     for name, data in images.items():
@@ -202,7 +225,8 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
 
     names = report["datasets"]
     quality = report["quality"]
-    labels = {n: f"{n} (n={quality[n]['pairs']})" for n in names}
+    labels = {n: plot_label(f"{n} (n={quality[n]['pairs']})") for n in names}
+    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}  # one colour per dataset in every plot
 
     def png(draw) -> bytes:
         with matplotlib.style.context("default"):
@@ -214,10 +238,10 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
             fig.savefig(buffer, format="png", metadata={"Software": None})
         return buffer.getvalue()
 
-    def no_data(ax) -> bool:
-        if any(quality[n]["pairs"] for n in names):
+    def no_data(ax, what: str = "no pairs", key: str | None = None) -> bool:
+        if any(series[n][key] if key else quality[n]["pairs"] for n in names):
             return False
-        ax.text(0.5, 0.5, "no pairs", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes)
         return True
 
     def pair_types(ax):
@@ -225,8 +249,8 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
         height = 0.8 / max(len(names), 1)
         for i, name in enumerate(names):
             fractions = [quality[name]["pair_type_fractions"].get(t) or 0.0 for t in types]
-            ax.barh(np.arange(len(types)) + i * height, fractions, height=height, label=labels[name])
-        ax.set_yticks(np.arange(len(types)) + height * (len(names) - 1) / 2, types, fontsize=8)
+            ax.barh(np.arange(len(types)) + i * height, fractions, height=height, label=labels[name], color=colors[name])
+        ax.set_yticks(np.arange(len(types)) + height * (len(names) - 1) / 2, [plot_label(t) for t in types], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("fraction of pairs")
         ax.set_title("Pair types")
@@ -239,16 +263,19 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
             lo, hi = fixed or ((min(values), max(values)) if values else (0.0, 1.0))
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("fraction of pairs")
+            ax.set_title(title)
+            if not math.isfinite(hi - lo):  # margins near the float limits: no bin width to draw with
+                ax.text(0.5, 0.5, "values too large to plot", ha="center", va="center", transform=ax.transAxes)
+                return
             bins = np.linspace(lo, hi, HIST_BINS + 1)
             for name in names:
                 data = series[name][key]
                 if data:  # fraction of the dataset's pairs per bin, so sizes compare
                     ax.hist(data, bins=bins, weights=[1 / len(data)] * len(data), histtype="step",
-                            linewidth=1.5, label=labels[name])
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("fraction of pairs")
-            ax.set_title(title)
-            if not no_data(ax):
+                            linewidth=1.5, label=labels[name], color=colors[name])
+            if not no_data(ax, "no pairs" if not any(quality[n]["pairs"] for n in names) else "no recorded values", key):
                 ax.legend()
         return draw
 
@@ -286,7 +313,8 @@ def make_parser(prog: str | None = None) -> ArgParser:
     parser = ArgParser(prog=prog, description="Pair-quality dashboard: JSON, Markdown and a self-contained HTML page "
                                               "with plots, one column per pair file.")
     flag(parser, "datasets", nargs="+", required=True, metavar="NAME=PATH",
-         help="pair files (JSONL of records.Pair), each with a column name, e.g. Raw=raw.jsonl Filtered=merged.jsonl")
+         help="pair files (JSONL of records.Pair, or the reference project's dpo_pairs.json), each with a column name, "
+              "e.g. Raw=raw.jsonl Filtered=merged.jsonl")
     flag(parser, "out", "--output_dir", "--output-dir", required=True, metavar="DIR", type=output_folder_type(reported_here),
          help="folder for the report; replaced as a whole (only a previous report may be there)")
     return parser
@@ -295,7 +323,7 @@ def make_parser(prog: str | None = None) -> ArgParser:
 def main(argv: list[str] | None = None, prog: str = "text2sql-mlops pairs report") -> int:
     args = make_parser(prog).parse_args(argv)
     out = Path(args.out).resolve()
-    datasets = {name: (path, read_pairs(path)) for name, path in parse_datasets(args.datasets).items()}
+    datasets = {name: (path, read_pair_file(path, "pairs report")) for name, path in parse_datasets(args.datasets).items()}
     series = {name: pair_series(pairs) for name, (_, pairs) in datasets.items()}
     report = build_report(datasets, series)
     images = render_plots(report, series)

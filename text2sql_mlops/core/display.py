@@ -1,0 +1,44 @@
+"""Untrusted text (model SQL, SQLite errors, dataset questions, names from a command line)
+made safe to show in Markdown reports and matplotlib charts.
+
+Reports are read in viewers that render Markdown with HTML (MLflow's artifact view, editors,
+Git hosting): a question holding ``<img onerror=...>``, a blank line that ends a code span,
+or a ``|`` that adds a table column must show as text. Charts parse ``$...$`` as math (a
+stray one raised a parse error) and leave out legend labels starting with ``_``. Bidi
+controls (U+202E) reverse the text after them, which can disguise a name, in either.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Bidi embeddings, overrides and isolates, and the other C0/C1 controls (tab and newline handled apart)
+_CONTROLS = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
+# Characters Markdown or inline HTML give a meaning inside a line; each is escaped to show as itself.
+_MARKDOWN = re.compile(r"([\\`*\[\]<>|&])")
+
+
+def plain(text: str) -> str:
+    """``text`` on one line without control characters: line breaks become one space."""
+    return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", str(text))).replace("\t", " ")
+
+
+def md_text(text: str) -> str:
+    """``text`` as literal Markdown text on one line (a table cell, a list item, a heading)."""
+    return _MARKDOWN.sub(lambda m: {"<": "&lt;", ">": "&gt;", "&": "&amp;"}.get(m[1], "\\" + m[1]), plain(text))
+
+
+def md_code(text: str) -> str:
+    """``text`` as Markdown inline code on one line: fenced with more backticks than it holds
+    in a row (SQL quotes MySQL-style names as `group`, which closed a one-backtick span early)."""
+    text = plain(text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def plot_label(text: str) -> str:
+    """``text`` as a matplotlib label drawn as written: no math mode, shown in legends."""
+    text = plain(text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
