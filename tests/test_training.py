@@ -697,3 +697,15 @@ def test_max_prompt_length_leaves_long_prompts_out_never_cuts_them(tokenizer):
     rows, too_long = dpo_rows(tokenizer, PAIRS, 4096, max_prompt_length=limit)
     assert too_long == sum(length > limit for length in lengths) > 0
     assert [len(row["prompt_ids"]) for row in rows] == [length for length in lengths if length <= limit]
+
+
+def test_a_diverged_training_stops_with_one_line_and_writes_nothing(files, tmp_path, capsys):
+    """At a learning rate that blows the weights up, training went on to its last step, saved
+    a NaN adapter and wrote NaN into metrics.jsonl (then `track` refused the file, far from the cause)."""
+    out = tmp_path / "out"
+    argv = ["train", "sft", "--model", str(files["model"]), "--trajectories", str(files["trajectories"]), "--out", str(out),
+            "--max_steps", "6", "--learning_rate", "1e30", "--full_finetune", *TINY]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: train sft: ") and "the training diverged; lower --learning_rate" in err, err
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its staging copy

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 from transformers import TrainerCallback
+
+from ..core.errors import UserError
 
 # Shown on the console when present (SFT: loss and token accuracy; DPO adds the rewards).
 CONSOLE = (("loss", "loss {:.4f}"), ("mean_token_accuracy", "token_acc {:.3f}"), ("rewards/accuracies", "reward_acc {:.3f}"),
@@ -41,3 +44,10 @@ class MetricsLog(TrainerCallback):
         shown = [fmt.format(row[key]) for key, fmt in CONSOLE if row.get(key) is not None]
         print(f"train {self.method}: step {state.global_step}/{state.max_steps} epoch {row['epoch']:.2f} "
               + " ".join(shown) + f" {row['steps_per_s'] or 0:.3f} steps/s", file=sys.stderr, flush=True)
+        diverged = [key for key in ("loss", "grad_norm") if isinstance(row.get(key), float) and not math.isfinite(row[key])]
+        if diverged:
+            # The weights are NaN/inf from here on: the adapter would evaluate as garbage, and its
+            # metrics.jsonl held NaN, which no JSON reader but Python's takes (`track` refuses it).
+            raise UserError(f"train {self.method}: {diverged[0]} is {row[diverged[0]]} at step {state.global_step} (learning rate "
+                            f"{row.get('learning_rate', args.learning_rate):.2e}): the training diverged; lower --learning_rate "
+                            "or add warm-up (--warmup_steps); nothing was written")
