@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 
@@ -32,14 +33,28 @@ def main() -> None:
     held_out = set(sorted({e["db_id"] for e in examples})[-args.databases:])
     train = [e for e in examples if e["db_id"] not in held_out]
     evaluation = [e for e in examples if e["db_id"] in held_out][:args.eval_limit]
+    own = {"train_spider.json", "dev.json", "tables.json", "database"} if args.layout else {"train.json", "heldout.json"}
+    if args.out.exists():
+        # Over a `data import-spider` folder (the README puts both at data/spider) this rewrote the
+        # user's train_spider.json, dev.json and tables.json: only a folder of its own is rewritten.
+        others = sorted(p.name for p in args.out.iterdir() if p.name not in own or (p.name == "database" and not p.is_symlink()))
+        if not args.out.is_dir() or others:
+            sys.exit(f"error: {args.out} holds files this script did not write ({', '.join(others[:5]) or 'a file'}); "
+                     "give a new folder")
     args.out.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, text: str) -> None:  # a temporary renamed into place: never half a file
+        temporary = args.out / f".{name}.tmp"
+        temporary.write_text(text)
+        temporary.replace(args.out / name)
+
     if not args.layout:
-        (args.out / "train.json").write_text(json.dumps(train))
-        (args.out / "heldout.json").write_text(json.dumps(evaluation))
+        write("train.json", json.dumps(train))
+        write("heldout.json", json.dumps(evaluation))
         return
-    (args.out / "train_spider.json").write_text(json.dumps(train))
-    (args.out / "dev.json").write_text(json.dumps(evaluation))
-    (args.out / "tables.json").write_text((args.spider / "tables.json").read_text())
+    write("train_spider.json", json.dumps(train))
+    write("dev.json", json.dumps(evaluation))
+    write("tables.json", (args.spider / "tables.json").read_text())
     link = args.out / "database"
     if not link.exists():
         os.symlink((args.spider / "database").resolve(), link)

@@ -226,10 +226,12 @@ def make_parser(prog: str | None = "text2sql-mlops rollout") -> argparse.Argumen
     for name, option in GENERIC_OPTIONS.items():
         # Help from the backends' own declarations, so the parser names no backend itself.
         owners = backends_with(option)
-        help_text = backend_options(owners[0])[option].metadata["help"].replace("%", "%%") if owners else ""
+        helps = {owner: backend_options(owner)[option].metadata["help"].replace("%", "%%") for owner in owners}
+        said = (f"{'/'.join(owners)}: {next(iter(helps.values()))}" if len(set(helps.values())) == 1
+                else "; ".join(f"{owner}: {text}" for owner, text in helps.items()))  # backends that mean it differently
         kind = next(a for a in typing.get_args(hints[name]) if a is not type(None))  # int | None -> int
         flag(generation, name, *(["--model"] if name == "model_path" else []), type=kind,
-             help=f"{'/'.join(owners)}: {help_text} (ignored by other generators)")
+             help=f"{said} (ignored by other generators)")
     flag(generation, "generator_option", action="append", default=[], metavar="KEY=VALUE",
          help="an option of the chosen generator (repeatable; see below)")
     flag(parser, "no_progress", action="store_true", help="no progress bar on stderr")
