@@ -139,6 +139,17 @@ def test_untrusted_text_in_column_errors_md_renders_as_text(demo_dataset: Path):
     assert "&lt;img src=x onerror=alert(2)&gt;" in page  # shown, as text
 
 
+@pytest.mark.parametrize("text", ["# Injected", "- item", "1. item", "12) item", "+ item", "===", "---", "<b>x</b>", "a | b"])
+def test_md_text_never_opens_a_block_or_a_tag_where_a_line_starts(text: str):
+    """A run name starts its list item in column-errors.md: "# x" became a heading inside it."""
+    from text2sql_mlops.core.display import md_code, md_text
+
+    alone, in_item = rendered(md_text(text)), rendered(f"- {md_text(text)}, rest")
+    assert alone.startswith("<p>") and alone.count("<") == 2, alone  # one paragraph of text, no other element
+    assert in_item.replace("\n", "").startswith("<ul><li>") and in_item.count("<") == 4, in_item  # ul, li and their ends
+    assert md_code("") == md_code("  ") == "(empty)"
+
+
 def test_the_pair_dashboard_shows_hostile_names_and_types_as_text_and_draws_them(tmp_path: Path):
     """Pair types and error types come from pair files, dataset names from the command line:
     `$\\frac{a}$` crashed the plots (matplotlib's math parser), `_name` vanished from legends, raw

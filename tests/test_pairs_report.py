@@ -285,7 +285,13 @@ def test_reference_pairs_show_only_what_they_recorded(tmp_path, capsys):
     assert quality["chosen_executable_rate"] == 1.0 and quality["executable_hard_negative_rate"] == 0.0  # pair 1 only
     assert quality["rejected_error_types"] == {"no_such_column": 1, report.UNKNOWN: 2}  # never "correct"
     md = (out / "pair_quality.md").read_text()
-    assert f"| {report.UNKNOWN} | 2 |" in md and "| pairs with assumed values | 2 |" in md
+    assert f"| {report.UNKNOWN} | 2 |" in md and "| pairs with assumed measurements | 2 |" in md
+    # a rejected error type recorded as null is a correct rejected side (a cost pair), not an unrecorded one
+    cost = {**reference[0], "rejected_error_type": None, "rejected_executable": True, "question": "Cost?", "rejected": "SELECT 2"}
+    (tmp_path / "cost.json").write_text(json.dumps([cost]))
+    assert run_cli("--datasets", f"Ref={tmp_path / 'cost.json'}", "--out", str(tmp_path / "r3")) == 0
+    quality = json.loads((tmp_path / "r3" / "pair_quality.json").read_text())["quality"]["Ref"]
+    assert quality["rejected_error_types"] == {report.CORRECT: 1} and quality["pairs_with_assumed_values"] == 0
     # none recorded: no number at all
     only_assumed = tmp_path / "assumed.json"
     only_assumed.write_text(json.dumps(reference[1:]))

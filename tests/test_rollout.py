@@ -846,6 +846,21 @@ def test_a_correct_answer_over_the_sandbox_caps_reads_executable_and_a_cut_gold_
     assert cut["gold_row_count"] == MAX_ROWS and cut["gold_truncated"] and cut["final_correct"]
     assert small["gold_row_count"] == 1 and not small["gold_truncated"]
     assert s["final_executable_rate"] == 1.0 and s["final_ex_strict"] == 1.0
+    # The same SQL wrong for another example reads as the sandbox ran it, whichever example's
+    # answer (or gold) ran it first in the chunk: the scorer's run is kept apart.
+    class Always(MockGenerator):
+        def generate(self, requests, params):
+            return [[Completion(text="```sql\nSELECT body FROM doc WHERE id = 1\n```", num_tokens=8)] for _ in requests]
+
+    from text2sql_mlops.generation import Completion
+
+    pair = [{"db_id": "docs", "question": "big?", "query": golds[0]}, {"db_id": "docs", "question": "one?", "query": "SELECT 1"}]
+    for order in (pair, pair[::-1]):
+        dataset.write_text(json.dumps(order))
+        rollout(dataset, tmp_path / "order", Always(), max_turns=1, db_root=str(tmp_path / "db"), overwrite=True)
+        answers = {t["question"]: t["turns"][0]["candidates"][0] for t in read(tmp_path / "order", "trajectories.jsonl")}
+        assert answers["big?"]["correct"] and answers["big?"]["executed"]
+        assert not answers["one?"]["correct"] and not answers["one?"]["executed"] and "too big" in answers["one?"]["error"]
     # files written before the field read as not cut
     from text2sql_mlops.core.records import Trajectory
 
@@ -856,7 +871,7 @@ def test_a_correct_answer_over_the_sandbox_caps_reads_executable_and_a_cut_gold_
 def test_a_rollout_that_fails_before_its_first_result_leaves_no_folder_it_made(demo_dataset: Path, tmp_path: Path, capsys):
     """A rollout into a/b/run whose model does not load removed run/ but left a/b behind."""
     (tmp_path / "mine").mkdir()
-    for out in (tmp_path / "a" / "b" / "run", tmp_path / "mine" / "b" / "run"):
+    for out in (tmp_path / "a" / "b" / "run", tmp_path / "mine" / "b" / "run", tmp_path / "c" / "x" / ".." / "y" / "run"):
         args = ["rollout", "--generator", "hf", "--model_path", str(tmp_path / "nowhere"), "--dataset_path", str(demo_dataset),
                 "--limit", "2", "--output_dir", str(out), "--no_progress"]
         assert cli_main(args) == 2

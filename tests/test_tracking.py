@@ -836,3 +836,31 @@ def test_a_registered_model_is_pulled_from_a_store_on_a_read_only_mount(store: P
     assert done.returncode == 2 and last.startswith("error: cannot open the MLflow store"), done.stderr[-2000:]
     assert "Read-only file system" in last and "Traceback" not in done.stderr
     assert (store / "mlruns" / "mlflow.db").read_bytes() == before
+
+
+def test_a_register_stopped_midway_is_finished_by_its_rerun(store: Path, tiny_llama: Path, monkeypatch):
+    """A register killed after creating its version but before moving the alias: the rerun found
+    the version "already registered" and never applied the champion rule to it."""
+    from mlflow import MlflowClient
+
+    register_version(store, tiny_llama, "one", 0.5)
+    real = MlflowClient.set_registered_model_alias
+
+    def stopped(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", stopped)
+    adapter = adapter_folder(store / "adapter_two", tiny_llama, "two")
+    assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", "run_two.json"]) == 0
+    summary = eval_summary(final_ex_strict=0.6, config={"examples_sha256": "a" * 64, "examples": 10, **measured(adapter)})
+    (store / "summary_two.json").write_text(json.dumps(summary.to_dict()))
+    again = ["register", "--run", "run_two.json", "--eval", "summary_two.json", "--base_model", "models/base", "--out", "two.json"]
+    assert cli(again) == 130
+    assert "decision" not in client().get_model_version("text2sql-sft-dpo", "2").tags
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", real)
+    assert cli(again) == 0
+    decision = json.loads((store / "two.json").read_text())
+    assert decision["version"] == 2 and decision["promoted"] and "beats the champion's 0.5000" in decision["reason"], decision
+    assert sorted(str(v.version) for v in client().search_model_versions()) == ["1", "2"]
+    assert str(client().get_model_version_by_alias("text2sql-sft-dpo", "champion").version) == "2"
+    assert client().get_model_version("text2sql-sft-dpo", "1").tags["role"] == "former_champion"

@@ -709,3 +709,8 @@ def test_a_diverged_training_stops_with_one_line_and_writes_nothing(files, tmp_p
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: train sft: ") and "the training diverged; lower --learning_rate" in err, err
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its staging copy
+    # logged every 4 steps: the NaN loss is logged as NaN (transformers' default swapped in the
+    # running mean, so the console showed a healthy-looking loss), and stopped at that step
+    assert cli([*argv, "--logging_steps", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "loss is nan at step 4" in err and list(tmp_path.iterdir()) == [], err

@@ -17,6 +17,8 @@ _CONTROLS = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u06
 _LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 # Characters Markdown or inline HTML give a meaning inside a line; each is escaped to show as itself.
 _MARKDOWN = re.compile(r"([\\`*\[\]<>|&])")
+# A line start that opens a block: a heading, a list item, a setext underline or thematic break
+_BLOCK_START = re.compile(r"^(\s*)(#{1,6}(?=\s|$)|[-+](?=\s|$)|[-=]+\s*$)|^(\s*\d{1,9})([.)])(?=\s|$)")
 
 
 def plain(text: str) -> str:
@@ -26,13 +28,17 @@ def plain(text: str) -> str:
 
 def md_text(text: str) -> str:
     """``text`` as literal Markdown text on one line (a table cell, a list item, a heading)."""
-    return _MARKDOWN.sub(lambda m: {"<": "&lt;", ">": "&gt;", "&": "&amp;"}.get(m[1], "\\" + m[1]), plain(text))
+    escaped = _MARKDOWN.sub(lambda m: {"<": "&lt;", ">": "&gt;", "&": "&amp;"}.get(m[1], "\\" + m[1]), plain(text))
+    # "# x", "- x", "1. x", "===" at the start of a list item or a heading's line would open a block
+    return _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[2] else f"{m[3]}\\{m[4]}", escaped, count=1)
 
 
 def md_code(text: str) -> str:
     """``text`` as Markdown inline code on one line: fenced with more backticks than it holds
     in a row (SQL quotes MySQL-style names as `group`, which closed a one-backtick span early)."""
     text = plain(text)
+    if not text.strip():
+        return "(empty)"  # a code span needs a character; two bare backticks show as themselves
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"

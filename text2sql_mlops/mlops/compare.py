@@ -196,7 +196,7 @@ def ex_chart(reports: dict[str, dict[str, Any]]) -> bytes:
                 ax.bar_label(bars, labels=["n/a" if v is None else f"{100 * v:.1f}" for v in measured], fontsize=7)
             examples = next(iter(report["runs"].values()))["examples"] if names else 0
             ax.set_xticks(np.arange(len(names)), [plot_label(n) for n in names])
-            ax.set_title(f"{split} ({examples} questions)")
+            ax.set_title(plot_label(f"{split} ({examples} questions)"))
             ax.set_ylabel("execution accuracy (%)")
             ax.set_ylim(0, 120)  # headroom above 100% for the labels and the legend
             ax.set_yticks(range(0, 101, 20))
@@ -212,15 +212,17 @@ def loss_chart(curves: dict[str, list[dict[str, Any]]]) -> bytes:
         ax = fig.add_subplot()
         drawn = False
         for i, (name, rows) in enumerate(curves.items()):
-            points = [(row["step"], row["loss"]) for row in rows if _number(row.get("loss")) and _number(row.get("step"))]
-            finite = [(step, loss) for step, loss in points if math.isfinite(loss) and abs(loss) < 1e30]
-            diverged = [step for step, loss in points if (step, loss) not in finite]
+            finite, diverged = [], []
+            for row in rows:
+                step, loss = row.get("step"), row.get("loss")
+                if _number(step) and _number(loss):
+                    (finite.append((step, loss)) if math.isfinite(loss) and abs(loss) < 1e30 else diverged.append(step))
             if finite:
                 ax.plot(*zip(*finite), marker="o", markersize=3, label=plot_label(name), color=f"C{i % 10}")
             if diverged:  # NaN or infinite losses: a diverged run must not look healthy
                 ax.plot(diverged, [1.0] * len(diverged), "x", transform=ax.get_xaxis_transform(), color=f"C{i % 10}",
                         clip_on=False, label=plot_label(f"{name}: loss NaN/inf ({len(diverged)} steps)"))
-            drawn = drawn or bool(points)
+            drawn = drawn or bool(finite or diverged)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("training loss")
         ax.set_title("Training loss")

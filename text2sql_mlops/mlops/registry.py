@@ -222,33 +222,26 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
     client = MlflowClient()
     tags = {name: str(getattr(summary, name)) for name in TAGGED_NUMBERS}
     tags.update(eval_dataset_hash=dataset_hash, base_model=str(base_model), stage=run_record.get("stage", ""))
-    earlier = _registered_before(client, model_name, source, tags, repair)
-    if earlier is not None:
+    earlier, earlier_repair = _registered_before(client, model_name, source, tags, repair)
+    if earlier is not None and "decision" in earlier.tags:
         return _again(client, model_name, earlier, promote, summary, dataset_hash, source, run_id, model_id)
-    repair_version = None
-    if repair is not None:
-        repair_version = _new_version(
-            client, repair_model_name(model_name), f"The repair models of {model_name}'s versions (text2sql-mlops): each answered "
-            "the repair turns of the evaluation whose numbers its version carries", *repair,
-            {**tags, "stage": repair_record.get("stage", ""), "repairs_for": model_name})
-        tags["repair_model"] = f"models:/{repair_model_name(model_name)}/{repair_version.version}"
-    try:
-        version = _new_version(client, model_name, "Text-to-SQL models trained by SFT then DPO (text2sql-mlops): MLflow "
-                               "transformers models, a LoRA adapter on its local base model or a whole fine-tuned model",
-                               run_id, model_id, source, tags)
-    except BaseException:
-        if repair_version is not None:  # no repair version without the version it pairs with
-            client.delete_model_version(repair_model_name(model_name), repair_version.version)
-        raise
-    if repair_version is not None:
-        client.set_model_version_tag(repair_model_name(model_name), repair_version.version, "repairs_for",
-                                     f"models:/{model_name}/{version.version}")
+    if earlier is not None:  # a registration stopped before its decision: finish it, on its versions
+        version, repair_version = earlier, earlier_repair
+        if repair_version is not None:
+            tags["repair_model"] = earlier.tags["repair_model"]
+    else:
+        version, repair_version = _new_versions(client, model_name, run_id, model_id, source, tags, repair, repair_record)
     try:
         current = client.get_model_version_by_alias(model_name, CHAMPION)
         champion = {**current.tags, "version": current.version}
     except MlflowException:
         champion = None
-    promoted, why = (True, "promoted by hand (--promote)") if promote else decide(getattr(summary, METRIC), dataset_hash, champion)
+    if champion is not None and str(champion["version"]) == str(version.version):
+        champion = None  # a register stopped after moving the alias: its former champion was demoted then
+        promoted, why = True, ("promoted by hand (--promote)" if promote else
+                               "champion: a register that stopped before recording its decision had moved the alias")
+    else:
+        promoted, why = (True, "promoted by hand (--promote)") if promote else decide(getattr(summary, METRIC), dataset_hash, champion)
     if promoted:
         client.set_registered_model_alias(model_name, CHAMPION, version.version)
         client.set_model_version_tag(model_name, version.version, "role", CHAMPION)
@@ -271,30 +264,53 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
             "model_id": model_id, "repair_model": tags.get("repair_model")}
 
 
+def _new_versions(client, model_name: str, run_id: str, model_id: str, source: str, tags: dict[str, str],
+                  repair: tuple[str, str, str] | None, repair_record: dict[str, Any] | None):
+    """(version, repair version or None), created: the repair model's first, so the version names it."""
+    repair_version = None
+    if repair is not None:
+        repair_version = _new_version(
+            client, repair_model_name(model_name), f"The repair models of {model_name}'s versions (text2sql-mlops): each answered "
+            "the repair turns of the evaluation whose numbers its version carries", *repair,
+            {**tags, "stage": repair_record.get("stage", ""), "repairs_for": model_name})
+        tags["repair_model"] = f"models:/{repair_model_name(model_name)}/{repair_version.version}"
+    try:
+        version = _new_version(client, model_name, "Text-to-SQL models trained by SFT then DPO (text2sql-mlops): MLflow "
+                               "transformers models, a LoRA adapter on its local base model or a whole fine-tuned model",
+                               run_id, model_id, source, tags)
+    except BaseException:
+        if repair_version is not None:  # no repair version without the version it pairs with
+            client.delete_model_version(repair_model_name(model_name), repair_version.version)
+        raise
+    if repair_version is not None:
+        client.set_model_version_tag(repair_model_name(model_name), repair_version.version, "repairs_for",
+                                     f"models:/{model_name}/{version.version}")
+    return version, repair_version
+
+
 def _registered_before(client, model_name: str, source: str, tags: dict[str, str], repair: tuple[str, str, str] | None):
-    """The version of ``model_name`` that already holds this model with this evaluation (same
-    numbers, set and base model, the same repair model), or None. Registering it again (a
-    rerun of the pipeline's register stage, a command run twice) adds no version."""
+    """(version, its repair version) of ``model_name`` that already hold this model with this
+    evaluation (same numbers, set and base model, the same repair model), or (None, None).
+    Registering it again (a rerun of the pipeline's register stage, a command run twice, a
+    register stopped midway) adds no version."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        versions = client.search_model_versions(f"name = '{model_name}'")
-    except MlflowException:
-        return None  # no such registered model yet: the first registration makes it
-    for version in sorted(versions, key=lambda v: int(v.version)):
+    quote = '"' if "'" in model_name else "'"
+    for version in sorted(client.search_model_versions(f"name = {quote}{model_name}{quote}"), key=lambda v: int(v.version)):
         if version.source != source or any(version.tags.get(key) != value for key, value in tags.items()):
             continue
         paired = version.tags.get("repair_model")
         if repair is None and paired is None:
-            return version
+            return version, None
         if repair is not None and paired is not None:
             name, _, number = paired[len("models:/"):].rpartition("/")
             try:
-                if client.get_model_version(name, number).source == repair[2]:
-                    return version
+                paired_version = client.get_model_version(name, number)
             except MlflowException:
                 continue
-    return None
+            if paired_version.source == repair[2]:
+                return version, paired_version
+    return None, None
 
 
 def _again(client, model_name: str, version, promote: bool, summary: Summary, dataset_hash: str, source: str,

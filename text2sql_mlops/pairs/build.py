@@ -55,7 +55,7 @@ def pair_from_reference(record: Any, where: str) -> tuple[Pair, list[str]]:
     missing = []
     for key, default in REFERENCE_PAIR_DEFAULTS.items():
         found = next((record[name] for name in _REFERENCE_ALIASES.get(key, (key,)) if record.get(name) is not None), None)
-        if found is None:
+        if found is None and not (key == "rejected_error_type" and key in record):  # null there: the rejected side is correct
             missing.append(key)
             found = default
         meta[key] = str(found) if key in _REFERENCE_ALIASES else found

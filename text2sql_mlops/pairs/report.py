@@ -51,17 +51,21 @@ ROWS = (
     ("mean SQL edit-distance ratio", "mean_edit_ratio", ".3f"),
     ("chosen executable rate", "chosen_executable_rate", ".3f"),
     ("executable hard-negative rate", "executable_hard_negative_rate", ".3f"),
-    ("pairs with assumed values", "pairs_with_assumed_values", "d"),
+    ("pairs with assumed measurements", "pairs_with_assumed_values", "d"),
 )
 
 
 # --------------------------------------------------------------------------- the numbers (pure)
 
 
+# What a rollout measured of a pair, which a converter can only assume (its ids and texts can be empty)
+MEASURED = frozenset({"chosen_reward", "rejected_reward", "chosen_executable", "rejected_executable", "rejected_error_type"})
+
+
 def assumed(pair: Pair) -> set[str]:
-    """The meta fields the pair file did not hold and a converter filled in (a reference
+    """The measured fields the pair file did not hold and a converter filled in (a reference
     ``dpo_pairs.json`` pair: ``meta.assumed``): never counted as measured."""
-    return set(pair.meta.get("assumed") or ())
+    return set(pair.meta.get("assumed") or ()) & MEASURED
 
 
 def pair_series(pairs: list[Pair]) -> dict[str, list[float]]:
@@ -181,7 +185,7 @@ def render_markdown(report: dict) -> str:
     out = ["# Pair quality", ""]
     out += [f"- **{md_text(name)}**: {md_code(report['paths'][name])}" for name in report["datasets"]]
     for title, header, rows in _tables(report):
-        out += ["", f"## {title}", "", line(header), line(["---"] + ["---:"] * (len(header) - 1))]
+        out += ["", f"## {title}", "", line(header), "| --- |" + " ---: |" * (len(header) - 1)]
         out += [line(row) for row in rows]
     out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in PLOTS]
     return "\n".join(out) + "\n"
@@ -218,6 +222,7 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
     """The three PNGs, by file name. Drawn on an explicit Agg canvas with matplotlib's default
     style (no global backend switch, no user matplotlibrc) and saved without metadata, so the
     bytes depend only on the data (and the matplotlib/FreeType versions)."""
+    import matplotlib
     import matplotlib.style
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -226,7 +231,9 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
     names = report["datasets"]
     quality = report["quality"]
     labels = {n: plot_label(f"{n} (n={quality[n]['pairs']})") for n in names}
-    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}  # one colour per dataset in every plot
+    # one colour per dataset in every plot (the default cycle has 10, tab20 has 20)
+    palette = [f"C{i}" for i in range(10)] if len(names) <= 10 else [matplotlib.colormaps["tab20"](i) for i in range(20)]
+    colors = {n: palette[i % len(palette)] for i, n in enumerate(names)}
 
     def png(draw) -> bytes:
         with matplotlib.style.context("default"):

@@ -46,8 +46,8 @@ def edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
         a, b = b, a
     if not b:
         return len(a)
-    if len(a) * len(b) > 4096:
-        return _edit_distance_rows(a, b)
+    if len(a) > 64 and len(a) * len(b) > 4096:  # numpy pays per row: long rows, few of them
+        return _edit_distance_rows(b, a)
     previous = list(range(len(b) + 1))
     for i, token_a in enumerate(a, start=1):
         current = [i]
@@ -58,9 +58,9 @@ def edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
 
 
 def _edit_distance_rows(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    """The same recurrence, each row in numpy: substitutions and deletions elementwise, then
-    the chain of insertions along the row as a running minimum (row[j] = min over k <= j of
-    candidate[k] + j - k)."""
+    """The same recurrence, one row per token of ``a`` (give the shorter sequence), each row
+    over ``b`` in numpy: substitutions and deletions elementwise, then the chain of insertions
+    along the row as a running minimum (row[j] = min over k <= j of candidate[k] + j - k)."""
     import numpy as np
 
     ids: dict[str, int] = {}

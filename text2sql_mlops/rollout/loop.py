@@ -114,6 +114,9 @@ class _ChunkCache:
 
     def __init__(self) -> None:
         self.executions: dict[tuple[str, str], Execution] = {}
+        # Runs within the scorer's caps of queries the scorer ran and the sandbox's caps refused:
+        # apart, so a query's observation never depends on which example's chunk ran it first.
+        self.scored_executions: dict[tuple[str, str], Execution] = {}
         self.verdicts: dict[tuple[str, str, str], bool] = {}
 
 
@@ -145,6 +148,7 @@ class RolloutEngine:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.sandbox.close()
+        self.scoring_sandbox.close()
         self.scorer.close()
 
     def run_chunks(self, chunks: list[tuple[int, list[tuple[int, Example]]]], in_flight: int = 2
@@ -305,11 +309,14 @@ class RolloutEngine:
     def _observe(self, db_path: str, sql: str, cache: _ChunkCache, scored: bool = False) -> Execution:
         """``sql`` run in the sandbox (once per chunk); ``scored``: the scorer ran it, so a
         failure at the sandbox's caps is run again within the scorer's."""
-        ran = cache.executions.get((db_path, sql))
-        if ran is None:
-            ran = cache.executions[db_path, sql] = observe(self.sandbox, db_path, sql, max_rows=MAX_ROWS)
+        key = (db_path, sql)
+        if key not in cache.executions:
+            cache.executions[key] = observe(self.sandbox, db_path, sql, max_rows=MAX_ROWS)
+        ran = cache.executions[key]
         if scored and not ran.ok:
-            ran = cache.executions[db_path, sql] = observe(self.scoring_sandbox, db_path, sql, max_rows=MAX_ROWS)
+            if key not in cache.scored_executions:  # kept even when it fails too (once per chunk, as above)
+                cache.scored_executions[key] = observe(self.scoring_sandbox, db_path, sql, max_rows=MAX_ROWS)
+            ran = cache.scored_executions[key]
         return ran
 
     def _finish(self, episode: _Episode) -> Trajectory:

@@ -121,7 +121,8 @@ class RunFolder:
         check_output_folder(self.path, rollout_here)
         self._created = not self.path.exists()
         # the folders made for it, nearest first: a run that fails before its first result removes them
-        self._made = [folder for folder in (self.path, *self.path.absolute().parents) if not folder.exists()]
+        where = self.path.absolute()  # `a/x/../y`: the OS makes a/x too; `x/..` itself is no folder to remove
+        self._made = [folder for folder in (where, *where.parents) if not folder.exists() and folder.name != ".."]
         make_folder(self.path)
         try:
             fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)

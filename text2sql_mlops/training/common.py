@@ -246,6 +246,9 @@ def trainer_arguments(settings: TrainSettings, runtime: Runtime, output_dir: str
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         seed=settings.seed,
         logging_steps=settings.logging_steps,
+        # A NaN/inf step loss is logged as it is (the default swaps in the running mean, which
+        # hid a diverged run): MetricsLog stops the training at the first one.
+        logging_nan_inf_filter=False,
         bf16=runtime.bf16,
         **{checkpointing: runtime.gradient_checkpointing},
         # No evaluation, checkpoints, trackers, worker processes or progress bar: the
