@@ -45,6 +45,7 @@ def plan() -> list[tuple[str, list[str] | None, str]]:
          f"needs {MODEL} and a finished `make repro` ({BASE_EVAL})"),
     ]
     # Longer measurement scripts, run by hand (they take tens of minutes on 2 cores):
+    #   python bench/official_agreement.py --official $OFFICIAL_EVAL   our verdicts vs exec_eval, case by case
     #   bash bench/smollm2_rollouts.sh   SmolLM2 one-shot and 3-turn repair on 200 Spider train questions
     #   bash bench/pairs_spider.sh       the preference data engine on 1000 Spider train questions
     #   bash bench/train_spider.sh       SFT -> DPO of SmolLM2, EX before/after on held-out databases
