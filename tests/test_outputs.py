@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -273,6 +274,64 @@ def test_atomic_file_keeps_the_old_file_on_error_and_uses_normal_permissions(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
 
+def test_an_output_folder_stopped_or_raced_between_its_two_renames_is_never_lost(tmp_path: Path, monkeypatch):
+    """Replacing a folder is two renames (old aside, new in). Stopped between them (SIGTERM), the
+    cleanup deleted the old copy with the temporary: no output at all. Killed there, the next
+    run's stale-temporary sweep deleted it. Two runs finishing at once: the second crashed
+    with an OSError traceback (Directory not empty)."""
+    from text2sql_mlops.core import fileio
+    from text2sql_mlops.core.fileio import remove_stale_temps
+
+    target = tmp_path / "report"
+    with atomic_folder(target) as staged:
+        staged.mkdir()
+        (staged / "a.json").write_text("old")
+    real = os.rename
+
+    signals = [KeyboardInterrupt]
+
+    def stopped(src, dst):
+        if Path(dst) == target and signals:
+            raise signals.pop()  # the signal lands after the old folder went aside (once)
+        return real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "rename", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(target) as staged:
+            staged.mkdir()
+            (staged / "a.json").write_text("new")
+    monkeypatch.setattr(fileio.os, "rename", real)
+    assert (target / "a.json").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+    # killed there: the temporary of a dead process holds the old folder, which goes back
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".report.{dead}.abc123.tmp"
+    stale.mkdir()
+    real(target, stale / "replaced")
+    assert remove_stale_temps(tmp_path, "report") == 1
+    assert (target / "a.json").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+    # another run puts its folder in place between our check and our rename: one error line
+    shutil.rmtree(target)
+    other = tmp_path / "other"
+    with atomic_folder(other) as staged:
+        staged.mkdir()
+        (staged / "a.json").write_text("other")
+
+    def raced(src, dst):
+        if Path(dst) == target and not target.exists():
+            real(other, target)  # the other run's rename lands first
+        return real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "rename", raced)
+    with pytest.raises(UserError, match="was written by another run at the same time"):
+        with atomic_folder(target) as staged:
+            staged.mkdir()
+            (staged / "a.json").write_text("mine")
+    monkeypatch.setattr(fileio.os, "rename", real)
+    assert (target / "a.json").read_text() == "other" and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
 def test_atomic_folder_replaces_only_its_own_folder(tmp_path: Path):
     target = tmp_path / "report"
     with atomic_folder(target) as staged:
@@ -380,7 +439,7 @@ def test_a_second_rollout_into_a_busy_folder_fails_at_once(demo_dataset: Path, t
     out = tmp_path / "run"
     with RunFolder(out):  # another run holds the folder
         assert cli(_rollout_args(demo_dataset, out)) == 2
-        assert f"in use by another rollout (pid {os.getpid()})" in capsys.readouterr().err
+        assert f"in use by another rollout or eval (pid {os.getpid()})" in capsys.readouterr().err
         assert cli(_rollout_args(demo_dataset, out, "--overwrite")) == 2
     assert not (out / "run.json").exists()
     assert cli(_rollout_args(demo_dataset, out)) == 0  # free again

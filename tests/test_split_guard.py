@@ -486,4 +486,14 @@ def test_an_eval_output_is_never_mined_or_trained_on_even_without_eval_dataset(d
         err = capsys.readouterr().err
         assert "is an `eval` output" in err and err.count("\n") == 1, err
     assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "sft").exists()
+    # an eval killed after its trajectories, before analysis.json (written last): refused all the same
+    (ev / "analysis.json").unlink()
+    (ev / "examples.jsonl").unlink()
+    assert cli(["pairs", "mine", "--trajectories", str(ev), "--out", str(tmp_path / "p.jsonl")]) == 2
+    assert "is an `eval` output" in capsys.readouterr().err
+    # and a rollout run again into an eval's folder does not make it trainable
+    assert cli(["rollout", "--dataset_path", str(demo_dataset), "--limit", "4", "--output_dir", str(ev), "--no_progress",
+                "--overwrite"]) == 0
+    assert cli(["pairs", "mine", "--trajectories", str(ev), "--out", str(tmp_path / "p.jsonl")]) == 2
+    capsys.readouterr()
     assert cli(["pairs", "mine", "--trajectories", str(run), "--out", str(tmp_path / "p.jsonl")]) == 0  # a rollout is fine

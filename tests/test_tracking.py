@@ -148,6 +148,17 @@ def test_a_failure_while_logging_never_leaves_a_finished_run(store: Path, monkey
         tracking.log_stage("pairs", "test-exp", {}, artifacts=["a.txt"], pipeline="repro")
     runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
     assert sorted((r.data.tags.get("pipeline_parent") == "true", r.info.status) for r in runs) == [(False, "FAILED"), (True, "FINISHED")]
+    # stopped (SIGTERM, Ctrl-C) between creating the run and resuming it: FAILED, not RUNNING forever
+    import mlflow
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mlflow, "start_run", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        tracking.log_stage("sft", "test-exp", {}, pipeline="repro")
+    runs = client().search_runs([client().get_experiment_by_name("test-exp").experiment_id])
+    assert sorted(r.info.status for r in runs if r.info.run_name == "sft") == ["FAILED"]
 
 
 def test_a_stage_logs_the_configuration_that_ran_not_params_yaml(store: Path, demo_dataset: Path):
@@ -864,3 +875,55 @@ def test_a_register_stopped_midway_is_finished_by_its_rerun(store: Path, tiny_ll
     assert sorted(str(v.version) for v in client().search_model_versions()) == ["1", "2"]
     assert str(client().get_model_version_by_alias("text2sql-sft-dpo", "champion").version) == "2"
     assert client().get_model_version("text2sql-sft-dpo", "1").tags["role"] == "former_champion"
+
+
+def test_a_register_stopped_after_moving_the_alias_or_between_its_versions_is_finished_by_its_rerun(
+        store: Path, tiny_llama: Path, monkeypatch):
+    """Killed right after moving the alias, the rerun left the old champion tagged champion and its
+    repair model's alias on it; killed between the repair version and its pair, the rerun made a
+    second repair version beside an orphan."""
+    from mlflow import MlflowClient
+
+    def pair(name: str, strict: float) -> list[str]:
+        adapter = adapter_folder(store / f"adapter_{name}", tiny_llama, name)
+        repair = adapter_folder(store / f"repair_{name}", tiny_llama, f"repair {name}")
+        assert cli(["track", "--stage", "sft_dpo", "--adapter", str(adapter), "--record", f"run_{name}.json"]) == 0
+        assert cli(["track", "--stage", "repair", "--adapter", str(repair), "--record", f"repair_{name}.json"]) == 0
+        config = {"examples_sha256": "a" * 64, "examples": 10, **measured(adapter), "repair_adapter_path": str(repair),
+                  "repair_adapter_sha256": measured(repair)["adapter_sha256"]}
+        (store / f"summary_{name}.json").write_text(json.dumps(eval_summary(final_ex_strict=strict, config=config).to_dict()))
+        return ["register", "--run", f"run_{name}.json", "--eval", f"summary_{name}.json", "--repair_run", f"repair_{name}.json",
+                "--out", f"decision_{name}.json"]
+
+    def stop_after(method: str, calls: int):
+        real = getattr(MlflowClient, method)
+        seen = []
+
+        def stopping(self, *args, **kwargs):
+            result = real(self, *args, **kwargs)
+            seen.append(1)
+            if len(seen) == calls:
+                raise KeyboardInterrupt
+            return result
+        monkeypatch.setattr(MlflowClient, method, stopping)
+        return real
+
+    assert cli(pair("one", 0.5)) == 0
+    two = pair("two", 0.6)
+    real = stop_after("set_registered_model_alias", 1)  # the main alias moved, nothing after it
+    assert cli(two) == 130
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", real)
+    assert cli(two) == 0
+    decision = json.loads((store / "decision_two.json").read_text())
+    assert decision["promoted"] and "beats the champion's 0.5000 (version 1)" in decision["reason"], decision
+    roles = {str(v.version): v.tags.get("role") for v in client().search_model_versions("name='text2sql-sft-dpo'")}
+    assert roles == {"1": "former_champion", "2": "champion"}
+    assert client().get_model_version_by_alias("text2sql-sft-dpo-repair", "champion").source == \
+        json.loads((store / "repair_two.json").read_text())["model_uri"]
+    three = pair("three", 0.7)
+    real = stop_after("create_model_version", 1)  # the repair version made, its pair not
+    assert cli(three) == 130
+    monkeypatch.setattr(MlflowClient, "create_model_version", real)
+    assert cli(three) == 0
+    repairs = client().search_model_versions("name='text2sql-sft-dpo-repair'")
+    assert len(repairs) == 3 and all(v.tags["repairs_for"].startswith("models:/text2sql-sft-dpo/") for v in repairs)

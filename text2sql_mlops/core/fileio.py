@@ -24,6 +24,7 @@ atomic writers check again just before renaming, since the path may change meanw
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -188,20 +189,32 @@ def _stale_temp(path: Path) -> bool:
     return bool(match) and not _alive(int(match["pid"]))
 
 
-def mark_folder(path: str | os.PathLike, list_files: bool = False, owns: Iterable[str] | None = None) -> None:
+def mark_folder(path: str | os.PathLike, list_files: bool = False, owns: Iterable[str] | None = None,
+                command: str | None = None) -> None:
     """Claim ``path`` (a folder being written) as this tool's; with ``list_files``, the marker
     also lists the files in it now (a folder written as a whole, when it is complete). ``owns``:
     for a folder its command updates in place instead (a rollout), the names that are its own;
-    other files may sit beside them (the reference project mines `<rollout>/dpo_pairs.jsonl`)."""
+    other files may sit beside them (the reference project mines `<rollout>/dpo_pairs.jsonl`).
+    ``command``: which command's folder it is (with ``owns``), read back by ``marked_command``."""
     folder = Path(path)
     marker = folder / MARKER
     if list_files:
         files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() and p != marker)
         marker.write_text(_listing(files), encoding="utf-8")
     elif owns is not None:
-        marker.write_text(json.dumps({"written_by": "text2sql-mlops", "owns": sorted(owns)}, indent=1) + "\n", encoding="utf-8")
+        said = {"written_by": "text2sql-mlops", "owns": sorted(owns), **({"command": command} if command else {})}
+        marker.write_text(json.dumps(said, indent=1) + "\n", encoding="utf-8")
     elif not marker.is_file():
         marker.write_text(_MARKER_TEXT, encoding="utf-8")
+
+
+def marked_command(folder: str | os.PathLike) -> str | None:
+    """The command whose folder ``folder`` is, as its marker says (``mark_folder(command=...)``), or None."""
+    try:
+        command = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return command if isinstance(command, str) else None
 
 
 def _owned_names(folder: Path) -> list[str] | None:
@@ -356,6 +369,7 @@ def make_folder(folder: Path, target: Path | None = None) -> None:
 
 
 _NAME_IN_TEMP = 160  # a temporary's name adds about 30 characters; file names stop at 255 bytes
+_REPLACED = "replaced"  # inside atomic_folder's temporary: the old output, between the two renames
 
 
 def _temp_prefix(target: Path) -> str:
@@ -375,6 +389,10 @@ def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> in
         match = _TEMP.match(entry.name)
         if not match or (name is not None and match["name"] != name[:_NAME_IN_TEMP]) or _alive(int(match["pid"])):
             continue
+        replaced, target = entry / _REPLACED, folder / match["name"]
+        if replaced.is_dir() and not target.exists() and len(match["name"]) < _NAME_IN_TEMP:
+            # killed between atomic_folder's two renames: the old output goes back, not away
+            os.rename(replaced, target)
         _remove(entry)
         removed += 1
     return removed
@@ -484,18 +502,20 @@ def atomic_folder(path: str | os.PathLike, signature: Signature | None = None, l
         staged.mkdir(exist_ok=True)
         mark_folder(staged, list_files)
         check_output_folder(target, signature)
-        if target.exists():
-            # Old folder aside first: a rename cannot replace a non-empty folder, and a crash
-            # between the two renames leaves the old one recoverable in the temporary.
-            os.rename(target, scratch / "replaced")
-            try:
-                os.rename(staged, target)
-            except OSError:
-                os.rename(scratch / "replaced", target)
-                raise
-        else:
+        try:
+            if target.exists():
+                # Old folder aside first: a rename cannot replace a non-empty folder. Stopped between
+                # the two renames, the old one goes back (below; killed: remove_stale_temps does it).
+                os.rename(target, scratch / _REPLACED)
             os.rename(staged, target)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                raise
+            raise UserError(f"{target} was written by another run at the same time; its output is in place "
+                            "(rerun this command for this run's); nothing of this run was kept") from None
     finally:
+        if (scratch / _REPLACED).is_dir() and not target.exists():
+            os.rename(scratch / _REPLACED, target)
         _remove(scratch)
 
 

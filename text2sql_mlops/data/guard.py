@@ -58,6 +58,7 @@ from typing import Any
 
 from ..core.cliutil import flag, setting
 from ..core.errors import UserError
+from ..core.fileio import marked_command
 from ..core.records import Example, Pair, Trajectory
 from ..sql.catalog import load_catalog
 from .load import db_candidates, load_examples
@@ -217,13 +218,15 @@ def rollout_db_roots(paths: Iterable[str]) -> list[str]:
 
 
 def refuse_evaluation_runs(paths: Iterable[str], where: str) -> None:
-    """Trajectories that `eval` wrote (its analysis.json beside them) are evaluation results,
-    whichever split they ran on: mining or training on them is refused even when no
-    --eval_dataset names the evaluation set for the content checks below."""
+    """Trajectories that `eval` wrote (its folder's marker says so from its first chunk on, and
+    its analysis.json beside them) are evaluation results, whichever split they ran on: mining
+    or training on them is refused even when no --eval_dataset names the evaluation set for
+    the content checks below."""
     for path in paths:
         given = Path(path)
-        if ((given if given.is_dir() else given.parent) / "analysis.json").is_file():
-            raise UserError(f"{where}: {path} is an `eval` output (analysis.json beside its trajectories); evaluation results "
+        folder = given if given.is_dir() else given.parent
+        if (folder / "analysis.json").is_file() or marked_command(folder) == "eval":
+            raise UserError(f"{where}: {path} is an `eval` output (its folder's marker says so); evaluation results "
                             "never become training data: run `rollout` over a training split for that")
 
 

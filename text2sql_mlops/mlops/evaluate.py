@@ -50,7 +50,7 @@ from ..rollout.command import HEADLINE, config_from_args, run_rollout
 from ..rollout.command import make_parser as rollout_parser
 from ..rollout.config import RolloutConfig, generator_options
 from ..rollout.metrics import strict_turn
-from ..rollout.store import EVAL_REPORTS
+from ..rollout.store import EVAL_COMMAND, EVAL_REPORTS
 from ..scoring.hardness import LEVELS, hardness
 from .registry import resolve_adapter
 
@@ -172,7 +172,7 @@ def run_reference_settings(config: RolloutConfig, trajectories: list[Trajectory]
     try:
         for folder, scope, mode, number, name in REFERENCE_SETTINGS:
             setting = replace(config, repair_scope=scope, feedback_mode=mode, output_dir=str(Path(config.output_dir) / folder))
-            summary = run_rollout(setting, generator=generator, repair_generator=repair_generator)
+            summary = run_rollout(setting, generator=generator, repair_generator=repair_generator, command=EVAL_COMMAND)
             numbers[name], numbers[f"{name}_configuration"] = getattr(summary, number), getattr(summary, f"{number}_configuration")
     finally:
         for replay in replays:
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None, prog: str = "text2sql-mlops eval") -> in
         config = replace(config, repair_adapter_path=resolve_adapter(config.repair_adapter_path))
     if args.reference_settings and (config.temperature > 0 or config.num_samples != 1):
         raise UserError("eval --reference_settings replays greedy answers: use --temperature 0 --num_samples 1")
-    summary = run_rollout(config)
+    summary = run_rollout(config, command=EVAL_COMMAND)
     trajectories = read_trajectories(config.output_dir)
     analysis = hardness_analysis(trajectories)
     examples_file, analysis_file = (Path(config.output_dir) / name for name in EVAL_REPORTS)

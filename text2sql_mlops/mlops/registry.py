@@ -237,9 +237,13 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
     except MlflowException:
         champion = None
     if champion is not None and str(champion["version"]) == str(version.version):
-        champion = None  # a register stopped after moving the alias: its former champion was demoted then
-        promoted, why = True, ("promoted by hand (--promote)" if promote else
-                               "champion: a register that stopped before recording its decision had moved the alias")
+        # A register stopped after moving the alias: the champion it replaced still carries the role.
+        before = [v for v in client.search_model_versions(_name_filter(model_name))
+                  if v.tags.get("role") == CHAMPION and str(v.version) != str(version.version)]
+        former = max(before, key=lambda v: int(v.version)) if before else None
+        champion = {**former.tags, "version": former.version} if former is not None else None
+        won, why = decide(getattr(summary, METRIC), dataset_hash, champion)
+        promoted, why = True, why if won and not promote else "promoted by hand (--promote)"
     else:
         promoted, why = (True, "promoted by hand (--promote)") if promote else decide(getattr(summary, METRIC), dataset_hash, champion)
     if promoted:
@@ -269,10 +273,17 @@ def _new_versions(client, model_name: str, run_id: str, model_id: str, source: s
     """(version, repair version or None), created: the repair model's first, so the version names it."""
     repair_version = None
     if repair is not None:
+        # one a register stopped before creating the version it pairs with: paired now, not made again
+        unpaired = [v for v in client.search_model_versions(_name_filter(repair_model_name(model_name)))
+                    if v.source == repair[2] and v.tags.get("repairs_for") == model_name
+                    and all(v.tags.get(key) == value for key, value in tags.items() if key != "stage")]
+        repair_version = max(unpaired, key=lambda v: int(v.version)) if unpaired else None
+    if repair is not None and repair_version is None:
         repair_version = _new_version(
             client, repair_model_name(model_name), f"The repair models of {model_name}'s versions (text2sql-mlops): each answered "
             "the repair turns of the evaluation whose numbers its version carries", *repair,
             {**tags, "stage": repair_record.get("stage", ""), "repairs_for": model_name})
+    if repair_version is not None:
         tags["repair_model"] = f"models:/{repair_model_name(model_name)}/{repair_version.version}"
     try:
         version = _new_version(client, model_name, "Text-to-SQL models trained by SFT then DPO (text2sql-mlops): MLflow "
@@ -288,6 +299,11 @@ def _new_versions(client, model_name: str, run_id: str, model_id: str, source: s
     return version, repair_version
 
 
+def _name_filter(model_name: str) -> str:
+    quote = '"' if "'" in model_name else "'"
+    return f"name = {quote}{model_name}{quote}"
+
+
 def _registered_before(client, model_name: str, source: str, tags: dict[str, str], repair: tuple[str, str, str] | None):
     """(version, its repair version) of ``model_name`` that already hold this model with this
     evaluation (same numbers, set and base model, the same repair model), or (None, None).
@@ -295,8 +311,7 @@ def _registered_before(client, model_name: str, source: str, tags: dict[str, str
     register stopped midway) adds no version."""
     from mlflow.exceptions import MlflowException
 
-    quote = '"' if "'" in model_name else "'"
-    for version in sorted(client.search_model_versions(f"name = {quote}{model_name}{quote}"), key=lambda v: int(v.version)):
+    for version in sorted(client.search_model_versions(_name_filter(model_name)), key=lambda v: int(v.version)):
         if version.source != source or any(version.tags.get(key) != value for key, value in tags.items()):
             continue
         paired = version.tags.get("repair_model")

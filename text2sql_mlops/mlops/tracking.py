@@ -352,8 +352,13 @@ def log_stage(
         tags["mlflow.parentRunId"] = parent
     client = MlflowClient()
     run_id = client.create_run(experiment_id, start_time=start_ms, tags=tags, run_name=stage).info.run_id
+    try:
+        active = mlflow.start_run(run_id=run_id)
+    except BaseException:  # stopped before the run was resumed: never left RUNNING
+        client.set_terminated(run_id, "FAILED")
+        raise
     # Resuming the run: MLflow marks it FAILED if logging raises, FINISHED (now) otherwise.
-    with mlflow.start_run(run_id=run_id) as run:
+    with active as run:
         if params:
             mlflow.log_params({_mlflow_key(k): str(v)[:6000] for k, v in params.items()})
         for numbers in metrics:

@@ -76,18 +76,19 @@ def select_examples(config: RolloutConfig) -> tuple[dict[str, Any], list[list[tu
     return identity, [selected[start:start + config.chunk_size] for start in range(0, len(selected), config.chunk_size)]
 
 
-def run_rollout(config: RolloutConfig, generator=None, repair_generator=None) -> Summary:
+def run_rollout(config: RolloutConfig, generator=None, repair_generator=None, command: str = "rollout") -> Summary:
     """Run (or resume, or find complete) the rollout ``config`` describes; returns its summary.json.
 
     ``generator`` replaces the one ``config.generator`` names (tests pass wrappers), and
     ``repair_generator`` the repair turns' (``--repair_adapter_path``; else ``generator`` answers them).
+    ``command``: whose folder it is (``eval`` marks its folders so that nothing mines or trains on them).
     """
     started = time.perf_counter()
     check(config)
     config = replace(config, tables_json=config.tables_json or default_tables_json(config.dataset_path, config.split),
                      chunk_size=chunk_size_for(config))
     identity, chunks = select_examples(config)
-    with RunFolder(config.output_dir) as folder:
+    with RunFolder(config.output_dir, command) as folder:
         return _run_locked(config, folder, identity, chunks, generator, repair_generator, started)
 
 

@@ -41,6 +41,7 @@ from ..core.fileio import (
     check_output_folder,
     make_folder,
     mark_folder,
+    marked_command,
     output_folder_type,
     remove_stale_temps,
     write_json,
@@ -55,7 +56,8 @@ TRAJECTORIES = "trajectories.jsonl"
 GRPO = "grpo_rollouts.jsonl"
 SUMMARY = "summary.json"
 FILES = (RUN_FILE, WORK_FILE, TRAJECTORIES, GRPO, SUMMARY)
-EVAL_REPORTS = ("examples.jsonl", "analysis.json")  # mlops/evaluate.py writes them from the trajectories
+EVAL_REPORTS = ("examples.jsonl", "analysis.json")
+EVAL_COMMAND = "eval"  # the marker's command of a folder `eval` wrote (a rollout's names none)  # mlops/evaluate.py writes them from the trajectories
 # What a rollout (or eval) folder holds of its own; other files may sit beside them (the
 # reference project mines <rollout>/dpo_pairs.jsonl), and --overwrite leaves those alone.
 OWN_NAMES = (*FILES, *EVAL_REPORTS, LOCK_FILE, "result_status", "verifier")  # the last two: eval --reference_settings
@@ -106,8 +108,9 @@ output_dir = output_folder_type(rollout_here)
 
 
 class RunFolder:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, command: str = "rollout"):
         self.path = Path(path)
+        self.command = command
         self.work = self.path / WORK_FILE
         self._lock_fd: int | None = None
         self._created = False
@@ -133,12 +136,16 @@ class RunFolder:
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise UserError(f"{self.path} is in use by another rollout (pid {holder}); wait for it to finish "
+            raise UserError(f"{self.path} is in use by another rollout or eval (pid {holder}); wait for it to finish "
                             "or give another --output_dir") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._lock_fd = fd
-        mark_folder(self.path, owns=OWN_NAMES)
+        # An eval's folder stays one, whatever runs in it later: the guard refuses to mine or train on it,
+        # from its first chunk on (analysis.json, written last, was missing from a killed eval's folder).
+        # (A rollout's marker names no command, as before.)
+        evaluation = EVAL_COMMAND in (self.command, marked_command(self.path))
+        mark_folder(self.path, owns=OWN_NAMES, command=EVAL_COMMAND if evaluation else None)
         remove_stale_temps(self.path)
 
     def unlock(self) -> None:
