@@ -56,8 +56,8 @@ TRAJECTORIES = "trajectories.jsonl"
 GRPO = "grpo_rollouts.jsonl"
 SUMMARY = "summary.json"
 FILES = (RUN_FILE, WORK_FILE, TRAJECTORIES, GRPO, SUMMARY)
-EVAL_REPORTS = ("examples.jsonl", "analysis.json")
-EVAL_COMMAND = "eval"  # the marker's command of a folder `eval` wrote (a rollout's names none)  # mlops/evaluate.py writes them from the trajectories
+EVAL_REPORTS = ("examples.jsonl", "analysis.json")  # mlops/evaluate.py writes them from the trajectories
+EVAL_COMMAND = "eval"  # the marker's command of a folder `eval` wrote (a rollout's names none)
 # What a rollout (or eval) folder holds of its own; other files may sit beside them (the
 # reference project mines <rollout>/dpo_pairs.jsonl), and --overwrite leaves those alone.
 OWN_NAMES = (*FILES, *EVAL_REPORTS, LOCK_FILE, "result_status", "verifier")  # the last two: eval --reference_settings
