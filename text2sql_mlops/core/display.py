@@ -44,6 +44,15 @@ def md_code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def series_colors(count: int) -> list:
+    """One matplotlib colour per plotted series (dataset, run), the same in every chart of a
+    report: the default cycle's 10, or tab20's 20 for more (repeating only past 20)."""
+    import matplotlib
+
+    palette = [f"C{i}" for i in range(10)] if count <= 10 else [matplotlib.colormaps["tab20"](i) for i in range(20)]
+    return [palette[i % len(palette)] for i in range(count)]
+
+
 def plot_label(text: str) -> str:
     """``text`` as a matplotlib label drawn as written: no math mode, shown in legends."""
     text = plain(text).replace("$", r"\$")

@@ -159,12 +159,17 @@ def listed_files(folder: Path) -> list[str] | None:
     return _marker_names(folder, "files")
 
 
-def _marker_names(folder: Path, key: str) -> list[str] | None:
-    """The list of names under ``key`` in ``folder``'s marker, or None (no marker, no such list)."""
+def _marker_value(folder: str | os.PathLike, key: str) -> Any:
+    """What ``folder``'s marker holds under ``key``, or None (no marker, not JSON, no such key)."""
     try:
-        names = json.loads((folder / MARKER).read_text(encoding="utf-8")).get(key)
+        return json.loads((Path(folder) / MARKER).read_text(encoding="utf-8")).get(key)
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def _marker_names(folder: Path, key: str) -> list[str] | None:
+    """The list of names under ``key`` in ``folder``'s marker, or None (no marker, no such list)."""
+    names = _marker_value(folder, key)
     return names if isinstance(names, list) and all(isinstance(name, str) for name in names) else None
 
 
@@ -210,10 +215,7 @@ def mark_folder(path: str | os.PathLike, list_files: bool = False, owns: Iterabl
 
 def marked_command(folder: str | os.PathLike) -> str | None:
     """The command whose folder ``folder`` is, as its marker says (``mark_folder(command=...)``), or None."""
-    try:
-        command = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8")).get("command")
-    except (OSError, ValueError, AttributeError):
-        return None
+    command = _marker_value(folder, "command")
     return command if isinstance(command, str) else None
 
 

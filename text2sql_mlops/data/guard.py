@@ -217,6 +217,9 @@ def rollout_db_roots(paths: Iterable[str]) -> list[str]:
     return list(roots)
 
 
+EVAL_COMMAND = "eval"  # the marker's command of a folder `eval` wrote (rollout/store.py marks it; a rollout's names none)
+
+
 def refuse_evaluation_runs(paths: Iterable[str], where: str) -> None:
     """Trajectories that `eval` wrote (its folder's marker says so from its first chunk on, and
     its analysis.json beside them) are evaluation results, whichever split they ran on: mining
@@ -225,7 +228,7 @@ def refuse_evaluation_runs(paths: Iterable[str], where: str) -> None:
     for path in paths:
         given = Path(path)
         folder = given if given.is_dir() else given.parent
-        if (folder / "analysis.json").is_file() or marked_command(folder) == "eval":
+        if (folder / "analysis.json").is_file() or marked_command(folder) == EVAL_COMMAND:
             raise UserError(f"{where}: {path} is an `eval` output (its folder's marker says so); evaluation results "
                             "never become training data: run `rollout` over a training split for that")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
-from ..core.display import md_text, plot_label
+from ..core.display import md_text, plot_label, series_colors
 from ..core.errors import UserError
 from ..core.fileio import MARKER, atomic_folder, output_folder_type, read_jsonl
 from ..core.records import Summary, read_summary
@@ -211,16 +211,16 @@ def loss_chart(curves: dict[str, list[dict[str, Any]]]) -> bytes:
     def draw(fig):
         ax = fig.add_subplot()
         drawn = False
-        for i, (name, rows) in enumerate(curves.items()):
+        for color, (name, rows) in zip(series_colors(len(curves)), curves.items()):
             finite, diverged = [], []
             for row in rows:
                 step, loss = row.get("step"), row.get("loss")
                 if _number(step) and _number(loss):
                     (finite.append((step, loss)) if math.isfinite(loss) and abs(loss) < 1e30 else diverged.append(step))
             if finite:
-                ax.plot(*zip(*finite), marker="o", markersize=3, label=plot_label(name), color=f"C{i % 10}")
+                ax.plot(*zip(*finite), marker="o", markersize=3, label=plot_label(name), color=color)
             if diverged:  # NaN or infinite losses: a diverged run must not look healthy
-                ax.plot(diverged, [1.0] * len(diverged), "x", transform=ax.get_xaxis_transform(), color=f"C{i % 10}",
+                ax.plot(diverged, [1.0] * len(diverged), "x", transform=ax.get_xaxis_transform(), color=color,
                         clip_on=False, label=plot_label(f"{name}: loss NaN/inf ({len(diverged)} steps)"))
             drawn = drawn or bool(finite or diverged)
         ax.set_xlabel("optimizer step")

@@ -43,6 +43,7 @@ from ..core.cliutil import flag
 from ..core.errors import UserError
 from ..core.fileio import write_json, write_jsonl
 from ..core.records import Trajectory, read_trajectories
+from ..data.guard import EVAL_COMMAND
 from ..generation import backend_options, backends_with, create_generator
 from ..generation.adapters import base_model_of, is_whole_model_folder
 from ..generation.replay import ReplayGenerator, recorded_answers
@@ -50,7 +51,7 @@ from ..rollout.command import HEADLINE, config_from_args, run_rollout
 from ..rollout.command import make_parser as rollout_parser
 from ..rollout.config import RolloutConfig, generator_options
 from ..rollout.metrics import strict_turn
-from ..rollout.store import EVAL_COMMAND, EVAL_REPORTS
+from ..rollout.store import EVAL_REPORTS
 from ..scoring.hardness import LEVELS, hardness
 from .registry import resolve_adapter
 

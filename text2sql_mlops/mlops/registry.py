@@ -247,18 +247,7 @@ def register(run_record: dict[str, Any], summary: Summary, model_name: str = DEF
     else:
         promoted, why = (True, "promoted by hand (--promote)") if promote else decide(getattr(summary, METRIC), dataset_hash, champion)
     if promoted:
-        client.set_registered_model_alias(model_name, CHAMPION, version.version)
-        client.set_model_version_tag(model_name, version.version, "role", CHAMPION)
-        if champion is not None:
-            client.set_model_version_tag(model_name, champion["version"], "role", "former_champion")
-        if repair_version is not None:
-            client.set_registered_model_alias(repair_model_name(model_name), CHAMPION, repair_version.version)
-        elif champion is not None and champion.get("repair_model"):
-            # The new champion answers its own repair turns: the old champion's repair model is no longer its pair.
-            try:
-                client.delete_registered_model_alias(repair_model_name(model_name), CHAMPION)
-            except MlflowException:
-                pass
+        _crown(client, model_name, version.version, repair_version.version if repair_version is not None else None, champion)
     else:
         client.set_model_version_tag(model_name, version.version, "role", "challenger")
     client.set_model_version_tag(model_name, version.version, "decision", why)
@@ -299,6 +288,31 @@ def _new_versions(client, model_name: str, run_id: str, model_id: str, source: s
     return version, repair_version
 
 
+def _crown(client, model_name: str, version, repair_version, former: dict[str, Any] | None) -> None:
+    """Move ``champion`` to ``version`` (and its repair model's alias to ``repair_version``); the
+    ``former`` champion (its tags and version) keeps the role of former champion."""
+    from mlflow.exceptions import MlflowException
+
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    client.set_model_version_tag(model_name, version, "role", CHAMPION)
+    if former is not None:
+        client.set_model_version_tag(model_name, former["version"], "role", "former_champion")
+    if repair_version is not None:
+        client.set_registered_model_alias(repair_model_name(model_name), CHAMPION, repair_version)
+    elif former is not None and former.get("repair_model"):
+        # The new champion answers its own repair turns: the old champion's repair model is no longer its pair.
+        try:
+            client.delete_registered_model_alias(repair_model_name(model_name), CHAMPION)
+        except MlflowException:
+            pass
+
+
+def _version_of(uri: str) -> tuple[str, str]:
+    """(name, version) of a ``models:/NAME/VERSION`` tag (``repair_model``)."""
+    name, _, number = uri[len("models:/"):].rpartition("/")
+    return name, number
+
+
 def _name_filter(model_name: str) -> str:
     quote = '"' if "'" in model_name else "'"
     return f"name = {quote}{model_name}{quote}"
@@ -318,9 +332,8 @@ def _registered_before(client, model_name: str, source: str, tags: dict[str, str
         if repair is None and paired is None:
             return version, None
         if repair is not None and paired is not None:
-            name, _, number = paired[len("models:/"):].rpartition("/")
             try:
-                paired_version = client.get_model_version(name, number)
+                paired_version = client.get_model_version(*_version_of(paired))
             except MlflowException:
                 continue
             if paired_version.source == repair[2]:
@@ -335,23 +348,14 @@ def _again(client, model_name: str, version, promote: bool, summary: Summary, da
     from mlflow.exceptions import MlflowException
 
     try:
-        champion = str(client.get_model_version_by_alias(model_name, CHAMPION).version)
+        current = client.get_model_version_by_alias(model_name, CHAMPION)
+        former = {**current.tags, "version": current.version}
     except MlflowException:
-        champion = None
+        former = None
+    champion = str(former["version"]) if former is not None else None
     if promote and champion != str(version.version):
-        client.set_registered_model_alias(model_name, CHAMPION, version.version)
-        client.set_model_version_tag(model_name, version.version, "role", CHAMPION)
-        if champion is not None:
-            client.set_model_version_tag(model_name, champion, "role", "former_champion")
         paired = version.tags.get("repair_model")
-        if paired:
-            name, _, number = paired[len("models:/"):].rpartition("/")
-            client.set_registered_model_alias(name, CHAMPION, number)
-        elif champion is not None:
-            try:  # the new champion answers its own repair turns
-                client.delete_registered_model_alias(repair_model_name(model_name), CHAMPION)
-            except MlflowException:
-                pass
+        _crown(client, model_name, version.version, _version_of(paired)[1] if paired else None, former)
         client.set_model_version_tag(model_name, version.version, "decision", "promoted by hand (--promote)")
         champion = str(version.version)
     why = (f"already registered as version {version.version} with this evaluation; no new version "

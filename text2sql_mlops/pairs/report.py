@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.cliutil import ArgParser, flag
-from ..core.display import md_code, md_text, plain, plot_label
+from ..core.display import md_code, md_text, plain, plot_label, series_colors
 from ..core.errors import UserError
 from ..core.fileio import atomic_folder, holds_only, output_folder_type, write_json
 from ..core.records import NATURAL_PAIR_TYPES, Pair
@@ -222,7 +222,6 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
     """The three PNGs, by file name. Drawn on an explicit Agg canvas with matplotlib's default
     style (no global backend switch, no user matplotlibrc) and saved without metadata, so the
     bytes depend only on the data (and the matplotlib/FreeType versions)."""
-    import matplotlib
     import matplotlib.style
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -231,9 +230,7 @@ def render_plots(report: dict, series: dict[str, dict[str, list[float]]]) -> dic
     names = report["datasets"]
     quality = report["quality"]
     labels = {n: plot_label(f"{n} (n={quality[n]['pairs']})") for n in names}
-    # one colour per dataset in every plot (the default cycle has 10, tab20 has 20)
-    palette = [f"C{i}" for i in range(10)] if len(names) <= 10 else [matplotlib.colormaps["tab20"](i) for i in range(20)]
-    colors = {n: palette[i % len(palette)] for i, n in enumerate(names)}
+    colors = dict(zip(names, series_colors(len(names))))
 
     def png(draw) -> bytes:
         with matplotlib.style.context("default"):

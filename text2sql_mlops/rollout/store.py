@@ -48,6 +48,7 @@ from ..core.fileio import (
     write_jsonl,
 )
 from ..core.records import Summary, Trajectory, read_summary, read_trajectories
+from ..data.guard import EVAL_COMMAND
 
 LOCK_FILE = ".text2sql-mlops.lock"  # ignored by DVC (.dvcignore), like the marker's temporaries
 RUN_FILE = "run.json"
@@ -57,7 +58,6 @@ GRPO = "grpo_rollouts.jsonl"
 SUMMARY = "summary.json"
 FILES = (RUN_FILE, WORK_FILE, TRAJECTORIES, GRPO, SUMMARY)
 EVAL_REPORTS = ("examples.jsonl", "analysis.json")  # mlops/evaluate.py writes them from the trajectories
-EVAL_COMMAND = "eval"  # the marker's command of a folder `eval` wrote (a rollout's names none)
 # What a rollout (or eval) folder holds of its own; other files may sit beside them (the
 # reference project mines <rollout>/dpo_pairs.jsonl), and --overwrite leaves those alone.
 OWN_NAMES = (*FILES, *EVAL_REPORTS, LOCK_FILE, "result_status", "verifier")  # the last two: eval --reference_settings
@@ -113,8 +113,7 @@ class RunFolder:
         self.command = command
         self.work = self.path / WORK_FILE
         self._lock_fd: int | None = None
-        self._created = False
-        self._made: list[Path] = []
+        self._made: list[Path] = []  # the folders lock() made for it, nearest first
 
     def lock(self) -> None:
         """Take the folder for this process (until ``unlock`` or exit); refuses a folder in use.
@@ -122,8 +121,7 @@ class RunFolder:
         The folder must be new, empty or a rollout's; it is created and marked as this tool's.
         """
         check_output_folder(self.path, rollout_here)
-        self._created = not self.path.exists()
-        # the folders made for it, nearest first: a run that fails before its first result removes them
+        # a run that fails before its first result removes the folders made for it
         where = self.path.absolute()  # `a/x/../y`: the OS makes a/x too; `x/..` itself is no folder to remove
         self._made = [folder for folder in (where, *where.parents) if not folder.exists() and folder.name != ".."]
         make_folder(self.path)
@@ -150,7 +148,7 @@ class RunFolder:
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            if self._created and {entry.name for entry in self.path.iterdir()} <= {MARKER, LOCK_FILE}:
+            if self._made and {entry.name for entry in self.path.iterdir()} <= {MARKER, LOCK_FILE}:
                 # A run that failed before its first result (a model that does not load) leaves
                 # no folder behind that it created: only its marker and lock were in it.
                 for name in (LOCK_FILE, MARKER):
